@@ -1,0 +1,79 @@
+/**
+ * The stage contract. A stage is a typed value: what it reads, what it writes, which parameters it depends on,
+ * a version, and an Effect that does the work. Stages never import each other; they meet only through named
+ * artifacts, and the runner (`Runner.ts`) wires them into a DAG from these declarations.
+ *
+ * A stage's run:
+ * - reads its inputs from `ctx.inputs[name]` (absolute paths of published, immutable artifact files),
+ * - writes each declared output to `ctx.outputs[name]` (paths inside a private temporary directory: the runner
+ *   digests and publishes them atomically only after `run` succeeds, so a crash never leaves a half artifact),
+ * - may keep resumable state (checkpoints, finished batches) in `ctx.scratchDir`, which survives a crash and is
+ *   keyed by the same content key, so a rerun of the same work resumes there,
+ * - returns row counts per output and any counters worth recording in the manifest.
+ */
+import type { Effect, Schema } from "effect"
+import type { StageError } from "./errors.ts"
+
+/** How an artifact is stored. `parquet`: row table (ZSTD). `arrow`: dense float matrix (Arrow IPC, vectors as
+ *  FixedSizeList<Float32>). `json`: a small JSON document. `dir`: a folder (e.g. a checkpoint). */
+export type ArtifactKind = "parquet" | "arrow" | "json" | "dir"
+
+export interface ArtifactDecl {
+  /** Globally unique artifact name, e.g. `pairs`, `train`, `zF.train`. The DAG edge is producer → consumer. */
+  readonly name: string
+  readonly kind: ArtifactKind
+  /** File (or folder) name inside the stage's output directory, e.g. `pairs.parquet`. */
+  readonly file: string
+  readonly description: string
+}
+
+/** A progress reporter for long work; quiet when stderr is not a TTY. */
+export interface Progress {
+  readonly advance: (n?: number) => void
+  readonly setTotal: (total: number) => void
+  readonly done: () => void
+}
+
+export interface StageContext<P> {
+  /** The stage's own parameters (decoded with its `params` Schema, selected from the config). */
+  readonly params: P
+  /** Artifact name → absolute path of the published input file/folder. */
+  readonly inputs: Readonly<Record<string, string>>
+  /** Artifact name → absolute path the stage must write (inside a temporary directory). */
+  readonly outputs: Readonly<Record<string, string>>
+  /** Persistent, key-specific scratch directory for resumable work; removed once the stage is published. */
+  readonly scratchDir: string
+  /** The run directory (for human-facing files such as plots, written by the report stage). */
+  readonly runDir: string
+  /** Start a progress bar for `label` with an optional total. */
+  readonly progress: (label: string, total?: number) => Progress
+  /** One line of log output (to stderr, prefixed with the stage name). */
+  readonly log: (message: string) => void
+}
+
+export interface StageOutcome {
+  /** Row count of each row-shaped output (by artifact name). */
+  readonly rows: Readonly<Record<string, number>>
+  /** Counters recorded in the manifest (e.g. `{ quarantined: 12, byReason: {...} }`). */
+  readonly metrics?: Readonly<Record<string, unknown>>
+}
+
+export interface Stage<P = unknown, R = never> {
+  readonly name: string
+  /** Bump when the stage's code changes what it computes: it enters the cache key. */
+  readonly version: string
+  readonly description: string
+  /** Names of artifacts this stage reads (each produced by exactly one other stage). */
+  readonly inputs: ReadonlyArray<string>
+  readonly outputs: ReadonlyArray<ArtifactDecl>
+  /** Schema of the stage's parameters; the canonical JSON of the decoded value enters the cache key. */
+  readonly params: Schema.Codec<P, unknown>
+  /** Picks this stage's parameters out of the whole config (only these enter the key). */
+  readonly selectParams: (config: unknown) => unknown
+  /** Files or folders outside the cache whose *content* enters the key (a corpus file, a model snapshot). */
+  readonly externalInputs?: (params: P) => ReadonlyArray<string>
+  readonly run: (ctx: StageContext<P>) => Effect.Effect<StageOutcome, StageError, R>
+}
+
+/** Helper that keeps the generic parameter when declaring a stage. */
+export const defineStage = <P, R = never>(stage: Stage<P, R>): Stage<P, R> => stage
