@@ -1,0 +1,271 @@
+/**
+ * The pairwise judge protocol (paper §5.2/§6: anonymised A/B comparisons with the human reference shown; preference
+ * = wins / (wins + losses)). It follows the MT-Bench pairwise-with-reference format: the judge compares both answers
+ * with the reference, explains, and ends with `[[A]]`, `[[B]]` or `[[C]]` (tie).
+ *
+ * Protocol:
+ * - Every pair is judged twice, with the order swapped (system first, then baseline first), which removes the
+ *   position bias that a single random order only averages out.
+ * - Verdict parsing is strict: the answer must contain exactly one *distinct* marker among `[[A]]`, `[[B]]`,
+ *   `[[C]]` (repeating the same one is fine). None, or two different ones, is `invalid` with the reason.
+ * - Combining the two orders: both valid and equal (from the system's side) → that outcome; both valid and
+ *   different → tie, and the pair counts as an order flip; any invalid → `invalid` (recorded, not a tie).
+ * - Aggregation per bucket (content understanding vs Q&A): wins, losses, ties, invalid, shares over the valid
+ *   pairs, preference = wins/(wins+losses) (null when there is neither), and the order-flip rate over pairs where
+ *   both orders were valid.
+ * - `offlineJudge` needs no model: it prefers the output with the higher sentence chrF against the reference, a tie
+ *   when |Δ| < margin (1.0 chrF point by default); its outcomes are marked `offline`.
+ */
+import { Effect, Schema } from "effect"
+import { type ChatMessage, LlmEndpoint } from "../services/endpoint.ts"
+import { sentenceChrf } from "./chrf.ts"
+
+export const Verdict = Schema.Literals(["A", "B", "C"])
+export type Verdict = typeof Verdict.Type
+
+/** Outcome from the system's side. */
+export const Outcome = Schema.Literals(["win", "loss", "tie"])
+export type Outcome = typeof Outcome.Type
+
+export const Bucket = Schema.Literals(["content", "qa"])
+export type Bucket = typeof Bucket.Type
+
+/** Q&A tasks form their own bucket; translate, summarise, bullet points, paraphrase, title, ... are "content". */
+export const bucketOfTask = (taskType: string): Bucket => (taskType === "qa_about_text" ? "qa" : "content")
+
+export type ParsedVerdict =
+  | { readonly _tag: "valid"; readonly verdict: Verdict }
+  | { readonly _tag: "invalid"; readonly reason: string }
+
+/** One item to judge: the system's output against the baseline's, for the same task. */
+export const PairItem = Schema.Struct({
+  id: Schema.String,
+  bucket: Bucket,
+  /** The task as the user saw it (the instruction or question). */
+  instruction: Schema.String,
+  /** The human reference (English). */
+  reference: Schema.String,
+  /** The foreign source text, shown to the judge when given. */
+  source: Schema.optionalKey(Schema.String),
+  /** Output of the system under test (e.g. LLINK). */
+  system: Schema.String,
+  /** Output of the baseline (e.g. the base model, the direct fine-tune). */
+  baseline: Schema.String
+})
+export type PairItem = typeof PairItem.Type
+
+export const JudgeOrder = Schema.Literals(["system_first", "baseline_first"])
+export type JudgeOrder = typeof JudgeOrder.Type
+
+export interface OrderJudgement {
+  readonly order: JudgeOrder
+  readonly verdict: ParsedVerdict
+  /** From the system's side; null when the verdict is invalid. */
+  readonly outcome: Outcome | null
+  /** The judge's raw answer (absent for the offline judge). */
+  readonly raw?: string | undefined
+}
+
+export interface PairOutcome {
+  readonly id: string
+  readonly bucket: Bucket
+  readonly outcome: Outcome | "invalid"
+  readonly orders: readonly [OrderJudgement, OrderJudgement]
+  /** Both orders valid and different. */
+  readonly flipped: boolean
+  readonly invalidReasons: ReadonlyArray<string>
+  readonly offline: boolean
+  /** Offline judge only: sentence chrF of each output against the reference. */
+  readonly chrf?: { readonly system: number; readonly baseline: number } | undefined
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Prompt
+
+/** The system prompt (MT-Bench "pair-v2 with reference", adapted to the reference being a human translation). */
+export const JUDGE_SYSTEM_PROMPT =
+  "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants to " +
+  "the user instruction displayed below. The instruction refers to a text in a foreign language. You will be " +
+  "given a reference English translation of that text written by a human, assistant A's answer, and assistant " +
+  "B's answer. Your job is to evaluate which assistant's answer better follows the instruction while staying " +
+  "faithful to the content of the reference. Begin your evaluation by comparing both assistants' answers with " +
+  "the reference. Identify any mistakes, such as wrong facts, numbers, units or names, missing or invented " +
+  "content, or text that is not in English. Avoid any position biases and ensure that the order in which the " +
+  "responses were presented does not influence your decision. Do not allow the length of the responses to " +
+  "influence your evaluation. Do not favor certain names of the assistants. Be as objective as possible. After " +
+  "providing your explanation, output your final verdict by strictly following this format: \"[[A]]\" if " +
+  "assistant A is better, \"[[B]]\" if assistant B is better, and \"[[C]]\" for a tie."
+
+/** The judge's messages for answers A and B. */
+export const buildJudgeMessages = (input: {
+  readonly instruction: string
+  readonly reference: string
+  readonly answerA: string
+  readonly answerB: string
+  readonly source?: string | undefined
+}): Array<ChatMessage> => {
+  const source = input.source === undefined ? "" : `[Foreign Text]\n${input.source}\n\n`
+  const user =
+    `[User Instruction]\n${input.instruction}\n\n` +
+    source +
+    `[The Start of Reference Translation]\n${input.reference}\n[The End of Reference Translation]\n\n` +
+    `[The Start of Assistant A's Answer]\n${input.answerA}\n[The End of Assistant A's Answer]\n\n` +
+    `[The Start of Assistant B's Answer]\n${input.answerB}\n[The End of Assistant B's Answer]`
+  return [
+    { role: "system", content: JUDGE_SYSTEM_PROMPT },
+    { role: "user", content: user }
+  ]
+}
+
+/** The messages of one order of a pair. */
+export const pairMessages = (item: PairItem, order: JudgeOrder): Array<ChatMessage> =>
+  buildJudgeMessages({
+    instruction: item.instruction,
+    reference: item.reference,
+    source: item.source,
+    answerA: order === "system_first" ? item.system : item.baseline,
+    answerB: order === "system_first" ? item.baseline : item.system
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Parsing and combining
+
+const MARKER = /\[\[([ABC])\]\]/g
+
+/** Strict: exactly one distinct marker among [[A]], [[B]], [[C]]. */
+export const parseVerdict = (text: string): ParsedVerdict => {
+  const found = new Set<Verdict>()
+  for (const m of text.matchAll(MARKER)) found.add(m[1] as Verdict)
+  if (found.size === 0) return { _tag: "invalid", reason: "no verdict marker [[A]], [[B]] or [[C]]" }
+  if (found.size > 1) {
+    return { _tag: "invalid", reason: `conflicting verdict markers: ${[...found].sort().map((v) => `[[${v}]]`).join(", ")}` }
+  }
+  const [verdict] = [...found]
+  return { _tag: "valid", verdict }
+}
+
+/** A verdict seen from the system's side, given which order was shown. */
+export const outcomeOf = (verdict: Verdict, order: JudgeOrder): Outcome => {
+  if (verdict === "C") return "tie"
+  const systemIsA = order === "system_first"
+  return (verdict === "A") === systemIsA ? "win" : "loss"
+}
+
+const judgementOf = (order: JudgeOrder, verdict: ParsedVerdict, raw?: string): OrderJudgement => ({
+  order,
+  verdict,
+  outcome: verdict._tag === "valid" ? outcomeOf(verdict.verdict, order) : null,
+  raw
+})
+
+/** Combines the two orders of a pair. */
+export const combineOrders = (
+  item: Pick<PairItem, "id" | "bucket">,
+  first: OrderJudgement,
+  second: OrderJudgement,
+  offline = false
+): PairOutcome => {
+  const invalidReasons = [first, second].flatMap((j) =>
+    j.verdict._tag === "invalid" ? [`${j.order}: ${j.verdict.reason}`] : []
+  )
+  const base = { id: item.id, bucket: item.bucket, orders: [first, second] as const, offline, invalidReasons }
+  if (first.outcome === null || second.outcome === null) return { ...base, outcome: "invalid", flipped: false }
+  if (first.outcome === second.outcome) return { ...base, outcome: first.outcome, flipped: false }
+  return { ...base, outcome: "tie", flipped: true }
+}
+
+/** Judges one pair in both orders with the LLM endpoint (temperature 0 unless given). */
+export const judgePair = Effect.fn("Judge.judgePair")(function*(
+  item: PairItem,
+  options: { readonly maxTokens?: number; readonly temperature?: number } = {}
+) {
+  const endpoint = yield* LlmEndpoint
+  const ask = (order: JudgeOrder) =>
+    Effect.map(
+      endpoint.chat({
+        messages: pairMessages(item, order),
+        temperature: options.temperature ?? 0,
+        maxTokens: options.maxTokens ?? 1024
+      }),
+      (r) => judgementOf(order, parseVerdict(r.content), r.content)
+    )
+  const [first, second] = yield* Effect.all([ask("system_first"), ask("baseline_first")], { concurrency: 2 })
+  return combineOrders(item, first, second)
+})
+
+/** The model-free judge: higher chrF against the reference wins; |Δ| < margin is a tie. Marked offline. */
+export const offlineJudge = (item: PairItem, options: { readonly margin?: number } = {}): PairOutcome => {
+  const margin = options.margin ?? 1.0
+  const system = sentenceChrf(item.system, item.reference)
+  const baseline = sentenceChrf(item.baseline, item.reference)
+  const delta = system - baseline
+  const outcome: Outcome = Math.abs(delta) < margin ? "tie" : delta > 0 ? "win" : "loss"
+  // Express the decision as the verdict each order would carry, so offline and LLM outcomes share one shape.
+  const verdictFor = (order: JudgeOrder): Verdict =>
+    outcome === "tie" ? "C" : (outcome === "win") === (order === "system_first") ? "A" : "B"
+  const first = judgementOf("system_first", { _tag: "valid", verdict: verdictFor("system_first") })
+  const second = judgementOf("baseline_first", { _tag: "valid", verdict: verdictFor("baseline_first") })
+  return { ...combineOrders(item, first, second, true), chrf: { system, baseline } }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Aggregation
+
+export const JudgeAggregate = Schema.Struct({
+  n: Schema.Number,
+  wins: Schema.Number,
+  losses: Schema.Number,
+  ties: Schema.Number,
+  invalid: Schema.Number,
+  /** Shares over the valid pairs (n − invalid); null when there is none. */
+  winShare: Schema.NullOr(Schema.Number),
+  lossShare: Schema.NullOr(Schema.Number),
+  tieShare: Schema.NullOr(Schema.Number),
+  /** wins / (wins + losses); null when both are 0. */
+  preference: Schema.NullOr(Schema.Number),
+  /** Pairs with both orders valid, and how many of them changed verdict when the order swapped. */
+  bothValid: Schema.Number,
+  flips: Schema.Number,
+  flipRate: Schema.NullOr(Schema.Number),
+  /** Any outcome came from the offline judge. */
+  offline: Schema.Boolean
+})
+export type JudgeAggregate = typeof JudgeAggregate.Type
+
+const ratio = (a: number, b: number): number | null => (b === 0 ? null : a / b)
+
+export const aggregate = (outcomes: ReadonlyArray<PairOutcome>): JudgeAggregate => {
+  const count = (o: PairOutcome["outcome"]) => outcomes.filter((x) => x.outcome === o).length
+  const wins = count("win")
+  const losses = count("loss")
+  const ties = count("tie")
+  const invalid = count("invalid")
+  const valid = outcomes.length - invalid
+  const bothValid = outcomes.filter((x) => x.orders.every((j) => j.verdict._tag === "valid")).length
+  const flips = outcomes.filter((x) => x.flipped).length
+  return {
+    n: outcomes.length,
+    wins,
+    losses,
+    ties,
+    invalid,
+    winShare: ratio(wins, valid),
+    lossShare: ratio(losses, valid),
+    tieShare: ratio(ties, valid),
+    preference: ratio(wins, wins + losses),
+    bothValid,
+    flips,
+    flipRate: ratio(flips, bothValid),
+    offline: outcomes.some((x) => x.offline)
+  }
+}
+
+/** Aggregates per bucket (only buckets that occur). */
+export const aggregateByBucket = (outcomes: ReadonlyArray<PairOutcome>): Partial<Record<Bucket, JudgeAggregate>> => {
+  const result: Partial<Record<Bucket, JudgeAggregate>> = {}
+  for (const bucket of Bucket.literals) {
+    const inBucket = outcomes.filter((o) => o.bucket === bucket)
+    if (inBucket.length > 0) result[bucket] = aggregate(inBucket)
+  }
+  return result
+}
