@@ -1,0 +1,683 @@
+/**
+ * Row tables as Parquet files (ZSTD), written and read one row group at a time so memory stays bounded by a row
+ * group, whatever the table's size.
+ *
+ * Columns are typed (`utf8`, `int32`, `float32`, `float64`, `bool`), each nullable or not; rows are plain records
+ * of cells. Strings round-trip exactly: any well-formed UTF-16 string (Khmer, emoji, surrogate pairs) is stored as
+ * UTF-8 and read back identical; a string holding a lone surrogate cannot be stored as UTF-8 and is rejected with
+ * the column and row named, never silently replaced.
+ *
+ * How the bytes are made (see `parquetFooter.ts` for why): each row group is encoded by parquet-wasm's synchronous
+ * `writeParquet` as a one-row-group Parquet buffer; its column chunks are appended to the output file and its
+ * row group metadata kept (offsets shifted); `close` writes the footer for all row groups, then fsyncs. Reading
+ * parses the footer here, and for each row group reads just its bytes and decodes them with the synchronous
+ * `readParquet`, so a corrupt page is an `ArtifactError` rather than a wasm panic. Files are standard Parquet
+ * (Arrow schema in `ARROW:schema`): parquet-wasm's whole-file and async readers and the independent hyparquet
+ * reader all read them back identically.
+ *
+ * Gotchas:
+ * - `readTable`'s `columns` selects which cells the rows carry; the row group is still decoded whole (parquet-wasm's
+ *   synchronous reader has no projection), so a subset saves the JS-side conversion, not the decompression.
+ * - Write to one `TableWriter` from one fiber: concurrent `write`s are serialised by a lock, but their rows would
+ *   interleave in whatever order the fibers arrive. A write is uninterruptible once it has started flushing.
+ * - If a stage fails before `close`, the partial file is left for the runner to discard; the writer refuses
+ *   further calls. `writeTable` also closes the file handle on failure or interruption; with `openTableWriter`
+ *   a writer abandoned without `close` keeps its handle until the process exits.
+ * - Cells absent from a row are `null` for nullable columns and an error otherwise; keys not in the schema are
+ *   ignored.
+ */
+import * as arrow from "apache-arrow"
+import { Effect, Exit, Semaphore, Stream } from "effect"
+import * as fs from "node:fs"
+import type { FileHandle } from "node:fs/promises"
+import * as pq from "parquet-wasm"
+import { ArtifactError } from "./errors.ts"
+import * as Footer from "./parquetFooter.ts"
+
+export type ColumnType = "utf8" | "int32" | "float32" | "float64" | "bool"
+export interface Column {
+  readonly name: string
+  readonly type: ColumnType
+  readonly nullable?: boolean
+}
+export type Cell = string | number | boolean | null
+export type Row = Readonly<Record<string, Cell>>
+export interface TableWriter {
+  /** Buffers rows and flushes a row group (record batch) every `rowGroupSize` rows. */
+  readonly write: (rows: ReadonlyArray<Row>) => Effect.Effect<void, ArtifactError>
+  /** Flushes, writes the footer, fsyncs; returns the row count. */
+  readonly close: Effect.Effect<number, ArtifactError>
+}
+
+/** Rows per row group when the caller does not say: ~30 MB of text per group for typical sentence pairs. */
+export const DEFAULT_ROW_GROUP_SIZE = 65_536
+
+const COLUMN_TYPES: ReadonlyArray<ColumnType> = ["utf8", "int32", "float32", "float64", "bool"]
+
+// ---- small helpers -----------------------------------------------------------------------------------------
+
+const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+
+const artifactError = (path: string, message: string, cause?: unknown): ArtifactError =>
+  new ArtifactError(cause === undefined ? { path, message } : { path, message, cause })
+
+/** Thrown by the pure row ↔ Arrow conversions; turned into an `ArtifactError` at the Effect boundary. */
+class CellError extends Error {
+  override readonly name = "CellError"
+}
+
+/** Reads exactly `length` bytes at `position` into `buf[offset..]`; fails if the file ends first. */
+const readFully = async (fh: FileHandle, buf: Uint8Array, offset: number, length: number, position: number) => {
+  let done = 0
+  while (done < length) {
+    const { bytesRead } = await fh.read(buf, offset + done, length - done, position + done)
+    if (bytesRead === 0) throw new Error(`file ends at byte ${position + done}, expected ${length - done} more`)
+    done += bytesRead
+  }
+}
+
+const writeFully = async (fh: FileHandle, buf: Uint8Array, position: number) => {
+  let done = 0
+  while (done < buf.length) {
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done)
+    done += bytesWritten
+  }
+}
+
+// ---- rows → Arrow ------------------------------------------------------------------------------------------
+
+/** A lone surrogate: with the `u` flag a well-formed pair is one code point, so only unpaired halves match. */
+const LONE_SURROGATE = /\p{Surrogate}/u
+
+const arrowType = (type: ColumnType): arrow.DataType => {
+  switch (type) {
+    case "utf8":
+      return new arrow.Utf8()
+    case "int32":
+      return new arrow.Int32()
+    case "float32":
+      return new arrow.Float32()
+    case "float64":
+      return new arrow.Float64()
+    case "bool":
+      return new arrow.Bool()
+  }
+}
+
+const arrowSchema = (columns: ReadonlyArray<Column>): arrow.Schema =>
+  new arrow.Schema(columns.map((c) => new arrow.Field(c.name, arrowType(c.type), c.nullable === true)))
+
+/** Builds one column's Arrow data from `rows`; `firstRow` is the table row number of `rows[0]` (for messages). */
+const buildColumn = (column: Column, rows: ReadonlyArray<Row>, firstRow: number): arrow.Data => {
+  const n = rows.length
+  const nullable = column.nullable === true
+  const validity = new Uint8Array((n + 7) >> 3)
+  let nullCount = 0
+  const bad = (i: number, value: unknown, expected: string): CellError =>
+    new CellError(
+      `row ${firstRow + i}, column "${column.name}" (${column.type}${nullable ? ", nullable" : ""}): ` +
+        `expected ${expected}, got ${value === undefined ? "no value" : JSON.stringify(value)}`
+    )
+  /** Marks row i valid, or counts it null (failing if the column is not nullable); returns whether it is valid. */
+  const present = (i: number, value: Cell | undefined): boolean => {
+    if (value === null || value === undefined) {
+      if (!nullable) throw bad(i, value, "a value (column is not nullable)")
+      nullCount++
+      return false
+    }
+    validity[i >> 3] |= 1 << (i & 7)
+    return true
+  }
+  const nulls = (): { nullCount: number; nullBitmap?: Uint8Array } =>
+    nullCount === 0 ? { nullCount: 0 } : { nullCount, nullBitmap: validity }
+
+  switch (column.type) {
+    case "utf8": {
+      let bytes = 0
+      for (let i = 0; i < n; i++) {
+        const v = rows[i][column.name]
+        if (typeof v === "string") bytes += Buffer.byteLength(v, "utf8")
+      }
+      if (bytes > 0x7fffffff) {
+        throw new CellError(`column "${column.name}": rows ${firstRow}.. hold over 2 GiB of text; use a smaller rowGroupSize`)
+      }
+      const data = Buffer.allocUnsafeSlow(bytes)
+      const valueOffsets = new Int32Array(n + 1)
+      let pos = 0
+      for (let i = 0; i < n; i++) {
+        const v = rows[i][column.name]
+        if (present(i, v)) {
+          if (typeof v !== "string") throw bad(i, v, "a string")
+          if (LONE_SURROGATE.test(v)) throw bad(i, v, "well-formed UTF-16 (found a lone surrogate)")
+          pos += data.write(v, pos, "utf8")
+        }
+        valueOffsets[i + 1] = pos
+      }
+      return arrow.makeData({ type: new arrow.Utf8(), length: n, valueOffsets, data, ...nulls() })
+    }
+    case "int32": {
+      const data = new Int32Array(n)
+      for (let i = 0; i < n; i++) {
+        const v = rows[i][column.name]
+        if (present(i, v)) {
+          if (typeof v !== "number" || !Number.isInteger(v) || v < -2147483648 || v > 2147483647) {
+            throw bad(i, v, "an integer in the int32 range")
+          }
+          data[i] = v
+        }
+      }
+      return arrow.makeData({ type: new arrow.Int32(), length: n, data, ...nulls() })
+    }
+    case "float32":
+    case "float64": {
+      const data = column.type === "float32" ? new Float32Array(n) : new Float64Array(n)
+      for (let i = 0; i < n; i++) {
+        const v = rows[i][column.name]
+        if (present(i, v)) {
+          if (typeof v !== "number") throw bad(i, v, "a number")
+          data[i] = v
+        }
+      }
+      return column.type === "float32"
+        ? arrow.makeData({ type: new arrow.Float32(), length: n, data, ...nulls() })
+        : arrow.makeData({ type: new arrow.Float64(), length: n, data, ...nulls() })
+    }
+    case "bool": {
+      const data = new Uint8Array((n + 7) >> 3)
+      for (let i = 0; i < n; i++) {
+        const v = rows[i][column.name]
+        if (present(i, v)) {
+          if (typeof v !== "boolean") throw bad(i, v, "a boolean")
+          if (v) data[i >> 3] |= 1 << (i & 7)
+        }
+      }
+      return arrow.makeData({ type: new arrow.Bool(), length: n, data, ...nulls() })
+    }
+  }
+}
+
+const buildBatch = (
+  schema: arrow.Schema,
+  columns: ReadonlyArray<Column>,
+  rows: ReadonlyArray<Row>,
+  firstRow: number
+): arrow.RecordBatch => {
+  const children = columns.map((c) => buildColumn(c, rows, firstRow))
+  const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows.length, nullCount: 0, children })
+  return new arrow.RecordBatch(schema, struct)
+}
+
+/** Fresh writer properties (parquet-wasm consumes them on every `writeParquet`). */
+const writerProperties = (rowGroupSize: number): pq.WriterProperties =>
+  new pq.WriterPropertiesBuilder()
+    .setCompression(pq.Compression.ZSTD)
+    .setMaxRowGroupSize(rowGroupSize)
+    // chunk-level statistics only: page-level ones feed a column index that lives outside the row group bytes
+    .setStatisticsEnabled(pq.EnabledStatistics.Chunk)
+    .build()
+
+/** Encodes Arrow batches as a complete in-memory Parquet file with parquet-wasm. */
+const encodeParquet = (table: arrow.Table, rowGroupSize: number): Uint8Array => {
+  const wasmTable = pq.Table.fromIPCStream(arrow.tableToIPC(table, "stream"))
+  return pq.writeParquet(wasmTable, writerProperties(rowGroupSize)) // consumes wasmTable
+}
+
+// ---- writing -----------------------------------------------------------------------------------------------
+
+const validateColumns = (path: string, columns: ReadonlyArray<Column>): ArtifactError | undefined => {
+  if (columns.length === 0) return artifactError(path, `cannot write ${path}: a table needs at least one column`)
+  const seen = new Set<string>()
+  for (const c of columns) {
+    if (c.name.length === 0) return artifactError(path, `cannot write ${path}: empty column name`)
+    if (seen.has(c.name)) return artifactError(path, `cannot write ${path}: column "${c.name}" appears twice`)
+    if (!COLUMN_TYPES.includes(c.type)) {
+      return artifactError(path, `cannot write ${path}: column "${c.name}" has unknown type "${String(c.type)}"`)
+    }
+    seen.add(c.name)
+  }
+  return undefined
+}
+
+interface WriterHandle extends TableWriter {
+  /** Marks the writer failed and closes the file handle without a footer; the partial file stays for the runner. */
+  readonly abort: Effect.Effect<void>
+}
+
+/** One batch encoded by parquet-wasm: its bytes, and the row groups found in them with their byte range. */
+interface EncodedBatch {
+  readonly bytes: Uint8Array
+  readonly groups: ReadonlyArray<Footer.RowGroupInfo>
+  readonly start: number
+  readonly end: number
+}
+
+const openWriter = Effect.fn("table.openWriter")(function*(
+  path: string,
+  columns: ReadonlyArray<Column>,
+  options?: { readonly rowGroupSize?: number }
+) {
+  const invalid = validateColumns(path, columns)
+  if (invalid !== undefined) return yield* invalid
+  const rowGroupSize = options?.rowGroupSize ?? DEFAULT_ROW_GROUP_SIZE
+  if (!Number.isSafeInteger(rowGroupSize) || rowGroupSize < 1) {
+    return yield* artifactError(path, `cannot write ${path}: rowGroupSize must be a positive integer, got ${rowGroupSize}`)
+  }
+  const schema = arrowSchema(columns)
+  // The footer template (schema, ARROW:schema metadata, created_by, column orders) comes from an empty table.
+  const template = yield* Effect.try({
+    try: () => Footer.splitFile(encodeParquet(new arrow.Table(schema), rowGroupSize)).footer,
+    catch: (e) => artifactError(path, `cannot write ${path}: parquet-wasm rejected the schema: ${messageOf(e)}`, e)
+  })
+  const io = <A>(what: string, f: () => Promise<A>): Effect.Effect<A, ArtifactError> =>
+    Effect.tryPromise({ try: f, catch: (e) => artifactError(path, `cannot ${what} ${path}: ${messageOf(e)}`, e) })
+  const fh = yield* io("create", () => fs.promises.open(path, "w"))
+  const lock = yield* Semaphore.make(1)
+
+  let state: "open" | "closed" | "failed" = "open"
+  let position = 0
+  let rows = 0
+  let pending: Array<Row> = []
+  const rowGroups: Array<Uint8Array> = []
+
+  const closeHandle = io("close", () => fh.close()).pipe(
+    Effect.catch((e) => Effect.logWarning(`table writer: ${e.message} (after an earlier failure)`))
+  )
+  const abort: Effect.Effect<void> = Effect.suspend(() => {
+    if (state !== "open") return Effect.void
+    state = "failed"
+    return closeHandle
+  })
+  /** Runs `body` under the lock while the writer is open; any failure aborts the writer. */
+  const guarded = <A>(what: string, body: () => Effect.Effect<A, ArtifactError>): Effect.Effect<A, ArtifactError> =>
+    lock.withPermits(1)(
+      Effect.suspend(() =>
+        state === "open"
+          ? // uninterruptible: an interrupted flush would lose its rows while the writer stays open
+            Effect.uninterruptible(body()).pipe(Effect.tapError(() => abort))
+          : Effect.fail(
+              artifactError(
+                path,
+                `cannot ${what} ${path}: the writer is ` +
+                  (state === "closed" ? "already closed" : "failed (an earlier write failed)")
+              )
+            )
+      )
+    )
+
+  const encode = (batchRows: ReadonlyArray<Row>): Effect.Effect<EncodedBatch, ArtifactError> =>
+    Effect.try({
+      try: (): EncodedBatch => {
+        const batch = buildBatch(schema, columns, batchRows, rows)
+        const bytes = encodeParquet(new arrow.Table([batch]), rowGroupSize)
+        const groups = Footer.splitFile(bytes).footer.rowGroups.filter((rg) => rg.columns.length > 0)
+        const encodedRows = groups.reduce((n, rg) => n + rg.rows, 0)
+        if (encodedRows !== batchRows.length) {
+          throw new Footer.ParquetFooterError(`parquet-wasm encoded ${encodedRows} of ${batchRows.length} rows`)
+        }
+        const start = groups.length === 0 ? 0 : Math.min(...groups.map((rg) => rg.start))
+        const end = groups.length === 0 ? 0 : Math.max(...groups.map((rg) => rg.end))
+        return { bytes, groups, start, end }
+      },
+      catch: (e) =>
+        artifactError(
+          path,
+          e instanceof CellError
+            ? `cannot write ${path}: ${e.message}`
+            : `cannot write ${path}: encoding rows ${rows}..${rows + batchRows.length - 1} failed: ${messageOf(e)}`,
+          e
+        )
+    })
+
+  const flush = (batchRows: ReadonlyArray<Row>): Effect.Effect<void, ArtifactError> =>
+    Effect.gen(function*() {
+      const encoded = yield* encode(batchRows)
+      if (encoded.groups.length > 0) {
+        const shift = position - encoded.start
+        const moved = encoded.groups.map((rg) => Footer.shiftRowGroup(rg.raw, shift))
+        yield* io("write", () => writeFully(fh, encoded.bytes.subarray(encoded.start, encoded.end), position))
+        position += encoded.end - encoded.start
+        rowGroups.push(...moved)
+      }
+      rows += batchRows.length
+    })
+
+  yield* io("write", () => writeFully(fh, Footer.MAGIC, 0)).pipe(Effect.tapError(() => abort))
+  position = Footer.MAGIC.length
+
+  const write = (input: ReadonlyArray<Row>): Effect.Effect<void, ArtifactError> =>
+    guarded("write", () =>
+      Effect.gen(function*() {
+        let i = 0
+        while (i < input.length) {
+          const take = Math.min(rowGroupSize - pending.length, input.length - i)
+          for (let k = 0; k < take; k++) pending.push(input[i + k])
+          i += take
+          if (pending.length === rowGroupSize) {
+            const full = pending
+            pending = []
+            yield* flush(full)
+          }
+        }
+      })
+    )
+
+  const close: Effect.Effect<number, ArtifactError> = guarded("close", () =>
+    Effect.gen(function*() {
+      if (pending.length > 0) {
+        const rest = pending
+        pending = []
+        yield* flush(rest)
+      }
+      const tail = Footer.footerTail(Footer.composeFooter(template, rows, rowGroups))
+      yield* io("write", () => writeFully(fh, tail, position))
+      yield* io("fsync", () => fh.sync())
+      state = "closed"
+      yield* io("close", () => fh.close())
+      return rows
+    })
+  )
+
+  const handle: WriterHandle = { write, close, abort }
+  return handle
+})
+
+/**
+ * Opens `path` for writing a table with `columns`. Rows are buffered and written as one row group per
+ * `rowGroupSize` rows (default 65,536); `close` writes the rest and the footer, fsyncs, and returns the row count.
+ * After any failure the writer refuses further calls (the partial file is left for the runner to discard).
+ */
+export const openTableWriter: (
+  path: string,
+  columns: ReadonlyArray<Column>,
+  options?: { readonly rowGroupSize?: number }
+) => Effect.Effect<TableWriter, ArtifactError> = Effect.fn("table.openTableWriter")(function*(path, columns, options) {
+  const { write, close } = yield* openWriter(path, columns, options)
+  const writer: TableWriter = { write, close }
+  return writer
+})
+
+/** Writes a whole stream of rows to `path`; returns the row count. On failure the file handle is closed. */
+export const writeTable = <E, R>(
+  path: string,
+  columns: ReadonlyArray<Column>,
+  rows: Stream.Stream<Row, E, R>,
+  options?: { readonly rowGroupSize?: number }
+): Effect.Effect<number, E | ArtifactError, R> =>
+  Effect.gen(function*() {
+    const writer = yield* openWriter(path, columns, options)
+    yield* Stream.runForEachArray(rows, (chunk) => writer.write(chunk)).pipe(
+      Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : writer.abort))
+    )
+    return yield* writer.close
+  }).pipe(Effect.withSpan("table.writeTable", { attributes: { path } }))
+
+// ---- reading -----------------------------------------------------------------------------------------------
+
+/** An open Parquet file whose footer has been parsed and checked against the file size. */
+interface ParquetSource {
+  readonly path: string
+  readonly fh: FileHandle
+  readonly size: number
+  readonly footer: Footer.FooterInfo
+}
+
+const errnoCode = (e: unknown): string | undefined =>
+  e instanceof Error && "code" in e && typeof e.code === "string" ? e.code : undefined
+
+/** Opens and validates `path`; the handle is closed when the surrounding scope ends. */
+const openParquet = Effect.fn("table.openParquet")(function*(path: string) {
+  const fh = yield* Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => fs.promises.open(path, "r"),
+      catch: (e) =>
+        artifactError(path, errnoCode(e) === "ENOENT" ? `no such file: ${path}` : `cannot open ${path}: ${messageOf(e)}`, e)
+    }),
+    (handle) => Effect.promise(() => handle.close())
+  )
+  const io = <A>(f: () => Promise<A>): Effect.Effect<A, ArtifactError> =>
+    Effect.tryPromise({ try: f, catch: (e) => artifactError(path, `cannot read ${path}: ${messageOf(e)}`, e) })
+  const stat = yield* io(() => fh.stat())
+  if (!stat.isFile()) return yield* artifactError(path, `not a regular file: ${path}`)
+  const size = stat.size
+  if (size < 12) return yield* artifactError(path, `not a Parquet file: ${path} has only ${size} bytes`)
+  const head = new Uint8Array(4)
+  const tail = new Uint8Array(8)
+  yield* io(() => readFully(fh, head, 0, 4, 0))
+  yield* io(() => readFully(fh, tail, 0, 8, size - 8))
+  const isMagic = (b: Uint8Array) => b.every((x, i) => x === Footer.MAGIC[i])
+  if (!isMagic(head)) return yield* artifactError(path, `not a Parquet file: ${path} does not start with the PAR1 magic`)
+  if (!isMagic(tail.subarray(4))) {
+    return yield* artifactError(
+      path,
+      `truncated or not a Parquet file: ${path} (${size} bytes) does not end with the PAR1 magic`
+    )
+  }
+  const footerLength = new DataView(tail.buffer).getUint32(0, true)
+  if (footerLength > size - 12) {
+    return yield* artifactError(path, `corrupt Parquet file: ${path} claims a ${footerLength}-byte footer in ${size} bytes`)
+  }
+  const raw = new Uint8Array(footerLength)
+  yield* io(() => readFully(fh, raw, 0, footerLength, size - 8 - footerLength))
+  const footer = yield* Effect.try({
+    try: () => {
+      const parsed = Footer.parseFooter(raw)
+      Footer.checkRanges(parsed, size - 8 - footerLength)
+      return parsed
+    },
+    catch: (e) => artifactError(path, `corrupt Parquet footer in ${path}: ${messageOf(e)}`, e)
+  })
+  const source: ParquetSource = { path, fh, size, footer }
+  return source
+})
+
+/** Maps an Arrow type read back from a file to a column type (strings also as large or dictionary-encoded). */
+const columnTypeOf = (t: arrow.DataType): ColumnType | undefined => {
+  if (arrow.DataType.isUtf8(t) || arrow.DataType.isLargeUtf8(t)) return "utf8"
+  if (arrow.DataType.isDictionary(t)) return arrow.DataType.isUtf8(t.dictionary) ? "utf8" : undefined
+  if (arrow.DataType.isInt(t)) return t.bitWidth === 32 && t.isSigned ? "int32" : undefined
+  if (arrow.DataType.isFloat(t)) {
+    return t.precision === arrow.Precision.SINGLE ? "float32" : t.precision === arrow.Precision.DOUBLE ? "float64" : undefined
+  }
+  if (arrow.DataType.isBool(t)) return "bool"
+  return undefined
+}
+
+/** A column as stored: `type` is undefined when the file's type has no `ColumnType` (e.g. a struct). */
+interface StoredColumn {
+  readonly name: string
+  readonly type: ColumnType | undefined
+  readonly arrowType: string
+  readonly nullable: boolean
+}
+
+const storedColumns = (source: ParquetSource): Effect.Effect<ReadonlyArray<StoredColumn>, ArtifactError> =>
+  Effect.try({
+    try: () =>
+      arrow
+        .tableFromIPC(pq.readSchema(Footer.schemaOnlyFile(source.footer)).intoIPCStream())
+        .schema.fields.map((f) => ({ name: f.name, type: columnTypeOf(f.type), arrowType: String(f.type), nullable: f.nullable })),
+    catch: (e) => artifactError(source.path, `cannot read the schema of ${source.path}: ${messageOf(e)}`, e)
+  })
+
+/** The stored columns as `Column`s, failing on the first of `names` whose type is not supported. */
+const supportedColumns = (
+  source: ParquetSource,
+  stored: ReadonlyArray<StoredColumn>,
+  names: ReadonlyArray<string>
+): Effect.Effect<ReadonlyArray<Column>, ArtifactError> => {
+  const out: Array<Column> = []
+  for (const name of names) {
+    const c = stored.find((s) => s.name === name)
+    if (c === undefined) continue
+    if (c.type === undefined) {
+      return Effect.fail(
+        artifactError(source.path, `${source.path}: column "${c.name}" has unsupported type ${c.arrowType}`)
+      )
+    }
+    out.push({ name: c.name, type: c.type, nullable: c.nullable })
+  }
+  return Effect.succeed(out)
+}
+
+/** Decodes row group `index` on its own: its bytes plus a footer for it alone, through the synchronous reader. */
+const decodeRowGroup = (source: ParquetSource, index: number): Effect.Effect<arrow.Table, ArtifactError> =>
+  Effect.gen(function*() {
+    const { path, footer } = source
+    const rg = footer.rowGroups[index]
+    const where = `row group ${index} of ${footer.rowGroups.length} in ${path}`
+    const mini = yield* Effect.try({
+      try: () => Footer.rowGroupFile(footer, index),
+      catch: (e) => artifactError(path, `corrupt Parquet footer for ${where}: ${messageOf(e)}`, e)
+    })
+    yield* Effect.tryPromise({
+      try: () => readFully(source.fh, mini.file, mini.dataAt, rg.end - rg.start, rg.start),
+      catch: (e) => artifactError(path, `cannot read ${where}: ${messageOf(e)}`, e)
+    })
+    return yield* Effect.try({
+      try: () => arrow.tableFromIPC(pq.readParquet(mini.file, { batchSize: Math.max(1, rg.rows) }).intoIPCStream()),
+      catch: (e) => artifactError(path, `corrupt data in ${where}: ${messageOf(e)}`, e)
+    })
+  })
+
+/** A reader of one column's cells, by row index within the batch. */
+const cellReader = (vector: arrow.Vector, name: string): ((i: number) => Cell) => {
+  if (arrow.DataType.isUtf8(vector.type) && vector.data.length === 1) {
+    const data = vector.data[0]
+    const offsets = data.valueOffsets
+    const values = Buffer.from(data.values.buffer, data.values.byteOffset, data.values.byteLength)
+    const bitmap = data.nullCount > 0 ? data.nullBitmap : undefined
+    const base = data.offset
+    return (i) => {
+      const j = i + base
+      if (bitmap !== undefined && (bitmap[j >> 3] & (1 << (j & 7))) === 0) return null
+      return values.toString("utf8", offsets[j], offsets[j + 1])
+    }
+  }
+  return (i) => {
+    const v: unknown = vector.get(i)
+    if (v === null || v === undefined) return null
+    if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") return v
+    throw new CellError(`column "${name}" holds a ${typeof v} at row ${i}, not a string, number or boolean`)
+  }
+}
+
+const tableRows = (table: arrow.Table, names: ReadonlyArray<string>): Array<Row> => {
+  const out: Array<Row> = []
+  for (const batch of table.batches) {
+    const readers = names.map((name) => {
+      const vector = batch.getChild(name)
+      if (vector === null) throw new CellError(`row group lacks column "${name}"`)
+      return cellReader(vector, name)
+    })
+    const n = batch.numRows
+    for (let i = 0; i < n; i++) {
+      const row: Record<string, Cell> = {}
+      for (let c = 0; c < names.length; c++) row[names[c]] = readers[c](i)
+      out.push(row)
+    }
+  }
+  return out
+}
+
+/**
+ * Streams the rows of `path` one row group at a time: each element is one row group's rows. `columns` selects
+ * (and orders) the cells each row carries; an unknown name fails before any row is read.
+ */
+export const readTableBatches = (
+  path: string,
+  options?: { readonly columns?: ReadonlyArray<string> }
+): Stream.Stream<ReadonlyArray<Row>, ArtifactError> =>
+  Stream.unwrap(
+    Effect.gen(function*() {
+      const source = yield* openParquet(path)
+      const stored = yield* storedColumns(source)
+      const available = stored.map((c) => c.name)
+      const names = options?.columns ?? available
+      const unknown = names.filter((n) => !available.includes(n))
+      if (unknown.length > 0) {
+        return yield* artifactError(
+          path,
+          `${path} has no column ${unknown.map((n) => `"${n}"`).join(", ")} (columns: ${available.join(", ")})`
+        )
+      }
+      yield* supportedColumns(source, stored, names)
+      const groups = source.footer.rowGroups.flatMap((rg, i) => (rg.rows > 0 ? [i] : []))
+      return Stream.fromIterable(groups).pipe(
+        Stream.mapEffect((i) =>
+          decodeRowGroup(source, i).pipe(
+            Effect.flatMap((table) =>
+              Effect.try({
+                try: () => tableRows(table, names),
+                catch: (e) => artifactError(path, `cannot read row group ${i} of ${path}: ${messageOf(e)}`, e)
+              })
+            )
+          )
+        )
+      )
+    })
+  ).pipe(Stream.withSpan("table.readTable", { attributes: { path } }))
+
+/** Streams rows back, one row group at a time. `columns` selects a subset. */
+export const readTable = (
+  path: string,
+  options?: { readonly columns?: ReadonlyArray<string> }
+): Stream.Stream<Row, ArtifactError> =>
+  readTableBatches(path, options).pipe(Stream.flatMap((rows) => Stream.fromArray(rows)))
+
+/** All rows of `path` in memory (for small tables). */
+export const readTableAll = (
+  path: string,
+  options?: { readonly columns?: ReadonlyArray<string> }
+): Effect.Effect<ReadonlyArray<Row>, ArtifactError> =>
+  Stream.runCollect(readTableBatches(path, options)).pipe(Effect.map((batches) => batches.flat()))
+
+/** The row count, from the footer (no data is read). */
+export const tableRowCount: (path: string) => Effect.Effect<number, ArtifactError> = Effect.fn("table.tableRowCount")(
+  function*(path: string) {
+    const source = yield* openParquet(path)
+    return source.footer.rows
+  },
+  Effect.scoped
+)
+
+/** The columns of `path` with their types and nullability, from the footer; fails on an unsupported type. */
+export const tableColumns: (path: string) => Effect.Effect<ReadonlyArray<Column>, ArtifactError> = Effect.fn(
+  "table.tableColumns"
+)(function*(path: string) {
+  const source = yield* openParquet(path)
+  const stored = yield* storedColumns(source)
+  return yield* supportedColumns(source, stored, stored.map((c) => c.name))
+}, Effect.scoped)
+
+/** Storage facts of one row group: its rows, bytes before/after compression, and the codec of each column. */
+export interface RowGroupStats {
+  readonly rows: number
+  readonly compressedBytes: number
+  readonly uncompressedBytes: number
+  /** parquet-format codec names, one per column (e.g. `"ZSTD"`). */
+  readonly codecs: ReadonlyArray<string>
+  /** Byte range `[start, end)` of the row group's column chunks in the file. */
+  readonly start: number
+  readonly end: number
+}
+
+/** Footer facts of `path` (row groups, sizes, codecs) for checks and reports. */
+export const tableInfo: (
+  path: string
+) => Effect.Effect<
+  { readonly rows: number; readonly bytes: number; readonly rowGroups: ReadonlyArray<RowGroupStats> },
+  ArtifactError
+> = Effect.fn("table.tableInfo")(function*(path: string) {
+  const source = yield* openParquet(path)
+  const rowGroups = source.footer.rowGroups.map(
+    (rg): RowGroupStats => ({
+      rows: rg.rows,
+      compressedBytes: rg.columns.reduce((n, c) => n + c.compressedBytes, 0),
+      uncompressedBytes: rg.columns.reduce((n, c) => n + c.uncompressedBytes, 0),
+      codecs: rg.columns.map((c) => Footer.CODEC_NAMES[c.codec] ?? `codec ${c.codec}`),
+      start: rg.start,
+      end: rg.end
+    })
+  )
+  return { rows: source.footer.rows, bytes: source.size, rowGroups }
+}, Effect.scoped)
