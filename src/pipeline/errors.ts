@@ -38,3 +38,38 @@ export class LockError extends Schema.TaggedError<LockError>()("LockError", {
   holder: Schema.String,
   message: Schema.String
 }) {}
+
+/** The stages' declared inputs and outputs contain a cycle (the stages on it, in order, first repeated last). */
+export class DagCycleError extends Schema.TaggedError<DagCycleError>()("DagCycleError", {
+  stages: Schema.Array(Schema.String),
+  message: Schema.String
+}) {}
+
+/** A stage reads an artifact that no stage declares as an output. */
+export class MissingProducerError extends Schema.TaggedError<MissingProducerError>()("MissingProducerError", {
+  artifact: Schema.String,
+  consumer: Schema.String,
+  message: Schema.String
+}) {}
+
+/** Two stages declare the same output artifact (or two stages share one name: `artifact` is then empty). */
+export class DuplicateProducerError extends Schema.TaggedError<DuplicateProducerError>()("DuplicateProducerError", {
+  artifact: Schema.String,
+  stages: Schema.Array(Schema.String),
+  message: Schema.String
+}) {}
+
+/** A stage named on the command line (`--only`, `--until`, `--force`) is not in the pipeline. */
+export class UnknownStageError extends Schema.TaggedError<UnknownStageError>()("UnknownStageError", {
+  stage: Schema.String,
+  known: Schema.Array(Schema.String),
+  message: Schema.String
+}) {}
+
+/** `--only STAGE` needs an upstream artifact that is not published in the cache for the current config. */
+export class MissingUpstreamError extends Schema.TaggedError<MissingUpstreamError>()("MissingUpstreamError", {
+  stage: Schema.String,
+  upstream: Schema.String,
+  artifact: Schema.String,
+  message: Schema.String
+}) {}

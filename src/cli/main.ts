@@ -1,0 +1,39 @@
+/**
+ * The `llink` command line: `llink run | status | dag | ...`. Run with `npx llink <command>` (bin/llink.mjs) or
+ * `node src/cli/main.ts <command>`.
+ *
+ * Startup cost matters for a no-op `llink run` (everything cached): keep heavy modules (tfjs, model code) out of the
+ * static import graph of this file — a stage or command that needs them should `await import(...)` inside its run.
+ */
+import { Effect, Layer } from "effect"
+import { Command } from "effect/cli"
+// Subpath imports: the package's barrel loads every Node module it wraps (HTTP, sockets, workers: ~0.5 s).
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import { stages } from "../nodes/index.ts"
+import { toolInfo } from "../pipeline/manifest.ts"
+import { makeDagCommand } from "./dag.ts"
+import { makeRunCommand } from "./run.ts"
+import { makeStatusCommand } from "./status.ts"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Subcommands. The pipeline commands are built over `stages` (src/nodes/index.ts).
+// LEAD: wire the other helpers' commands here — `doctorCommand` (./doctor.ts), `initModelsCommand` (./initModels.ts),
+// `forwardCommand` (./forward.ts). Note forward.ts imports @tensorflow/tfjs at top level, which would load tfjs for
+// every command (including `status` and a cached `run`): prefer a thin command whose handler does `await import()`.
+// ---------------------------------------------------------------------------------------------------------------
+const subcommands = [makeRunCommand(stages), makeStatusCommand(stages), makeDagCommand(stages)] as const
+
+// LEAD: layers for services the stages require (their Effect's R) go here, e.g. Layer.mergeAll(Backend.layer, ...).
+const stageLayers = Layer.empty
+
+export const llink = Command.make("llink").pipe(
+  Command.withDescription("LLINK: languages as modalities, as a reproducible, content-addressed pipeline"),
+  Command.withSubcommands(subcommands)
+)
+
+Command.run(llink, { version: toolInfo().llink }).pipe(
+  Effect.provide(stageLayers),
+  Effect.provide(NodeServices.layer),
+  NodeRuntime.runMain
+)

@@ -1,0 +1,127 @@
+/**
+ * `llink run [--config FILE] [--set path=value ...] [--run-dir DIR] [--only STAGE] [--until STAGE] [--force STAGE ...]`
+ *
+ * Loads the config, runs the DAG against the content-addressed cache (`<cacheDir>` from the config), prints a
+ * per-stage table (stage, status, time, rows) and the run dir. Exit code 1 when a stage failed (each failure printed
+ * as `<stage> failed: <file>:<line>: <reason>`) or when the run could not start (config, lock, DAG errors).
+ *
+ * Also exports the flags and helpers `status.ts` and `dag.ts` share.
+ */
+import * as path from "node:path"
+import { Console, Effect, Option } from "effect"
+import { Command, Flag } from "effect/cli"
+import { ArtifactStore } from "../pipeline/cache.ts"
+import { loadConfig } from "../pipeline/configLoad.ts"
+import type { AnyStage } from "../pipeline/dag.ts"
+import { makeConsoleReporter } from "../pipeline/progress.ts"
+import { runPipeline, type RunReport } from "../pipeline/runner.ts"
+
+export const configFlag = Flag.String("config").pipe(
+  Flag.withDescription("config file (default: llink.config.json in the current folder, all defaults if absent)"),
+  Flag.optional
+)
+export const setFlag = Flag.String("set").pipe(
+  Flag.withDescription("override a config field, e.g. --set split.seed=18 (repeatable; value parsed as JSON if it parses)"),
+  Flag.atLeast(0)
+)
+export const runDirFlag = Flag.String("run-dir").pipe(
+  Flag.withDescription("run directory (manifest.json, artifacts/ links, lock)"),
+  Flag.withDefault("runs/default")
+)
+
+/** A one-line, user-facing message for an error that stopped a command. */
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+
+/**
+ * Prints an error that stopped a command (`error: <message>`) and sets the exit code to 1, instead of letting the
+ * runtime print a stack trace.
+ */
+export const reportCommandError = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A | void, never, R> =>
+  self.pipe(
+    Effect.catch((error: E) =>
+      Effect.sync(() => {
+        process.stderr.write(`error: ${messageOf(error)}\n`)
+        process.exitCode = 1
+      })
+    )
+  )
+
+/** Pads columns to their widest cell. */
+export const formatTable = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join("  ").trimEnd()
+  return [line(header), ...rows.map(line)].join("\n")
+}
+
+const formatRows = (rows: Readonly<Record<string, number | null>>): string => {
+  const counted = Object.entries(rows).filter((e): e is [string, number] => e[1] !== null)
+  if (counted.length === 0) return ""
+  if (counted.length === 1 && Object.keys(rows).length === 1) return counted[0][1].toLocaleString("en-US")
+  return counted.map(([name, n]) => `${name}=${n.toLocaleString("en-US")}`).join(", ")
+}
+
+const formatTime = (ms: number): string => (ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`)
+
+/** The final table of `llink run`, then the run dir. */
+export const formatRunReport = (report: RunReport, cwd: string = process.cwd()): string => {
+  const table = formatTable(
+    ["stage", "status", "time", "rows"],
+    report.stages.map((s) => [
+      s.stage,
+      s.status,
+      s.status === "ran" || s.status === "failed" ? formatTime(s.durationMs) : "-",
+      formatRows(s.rows)
+    ])
+  )
+  const runDir = path.relative(cwd, report.runDir) || "."
+  return `${table}\n\nrun dir: ${runDir.startsWith("..") ? report.runDir : runDir} (manifest.json, artifacts/)`
+}
+
+/** The `run` subcommand over `stages`. */
+export const makeRunCommand = <R>(stages: ReadonlyArray<AnyStage<R>>) =>
+  Command.make(
+    "run",
+    {
+      config: configFlag,
+      set: setFlag,
+      runDir: runDirFlag,
+      only: Flag.String("only").pipe(
+        Flag.withDescription("run just this stage (its upstream artifacts must already be published)"),
+        Flag.optional
+      ),
+      until: Flag.String("until").pipe(Flag.withDescription("run this stage and the stages it depends on"), Flag.optional),
+      force: Flag.String("force").pipe(
+        Flag.withDescription("rerun this stage even if its result is cached (repeatable)"),
+        Flag.atLeast(0)
+      )
+    },
+    (flags) =>
+      Effect.gen(function*() {
+        const only = Option.getOrUndefined(flags.only)
+        const until = Option.getOrUndefined(flags.until)
+        if (only !== undefined && until !== undefined) {
+          process.stderr.write("error: --only and --until cannot be combined\n")
+          process.exitCode = 2
+          return
+        }
+        const config = yield* loadConfig({ file: Option.getOrUndefined(flags.config), sets: flags.set })
+        const reporter = makeConsoleReporter()
+        const report = yield* runPipeline(stages, {
+          config,
+          runDir: flags.runDir,
+          only,
+          until,
+          force: flags.force,
+          reporter
+        }).pipe(
+          Effect.provide(ArtifactStore.layer(config.value.cacheDir, reporter.warn)),
+          Effect.ensuring(Effect.sync(() => reporter.close()))
+        )
+        yield* Console.log(formatRunReport(report))
+        for (const stage of report.stages) {
+          if (stage.status === "failed") process.stderr.write(`${stage.stage} failed: ${stage.error ?? "unknown error"}\n`)
+        }
+        if (report.failed) process.exitCode = 1
+      }).pipe(reportCommandError)
+  ).pipe(Command.withDescription("Run the pipeline (cached stages are not rerun)"))

@@ -1,0 +1,120 @@
+/**
+ * The run manifest, `<run-dir>/manifest.json`: the lock file of a run directory (what DVC calls `dvc.lock`).
+ *
+ * One entry per stage, keyed by stage name: the content key, what happened in the latest run (`status`), and the
+ * lineage of the last state recorded here (params, input and external digests, outputs with digests, rows and cache
+ * paths, metrics, duration, tool versions). The manifest is cumulative: a stage that the latest run did not execute
+ * (`status: "skipped"`, with a `reason`) keeps the lineage recorded for it before, so `llink status` can still
+ * explain what would change. It is rewritten atomically after every stage, so a crash leaves the lineage so far.
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Effect, Schema, Version } from "effect"
+import { ArtifactError } from "./errors.ts"
+import { readTextIfExists, writeFileAtomic } from "./fsAtomic.ts"
+
+/** Versions of the software that produced a result. */
+export const ToolInfo = Schema.Struct({ llink: Schema.String, node: Schema.String, effect: Schema.String })
+export type ToolInfo = typeof ToolInfo.Type
+
+const readLlinkVersion = (): string => {
+  const file = new URL("../../package.json", import.meta.url)
+  const json: unknown = JSON.parse(fs.readFileSync(file, "utf8"))
+  return typeof json === "object" && json !== null && "version" in json && typeof json.version === "string"
+    ? json.version
+    : "unknown"
+}
+
+let cachedTool: ToolInfo | undefined
+/** llink's version (package.json), Node's and effect's. */
+export const toolInfo = (): ToolInfo => {
+  cachedTool ??= { llink: readLlinkVersion(), node: process.version, effect: Version.getCurrentVersion() }
+  return cachedTool
+}
+
+export const StageStatus = Schema.Literals(["ran", "cached", "failed", "skipped"])
+export type StageStatus = typeof StageStatus.Type
+
+export const ManifestOutput = Schema.Struct({
+  digest: Schema.String,
+  /** Rows reported by the stage, null for outputs that are not row-shaped. */
+  rows: Schema.NullOr(Schema.Number),
+  /** Absolute path of the published file (or folder) in the cache. */
+  path: Schema.String
+})
+export type ManifestOutput = typeof ManifestOutput.Type
+
+export const ManifestStage = Schema.Struct({
+  /** Content key of the recorded state; null when this run dir never got as far as computing it. */
+  key: Schema.NullOr(Schema.String),
+  status: StageStatus,
+  /** Why a stage was skipped (excluded by --only/--until, upstream failure, not reached). */
+  reason: Schema.optionalKey(Schema.String),
+  version: Schema.NullOr(Schema.String),
+  params: Schema.Unknown,
+  inputs: Schema.Record(Schema.String, Schema.String),
+  externalInputs: Schema.Record(Schema.String, Schema.String),
+  outputs: Schema.Record(Schema.String, ManifestOutput),
+  metrics: Schema.Record(Schema.String, Schema.Unknown),
+  durationMs: Schema.Number,
+  /** The failure message (`status: "failed"`). */
+  error: Schema.optionalKey(Schema.String),
+  /** When this entry's state was recorded. */
+  recordedAt: Schema.String,
+  tool: ToolInfo
+})
+export type ManifestStage = typeof ManifestStage.Type
+
+export const ManifestConfig = Schema.Struct({
+  /** The config file (absolute), or null when none existed and all defaults were used. */
+  path: Schema.NullOr(Schema.String),
+  /** sha256 of the canonical JSON of the effective (decoded) config. */
+  digest: Schema.String,
+  /** The `--set path=value` overrides applied on top of the file. */
+  overrides: Schema.Array(Schema.String),
+  /** The effective config itself. */
+  value: Schema.Unknown
+})
+export type ManifestConfig = typeof ManifestConfig.Type
+
+export const Manifest = Schema.Struct({
+  manifestVersion: Schema.Literal(1),
+  /** When the latest run started. */
+  createdAt: Schema.String,
+  /** When the manifest was last written. */
+  updatedAt: Schema.String,
+  config: ManifestConfig,
+  /** The options of the latest run (`only`, `until`, `force`). */
+  options: Schema.Struct({
+    only: Schema.NullOr(Schema.String),
+    until: Schema.NullOr(Schema.String),
+    force: Schema.Array(Schema.String)
+  }),
+  stages: Schema.Record(Schema.String, ManifestStage),
+  tool: ToolInfo
+})
+export type Manifest = typeof Manifest.Type
+
+export const manifestPath = (runDir: string): string => path.join(runDir, "manifest.json")
+
+/**
+ * Reads `<run-dir>/manifest.json`; a missing file is None. A file that does not decode (an older format, a hand
+ * edit) is also None, reported through `warn`, since the manifest is rebuilt by the next run.
+ */
+export const readManifest = Effect.fn("Manifest.read")(function*(runDir: string, warn: (message: string) => void) {
+  const file = manifestPath(runDir)
+  const text = yield* readTextIfExists(file)
+  if (text === undefined) return undefined
+  const decoded = yield* Effect.result(
+    Effect.try({ try: () => JSON.parse(text) as unknown, catch: (cause) => cause }).pipe(
+      Effect.flatMap((json) => Schema.decodeUnknownEffect(Manifest)(json))
+    )
+  )
+  if (decoded._tag === "Success") return decoded.success
+  warn(`ignoring unreadable manifest ${file}: ${String(decoded.failure)}`)
+  return undefined
+})
+
+/** Writes the manifest atomically (temporary file + fsync + rename + fsync of the folder). */
+export const writeManifest = (runDir: string, manifest: Manifest): Effect.Effect<void, ArtifactError> =>
+  writeFileAtomic(manifestPath(runDir), `${JSON.stringify(manifest, null, 2)}\n`)
