@@ -13,16 +13,22 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { stages } from "../nodes/index.ts"
 import { toolInfo } from "../pipeline/manifest.ts"
 import { makeDagCommand } from "./dag.ts"
+import { forwardCommand } from "./forward.ts"
+import { initModelsCommand } from "./initModels.ts"
 import { makeRunCommand } from "./run.ts"
 import { makeStatusCommand } from "./status.ts"
 
 // ---------------------------------------------------------------------------------------------------------------
 // Subcommands. The pipeline commands are built over `stages` (src/nodes/index.ts).
-// LEAD: wire the other helpers' commands here — `doctorCommand` (./doctor.ts), `initModelsCommand` (./initModels.ts),
-// `forwardCommand` (./forward.ts). Note forward.ts imports @tensorflow/tfjs at top level, which would load tfjs for
-// every command (including `status` and a cached `run`): prefer a thin command whose handler does `await import()`.
+// Model commands load tfjs and the model code inside their handlers only.
 // ---------------------------------------------------------------------------------------------------------------
-const subcommands = [makeRunCommand(stages), makeStatusCommand(stages), makeDagCommand(stages)] as const
+const subcommands = [
+  makeRunCommand(stages),
+  makeStatusCommand(stages),
+  makeDagCommand(stages),
+  initModelsCommand,
+  forwardCommand
+] as const
 
 // LEAD: layers for services the stages require (their Effect's R) go here, e.g. Layer.mergeAll(Backend.layer, ...).
 const stageLayers = Layer.empty
