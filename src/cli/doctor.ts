@@ -1,0 +1,95 @@
+/**
+ * `llink doctor`: which tensor backend this machine gets and why, the OpenBLAS library behind `cpu-blas`
+ * (path, threads, build config, kernel family), the Node version, and a 256³ sgemm checked against a plain JS loop.
+ *
+ * tfjs and the backend modules are imported inside the handler, so the CLI's other commands do not load them.
+ * Exit code 1 when the selected (or forced) backend cannot start or the sgemm check disagrees.
+ */
+import { Console, Effect } from "effect"
+import { Command } from "effect/cli"
+import * as os from "node:os"
+import { reportCommandError } from "./run.ts"
+
+/** A 256³ sgemm through OpenBLAS against a float64 JS triple loop: max |difference| and time. */
+export const sgemmCheck = async (n = 256): Promise<{ maxAbsDiff: number; ok: boolean; blasMs: number; gflops: number }> => {
+  const { loadBlas } = await import("../backend/blas.ts")
+  const blas = loadBlas()
+  let seed = 12345
+  const next = (): number => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0
+    return seed / 4294967296 - 0.5
+  }
+  const a = Float32Array.from({ length: n * n }, next)
+  const b = Float32Array.from({ length: n * n }, next)
+  const c = new Float32Array(n * n)
+  let blasMs = Infinity // best of 5 (the first calls start OpenBLAS's threads)
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now()
+    blas.sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
+    blasMs = Math.min(blasMs, performance.now() - t0)
+  }
+  let maxAbsDiff = 0
+  const row = new Float64Array(n)
+  for (let i = 0; i < n; i++) {
+    row.fill(0)
+    for (let k = 0; k < n; k++) {
+      const aik = a[i * n + k]
+      for (let j = 0; j < n; j++) row[j] += aik * b[k * n + j]
+    }
+    for (let j = 0; j < n; j++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(row[j] - c[i * n + j]))
+  }
+  // Entries are sums of 256 products of U(−½,½) values (|c| ≲ 2); float32 accumulation error stays far below 1e-3.
+  return { maxAbsDiff, ok: maxAbsDiff < 1e-3, blasMs, gflops: (2 * n * n * n) / (blasMs * 1e6) }
+}
+
+/** The doctor's report as lines; `ok` is false when the backend failed to start or the sgemm check failed. */
+export const doctorReport = async (): Promise<{ lines: Array<string>; ok: boolean; error?: unknown }> => {
+  const lines: Array<string> = []
+  const row = (k: string, v: string): void => {
+    lines.push(`${k.padEnd(14)}${v}`)
+  }
+  row("node", `${process.version} (${process.platform} ${process.arch}), ${os.availableParallelism()} CPUs available`)
+  row("LLINK_BACKEND", process.env.LLINK_BACKEND === undefined ? "(unset: auto)" : process.env.LLINK_BACKEND)
+  const { tryLoadBlas, BlasUnavailableError } = await import("../backend/blas.ts")
+  const blas = tryLoadBlas()
+  if (blas instanceof BlasUnavailableError) {
+    row("openblas", `not available: ${blas.message}`)
+    for (const t of blas.tried) row("", `tried ${t}`)
+  } else {
+    row("openblas", blas.path)
+    row("  config", blas.config)
+    row("  kernels", blas.coreName + (blas.coreTypeSet !== undefined ? ` (OPENBLAS_CORETYPE=${blas.coreTypeSet} set by llink from the CPU flags)` : ""))
+    row("  threads", `${blas.threads()}${process.env.LLINK_BLAS_THREADS !== undefined ? " (LLINK_BLAS_THREADS)" : " (os.availableParallelism)"}`)
+  }
+  let ok = true
+  let error: unknown
+  const { initBackend } = await import("../backend/service.ts")
+  try {
+    const info = await initBackend()
+    row("backend", info.description)
+    row("why", info.reason)
+  } catch (cause) {
+    ok = false
+    error = cause
+    row("backend", `FAILED: ${cause instanceof Error ? cause.message : String(cause)}`)
+  }
+  if (!(blas instanceof BlasUnavailableError)) {
+    const check = await sgemmCheck()
+    row(
+      "sgemm 256³",
+      `${check.ok ? "ok" : "MISMATCH"}: max |diff| vs JS loop ${check.maxAbsDiff.toExponential(2)}, ` +
+        `${check.blasMs.toFixed(2)} ms (${check.gflops.toFixed(1)} GFLOP/s)`
+    )
+    ok = ok && check.ok
+  }
+  return error === undefined ? { lines, ok } : { lines, ok, error }
+}
+
+export const doctorCommand = Command.make("doctor", {}, () =>
+  Effect.gen(function*() {
+    const report = yield* Effect.promise(() => doctorReport())
+    yield* Console.log(report.lines.join("\n"))
+    if (report.error !== undefined) return yield* Effect.fail(report.error)
+    if (!report.ok) return yield* Effect.fail(new Error("sgemm check failed: OpenBLAS disagrees with the JS reference"))
+  }).pipe(reportCommandError)
+).pipe(Command.withDescription("Show the tensor backend, OpenBLAS details, and check sgemm"))
