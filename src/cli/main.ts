@@ -13,6 +13,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { stages } from "../nodes/index.ts"
 import { toolInfo } from "../pipeline/manifest.ts"
 import { makeDagCommand } from "./dag.ts"
+import { doctorCommand } from "./doctor.ts"
 import { forwardCommand } from "./forward.ts"
 import { initModelsCommand } from "./initModels.ts"
 import { makeRunCommand } from "./run.ts"
@@ -27,7 +28,8 @@ const subcommands = [
   makeStatusCommand(stages),
   makeDagCommand(stages),
   initModelsCommand,
-  forwardCommand
+  forwardCommand,
+  doctorCommand
 ] as const
 
 // LEAD: layers for services the stages require (their Effect's R) go here, e.g. Layer.mergeAll(Backend.layer, ...).

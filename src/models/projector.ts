@@ -20,6 +20,7 @@
  * store stable names only.
  */
 import * as tf from "@tensorflow/tfjs"
+import { gelu as fusedGelu, layerNorm as fusedLayerNorm } from "../backend/ops.ts"
 import { deriveSeed, fillUniform, makeRng } from "./rng.ts"
 import type { Rng } from "./rng.ts"
 import type { HostTensor } from "./safetensors.ts"
@@ -198,15 +199,12 @@ export const dropoutMask = (rng: Rng, rows: number, cols: number, p: number): Fl
   return out
 }
 
-/** Exact GELU: 0.5·x·(1 + erf(x/√2)). */
-export const gelu = (x: tf.Tensor): tf.Tensor => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))))
+/** Exact GELU: 0.5·x·(1 + erf(x/√2)); one fused kernel on cpu-blas, composite tf ops elsewhere. */
+export const gelu = (x: tf.Tensor): tf.Tensor => fusedGelu(x)
 
-/** LayerNorm over the last axis with biased variance (PyTorch), then the affine transform. */
-export const layerNorm = (x: tf.Tensor2D, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor2D => {
-  const { mean, variance } = tf.moments(x, -1, true)
-  const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)))
-  return tf.add(tf.mul(normed, weight), bias) as tf.Tensor2D
-}
+/** LayerNorm over the last axis with biased variance (PyTorch), then the affine transform (fused on cpu-blas). */
+export const layerNorm = (x: tf.Tensor2D, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor2D =>
+  fusedLayerNorm(x, weight, bias, eps)
 
 /**
  * How dropout is applied in `forward`: `null`/absent = evaluation (no dropout); `{ rng }` = draw a mask from `rng`;

@@ -94,7 +94,7 @@ const runSteps = (
       return stageALoss({ p, h: tf.tensor2d(hb, [BATCH, D_OUT]), negatives, tau }).total
     }, [...s.proj.variables])
     clipGradNorm(grads, 1.0)
-    s.opt.step(grads, warmupCosine(s.step, { peak: 0.05, warmupSteps: 4, totalSteps: STEPS, floor: 1e-3 }))
+    s.opt.step(grads, { lr: warmupCosine(s.step, { peak: 0.05, warmupSteps: 4, totalSteps: STEPS, floor: 1e-3 }) })
     losses.push(value.arraySync())
     tf.dispose([value, ...Object.values(grads)])
     s.queue.enqueue(hb, BATCH)
