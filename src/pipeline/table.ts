@@ -87,7 +87,6 @@ const writeFully = async (fh: FileHandle, buf: Uint8Array, position: number) => 
 // ---- rows → Arrow ------------------------------------------------------------------------------------------
 
 /** A lone surrogate: with the `u` flag a well-formed pair is one code point, so only unpaired halves match. */
-const LONE_SURROGATE = /\p{Surrogate}/u
 
 const arrowType = (type: ColumnType): arrow.DataType => {
   switch (type) {
@@ -148,7 +147,7 @@ const buildColumn = (column: Column, rows: ReadonlyArray<Row>, firstRow: number)
         const v = rows[i][column.name]
         if (present(i, v)) {
           if (typeof v !== "string") throw bad(i, v, "a string")
-          if (LONE_SURROGATE.test(v)) throw bad(i, v, "well-formed UTF-16 (found a lone surrogate)")
+          if (!v.isWellFormed()) throw bad(i, v, "well-formed UTF-16 (found a lone surrogate)")
           pos += data.write(v, pos, "utf8")
         }
         valueOffsets[i + 1] = pos
