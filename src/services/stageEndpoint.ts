@@ -1,0 +1,108 @@
+/**
+ * How a pipeline stage (synthesize, judge) reaches its LLM endpoint, and how "auto" mode is decided.
+ *
+ * - `resolveLlmMode`: "auto" becomes "endpoint" when a base URL is configured (the section's `endpoint.baseUrl`, or
+ *   env `OPENAI_BASE_URL`), else "offline". Stages resolve it in `selectParams`, so the *resolved* mode and the
+ *   (redacted) URL enter the stage's cache key: setting `OPENAI_BASE_URL` later does not reuse an offline result.
+ * - `withStageEndpoint`: runs `use` with an endpoint. An `LlmEndpoint` already in the context wins (tests provide
+ *   `LlmEndpoint.scripted(...)` or `LlmEndpoint.layer(...)` pointed at a fake server; a caller may provide one
+ *   globally). Otherwise the stage builds its own `LlmEndpoint.layer(config)` for the duration of `use`, with the
+ *   on-disk request cache at `<cacheDir>/requests` (the cache root comes from the `ArtifactStore` in the context, or
+ *   from the scratch folder's location `<cacheDir>/<stage>/<key>.partial`). So each stage talks to the model of its
+ *   own config section, an offline run never needs a URL, and a rerun after a crash pays for no answer twice.
+ * - The endpoint counters of the stage's own calls (a delta, so a shared endpoint is not double-counted) come back
+ *   for the manifest's metrics.
+ */
+import * as path from "node:path"
+import { Context, Effect, Layer, Option } from "effect"
+import { ArtifactStore } from "../pipeline/cache.ts"
+import { StageError } from "../pipeline/errors.ts"
+import { type EndpointConfig, type EndpointError, type EndpointStats, LlmEndpoint, type LlmEndpointShape, redactUrl } from "./endpoint.ts"
+
+export type LlmModeSetting = "auto" | "offline" | "endpoint"
+export type ResolvedLlmMode = "offline" | "endpoint"
+
+type Env = Readonly<Record<string, string | undefined>>
+
+/** The base URL the endpoint would use: the config's, else env `OPENAI_BASE_URL`, else "". */
+export const configuredBaseUrl = (config: Pick<EndpointConfig, "baseUrl">, env: Env = process.env): string =>
+  config.baseUrl !== "" ? config.baseUrl : (env["OPENAI_BASE_URL"] ?? "")
+
+/** "auto" → "endpoint" when a base URL is configured, else "offline". */
+export const resolveLlmMode = (mode: LlmModeSetting, config: Pick<EndpointConfig, "baseUrl">, env: Env = process.env): ResolvedLlmMode =>
+  mode === "auto" ? (configuredBaseUrl(config, env) === "" ? "offline" : "endpoint") : mode
+
+/** The configured base URL as it may enter a cache key or a report (no credentials, no query); "" when unset. */
+export const publicBaseUrl = (config: Pick<EndpointConfig, "baseUrl">, env: Env = process.env): string => {
+  const raw = configuredBaseUrl(config, env)
+  if (raw === "") return ""
+  try {
+    return redactUrl(raw)
+  } catch (cause) {
+    // Not a URL: the endpoint layer will fail with a config error naming it; key on a marker, not the raw text.
+    return `(invalid URL: ${cause instanceof Error ? cause.name : "error"})`
+  }
+}
+
+/** `<cacheDir>/requests`. */
+export const requestsDirFor = (scratchDir: string): Effect.Effect<string> =>
+  Effect.map(Effect.serviceOption(ArtifactStore), (store) =>
+    Option.isSome(store)
+      ? path.join(store.value.root, "requests")
+      : path.join(path.dirname(path.dirname(path.resolve(scratchDir))), "requests"))
+
+/** The stats a stage records: its own calls only. */
+export const statsDelta = (before: EndpointStats, after: EndpointStats): EndpointStats => ({
+  requestsSent: after.requestsSent - before.requestsSent,
+  answered: after.answered - before.answered,
+  cacheHits: after.cacheHits - before.cacheHits,
+  dedupedInFlight: after.dedupedInFlight - before.dedupedInFlight,
+  failures: after.failures - before.failures,
+  retries: {
+    rate_limit: after.retries.rate_limit - before.retries.rate_limit,
+    server: after.retries.server - before.retries.server,
+    timeout: after.retries.timeout - before.retries.timeout,
+    connection: after.retries.connection - before.retries.connection,
+    malformed: after.retries.malformed - before.retries.malformed,
+    empty: after.retries.empty - before.retries.empty
+  },
+  retriesTotal: after.retriesTotal - before.retriesTotal,
+  cacheCorrupt: after.cacheCorrupt - before.cacheCorrupt,
+  promptTokens: after.promptTokens - before.promptTokens,
+  completionTokens: after.completionTokens - before.completionTokens
+})
+
+/** A failed endpoint call as the stage's error (the message is already redacted by the endpoint). */
+export const endpointStageError = (stage: string) => (e: EndpointError): StageError =>
+  new StageError({ stage, message: e.message, cause: e })
+
+/**
+ * Runs `use` with the context's `LlmEndpoint`, or with one built from `config` (request cache under
+ * `<cacheDir>/requests`) that lives as long as `use`. Returns `use`'s result and the stats of the calls made in it.
+ */
+export const withStageEndpoint = <A, E, R>(
+  stage: string,
+  config: EndpointConfig,
+  scratchDir: string,
+  use: (endpoint: LlmEndpointShape) => Effect.Effect<A, E, R>
+): Effect.Effect<{ readonly result: A; readonly stats: EndpointStats; readonly requestsDir: string | null }, E | StageError, R> =>
+  Effect.gen(function*() {
+    const measured = (endpoint: LlmEndpointShape, requestsDir: string | null) =>
+      Effect.gen(function*() {
+        const before = yield* endpoint.stats
+        const result = yield* use(endpoint)
+        const after = yield* endpoint.stats
+        return { result, stats: statsDelta(before, after), requestsDir }
+      })
+    const provided = yield* Effect.serviceOption(LlmEndpoint)
+    if (Option.isSome(provided)) return yield* measured(provided.value, null)
+    const requestsDir = yield* requestsDirFor(scratchDir)
+    return yield* Effect.scoped(
+      Effect.gen(function*() {
+        const context = yield* Layer.build(LlmEndpoint.layer(config, { cacheDir: requestsDir })).pipe(
+          Effect.mapError(endpointStageError(stage))
+        )
+        return yield* measured(Context.get(context, LlmEndpoint), requestsDir)
+      })
+    )
+  })
