@@ -7,8 +7,12 @@
  * products, binary/unary/reduction/transpose loops, the kernel table (`REPLACED_KERNELS`), fused kernels with no
  * stock counterpart (`FUSED_KERNELS`, used by `ops.ts`), and `registerBlasBackend`.
  *
+ * The data-movement kernels (Slice, StridedSlice with stride 1, PadV2, Concat, SplitV, GatherV2 with batchDims 0,
+ * UnsortedSegmentSum with 1-D ids) copy contiguous runs (loops in `copy.ts`) instead of the stock per-element
+ * index arithmetic; binary kernels take any numpy broadcast (general N-d path: `broadcastBlocks`).
+ *
  * Every replaced kernel handles float32 and the common shapes; anything else (int32/bool/complex inputs,
- * broadcasts on both sides, non-contiguous reduction axes, prelu activations, rank > 5 transposes) is passed,
+ * non-contiguous reduction axes, prelu activations, rank > 5 transposes, strided slices) is passed,
  * per call, to the stock kernel. Results match the stock kernels: the binary and unary loops use the same
  * formulas in the same order (bit-identical), except Erf and Exp, whose exp is a faster inlined one within
  * 1 float32 ulp of Math.exp; sums accumulate in float64 like the stock ones; matrix products differ only by
@@ -24,6 +28,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { loadBlas } from "./blas.ts"
 import type { Blas } from "./blas.ts"
+import { concatInto, copyBox, gatherInto, segmentSumInto, sliceInto, splitFrom } from "./copy.ts"
 
 /** The backend name registered with tensorflow.js. */
 export const BLAS_BACKEND = "cpu-blas"
@@ -496,13 +501,144 @@ const binary = (
     if (pb.kind === "same") loop(A, B, o, SS, n)
     else if (pb.kind === "row") loop(A, B, o, SR, pb.p)
     else if (pb.kind === "col") loop(A, B, o, SC, pb.p)
-    else return undefined
+    else return broadcastBlocks(loop, aShape, bShape, shape, A, B, o) ? { shape, values: o } : undefined
   } else if (pb.kind === "same") {
     if (pa.kind === "row") loop(A, B, o, RS, pa.p)
     else if (pa.kind === "col") loop(A, B, o, CS, pa.p)
-    else return undefined
-  } else return undefined
+    else return broadcastBlocks(loop, aShape, bShape, shape, A, B, o) ? { shape, values: o } : undefined
+  } else return broadcastBlocks(loop, aShape, bShape, shape, A, B, o) ? { shape, values: o } : undefined
   return { shape, values: o }
+}
+
+/** An operand's pattern over the trailing block of merged dims [k, r): which mode letter and period it has. */
+const blockPattern = (
+  bcast: ReadonlyArray<boolean>,
+  dims: ReadonlyArray<number>,
+  k: number
+): { readonly kind: "same" | "row" | "col"; readonly p: number } | undefined => {
+  const r = dims.length
+  // same: nothing broadcast; row: broadcast dims then kept dims; col: kept dims then broadcast dims.
+  let j = k
+  while (j < r && bcast[j]) j++
+  let i = j
+  while (i < r && !bcast[i]) i++
+  if (i === r) {
+    if (j === k) return { kind: "same", p: 0 }
+    let p = 1
+    for (let d = j; d < r; d++) p *= dims[d]
+    return { kind: "row", p }
+  }
+  if (j !== k) return undefined
+  let m = i
+  while (m < r && bcast[m]) m++
+  if (m !== r) return undefined
+  let p = 1
+  for (let d = i; d < r; d++) p *= dims[d]
+  return { kind: "col", p }
+}
+
+/**
+ * General N-d broadcasting for a binary loop: squeeze the output's size-1 dims, merge adjacent dims on which both
+ * operands behave alike (both kept or both broadcast), then pick the largest trailing block over which the
+ * operands form a pattern the loops handle (same/row/col on one side, same on the other, or a scalar) and run
+ * the loop once per block with an odometer over the leading dims. False when no pattern fits (never expected:
+ * a single trailing dim always fits).
+ */
+const broadcastBlocks = (
+  loop: BinaryLoop,
+  aShape: ReadonlyArray<number>,
+  bShape: ReadonlyArray<number>,
+  outShape: ReadonlyArray<number>,
+  A: Float32Array,
+  B: Float32Array,
+  o: Float32Array
+): boolean => {
+  const r0 = outShape.length
+  const pa = [...Array(r0 - aShape.length).fill(1), ...aShape]
+  const pb = [...Array(r0 - bShape.length).fill(1), ...bShape]
+  // Squeeze and merge.
+  const dims: Array<number> = []
+  const ab: Array<boolean> = []
+  const bb: Array<boolean> = []
+  for (let d = 0; d < r0; d++) {
+    const n = outShape[d]
+    if (n === 1) continue
+    const xa = pa[d] === 1
+    const xb = pb[d] === 1
+    const last = dims.length - 1
+    if (last >= 0 && ab[last] === xa && bb[last] === xb) dims[last] *= n
+    else {
+      dims.push(n)
+      ab.push(xa)
+      bb.push(xb)
+    }
+  }
+  const r = dims.length
+  if (r === 0) {
+    loop(A, B, o, SS, 1)
+    return true
+  }
+  // Element strides of each operand over the merged dims (0 where broadcast).
+  const sa = new Array<number>(r).fill(0)
+  const sb = new Array<number>(r).fill(0)
+  let accA = 1
+  let accB = 1
+  for (let d = r - 1; d >= 0; d--) {
+    if (!ab[d]) {
+      sa[d] = accA
+      accA *= dims[d]
+    }
+    if (!bb[d]) {
+      sb[d] = accB
+      accB *= dims[d]
+    }
+  }
+  for (let k = 0; k < r; k++) {
+    const xa = blockPattern(ab, dims, k)
+    const xb = blockPattern(bb, dims, k)
+    if (xa === undefined || xb === undefined) continue
+    let mode: number
+    let p: number
+    if (xa.kind === "same" && xb.kind === "same") [mode, p] = [SS, 0]
+    else if (xa.kind === "same" && xb.kind === "row") [mode, p] = [SR, xb.p]
+    else if (xa.kind === "same" && xb.kind === "col") [mode, p] = [SC, xb.p]
+    else if (xa.kind === "row" && xb.kind === "same") [mode, p] = [RS, xa.p]
+    else if (xa.kind === "col" && xb.kind === "same") [mode, p] = [CS, xa.p]
+    else continue
+    let block = 1
+    let lenA = 1
+    let lenB = 1
+    for (let d = k; d < r; d++) {
+      block *= dims[d]
+      if (!ab[d]) lenA *= dims[d]
+      if (!bb[d]) lenB *= dims[d]
+    }
+    if (mode === SS) p = block
+    if (k === 0) {
+      loop(A, B, o, mode, p)
+      return true
+    }
+    const outer = o.length / block
+    const loc = new Array<number>(k).fill(0)
+    let oa = 0
+    let ob = 0
+    for (let i = 0; i < outer; i++) {
+      const os = i * block
+      loop(A.subarray(oa, oa + lenA), B.subarray(ob, ob + lenB), o.subarray(os, os + block), mode, p)
+      for (let d = k - 1; d >= 0; d--) {
+        if (++loc[d] < dims[d]) {
+          oa += sa[d]
+          ob += sb[d]
+          break
+        }
+        oa -= (dims[d] - 1) * sa[d]
+        ob -= (dims[d] - 1) * sb[d]
+        loc[d] = 0
+      }
+    }
+    return true
+  }
+  return false
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -805,7 +941,14 @@ export const REPLACED_KERNELS: ReadonlyArray<string> = [
   "Max",
   "Min",
   "Softmax",
-  "Transpose"
+  "Transpose",
+  "Slice",
+  "StridedSlice",
+  "PadV2",
+  "Concat",
+  "SplitV",
+  "GatherV2",
+  "UnsortedSegmentSum"
 ]
 
 /** Counters of how often each replaced kernel took its fast path or fell back (for tests and the doctor). */
@@ -984,7 +1127,224 @@ const makeKernels = (blas: Blas, stock: (name: string) => tf.KernelFunc): Map<st
     return be.makeTensorInfo(shape, x.dtype, O)
   })
 
+  layoutKernels(k, fallback, stock)
   return k
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Data-movement kernels: strided copies (Slice, StridedSlice, PadV2, Concat, SplitV), GatherV2 and
+// UnsortedSegmentSum. Contiguous slices and splits stay zero-copy views (the stock kernels already do that).
+
+const nums = (v: unknown): Array<number> | undefined => {
+  if (!Array.isArray(v)) return undefined
+  const r: Array<number> = []
+  for (const x of v) {
+    if (typeof x !== "number") return undefined
+    r.push(x)
+  }
+  return r
+}
+const numAttr = (args: KernelArgs, name: string, dflt: number): number => {
+  const v = args.attrs?.[name]
+  return typeof v === "number" ? v : dflt
+}
+const allInRange = (idx: ArrayLike<number>, n: number): boolean => {
+  for (let i = 0; i < idx.length; i++) if (!(idx[i] >= 0 && idx[i] < n)) return false
+  return true
+}
+
+const layoutKernels = (
+  k: Map<string, tf.KernelFunc>,
+  fallback: (name: string, args: KernelArgs) => KernelResult,
+  stock: (name: string) => tf.KernelFunc
+): void => {
+  /** The stock kernel for cases it already does as well (zero-copy views); counted as fast. */
+  const viewOf = (name: string, args: KernelArgs): KernelResult => {
+    hit(name, true)
+    return stock(name)(args)
+  }
+
+  /** Slice x[begin : begin + size] into a fresh buffer, or the stock zero-copy view when contiguous. */
+  const sliceFast = (
+    name: string,
+    args: KernelArgs,
+    x: tf.TensorInfo,
+    begin: Array<number>,
+    size: Array<number>,
+    outShape: Array<number>
+  ): KernelResult => {
+    const be = cpuOf(args.backend)
+    const X = f32(be, x)
+    if (X === undefined) return fallback(name, args)
+    const o = allocFor(be, sizeOf(size))
+    sliceInto(X, x.shape, begin, size, o)
+    hit(name, true)
+    return out(be, outShape, o)
+  }
+
+  k.set("Slice", (args) => {
+    const { x } = args.inputs
+    const rawBegin = args.attrs?.begin
+    const rawSize = args.attrs?.size
+    if (x === undefined || x.dtype !== "float32") return fallback("Slice", args)
+    const begin = typeof rawBegin === "number" ? rawBegin : nums(rawBegin)
+    const size = rawSize === undefined || typeof rawSize === "number" ? rawSize : nums(rawSize)
+    if (begin === undefined) return fallback("Slice", args)
+    const [b, z] = tf.slice_util.parseSliceParams(x, begin, size)
+    tf.slice_util.assertParamsValid(x, b, z)
+    if (tf.slice_util.isSliceContinous(x.shape, b, z)) return viewOf("Slice", args)
+    return sliceFast("Slice", args, x, b, z, z)
+  })
+
+  k.set("StridedSlice", (args) => {
+    const { x } = args.inputs
+    const begin = nums(args.attrs?.begin)
+    const end = nums(args.attrs?.end)
+    const strides = nums(args.attrs?.strides)
+    if (x === undefined || x.dtype !== "float32" || begin === undefined || end === undefined || strides === undefined) {
+      return fallback("StridedSlice", args)
+    }
+    const info = tf.slice_util.sliceInfo(
+      x.shape,
+      begin,
+      end,
+      strides,
+      numAttr(args, "beginMask", 0),
+      numAttr(args, "endMask", 0),
+      numAttr(args, "ellipsisMask", 0),
+      numAttr(args, "newAxisMask", 0),
+      numAttr(args, "shrinkAxisMask", 0)
+    )
+    if (info.isIdentity || !info.isSimpleSlice || info.begin.length !== x.shape.length) {
+      return fallback("StridedSlice", args)
+    }
+    const size = tf.slice_util.computeOutShape(info.begin, info.end, info.strides)
+    if (size.some((d, i) => d < 0 || info.begin[i] < 0 || info.begin[i] + d > x.shape[i])) {
+      return fallback("StridedSlice", args)
+    }
+    if (sizeOf(size) !== sizeOf(info.finalShape)) return fallback("StridedSlice", args)
+    if (tf.slice_util.isSliceContinous(x.shape, info.begin, size)) return viewOf("StridedSlice", args)
+    return sliceFast("StridedSlice", args, x, info.begin, size, info.finalShape)
+  })
+
+  k.set("PadV2", (args) => {
+    const be = cpuOf(args.backend)
+    const { x } = args.inputs
+    const X = f32(be, x)
+    const raw = args.attrs?.paddings
+    const value = numAttr(args, "constantValue", 0)
+    if (x === undefined || X === undefined || !Array.isArray(raw) || raw.length !== x.shape.length) {
+      return fallback("PadV2", args)
+    }
+    const before: Array<number> = []
+    const outShape: Array<number> = []
+    for (let d = 0; d < raw.length; d++) {
+      const p = nums(raw[d])
+      if (p === undefined || p.length !== 2 || p[0] < 0 || p[1] < 0) return fallback("PadV2", args)
+      before.push(p[0])
+      outShape.push(p[0] + x.shape[d] + p[1])
+    }
+    const o = allocFor(be, sizeOf(outShape))
+    o.fill(value)
+    copyBox(X, x.shape, new Array<number>(x.shape.length).fill(0), o, outShape, before, x.shape)
+    hit("PadV2", true)
+    return out(be, outShape, o)
+  })
+
+  k.set("Concat", (args) => {
+    const be = cpuOf(args.backend)
+    const list: Array<tf.TensorInfo> = []
+    for (const t of Object.values(args.inputs)) if (t !== undefined) list.push(t)
+    if (list.length === 0 || list[0].shape.length === 0) return fallback("Concat", args)
+    const parts: Array<{ values: Float32Array; shape: Array<number> }> = []
+    for (const t of list) {
+      const v = f32(be, t)
+      if (v === undefined) return fallback("Concat", args)
+      parts.push({ values: v, shape: [...t.shape] })
+    }
+    const axis = tf.util.parseAxisParam(numAttr(args, "axis", 0), list[0].shape)[0]
+    const shapes = parts.map((p) => p.shape)
+    tf.backend_util.assertParamsConsistent(shapes, axis)
+    const outShape = tf.backend_util.computeOutShape(shapes, axis)
+    const o = allocFor(be, sizeOf(outShape))
+    concatInto(parts, axis, o)
+    hit("Concat", true)
+    return out(be, outShape, o)
+  })
+
+  k.set("SplitV", (args) => {
+    const be = cpuOf(args.backend)
+    const { x } = args.inputs
+    const raw = args.attrs?.numOrSizeSplits
+    const splits = typeof raw === "number" ? raw : nums(raw)
+    if (x === undefined || x.dtype !== "float32" || splits === undefined || x.shape.length === 0) {
+      return fallback("SplitV", args)
+    }
+    const axis = tf.util.parseAxisParam(numAttr(args, "axis", 0), x.shape)[0]
+    const sizes = tf.backend_util.prepareSplitSize(x, splits, axis)
+    const outer = sizeOf(x.shape.slice(0, axis))
+    // With one row the pieces are contiguous: the stock kernel returns views.
+    if (outer <= 1) return viewOf("SplitV", args)
+    const X = f32(be, x)
+    if (X === undefined) return fallback("SplitV", args)
+    const inner = sizeOf(x.shape.slice(axis + 1))
+    const outs = sizes.map((s) => allocFor(be, outer * s * inner))
+    splitFrom(X, outer, outs)
+    hit("SplitV", true)
+    return outs.map((o, i) => {
+      const shape = [...x.shape]
+      shape[axis] = sizes[i]
+      return out(be, shape, o)
+    })
+  })
+
+  k.set("GatherV2", (args) => {
+    const be = cpuOf(args.backend)
+    const { x, indices } = args.inputs
+    const X = f32(be, x)
+    if (x === undefined || indices === undefined || X === undefined || numAttr(args, "batchDims", 0) !== 0) {
+      return fallback("GatherV2", args)
+    }
+    const idx = be.data.get(indices.dataId).values
+    if (!(idx instanceof Int32Array) || x.shape.length === 0) return fallback("GatherV2", args)
+    const axis = tf.util.parseAxisParam(numAttr(args, "axis", 0), x.shape)[0]
+    const dim = x.shape[axis]
+    // Out-of-range indices: the stock kernel raises the error.
+    if (!allInRange(idx, dim)) return fallback("GatherV2", args)
+    const outer = sizeOf(x.shape.slice(0, axis))
+    const inner = sizeOf(x.shape.slice(axis + 1))
+    const outShape = [...x.shape.slice(0, axis), ...indices.shape, ...x.shape.slice(axis + 1)]
+    const o = allocFor(be, sizeOf(outShape))
+    gatherInto(X, outer, dim, inner, idx, o)
+    hit("GatherV2", true)
+    return out(be, outShape, o)
+  })
+
+  k.set("UnsortedSegmentSum", (args) => {
+    const be = cpuOf(args.backend)
+    const { x, segmentIds } = args.inputs
+    const X = f32(be, x)
+    const numSegments = numAttr(args, "numSegments", 0)
+    if (x === undefined || segmentIds === undefined || X === undefined) return fallback("UnsortedSegmentSum", args)
+    const ids = be.data.get(segmentIds.dataId).values
+    // Segment ids of rank > 1 (the stock kernel sums only their first axis) and odd counts fall back.
+    if (
+      !(ids instanceof Int32Array) ||
+      segmentIds.shape.length !== 1 ||
+      x.shape.length === 0 ||
+      segmentIds.shape[0] !== x.shape[0] ||
+      !Number.isInteger(numSegments) ||
+      numSegments < 1
+    ) {
+      return fallback("UnsortedSegmentSum", args)
+    }
+    const inner = sizeOf(x.shape.slice(1))
+    const outShape = [numSegments, ...x.shape.slice(1)]
+    const o = allocFor(be, numSegments * inner)
+    segmentSumInto(X, ids, numSegments, inner, o)
+    hit("UnsortedSegmentSum", true)
+    return out(be, outShape, o)
+  })
 }
 
 // ---------------------------------------------------------------------------------------------------------------
