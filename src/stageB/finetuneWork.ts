@@ -30,7 +30,7 @@ import type { FinetuneDoc } from "./artifact.ts"
 import { FINETUNE_CONFIG, FINETUNE_FORMAT, writeJson } from "./artifact.ts"
 import type { EncodedRow, PromptSettings } from "./data.ts"
 import { encodeRows, readSftTable } from "./data.ts"
-import { checkSftParams, dropoutModel, loraGroupVariables, runLoop } from "./loop.ts"
+import { checkSftParams, dropoutModel, loopSettingsOf, loraGroupVariables, runLoop } from "./loop.ts"
 import { padBatch } from "./prompt.ts"
 
 export type FinetuneParams = typeof FinetuneConfig.Type
@@ -118,21 +118,7 @@ export const runFinetune = (ctx: StageContext<FinetuneParams>, options?: Finetun
         })
         const result = yield* runLoop({
           stage: STAGE,
-          settings: {
-            seed: p.seed,
-            examples: train.examples.length,
-            microBatch: p.microBatch,
-            accumulation: p.accumulation,
-            epochs: p.epochs,
-            maxSteps: p.maxSteps,
-            warmupFraction: p.warmupFraction,
-            beta1: p.beta1,
-            beta2: p.beta2,
-            eps: p.eps,
-            gradClip: p.gradClip,
-            checkpointEvery: p.checkpointEvery,
-            evalEvery: p.evalEvery
-          },
+          settings: loopSettingsOf(p, train.examples.length),
           groups: [{ name: "lora", variables: loraGroupVariables(model), lr: p.lrLora, weightDecay: p.weightDecay }],
           logKeys: ["loss"],
           evalKeys: ["valLoss"],

@@ -58,6 +58,23 @@ export interface LoopSettings {
   readonly evalEvery: number
 }
 
+/** The loop settings of a stage's params (the fields Stage B and the fine-tune share) for `examples` rows. */
+export const loopSettingsOf = (p: Omit<LoopSettings, "examples">, examples: number): LoopSettings => ({
+  seed: p.seed,
+  examples,
+  microBatch: p.microBatch,
+  accumulation: p.accumulation,
+  epochs: p.epochs,
+  maxSteps: p.maxSteps,
+  warmupFraction: p.warmupFraction,
+  beta1: p.beta1,
+  beta2: p.beta2,
+  eps: p.eps,
+  gradClip: p.gradClip,
+  checkpointEvery: p.checkpointEvery,
+  evalEvery: p.evalEvery
+})
+
 /** The optimizer steps a run takes. */
 export const planTotalSteps = (s: Pick<LoopSettings, "examples" | "microBatch" | "accumulation" | "epochs" | "maxSteps">): number => {
   const full = Math.ceil((s.epochs * Math.ceil(s.examples / s.microBatch)) / s.accumulation)

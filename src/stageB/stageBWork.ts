@@ -47,7 +47,7 @@ import { SLOTS_FILE, STAGEB_ADAPTER, STAGEB_CONFIG, STAGEB_FORMAT, writeJson } f
 import type { EncodedRow, MatrixRows, PromptSettings } from "./data.ts"
 import { encodeRows, gatherRows, readMatrixRows, readSftTable } from "./data.ts"
 import type { MetricsRow, ParamGroup } from "./loop.ts"
-import { checkSftParams, dropoutModel, loraGroupVariables, runLoop } from "./loop.ts"
+import { checkSftParams, dropoutModel, loopSettingsOf, loraGroupVariables, runLoop } from "./loop.ts"
 import { padBatch, slotTokens } from "./prompt.ts"
 
 export type StageBParams = typeof StageBConfig.Type
@@ -254,21 +254,7 @@ export const runStageB = (ctx: StageContext<StageBParams>, options?: StageBRunOp
         })
         const result = yield* runLoop({
           stage: STAGE,
-          settings: {
-            seed: p.seed,
-            examples: train.examples.length,
-            microBatch: p.microBatch,
-            accumulation: p.accumulation,
-            epochs: p.epochs,
-            maxSteps: p.maxSteps,
-            warmupFraction: p.warmupFraction,
-            beta1: p.beta1,
-            beta2: p.beta2,
-            eps: p.eps,
-            gradClip: p.gradClip,
-            checkpointEvery: p.checkpointEvery,
-            evalEvery: p.evalEvery
-          },
+          settings: loopSettingsOf(p, train.examples.length),
           groups,
           logKeys: LOG_KEYS,
           evalKeys: EVAL_KEYS,
