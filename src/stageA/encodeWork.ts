@@ -17,10 +17,9 @@ import type { XlmrModel } from "../models/xlmr.ts"
 import { disposeXlmr, embedSentences, loadEncoder, padBatch } from "../models/xlmr.ts"
 import { StageError } from "../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../pipeline/stage.ts"
-import { readTableAll } from "../pipeline/table.ts"
 import type { EncodeConfig } from "../schemas/config.ts"
 import { ensureBackend } from "./backend.ts"
-import { runBatchJob } from "./batches.ts"
+import { readStringColumn, runBatchJob } from "./batches.ts"
 import { readModelsRef } from "./modelsRef.ts"
 
 export type EncodeParams = typeof EncodeConfig.Type
@@ -68,19 +67,6 @@ const checkParams = (p: EncodeParams): StageError | undefined => {
   return undefined
 }
 
-const foreignColumn = (file: string) =>
-  Effect.gen(function*() {
-    const rows = yield* readTableAll(file, { columns: ["foreign"] }).pipe(asStageError(STAGE))
-    const out: Array<string> = []
-    for (const [i, r] of rows.entries()) {
-      if (typeof r.foreign !== "string") {
-        return yield* new StageError({ stage: STAGE, message: `row ${i}: column "foreign" is not a string`, file })
-      }
-      out.push(r.foreign)
-    }
-    return out
-  })
-
 export const runEncode = (ctx: StageContext<EncodeParams>): Effect.Effect<StageOutcome, StageError> =>
   Effect.gen(function*() {
     const p = ctx.params
@@ -104,7 +90,7 @@ export const runEncode = (ctx: StageContext<EncodeParams>): Effect.Effect<StageO
           const dim = model.config.hidden_size
           const eos = tok.eosId ?? model.config.eos_token_id
           for (const split of ["train", "holdout"] as const) {
-            const texts = yield* foreignColumn(ctx.inputs[split])
+            const texts = yield* readStringColumn(STAGE, ctx.inputs[split], "foreign")
             const name = `zF.${split}`
             const seqs = texts.map((t) => foreignTokenIds(tok, t, eos, p))
             const r = yield* runBatchJob(

@@ -25,10 +25,9 @@ import type { TextTokenizer } from "../models/tokenizer.ts"
 import { loadTokenizer } from "../models/tokenizer.ts"
 import { StageError } from "../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../pipeline/stage.ts"
-import { readTableAll } from "../pipeline/table.ts"
 import type { TeacherConfig } from "../schemas/config.ts"
 import { ensureBackend } from "./backend.ts"
-import { runBatchJob } from "./batches.ts"
+import { readStringColumn, runBatchJob } from "./batches.ts"
 import { readModelsRef } from "./modelsRef.ts"
 
 export type TeacherParams = typeof TeacherConfig.Type
@@ -85,19 +84,6 @@ export const teacherVectors = (
   o: TeacherPromptOptions
 ): Float32Array => teacherFromIds(model, english.map((e) => teacherPromptIds(tok, e, feId, o)), padId)
 
-const englishColumn = (file: string) =>
-  Effect.gen(function*() {
-    const rows = yield* readTableAll(file, { columns: ["english"] }).pipe(asStageError(STAGE))
-    const out: Array<string> = []
-    for (const [i, r] of rows.entries()) {
-      if (typeof r.english !== "string") {
-        return yield* new StageError({ stage: STAGE, message: `row ${i}: column "english" is not a string`, file })
-      }
-      out.push(r.english)
-    }
-    return out
-  })
-
 export const runTeacher = (ctx: StageContext<TeacherParams>): Effect.Effect<StageOutcome, StageError> =>
   Effect.gen(function*() {
     const p = ctx.params
@@ -130,7 +116,7 @@ export const runTeacher = (ctx: StageContext<TeacherParams>): Effect.Effect<Stag
         Effect.gen(function*() {
           const dim = model.config.hidden_size
           for (const split of ["train", "holdout"] as const) {
-            const texts = yield* englishColumn(ctx.inputs[split])
+            const texts = yield* readStringColumn(STAGE, ctx.inputs[split], "english")
             const name = `hE.${split}`
             const prompts = texts.map((e) => teacherPromptIds(tok, e, feId, p))
             const r = yield* runBatchJob(
