@@ -164,3 +164,27 @@ export const gatherRows = (m: MatrixRows, rows: ReadonlyArray<number>): Float32A
   })
   return out
 }
+
+/** Reads and encodes `sft.train` and `sft.val` for a stage; no usable training row is an error naming the file. */
+export const loadSftSets = (
+  stage: string,
+  files: { readonly train: string; readonly val: string },
+  tokenizer: TextTokenizer,
+  settings: PromptSettings,
+  kind: PromptKind,
+  limits: { readonly maxTrainRows: number; readonly valMaxRows: number }
+): Effect.Effect<{ readonly train: EncodedSet; readonly val: EncodedSet }, StageError> =>
+  Effect.gen(function*() {
+    const trainRows = yield* readSftTable(stage, files.train)
+    const valRows = yield* readSftTable(stage, files.val)
+    const train = encodeRows(tokenizer, trainRows, settings, kind, limits.maxTrainRows)
+    const val = encodeRows(tokenizer, valRows, settings, kind, limits.valMaxRows)
+    if (train.examples.length === 0) {
+      return yield* new StageError({
+        stage,
+        message: `no usable sft.train rows (${trainRows.length} read; skipped: ${JSON.stringify(train.skipped)})`,
+        file: files.train
+      })
+    }
+    return { train, val }
+  })

@@ -29,7 +29,7 @@ import { lmLoss, lmTargets, targetNll } from "../train/stageBLoss.ts"
 import type { FinetuneDoc } from "./artifact.ts"
 import { FINETUNE_CONFIG, FINETUNE_FORMAT, writeJson } from "./artifact.ts"
 import type { EncodedRow, PromptSettings } from "./data.ts"
-import { encodeRows, readSftTable } from "./data.ts"
+import { loadSftSets } from "./data.ts"
 import { checkSftParams, dropoutModel, loopSettingsOf, loraGroupVariables, runLoop } from "./loop.ts"
 import { padBatch } from "./prompt.ts"
 
@@ -78,17 +78,14 @@ export const runFinetune = (ctx: StageContext<FinetuneParams>, options?: Finetun
       reserved: addedTokens
     }
     const kind = { kind: "text" as const, maxForeignChars: p.maxForeignChars }
-    const trainRows = yield* readSftTable(STAGE, ctx.inputs["sft.train"])
-    const valRows = yield* readSftTable(STAGE, ctx.inputs["sft.val"])
-    const train = encodeRows(tokenizer, trainRows, settings, kind, p.maxTrainRows)
-    const val = encodeRows(tokenizer, valRows, settings, kind, p.valMaxRows)
-    if (train.examples.length === 0) {
-      return yield* new StageError({
-        stage: STAGE,
-        message: `no usable sft.train rows (${trainRows.length} read; skipped: ${JSON.stringify(train.skipped)})`,
-        file: ctx.inputs["sft.train"]
-      })
-    }
+    const { train, val } = yield* loadSftSets(
+      STAGE,
+      { train: ctx.inputs["sft.train"], val: ctx.inputs["sft.val"] },
+      tokenizer,
+      settings,
+      kind,
+      p
+    )
     const loraConfig: LoraConfig = {
       rank: p.loraRank,
       alpha: p.loraAlpha,

@@ -45,7 +45,7 @@ import type { StageBLossConfig } from "../train/stageBLoss.ts"
 import type { StageBDoc } from "./artifact.ts"
 import { SLOTS_FILE, STAGEB_ADAPTER, STAGEB_CONFIG, STAGEB_FORMAT, writeJson } from "./artifact.ts"
 import type { EncodedRow, MatrixRows, PromptSettings } from "./data.ts"
-import { encodeRows, gatherRows, readMatrixRows, readSftTable } from "./data.ts"
+import { gatherRows, loadSftSets, readMatrixRows } from "./data.ts"
 import type { MetricsRow, ParamGroup } from "./loop.ts"
 import { checkSftParams, dropoutModel, loopSettingsOf, loraGroupVariables, runLoop } from "./loop.ts"
 import { padBatch, slotTokens } from "./prompt.ts"
@@ -152,17 +152,14 @@ export const runStageB = (ctx: StageContext<StageBParams>, options?: StageBRunOp
       reserved: addedTokens
     }
     const kind = { kind: "slots" as const, K, slotIds: slotIds as Array<number> }
-    const trainRows = yield* readSftTable(STAGE, ctx.inputs["sft.train"])
-    const valRows = yield* readSftTable(STAGE, ctx.inputs["sft.val"])
-    const train = encodeRows(tokenizer, trainRows, settings, kind, p.maxTrainRows)
-    const val = encodeRows(tokenizer, valRows, settings, kind, p.valMaxRows)
-    if (train.examples.length === 0) {
-      return yield* new StageError({
-        stage: STAGE,
-        message: `no usable sft.train rows (${trainRows.length} read; skipped: ${JSON.stringify(train.skipped)})`,
-        file: ctx.inputs["sft.train"]
-      })
-    }
+    const { train, val } = yield* loadSftSets(
+      STAGE,
+      { train: ctx.inputs["sft.train"], val: ctx.inputs["sft.val"] },
+      tokenizer,
+      settings,
+      kind,
+      p
+    )
     const wanted = [...train.examples, ...val.examples].map((e) => e.row)
     const zF = yield* readMatrixRows(STAGE, ctx.inputs["zF.train"], wanted)
     const hE = yield* readMatrixRows(STAGE, ctx.inputs["hE.train"], wanted)
