@@ -49,8 +49,12 @@ export interface TableWriter {
   readonly close: Effect.Effect<number, ArtifactError>
 }
 
-/** Rows per row group when the caller does not say: ~30 MB of text per group for typical sentence pairs. */
-export const DEFAULT_ROW_GROUP_SIZE = 65_536
+/**
+ * Rows per row group when the caller does not say: ~6 MB of text per group for typical sentence pairs. Each
+ * group is held several times over while it is encoded (JS rows, Arrow buffers, the IPC copy, parquet-wasm's
+ * memory, which never shrinks), so this bounds peak memory; at 65,536 ingest peaked ~200 MB higher, no faster.
+ */
+export const DEFAULT_ROW_GROUP_SIZE = 16_384
 
 const COLUMN_TYPES: ReadonlyArray<ColumnType> = ["utf8", "int32", "float32", "float64", "bool"]
 
@@ -106,8 +110,17 @@ const arrowType = (type: ColumnType): arrow.DataType => {
 const arrowSchema = (columns: ReadonlyArray<Column>): arrow.Schema =>
   new arrow.Schema(columns.map((c) => new arrow.Field(c.name, arrowType(c.type), c.nullable === true)))
 
-/** Builds one column's Arrow data from `rows`; `firstRow` is the table row number of `rows[0]` (for messages). */
-const buildColumn = (column: Column, rows: ReadonlyArray<Row>, firstRow: number): arrow.Data => {
+/**
+ * Reusable text buffers of one writer, by column name: a batch's utf8 data is a view into them, valid until the
+ * next batch is built (each batch is encoded synchronously right after it is built, so this is safe).
+ */
+type Scratch = Map<string, Buffer>
+
+/**
+ * Builds one column's Arrow data from `rows`; `firstRow` is the table row number of `rows[0]` (for messages).
+ * With `scratch`, utf8 bytes are written into (and the buffers kept in) it instead of fresh buffers.
+ */
+const buildColumn = (column: Column, rows: ReadonlyArray<Row>, firstRow: number, scratch?: Scratch): arrow.Data => {
   const n = rows.length
   const nullable = column.nullable === true
   const validity = new Uint8Array((n + 7) >> 3)
@@ -132,15 +145,9 @@ const buildColumn = (column: Column, rows: ReadonlyArray<Row>, firstRow: number)
 
   switch (column.type) {
     case "utf8": {
-      let bytes = 0
-      for (let i = 0; i < n; i++) {
-        const v = rows[i][column.name]
-        if (typeof v === "string") bytes += Buffer.byteLength(v, "utf8")
-      }
-      if (bytes > 0x7fffffff) {
-        throw new CellError(`column "${column.name}": rows ${firstRow}.. hold over 2 GiB of text; use a smaller rowGroupSize`)
-      }
-      const data = Buffer.allocUnsafeSlow(bytes)
+      // One pass: each string is written straight after the previous one into a buffer kept between row groups
+      // (`scratch`), grown whenever the next string might not fit (a UTF-16 unit is at most 3 UTF-8 bytes).
+      let data = scratch?.get(column.name) ?? Buffer.allocUnsafeSlow(1 << 16)
       const valueOffsets = new Int32Array(n + 1)
       let pos = 0
       for (let i = 0; i < n; i++) {
@@ -148,11 +155,26 @@ const buildColumn = (column: Column, rows: ReadonlyArray<Row>, firstRow: number)
         if (present(i, v)) {
           if (typeof v !== "string") throw bad(i, v, "a string")
           if (!v.isWellFormed()) throw bad(i, v, "well-formed UTF-16 (found a lone surrogate)")
+          const need = pos + 3 * v.length
+          if (need > data.length) {
+            const bigger = Buffer.allocUnsafeSlow(Math.max(2 * data.length, need))
+            data.copy(bigger, 0, 0, pos)
+            data = bigger
+          }
           pos += data.write(v, pos, "utf8")
+          if (pos > 0x7fffffff) {
+            throw new CellError(
+              `column "${column.name}": rows ${firstRow}.. hold over 2 GiB of text; use a smaller rowGroupSize`
+            )
+          }
         }
         valueOffsets[i + 1] = pos
       }
-      return arrow.makeData({ type: new arrow.Utf8(), length: n, valueOffsets, data, ...nulls() })
+      // keep the buffer for the next group unless one outsized string left it far larger than a group needs
+      if (data.length <= 4 * pos + (1 << 20)) scratch?.set(column.name, data)
+      else scratch?.delete(column.name)
+      const values = data.subarray(0, pos)
+      return arrow.makeData({ type: new arrow.Utf8(), length: n, valueOffsets, data: values, ...nulls() })
     }
     case "int32": {
       const data = new Int32Array(n)
@@ -199,26 +221,53 @@ const buildBatch = (
   schema: arrow.Schema,
   columns: ReadonlyArray<Column>,
   rows: ReadonlyArray<Row>,
-  firstRow: number
+  firstRow: number,
+  scratch?: Scratch
 ): arrow.RecordBatch => {
-  const children = columns.map((c) => buildColumn(c, rows, firstRow))
+  const children = columns.map((c) => buildColumn(c, rows, firstRow, scratch))
   const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: rows.length, nullCount: 0, children })
   return new arrow.RecordBatch(schema, struct)
 }
 
-/** Fresh writer properties (parquet-wasm consumes them on every `writeParquet`). */
-const writerProperties = (rowGroupSize: number): pq.WriterProperties =>
-  new pq.WriterPropertiesBuilder()
+/**
+ * Fresh writer properties (parquet-wasm consumes them on every `writeParquet`). `plainColumns` are written
+ * without dictionary encoding (still ZSTD-compressed).
+ */
+const writerProperties = (rowGroupSize: number, plainColumns: ReadonlyArray<string> = []): pq.WriterProperties => {
+  let builder = new pq.WriterPropertiesBuilder()
     .setCompression(pq.Compression.ZSTD)
     .setMaxRowGroupSize(rowGroupSize)
     // chunk-level statistics only: page-level ones feed a column index that lives outside the row group bytes
     .setStatisticsEnabled(pq.EnabledStatistics.Chunk)
-    .build()
+  for (const name of plainColumns) builder = builder.setColumnDictionaryEnabled(name, false)
+  return builder.build()
+}
+
+/** Rows sampled per batch to decide whether a column is worth dictionary encoding. */
+const DICTIONARY_SAMPLE = 1024
+
+/**
+ * The columns of a batch whose sampled values are mostly distinct (ids, sentences): dictionary encoding cannot
+ * shrink them, and building the dictionary before falling back to plain pages costs a sizeable share of the
+ * encoding time. Repetitive columns (labels, file names) keep their dictionary.
+ */
+const mostlyDistinctColumns = (columns: ReadonlyArray<Column>, rows: ReadonlyArray<Row>): Array<string> => {
+  const out: Array<string> = []
+  const n = Math.min(rows.length, DICTIONARY_SAMPLE)
+  if (n < 64) return out
+  for (const c of columns) {
+    if (c.type === "bool") continue
+    const seen = new Set<Cell | undefined>()
+    for (let i = 0; i < n; i++) seen.add(rows[i][c.name])
+    if (seen.size * 2 > n) out.push(c.name)
+  }
+  return out
+}
 
 /** Encodes Arrow batches as a complete in-memory Parquet file with parquet-wasm. */
-const encodeParquet = (table: arrow.Table, rowGroupSize: number): Uint8Array => {
+const encodeParquet = (table: arrow.Table, rowGroupSize: number, plainColumns?: ReadonlyArray<string>): Uint8Array => {
   const wasmTable = pq.Table.fromIPCStream(arrow.tableToIPC(table, "stream"))
-  return pq.writeParquet(wasmTable, writerProperties(rowGroupSize)) // consumes wasmTable
+  return pq.writeParquet(wasmTable, writerProperties(rowGroupSize, plainColumns)) // consumes wasmTable
 }
 
 // ---- writing -----------------------------------------------------------------------------------------------
@@ -277,6 +326,7 @@ const openWriter = Effect.fn("table.openWriter")(function*(
   let rows = 0
   let pending: Array<Row> = []
   const rowGroups: Array<Uint8Array> = []
+  const scratch: Scratch = new Map()
 
   const closeHandle = io("close", () => fh.close()).pipe(
     Effect.catch((e) => Effect.logWarning(`table writer: ${e.message} (after an earlier failure)`))
@@ -284,6 +334,7 @@ const openWriter = Effect.fn("table.openWriter")(function*(
   const abort: Effect.Effect<void> = Effect.suspend(() => {
     if (state !== "open") return Effect.void
     state = "failed"
+    scratch.clear()
     return closeHandle
   })
   /** Runs `body` under the lock while the writer is open; any failure aborts the writer. */
@@ -306,8 +357,8 @@ const openWriter = Effect.fn("table.openWriter")(function*(
   const encode = (batchRows: ReadonlyArray<Row>): Effect.Effect<EncodedBatch, ArtifactError> =>
     Effect.try({
       try: (): EncodedBatch => {
-        const batch = buildBatch(schema, columns, batchRows, rows)
-        const bytes = encodeParquet(new arrow.Table([batch]), rowGroupSize)
+        const batch = buildBatch(schema, columns, batchRows, rows, scratch)
+        const bytes = encodeParquet(new arrow.Table([batch]), rowGroupSize, mostlyDistinctColumns(columns, batchRows))
         const groups = Footer.splitFile(bytes).footer.rowGroups.filter((rg) => rg.columns.length > 0)
         const encodedRows = groups.reduce((n, rg) => n + rg.rows, 0)
         if (encodedRows !== batchRows.length) {
@@ -371,6 +422,7 @@ const openWriter = Effect.fn("table.openWriter")(function*(
       yield* io("write", () => writeFully(fh, tail, position))
       yield* io("fsync", () => fh.sync())
       state = "closed"
+      scratch.clear()
       yield* io("close", () => fh.close())
       return rows
     })
@@ -382,7 +434,8 @@ const openWriter = Effect.fn("table.openWriter")(function*(
 
 /**
  * Opens `path` for writing a table with `columns`. Rows are buffered and written as one row group per
- * `rowGroupSize` rows (default 65,536); `close` writes the rest and the footer, fsyncs, and returns the row count.
+ * `rowGroupSize` rows (default `DEFAULT_ROW_GROUP_SIZE`, 16,384); `close` writes the rest and the footer, fsyncs,
+ * and returns the row count.
  * After any failure the writer refuses further calls (the partial file is left for the runner to discard).
  */
 export const openTableWriter: (
