@@ -20,6 +20,7 @@ import { Footer } from "apache-arrow/ipc/metadata/file"
 import { Effect, Semaphore, Stream } from "effect"
 import * as fs from "node:fs"
 import type { FileHandle } from "node:fs/promises"
+import { artifactError, messageOf, openRegularFile } from "./artifactFile.ts"
 import { ArtifactError } from "./errors.ts"
 
 export interface Matrix {
@@ -43,13 +44,7 @@ const MAX_IO_BYTES = 1 << 30
 
 // ---- helpers -----------------------------------------------------------------------------------------------
 
-const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
-const artifactError = (path: string, message: string, cause?: unknown): ArtifactError =>
-  new ArtifactError(cause === undefined ? { path, message } : { path, message, cause })
-
-const errnoCode = (e: unknown): string | undefined =>
-  e instanceof Error && "code" in e && typeof e.code === "string" ? e.code : undefined
 
 /** Thrown by the pure parts (layout checks); turned into an `ArtifactError` at the Effect boundary. */
 class LayoutError extends Error {
@@ -365,19 +360,7 @@ const batchLayout = (
 
 /** Opens `path`, checks its magic numbers, decodes the footer and every batch header; closes with the scope. */
 const openArrow = Effect.fn("matrix.openArrow")(function*(path: string) {
-  const fh = yield* Effect.acquireRelease(
-    Effect.tryPromise({
-      try: () => fs.promises.open(path, "r"),
-      catch: (e) =>
-        artifactError(path, errnoCode(e) === "ENOENT" ? `no such file: ${path}` : `cannot open ${path}: ${messageOf(e)}`, e)
-    }),
-    (handle) => Effect.promise(() => handle.close())
-  )
-  const io = <A>(f: () => Promise<A>): Effect.Effect<A, ArtifactError> =>
-    Effect.tryPromise({ try: f, catch: (e) => artifactError(path, `cannot read ${path}: ${messageOf(e)}`, e) })
-  const stat = yield* io(() => fh.stat())
-  if (!stat.isFile()) return yield* artifactError(path, `not a regular file: ${path}`)
-  const size = stat.size
+  const { fh, io, size } = yield* openRegularFile(path)
   const magicLength = ARROW_MAGIC.length
   if (size < 2 * magicLength + 6) return yield* artifactError(path, `not an Arrow IPC file: ${path} has only ${size} bytes`)
   const head = new Uint8Array(magicLength)

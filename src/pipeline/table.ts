@@ -31,6 +31,7 @@ import { Effect, Exit, Semaphore, Stream } from "effect"
 import * as fs from "node:fs"
 import type { FileHandle } from "node:fs/promises"
 import * as pq from "parquet-wasm"
+import { artifactError, messageOf, openRegularFile } from "./artifactFile.ts"
 import { ArtifactError } from "./errors.ts"
 import * as Footer from "./parquetFooter.ts"
 
@@ -60,10 +61,6 @@ const COLUMN_TYPES: ReadonlyArray<ColumnType> = ["utf8", "int32", "float32", "fl
 
 // ---- small helpers -----------------------------------------------------------------------------------------
 
-const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
-
-const artifactError = (path: string, message: string, cause?: unknown): ArtifactError =>
-  new ArtifactError(cause === undefined ? { path, message } : { path, message, cause })
 
 /** Thrown by the pure row ↔ Arrow conversions; turned into an `ArtifactError` at the Effect boundary. */
 class CellError extends Error {
@@ -473,24 +470,10 @@ interface ParquetSource {
   readonly footer: Footer.FooterInfo
 }
 
-const errnoCode = (e: unknown): string | undefined =>
-  e instanceof Error && "code" in e && typeof e.code === "string" ? e.code : undefined
 
 /** Opens and validates `path`; the handle is closed when the surrounding scope ends. */
 const openParquet = Effect.fn("table.openParquet")(function*(path: string) {
-  const fh = yield* Effect.acquireRelease(
-    Effect.tryPromise({
-      try: () => fs.promises.open(path, "r"),
-      catch: (e) =>
-        artifactError(path, errnoCode(e) === "ENOENT" ? `no such file: ${path}` : `cannot open ${path}: ${messageOf(e)}`, e)
-    }),
-    (handle) => Effect.promise(() => handle.close())
-  )
-  const io = <A>(f: () => Promise<A>): Effect.Effect<A, ArtifactError> =>
-    Effect.tryPromise({ try: f, catch: (e) => artifactError(path, `cannot read ${path}: ${messageOf(e)}`, e) })
-  const stat = yield* io(() => fh.stat())
-  if (!stat.isFile()) return yield* artifactError(path, `not a regular file: ${path}`)
-  const size = stat.size
+  const { fh, io, size } = yield* openRegularFile(path)
   if (size < 12) return yield* artifactError(path, `not a Parquet file: ${path} has only ${size} bytes`)
   const head = new Uint8Array(4)
   const tail = new Uint8Array(8)
