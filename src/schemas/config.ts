@@ -6,7 +6,7 @@
  * Sections are added as stages land; keep each section's field names stable (they are the `--set` paths).
  */
 import { Effect, Schema } from "effect"
-import { EndpointConfig } from "../services/endpoint.ts"
+import { EndpointConfig } from "./endpoint.ts"
 import { PAPER_TASK_TYPES, TaskType } from "../synth/prompts.ts"
 
 /** Field with a decoding default (the key may be absent). */

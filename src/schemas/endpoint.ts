@@ -1,0 +1,49 @@
+/**
+ * The config Schema of one OpenAI-compatible endpoint. Kept apart from the service (`src/services/endpoint.ts`) so
+ * that decoding the run config does not load the `openai` client.
+ */
+import { Effect, Schema } from "effect"
+
+/** Field with a decoding default (the key may be absent). */
+const dflt = <S extends Schema.Top>(schema: S, value: S["Encoded"]) =>
+  schema.pipe(Schema.withDecodingDefaultKey(Effect.succeed(value)))
+
+const PositiveInt = Schema.Number.pipe(Schema.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1)))
+const NonNegative = Schema.Number.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))
+const NonNegativeInt = Schema.Number.pipe(Schema.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)))
+
+/** Configuration of one endpoint. Every field but `baseUrl` has a default; `baseUrl` falls back to `OPENAI_BASE_URL`. */
+export const EndpointConfig = Schema.Struct({
+  /** e.g. `http://127.0.0.1:8000/v1` (vLLM), `http://localhost:11434/v1` (Ollama). Empty: env `OPENAI_BASE_URL`. */
+  baseUrl: dflt(Schema.String, ""),
+  model: dflt(Schema.String, "meta-llama/Meta-Llama-3-70B-Instruct"),
+  /** Name of the environment variable that holds the API key (the key itself never goes in a config). */
+  apiKeyEnv: dflt(Schema.String, "OPENAI_API_KEY"),
+  temperature: dflt(NonNegative, 0),
+  topP: dflt(NonNegative, 1),
+  maxTokens: dflt(PositiveInt, 512),
+  /** Sent as `seed` when set (vLLM, SGLang, llama.cpp and OpenAI honour it). */
+  seed: Schema.optionalKey(Schema.Number.pipe(Schema.check(Schema.isInt()))),
+  /** `max_tokens` for local servers; some hosted models only accept `max_completion_tokens`. */
+  maxTokensField: dflt(Schema.Literals(["max_tokens", "max_completion_tokens"]), "max_tokens"),
+  /** Requests on the wire at once. */
+  concurrency: dflt(PositiveInt, 8),
+  /** Token-bucket rate limit (requests started per minute, retries included); 0 = unlimited. */
+  requestsPerMinute: dflt(NonNegative, 0),
+  /** Per attempt: headers and body must arrive within this time. */
+  timeoutMs: dflt(PositiveInt, 120_000),
+  /** Retries after the first attempt (so at most maxRetries + 1 sends per request). */
+  maxRetries: dflt(NonNegativeInt, 6),
+  backoffBaseMs: dflt(NonNegative, 500),
+  backoffMaxMs: dflt(NonNegative, 30_000),
+  /** Treat an answer with empty content as a fault and retry it. */
+  retryEmptyContent: dflt(Schema.Boolean, true),
+  /** On interruption let attempts already sent finish and cache their answers (see module doc). */
+  finishInFlightOnInterrupt: dflt(Schema.Boolean, true)
+})
+export type EndpointConfig = typeof EndpointConfig.Type
+export type EndpointConfigInput = typeof EndpointConfig.Encoded
+
+/** Decodes (and defaults) an endpoint config; throws a SchemaError naming the bad field. */
+export const makeEndpointConfig = (input: EndpointConfigInput): EndpointConfig =>
+  Schema.decodeUnknownSync(EndpointConfig)(input)
