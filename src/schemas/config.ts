@@ -7,7 +7,7 @@
  */
 import { Effect, Schema } from "effect"
 import { EndpointConfig } from "./endpoint.ts"
-import { PAPER_TASK_TYPES, TaskType } from "../synth/prompts.ts"
+import { PAPER_TASK_TYPES, TaskType } from "../prompts/synthesis.ts"
 
 /** Field with a decoding default (the key may be absent). */
 const dflt = <S extends Schema.Top>(schema: S, value: S["Encoded"]) =>
@@ -256,7 +256,7 @@ export const InstructionSourceConfig = Schema.Literals(["input", "taskType"])
 const sftTrainFields = {
   /** Sequence length cap: BOS + prompt + target tokens (code: 768); target tokens beyond it are dropped. */
   maxSeqLen: dflt(Schema.Number, 768),
-  /** `{instruction}` of the prompt: "input" (from the sft `input`, see src/stageB/prompt.ts) or "taskType" (the
+  /** `{instruction}` of the prompt: "input" (from the sft `input`, see src/prompts/slots.ts) or "taskType" (the
    *  code's fixed instruction per task type). */
   instruction: dflt(InstructionSourceConfig, "input"),
   /** Append EOS to every target (and train it). The code does not. */

@@ -4,7 +4,7 @@
  * Each has its column list (what lands on disk) and a cell-by-cell reader for rows read back.
  */
 import { Effect } from "effect"
-import { asStageError } from "../io/stageError.ts"
+import { asStageError } from "../pipeline/stageError.ts"
 import { StageError } from "../pipeline/errors.ts"
 import { type Column, readTableAll, type Row } from "../pipeline/table.ts"
 
@@ -22,7 +22,7 @@ export interface SftRow {
   readonly bucket: SftBucket
   /** The instruction (for Q&A: the question) the prompt was built around. */
   readonly instruction: string
-  /** The Stage B prompt; contains `<foreign_emb>` (see `stageBInput` in src/synth/prompts.ts). */
+  /** The Stage B prompt; contains `<foreign_emb>` (see `stageBInput` in src/prompts/synthesis.ts). */
   readonly input: string
   /** The target. */
   readonly output: string

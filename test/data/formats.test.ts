@@ -11,7 +11,7 @@ import * as arrow from "apache-arrow"
 import { strToU8, zipSync } from "fflate"
 import * as parquet from "parquet-wasm/node"
 import { describe, expect, it } from "vitest"
-import { ingest } from "../../src/nodes/ingest.ts"
+import { ingest } from "../../src/nodes/ingest/stage.ts"
 import { corpusParams, rows, runStage, tempDir } from "./support.ts"
 
 const PAIRS: ReadonlyArray<readonly [string, string]> = [

@@ -1,6 +1,6 @@
 /** The tiny SVG plots: well-formed, deterministic, escaped, with bars/paths where the data says. */
 import { describe, expect, it } from "vitest"
-import { histogramSvg, lineChartSvg, niceTicks } from "../../src/report/plot.ts"
+import { histogramSvg, lineChartSvg, niceTicks } from "../../src/plots/svg.ts"
 
 describe("SVG plots", () => {
   it("draws a histogram with one bar per non-empty bin and series, deterministically", () => {

@@ -10,7 +10,7 @@ import * as arrow from "apache-arrow"
 import { strToU8, zipSync } from "fflate"
 import * as parquet from "parquet-wasm/node"
 import { describe, expect, it } from "vitest"
-import { ingest } from "../../src/nodes/ingest.ts"
+import { ingest } from "../../src/nodes/ingest/stage.ts"
 import { corpusParams, rows, runStage, runStageFailure, tempDir } from "./support.ts"
 
 const ingestFile = async (dir: string, fields: Record<string, unknown>) => {

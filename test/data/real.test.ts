@@ -7,10 +7,10 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
-import { clean } from "../../src/nodes/clean.ts"
-import { ingest } from "../../src/nodes/ingest.ts"
-import { split } from "../../src/nodes/split.ts"
-import { tokstats } from "../../src/nodes/tokstats.ts"
+import { clean } from "../../src/nodes/clean/stage.ts"
+import { ingest } from "../../src/nodes/ingest/stage.ts"
+import { split } from "../../src/nodes/split/stage.ts"
+import { tokstats } from "../../src/nodes/tokstats/stage.ts"
 import { cleanParams, corpusParams, repoRoot, rows, runStage, splitParams, tempDir, tokstatsParams } from "./support.ts"
 
 const DATA = path.resolve(repoRoot, "../shared/data/km-en")

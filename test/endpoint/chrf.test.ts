@@ -3,7 +3,7 @@
  * (3) the values published in sacreBLEU's own test suite and the Hugging Face metric card.
  */
 import { describe, expect, it } from "vitest"
-import { charNgrams, corpusChrf, preprocess, scoreFromStats, sentenceChrf, sentenceStats } from "../../src/eval/chrf.ts"
+import { charNgrams, corpusChrf, preprocess, scoreFromStats, sentenceChrf, sentenceStats } from "../../src/metrics/chrf.ts"
 
 /** Plain-loop chrF (effective-order averaging, whitespace removed), independent of the module. */
 const referenceChrf = (hyps: Array<string>, refs: Array<string>, beta = 2, order = 6): number => {

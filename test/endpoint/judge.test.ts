@@ -14,7 +14,7 @@ import {
   type PairItem,
   type PairOutcome,
   parseVerdict
-} from "../../src/eval/judge.ts"
+} from "../../src/metrics/judge.ts"
 import { LlmEndpoint } from "../../src/services/endpoint.ts"
 
 const item = (over: Partial<PairItem> = {}): PairItem => ({

@@ -7,7 +7,7 @@ import {
   extractNumbers,
   khmerToLatinDigits,
   numericFidelity
-} from "../../src/eval/numeric.ts"
+} from "../../src/metrics/numeric.ts"
 
 const pick = (text: string) => extractNumbers(text).map((m) => [m.value, m.unit])
 

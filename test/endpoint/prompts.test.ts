@@ -17,7 +17,7 @@ import {
   StageBRow,
   stageBInput,
   TaskType
-} from "../../src/synth/prompts.ts"
+} from "../../src/prompts/synthesis.ts"
 
 const KM = "រោងចក្រនេះផលិតថាមពល ៥ មេហ្គាវ៉ាត់"
 const EN = "The plant, built by EDC in 2019, produces 5 MW of power and employs 120 people."

@@ -11,18 +11,18 @@ import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { encode } from "../../src/nodes/encode.ts"
+import { encode } from "../../src/nodes/encode/stage.ts"
 import { stages } from "../../src/nodes/index.ts"
-import { models } from "../../src/nodes/models.ts"
-import { retrieval, RetrievalParams } from "../../src/nodes/retrieval.ts"
-import { stageA, StageAParams } from "../../src/nodes/stageA.ts"
-import { teacher } from "../../src/nodes/teacher.ts"
+import { models } from "../../src/nodes/models/stage.ts"
+import { retrieval, RetrievalParams } from "../../src/nodes/retrieval/stage.ts"
+import { stageA, StageAParams } from "../../src/nodes/stageA/stage.ts"
+import { teacher } from "../../src/nodes/teacher/stage.ts"
 import { buildDag } from "../../src/pipeline/dag.ts"
 import { openMatrixWriter, readMatrix } from "../../src/pipeline/matrix.ts"
 import { readTableAll } from "../../src/pipeline/table.ts"
 import { EncodeConfig, ModelsConfig, TeacherConfig } from "../../src/schemas/config.ts"
 import { PAPER_RETRIEVAL } from "../../src/schemas/paper.ts"
-import { loadProjectorDir } from "../../src/stageA/projectorFiles.ts"
+import { loadProjectorDir } from "../../src/artifacts/projector.ts"
 import { failingProgress, repoRoot, runStage, runStageExpectingFailure, sha256File, syntheticPairs, tempDir, writePairs } from "./support.ts"
 
 const dir = tempDir("train")
@@ -206,7 +206,7 @@ describe("wiring", () => {
     const script = [
       `await import(${JSON.stringify(path.join(repoRoot, "src/nodes/index.ts"))})`,
       "const before = typeof globalThis._tfengine",
-      `await import(${JSON.stringify(path.join(repoRoot, "src/stageA/trainWork.ts"))})`,
+      `await import(${JSON.stringify(path.join(repoRoot, "src/nodes/stageA/work.ts"))})`,
       "console.log(before, typeof globalThis._tfengine)"
     ].join("\n")
     const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { cwd: repoRoot, encoding: "utf8" })

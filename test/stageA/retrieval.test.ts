@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { goldRanks, metricsFromRanks, retrievalMetrics } from "../../src/eval/retrieval.ts"
+import { goldRanks, metricsFromRanks, retrievalMetrics } from "../../src/metrics/retrieval.ts"
 import { makeRng } from "../../src/models/rng.ts"
 import { l2NormalizeRows, matMulABtJs } from "../../src/train/hostMath.ts"
 import type { MatMulABt } from "../../src/train/hostMath.ts"

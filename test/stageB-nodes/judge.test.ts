@@ -5,7 +5,7 @@
 import * as path from "node:path"
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { judge, type JudgeParams, type JudgeSummary } from "../../src/nodes/judge.ts"
+import { judge, type JudgeParams, type JudgeSummary } from "../../src/nodes/judge/stage.ts"
 import { type ChatRequest, LlmEndpoint } from "../../src/services/endpoint.ts"
 import { configOf, generationRow, makeContext, paramsOf, readRows, tmpDir, writeGenerations } from "./support.ts"
 import * as fs from "node:fs"

@@ -10,8 +10,8 @@ import { afterAll, describe, expect, it } from "vitest"
 import { openMatrixWriter } from "../../src/pipeline/matrix.ts"
 import { openTableWriter } from "../../src/pipeline/table.ts"
 import { LlinkConfig } from "../../src/schemas/config.ts"
-import { gatherRows, readMatrixRows, readSftTable } from "../../src/stageB/data.ts"
-import { planTotalSteps } from "../../src/stageB/loop.ts"
+import { gatherRows, readMatrixRows, readSftTable } from "../../src/train/sftData.ts"
+import { planTotalSteps } from "../../src/train/sftLoop.ts"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "llink-stageB-data-"))
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))

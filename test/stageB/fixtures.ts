@@ -19,7 +19,7 @@ import type { Progress, StageContext } from "../../src/pipeline/stage.ts"
 import type { Column, Row } from "../../src/pipeline/table.ts"
 import { openTableWriter } from "../../src/pipeline/table.ts"
 import { FinetuneConfig, StageBConfig } from "../../src/schemas/config.ts"
-import { saveProjectorDir } from "../../src/stageA/projectorFiles.ts"
+import { saveProjectorDir } from "../../src/artifacts/projector.ts"
 
 export const run = <A, E>(e: Effect.Effect<A, E>): Promise<A> => Effect.runPromise(e)
 

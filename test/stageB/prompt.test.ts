@@ -6,8 +6,8 @@
 import { beforeAll, describe, expect, it } from "vitest"
 import type { TextTokenizer } from "../../src/models/tokenizer.ts"
 import { loadTokenizerSync, reservedTokens } from "../../src/models/tokenizer.ts"
-import { encodeRows, promptOf } from "../../src/stageB/data.ts"
-import type { SftExampleRow } from "../../src/stageB/data.ts"
+import { encodeRows, promptOf } from "../../src/train/sftData.ts"
+import type { SftExampleRow } from "../../src/train/sftData.ts"
 import {
   encodeExample,
   finetunePrompt,
@@ -18,8 +18,8 @@ import {
   slotTokens,
   stripTokens,
   taskInstruction
-} from "../../src/stageB/prompt.ts"
-import type { EncodedExample } from "../../src/stageB/prompt.ts"
+} from "../../src/prompts/slots.ts"
+import type { EncodedExample } from "../../src/prompts/slots.ts"
 import { lmTargets } from "../../src/train/stageBLoss.ts"
 
 const K = 8

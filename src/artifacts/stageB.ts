@@ -1,0 +1,134 @@
+/**
+ * The `stageB` and `finetune` artifacts, and how later stages (generation, retrieval) load them.
+ *
+ * `stageB` is a folder:
+ *   slots.safetensors   ForeignScale scalar, gated adapter, expander (stable names, see src/models/slots.ts)
+ *   adapter/            the LoRA adapter in the PEFT layout (adapter_model.safetensors + adapter_config.json)
+ *   config.json         { format: "llink-stageB", version: 1, slots, slotTokens, addedTokens, embeddingInit,
+ *                         embeddingSeed, slotConfig, lora, prompt: { instruction, appendEos, maxSeqLen }, steps }
+ * `finetune` is a folder: the LoRA adapter files at its root plus `llink-finetune.json`
+ *   { format: "llink-finetune", version: 1, addedTokens, embeddingInit, embeddingSeed, lora,
+ *     prompt: { instruction, appendEos, maxSeqLen, maxForeignChars }, steps }.
+ *
+ * To rebuild the trained Stage B model: `loadDecoder(decoderDir, { addedTokens, embeddingInit, embeddingSeed,
+ * lora: { dir: <stageB>/adapter } })`, `slotsFromHost(slotConfig, host)` with the host tensors of
+ * `readStageBDir`, the frozen projector, and prompts from `slotPrompt` (src/prompts/slots.ts).
+ */
+import { Effect, Schema } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import type { SlotConfig } from "../models/slots.ts"
+import { loadSlotHost, SLOTS_FILE } from "../models/slots.ts"
+import type { HostTensor } from "../models/safetensors.ts"
+import { ArtifactError } from "../pipeline/errors.ts"
+import { EmbeddingInitRule, InstructionSourceConfig, LoraTargetConfig } from "../schemas/config.ts"
+
+export const STAGEB_FORMAT = "llink-stageB"
+export const FINETUNE_FORMAT = "llink-finetune"
+export const STAGEB_CONFIG = "config.json"
+export const STAGEB_ADAPTER = "adapter"
+export const FINETUNE_CONFIG = "llink-finetune.json"
+export { SLOTS_FILE }
+
+const LoraDoc = Schema.Struct({
+  rank: Schema.Number,
+  alpha: Schema.Number,
+  dropout: Schema.Number,
+  targets: Schema.Array(LoraTargetConfig)
+})
+
+const SlotConfigDoc = Schema.Struct({
+  dim: Schema.Number,
+  slots: Schema.Number,
+  adapterHidden: Schema.Number,
+  gateInit: Schema.Number,
+  gateMax: Schema.Number,
+  lnEps: Schema.Number,
+  scaleInit: Schema.Number
+})
+
+export const StageBDoc = Schema.Struct({
+  format: Schema.Literal(STAGEB_FORMAT),
+  version: Schema.Literal(1),
+  /** K. */
+  slots: Schema.Number,
+  /** `<f0>` … `<f{K−1}>`. */
+  slotTokens: Schema.Array(Schema.String),
+  /** The decoder's added tokens, in id order (the `models` document's, plus any slot token it lacked). */
+  addedTokens: Schema.Array(Schema.String),
+  embeddingInit: EmbeddingInitRule,
+  embeddingSeed: Schema.Number,
+  slotConfig: SlotConfigDoc,
+  lora: LoraDoc,
+  prompt: Schema.Struct({ instruction: InstructionSourceConfig, appendEos: Schema.Boolean, maxSeqLen: Schema.Number }),
+  /** Optimizer steps trained. */
+  steps: Schema.Number
+})
+export type StageBDoc = typeof StageBDoc.Type
+
+export const FinetuneDoc = Schema.Struct({
+  format: Schema.Literal(FINETUNE_FORMAT),
+  version: Schema.Literal(1),
+  addedTokens: Schema.Array(Schema.String),
+  embeddingInit: EmbeddingInitRule,
+  embeddingSeed: Schema.Number,
+  lora: LoraDoc,
+  prompt: Schema.Struct({
+    instruction: InstructionSourceConfig,
+    appendEos: Schema.Boolean,
+    maxSeqLen: Schema.Number,
+    maxForeignChars: Schema.Number
+  }),
+  steps: Schema.Number
+})
+export type FinetuneDoc = typeof FinetuneDoc.Type
+
+const describe = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+
+/** Writes a JSON document (pretty, trailing newline). */
+export const writeJson = (file: string, value: unknown): Effect.Effect<void, ArtifactError> =>
+  Effect.try({
+    try: () => {
+      fs.mkdirSync(path.dirname(file), { recursive: true })
+      fs.writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`)
+    },
+    catch: (cause) => new ArtifactError({ path: file, message: `cannot write: ${describe(cause)}`, cause })
+  })
+
+const readDoc = <S extends Schema.Top>(file: string, schema: S, what: string): Effect.Effect<S["Type"], ArtifactError, S["DecodingServices"]> =>
+  Effect.gen(function*() {
+    const raw = yield* Effect.try({
+      try: (): unknown => JSON.parse(fs.readFileSync(file, "utf8")),
+      catch: (cause) => new ArtifactError({ path: file, message: `cannot read the ${what}: ${describe(cause)}`, cause })
+    })
+    return yield* Schema.decodeUnknownEffect(schema)(raw).pipe(
+      Effect.mapError((cause) => new ArtifactError({ path: file, message: `not a ${what}: ${cause.message}`, cause }))
+    )
+  })
+
+export interface StageBDir {
+  readonly doc: StageBDoc
+  readonly slotConfig: SlotConfig
+  /** Slot module parameters (checked against `slotConfig`). */
+  readonly slotHost: Map<string, HostTensor>
+  /** The PEFT adapter folder, for `loadDecoder(…, { lora: { dir } })`. */
+  readonly adapterDir: string
+}
+
+/** Reads a `stageB` folder. */
+export const readStageBDir = (dir: string): Effect.Effect<StageBDir, ArtifactError> =>
+  Effect.gen(function*() {
+    const doc = yield* readDoc(path.join(dir, STAGEB_CONFIG), StageBDoc, "Stage B config")
+    const slotConfig: SlotConfig = { ...doc.slotConfig }
+    const file = path.join(dir, SLOTS_FILE)
+    const slotHost = yield* loadSlotHost(file, slotConfig).pipe(
+      Effect.mapError((e) => new ArtifactError({ path: e.file, message: e.message, cause: e }))
+    )
+    const adapterDir = path.join(dir, STAGEB_ADAPTER)
+    if (!fs.existsSync(adapterDir)) return yield* new ArtifactError({ path: adapterDir, message: "the Stage B folder has no adapter/" })
+    return { doc, slotConfig, slotHost, adapterDir }
+  })
+
+/** Reads the `llink-finetune.json` of a `finetune` folder (the adapter files are the folder itself). */
+export const readFinetuneDir = (dir: string): Effect.Effect<FinetuneDoc, ArtifactError> =>
+  readDoc(path.join(dir, FINETUNE_CONFIG), FinetuneDoc, "fine-tune config")

@@ -1,0 +1,30 @@
+/**
+ * `encode`: z_F, the frozen XLM-R encoder's mask-mean pooled sentence vector of the foreign side of every train and
+ * holdout pair (cut to `encode.maxChars` characters and `encode.maxTokens` tokens), as matrix artifacts whose row i is
+ * table row i. Batched and resumable: finished batches are kept in the scratch folder, so a rerun after a crash
+ * computes only the rest and writes the same bytes as an uninterrupted run.
+ */
+import { Effect } from "effect"
+import { defineStage } from "../../pipeline/stage.ts"
+import { EncodeConfig, type LlinkConfig } from "../../schemas/config.ts"
+import { importWork } from "../../pipeline/lazy.ts"
+
+const STAGE = "encode"
+type EncodeParams = typeof EncodeConfig.Type
+
+export const encode = defineStage<EncodeParams>({
+  name: STAGE,
+  version: "1",
+  description: "z_F: XLM-R mask-mean pooled vectors of the foreign sentences (train, holdout)",
+  inputs: ["models", "train", "holdout"],
+  outputs: [
+    { name: "zF.train", kind: "arrow", file: "zF.train.arrow", description: "z_F of the train pairs (row i = train row i)" },
+    { name: "zF.holdout", kind: "arrow", file: "zF.holdout.arrow", description: "z_F of the holdout pairs (row i = holdout row i)" }
+  ],
+  params: EncodeConfig,
+  selectParams: (config) => (config as LlinkConfig).encode,
+  run: Effect.fn("encode.run")(function*(ctx) {
+    const work = yield* importWork(STAGE, () => import("./work.ts"))
+    return yield* work.runEncode(ctx)
+  })
+})

@@ -1,0 +1,120 @@
+/**
+ * The `encode` stage's work: z_F, the frozen XLM-R's sentence vector of each foreign sentence.
+ *
+ * Per sentence (as the authors' `xlmr_mean`): cut to `maxChars` code points, tokenise with `<s> … </s>`, cut to
+ * `maxTokens` ids keeping the closing `</s>` (Hugging Face truncation), right-pad with `<pad>`; the vector is the
+ * attention-mask-weighted mean of the last hidden states, special tokens included. All sentences are tokenised
+ * first; batches group sentences of similar length and are resumable (`batches.ts`); the outputs are `zF.train` and
+ * `zF.holdout` (row i = table row i).
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
+import { asStageError } from "../../pipeline/stageError.ts"
+import { truncateCodePoints } from "../../text/unicode.ts"
+import type { TextTokenizer } from "../../models/tokenizer.ts"
+import { loadTokenizer } from "../../models/tokenizer.ts"
+import type { XlmrModel } from "../../models/xlmr.ts"
+import { disposeXlmr, embedSentences, loadEncoder, padBatch } from "../../models/xlmr.ts"
+import { StageError } from "../../pipeline/errors.ts"
+import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
+import type { EncodeConfig } from "../../schemas/config.ts"
+import { ensureBackend } from "../../backend/host.ts"
+import { readStringColumn, runBatchJob } from "../../artifacts/matrixJob.ts"
+import { readModelsRef } from "../../artifacts/models.ts"
+
+export type EncodeParams = typeof EncodeConfig.Type
+
+const STAGE = "encode"
+
+export interface ForeignEncodeOptions {
+  readonly maxChars: number
+  readonly maxTokens: number
+}
+
+/** Token ids of one foreign sentence: cut to `maxChars` code points, `<s> … </s>`, at most `maxTokens` ids. */
+export const foreignTokenIds = (tok: TextTokenizer, text: string, eosId: number, o: ForeignEncodeOptions): Array<number> => {
+  const ids = [...tok.encode(truncateCodePoints(text, o.maxChars), { addSpecialTokens: true })]
+  if (ids.length <= o.maxTokens) return ids
+  return [...ids.slice(0, o.maxTokens - 1), eosId]
+}
+
+/** z_F [n, hidden] of already tokenised sentences (`foreignTokenIds`), one forward pass; tensors are freed. */
+export const encodeTokenized = (model: XlmrModel, seqs: ReadonlyArray<ReadonlyArray<number>>): Float32Array => {
+  const { ids, attentionMask } = padBatch(seqs, model.config.pad_token_id)
+  const z = embedSentences(model, { ids, attentionMask })
+  try {
+    return Float32Array.from(z.dataSync())
+  } finally {
+    z.dispose()
+  }
+}
+
+/** z_F of `texts` [n, hidden] (one forward pass; tensors are freed). */
+export const encodeForeign = (
+  model: XlmrModel,
+  tok: TextTokenizer,
+  texts: ReadonlyArray<string>,
+  o: ForeignEncodeOptions
+): Float32Array => {
+  const eos = tok.eosId ?? model.config.eos_token_id
+  return encodeTokenized(model, texts.map((t) => foreignTokenIds(tok, t, eos, o)))
+}
+
+const checkParams = (p: EncodeParams): StageError | undefined => {
+  for (const [name, v, min] of [["batchSize", p.batchSize, 1], ["maxChars", p.maxChars, 1], ["maxTokens", p.maxTokens, 3]] as const) {
+    if (!Number.isSafeInteger(v) || v < min) return new StageError({ stage: STAGE, message: `encode.${name} must be a whole number ≥ ${min}, got ${v}` })
+  }
+  return undefined
+}
+
+export const runEncode = (ctx: StageContext<EncodeParams>): Effect.Effect<StageOutcome, StageError> =>
+  Effect.gen(function*() {
+    const p = ctx.params
+    const bad = checkParams(p)
+    if (bad !== undefined) return yield* bad
+    const models = yield* readModelsRef(ctx.inputs["models"]).pipe(asStageError(STAGE))
+    const backend = yield* ensureBackend(STAGE)
+    const tok = yield* loadTokenizer(models.encoderDir).pipe(asStageError(STAGE))
+    const counts: Record<string, number> = {}
+    const detail: Record<string, unknown> = {}
+    yield* Effect.acquireUseRelease(
+      loadEncoder(models.encoderDir).pipe(asStageError(STAGE)),
+      (model) =>
+        Effect.gen(function*() {
+          if (model.config.max_position_embeddings - model.config.pad_token_id - 1 < p.maxTokens) {
+            return yield* new StageError({
+              stage: STAGE,
+              message: `encode.maxTokens ${p.maxTokens} exceeds the encoder's ${model.config.max_position_embeddings - model.config.pad_token_id - 1} positions`
+            })
+          }
+          const dim = model.config.hidden_size
+          const eos = tok.eosId ?? model.config.eos_token_id
+          for (const split of ["train", "holdout"] as const) {
+            const texts = yield* readStringColumn(STAGE, ctx.inputs[split], "foreign")
+            const name = `zF.${split}`
+            const seqs = texts.map((t) => foreignTokenIds(tok, t, eos, p))
+            const r = yield* runBatchJob(
+              {
+                stage: STAGE,
+                label: name,
+                prefix: split,
+                batchSize: p.batchSize,
+                dim,
+                lengths: seqs.map((q) => q.length),
+                compute: (rows) => tf.tidy(() => encodeTokenized(model, Array.from(rows, (i) => seqs[i])))
+              },
+              ctx.scratchDir,
+              ctx.outputs[name],
+              ctx.progress(name, texts.length),
+              ctx.log
+            ).pipe(asStageError(STAGE))
+            counts[name] = r.rows
+            detail[name] = { batches: r.batches, computed: r.computed, reused: r.reused, fill: Number(r.fill.toFixed(3)) }
+          }
+          ctx.log(`z_F: ${counts["zF.train"]} train + ${counts["zF.holdout"]} holdout vectors of ${dim} (${backend})`)
+          return undefined
+        }),
+      (model) => Effect.sync(() => disposeXlmr(model))
+    )
+    return { rows: counts, metrics: { ...detail, backend } }
+  })

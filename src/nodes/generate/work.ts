@@ -1,0 +1,234 @@
+/**
+ * The `generate` stage's work: every `sft.eval` example answered by the three systems, greedily (no sampling),
+ * `generate.maxNewTokens` new tokens (code: 64) with the no-repeat-n-gram rule (code: 3), in batches of
+ * `generate.batchSize` prompts (left padding; llama.ts `generate`).
+ *
+ * Prompts (all start with BOS; reserved-token strings are stripped from every text put into a prompt):
+ * - LLINK: the Stage B training prompt with the K slot tokens, built by the trainer's own `promptOf`
+ *   (src/train/sftData.ts) with the settings recorded in the `stageB` artifact:
+ *   `Instruction: {instruction}\nForeign: <foreign><f0> … <f{K−1}></foreign>\nAnswer in English only.`; the K slot
+ *   vectors of the example's encoder vector z_F (`zF.holdout[row]`, through the frozen projector and the Stage B slot
+ *   module) overwrite the `<f_i>` rows; Stage B LoRA on.
+ * - Fine-tune: its training prompt with the foreign text itself (cut to its `maxForeignChars` as in training), its
+ *   LoRA on (settings from `finetune/llink-finetune.json`).
+ * - Base: the decoder alone with the foreign text tokenised directly, in a plain chat-like format (method notes):
+ *   `User: {task wording}: {foreign}\nAssistant:` — `BASE_PROMPTS` below, e.g. `User: Translate this to English:
+ *   {text}\nAssistant:` for translation; Q&A puts the question first: `User: Answer this question about the text in
+ *   English: {question}\nText: {text}\nAssistant:`. The question is the instruction LLINK sees.
+ *
+ * Outputs are decoded without special tokens and trimmed. Prompt token counts (BOS and slot tokens included) are
+ * kept per system. Each finished batch is written to the scratch folder (`batch-000012.json`, atomically), so an
+ * interrupted run resumes at the first missing batch; the table is assembled from those files at the end.
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import * as tf from "@tensorflow/tfjs"
+import { Effect, Stream } from "effect"
+import { asStageError } from "../../pipeline/stageError.ts"
+import { generate, type LlamaModel } from "../../models/llama.ts"
+import { slotOverrides, slotsFromZ } from "../../models/slots.ts"
+import { StageError } from "../../pipeline/errors.ts"
+import { writeFileAtomicSync } from "../../pipeline/fsAtomic.ts"
+import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
+import { writeTable } from "../../pipeline/table.ts"
+import type { GenerateConfig } from "../../schemas/config.ts"
+import { asGenerationRow, GenerationColumns, type GenerationRow, readSftRows, type SftRow } from "../../schemas/sft.ts"
+import { ensureBackend } from "../../backend/host.ts"
+import { readMatrixHead } from "../retrieval/work.ts"
+import { instructionText, stripTokens } from "../../prompts/slots.ts"
+import { type EvalSystems, finetunePromptOf, gatherRows, llinkPromptOf, loadEvalSystems } from "../../artifacts/systems.ts"
+
+export type GenerateParams = typeof GenerateConfig.Type
+
+const STAGE = "generate"
+
+/** The base model's wording per task type (`{text}`: the foreign text, `{instruction}`: the synthesized one). */
+export const BASE_PROMPTS: Readonly<Record<string, string>> = {
+  translate_to_english: "User: Translate this to English: {text}\nAssistant:",
+  summarize_in_english: "User: Summarize this in English: {text}\nAssistant:",
+  bullet_pointify: "User: Rewrite this as bullet points in English: {text}\nAssistant:",
+  paraphrase_in_english: "User: Paraphrase this in English: {text}\nAssistant:",
+  title_generation: "User: Write a title in English for this: {text}\nAssistant:",
+  extract_main_points: "User: List the main points of this in English: {text}\nAssistant:",
+  executive_summary: "User: Write an executive summary of this in English: {text}\nAssistant:",
+  extract_key_fields: "User: Extract the key fields of this in English: {text}\nAssistant:",
+  qa_about_text: "User: Answer this question about the text in English: {instruction}\nText: {text}\nAssistant:"
+}
+
+/** The base model's prompt text for one example (unknown task types use the synthesized instruction). */
+export const basePrompt = (taskType: string, foreign: string, instruction: string): string => {
+  const template = BASE_PROMPTS[taskType] ?? "User: {instruction}\nText: {text}\nAssistant:"
+  return template.replace("{instruction}", () => instruction).replace("{text}", () => foreign)
+}
+
+/** The token ids of each system's prompt for one example (BOS first). */
+export const examplePrompts = (
+  sys: Pick<EvalSystems, "tokenizer" | "finetuneTokenizer" | "bosId" | "K" | "slotIds" | "stageBDoc" | "finetuneDoc">,
+  row: SftRow
+) => {
+  const reserved = sys.stageBDoc.addedTokens
+  const instruction = instructionText(row.input, row.task_type, sys.stageBDoc.prompt.instruction, reserved)
+  const foreign = stripTokens(row.foreign_raw, reserved)
+  const enc = (tok: EvalSystems["tokenizer"], text: string) => [sys.bosId, ...tok.encode(text, { addSpecialTokens: false })]
+  const llink = enc(sys.tokenizer, llinkPromptOf(sys, row))
+  const slotPositions = sys.slotIds.map((id) => {
+    const at = llink.indexOf(id)
+    if (at < 0 || llink.indexOf(id, at + 1) >= 0) throw new Error(`slot token id ${id} must occur exactly once in the LLINK prompt`)
+    return at
+  })
+  return {
+    instruction,
+    llink,
+    slotPositions,
+    base: enc(sys.tokenizer, basePrompt(row.task_type, foreign, instruction)),
+    finetune: enc(sys.finetuneTokenizer, finetunePromptOf(sys, row))
+  }
+}
+
+interface BatchFile {
+  readonly version: 1
+  readonly ids: ReadonlyArray<number>
+  readonly rows: ReadonlyArray<GenerationRow>
+}
+
+const batchFile = (scratchDir: string, index: number) => path.join(scratchDir, `batch-${String(index).padStart(6, "0")}.json`)
+
+/** A finished batch from the scratch folder; `missing`, or `bad` with the reason (then it is recomputed). */
+const readBatch = (
+  file: string,
+  ids: ReadonlyArray<number>
+): { readonly _tag: "ok"; readonly rows: ReadonlyArray<GenerationRow> } | { readonly _tag: "missing" } | { readonly _tag: "bad"; readonly reason: string } => {
+  if (!fs.existsSync(file)) return { _tag: "missing" }
+  let parsed: Partial<BatchFile>
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, "utf8")) as Partial<BatchFile>
+  } catch (cause) {
+    return { _tag: "bad", reason: cause instanceof Error ? cause.message : String(cause) }
+  }
+  if (parsed.version !== 1 || !Array.isArray(parsed.ids) || !Array.isArray(parsed.rows)) return { _tag: "bad", reason: "not a batch file" }
+  if (parsed.ids.length !== ids.length || parsed.ids.some((id, i) => id !== ids[i])) return { _tag: "bad", reason: "holds other examples" }
+  const rows: Array<GenerationRow> = []
+  for (const r of parsed.rows) {
+    const row = asGenerationRow(r as Parameters<typeof asGenerationRow>[0])
+    if (typeof row === "string") return { _tag: "bad", reason: row }
+    rows.push(row)
+  }
+  return rows.length === ids.length ? { _tag: "ok", rows } : { _tag: "bad", reason: "row count differs" }
+}
+
+const decode = (tok: EvalSystems["tokenizer"], tokens: ReadonlyArray<number>): string =>
+  tok.decode(tokens, { skipSpecialTokens: true }).trim()
+
+/** One batch through the three systems. */
+export const generateBatch = (
+  sys: EvalSystems,
+  rows: ReadonlyArray<SftRow>,
+  ids: ReadonlyArray<number>,
+  z: { readonly data: Float32Array; readonly dim: number },
+  p: GenerateParams
+): Array<GenerationRow> => {
+  const prompts = rows.map((r) => examplePrompts(sys, r))
+  const options = { maxNewTokens: p.maxNewTokens, noRepeatNgramSize: p.noRepeatNgram, padId: sys.padId }
+  const run = (model: LlamaModel, which: "base" | "finetune") => generate(model, prompts.map((x) => x[which]), options).tokens
+  let coords: { batch: Array<number>; position: Array<number> } = { batch: [], position: [] }
+  const vectors = tf.tidy(() => {
+    const zb = tf.tensor2d(gatherRows(z.data, z.dim, rows.map((r) => r.row)), [rows.length, z.dim])
+    const ov = slotOverrides(slotsFromZ(sys.projector, sys.slots, zb), prompts.map((x) => x.slotPositions))
+    coords = { batch: [...ov.batch], position: [...ov.position] }
+    return ov.vectors
+  })
+  let llinkTokens: ReadonlyArray<ReadonlyArray<number>>
+  try {
+    llinkTokens = generate(sys.llink, prompts.map((x) => x.llink), { ...options, overrides: { ...coords, vectors } }).tokens
+  } finally {
+    vectors.dispose()
+  }
+  const baseTokens = run(sys.base, "base")
+  const finetuneTokens = run(sys.finetune, "finetune")
+  return rows.map((r, i) => ({
+    id: ids[i],
+    row: r.row,
+    task_type: r.task_type,
+    bucket: r.bucket,
+    instruction: prompts[i].instruction,
+    foreign: r.foreign_raw,
+    reference: r.english_ref,
+    target: r.output,
+    llink: decode(sys.tokenizer, llinkTokens[i]),
+    base: decode(sys.tokenizer, baseTokens[i]),
+    finetune: decode(sys.finetuneTokenizer, finetuneTokens[i]),
+    llinkPromptTokens: prompts[i].llink.length,
+    basePromptTokens: prompts[i].base.length,
+    finetunePromptTokens: prompts[i].finetune.length
+  }))
+}
+
+export const runGenerate = (ctx: StageContext<GenerateParams>): Effect.Effect<StageOutcome, StageError> =>
+  Effect.gen(function*() {
+    const p = ctx.params
+    for (const [name, v, min] of [["maxNewTokens", p.maxNewTokens, 1], ["noRepeatNgram", p.noRepeatNgram, 0], ["batchSize", p.batchSize, 1], ["limit", p.limit, 0]] as const) {
+      if (!Number.isSafeInteger(v) || v < min) {
+        return yield* new StageError({ stage: STAGE, message: `generate.${name} must be a whole number ≥ ${min}, got ${v}` })
+      }
+    }
+    const all = yield* readSftRows(STAGE, ctx.inputs["sft.eval"])
+    const examples = p.limit === 0 ? all : all.slice(0, p.limit)
+    if (examples.length === 0) return yield* new StageError({ stage: STAGE, message: "sft.eval has no rows", file: ctx.inputs["sft.eval"] })
+    const maxRow = Math.max(...examples.map((e) => e.row))
+    const z = yield* readMatrixHead(ctx.inputs["zF.holdout"], maxRow + 1).pipe(asStageError(STAGE))
+    if (z.rows <= maxRow) {
+      return yield* new StageError({ stage: STAGE, message: `sft.eval refers to holdout row ${maxRow} but zF.holdout has ${z.rows} rows`, file: ctx.inputs["zF.holdout"] })
+    }
+    const backend = yield* ensureBackend(STAGE)
+    const nBatches = Math.ceil(examples.length / p.batchSize)
+    const bar = ctx.progress("examples", examples.length)
+    let computed = 0
+    const rows = yield* Effect.acquireUseRelease(
+      loadEvalSystems(STAGE, ctx.inputs),
+      (sys) =>
+        Effect.gen(function*() {
+          const out: Array<GenerationRow> = []
+          for (let b = 0; b < nBatches; b++) {
+            const start = b * p.batchSize
+            const batch = examples.slice(start, start + p.batchSize)
+            const ids = batch.map((_, i) => start + i)
+            const file = batchFile(ctx.scratchDir, b)
+            const done = readBatch(file, ids)
+            if (done._tag === "bad") ctx.log(`recomputing ${file}: ${done.reason}`)
+            if (done._tag === "ok") {
+              out.push(...done.rows)
+            } else {
+              const fresh = yield* Effect.try({
+                try: () => generateBatch(sys, batch, ids, z, p),
+                catch: (cause) => new StageError({ stage: STAGE, message: `batch ${b} (examples ${start}–${start + batch.length - 1}): ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+              })
+              yield* Effect.try({
+                try: () => writeFileAtomicSync(file, JSON.stringify({ version: 1, ids, rows: fresh } satisfies BatchFile)),
+                catch: (cause) => new StageError({ stage: STAGE, message: `cannot write ${file}: ${String(cause)}`, file, cause })
+              })
+              computed++
+              out.push(...fresh)
+            }
+            bar.advance(batch.length)
+            // Let an interrupt land between batches.
+            yield* Effect.yieldNow
+          }
+          return out
+        }),
+      (sys) => Effect.sync(() => sys.dispose())
+    )
+    bar.done()
+    const n = yield* writeTable(ctx.outputs["generations"], GenerationColumns, Stream.fromIterable(rows.map((r) => ({ ...r })))).pipe(
+      asStageError(STAGE)
+    )
+    const mean = (f: (r: GenerationRow) => number) => rows.reduce((a, r) => a + f(r), 0) / rows.length
+    const tokens = { llink: mean((r) => r.llinkPromptTokens), base: mean((r) => r.basePromptTokens), finetune: mean((r) => r.finetunePromptTokens) }
+    ctx.log(
+      `${n} examples × 3 systems (${backend}; ${computed} of ${nBatches} batches computed, the rest resumed); mean prompt tokens ` +
+        `LLINK ${tokens.llink.toFixed(1)}, base ${tokens.base.toFixed(1)}, fine-tune ${tokens.finetune.toFixed(1)}`
+    )
+    return {
+      rows: { generations: n },
+      metrics: { examples: n, batches: nBatches, computedBatches: computed, backend, meanPromptTokens: tokens }
+    }
+  })

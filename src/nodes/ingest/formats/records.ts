@@ -1,0 +1,87 @@
+/**
+ * What every corpus reader produces: batches of candidate pairs and of quarantined (bad) rows, in file order.
+ * The ingest stage numbers the pairs and writes both tables. Reasons are short fixed codes (counted in metrics).
+ */
+import type { ByteSource } from "../bytes.ts"
+import type { LineFault } from "../lines.ts"
+import { excerpt } from "../../../text/unicode.ts"
+
+/** Why a row was quarantined. */
+export type QuarantineReason =
+  | LineFault
+  | "blank-line"
+  | "wrong-column-count"
+  | "empty-english"
+  | "empty-foreign"
+  | "extra-line-english"
+  | "extra-line-foreign"
+  | "score-missing"
+  | "score-extra"
+  | "score-invalid"
+  | "invalid-json"
+  | "missing-field"
+  | "tmx-missing-side"
+  | "tmx-unparsable"
+
+/** A candidate pair, already shaped as a `pairs` row; the ingest stage numbers it (sets `id`) in place. */
+export type RawPair = {
+  id: number
+  readonly english: string
+  readonly foreign: string
+  /** `file:line` (`archive.zip!entry:line` inside an archive; `file.parquet:row` for Parquet). */
+  readonly origin: string
+  readonly score: number | null
+}
+
+/** A candidate pair with its id still unset (0). One allocation per pair on the hot path. */
+export const rawPair = (english: string, foreign: string, origin: string, score: number | null): RawPair => ({
+  id: 0,
+  english,
+  foreign,
+  origin,
+  score
+})
+
+export interface Quarantined {
+  readonly file: string
+  readonly line: number
+  readonly reason: QuarantineReason
+  /** The raw text, at most 500 code points. */
+  readonly raw: string
+}
+
+export interface RecordBatch {
+  readonly pairs: Array<RawPair>
+  readonly bad: Array<Quarantined>
+}
+
+/** Language codes and column choices every reader needs. */
+export interface ReaderOptions {
+  readonly englishLang: string
+  readonly foreignLang: string
+  /** Two-column text/Parquet: index of the English column (the foreign one is `foreignColumn`). */
+  readonly englishColumn: number
+  readonly foreignColumn: number
+  /** TSV: the exact number of tab-separated fields a line must have. */
+  readonly columns: number
+  /** TSV: skip the first line (a header). */
+  readonly header: boolean
+}
+
+export const quarantine = (
+  source: ByteSource | string,
+  line: number,
+  reason: QuarantineReason,
+  raw: string
+): Quarantined => ({ file: typeof source === "string" ? source : source.label, line, reason, raw: detach(excerpt(raw, 500)) })
+
+/**
+ * A copy of `s` that does not keep its parent alive. V8 represents a substring as a view of the string it was cut
+ * from (a "sliced string"): a quarantine row cut from a 64 KiB chunk would pin the whole chunk until the table is
+ * closed — thousands of chunks for a noisy corpus. Concatenating then slicing forces a flat copy.
+ */
+export const detach = (s: string): string => (" " + s).slice(1)
+
+/** Checks both sides of a candidate pair; returns the reason it is bad, if any. */
+export const emptySide = (english: string, foreign: string): QuarantineReason | undefined =>
+  english.trim() === "" ? "empty-english" : foreign.trim() === "" ? "empty-foreign" : undefined

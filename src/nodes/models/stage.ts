@@ -1,0 +1,36 @@
+/**
+ * `models`: which frozen encoder (XLM-R) and decoder (Llama) the later stages load, and the reserved tokens the
+ * decoder gains (`<foreign>`, `</foreign>`, `<foreign_emb>`, `<f0>`…`<f{K−1}>`) with their embedding-row rule.
+ *
+ * `models.encoder` / `models.decoder` = `"tiny"` writes seeded test-size checkpoints (Hugging Face layout) into the
+ * `models.tiny` folder; the tiny encoder's tokenizer is trained on the first training pairs (hence the `train`
+ * input). A folder path names a local snapshot (its content enters the cache key through `externalInputs` and the
+ * document's fingerprints). The `models` document (see `src/artifacts/models.ts`) is what consumers read:
+ * `readModelsRef(ctx.inputs["models"])`.
+ */
+import * as path from "node:path"
+import { Effect } from "effect"
+import { defineStage } from "../../pipeline/stage.ts"
+import { type LlinkConfig, ModelsConfig } from "../../schemas/config.ts"
+import { importWork } from "../../pipeline/lazy.ts"
+
+const STAGE = "models"
+type ModelsParams = typeof ModelsConfig.Type
+
+export const models = defineStage<ModelsParams>({
+  name: STAGE,
+  version: "1",
+  description: "The frozen encoder and decoder (tiny seeded checkpoints or local snapshots) and the reserved tokens",
+  inputs: ["train"],
+  outputs: [
+    { name: "models", kind: "json", file: "models.json", description: "encoder/decoder folders, fingerprints, added tokens" },
+    { name: "models.tiny", kind: "dir", file: "tiny", description: "tiny checkpoints (encoder/, decoder/) when asked for; else empty" }
+  ],
+  params: ModelsConfig,
+  selectParams: (config) => (config as LlinkConfig).models,
+  externalInputs: (p) => [p.encoder, p.decoder].filter((m) => m !== "tiny").map((m) => path.resolve(m)),
+  run: Effect.fn("models.run")(function*(ctx) {
+    const work = yield* importWork(STAGE, () => import("./work.ts"))
+    return yield* work.runModels(ctx)
+  })
+})

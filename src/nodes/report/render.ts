@@ -1,0 +1,653 @@
+/**
+ * The run report: `results.json` (the numbers), `report.md` and `report.html` (self-contained: inline CSS and SVG).
+ *
+ * Pure functions over already-read inputs (`ReportInputs`), so they are easy to test; the `report` stage reads the
+ * artifacts, decodes them with the Schemas below (only the fields used; extra fields are ignored) and writes files.
+ *
+ * Sections: offline markers; Table 1 (retrieval) and Table 2 (judge) beside the paper's numbers
+ * (src/schemas/paper.ts); decoder prompt tokens per system and the tokenizer statistics; numeric fidelity; Stage A
+ * and Stage B training curves (loss components, τ and learning rate; L_SFT against L_zero and their gap); sample
+ * generations side by side; data quality; and the lineage of the run (`<run-dir>/manifest.json`, when present).
+ */
+import { Schema } from "effect"
+import type { Manifest } from "../../pipeline/manifest.ts"
+import type { GenerationRow } from "../../schemas/sft.ts"
+import { PAPER_JUDGE, PAPER_RETRIEVAL, PAPER_TOKENS } from "../../schemas/paper.ts"
+import { escapeXml, histogramSvg, lineChartSvg } from "../../plots/svg.ts"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Input shapes (decoded leniently: only what the report uses)
+
+export const RetrievalMetricsDoc = Schema.Struct({
+  n: Schema.Number,
+  r1: Schema.Number,
+  r5: Schema.Number,
+  r10: Schema.Number,
+  mrr: Schema.Number,
+  meanRank: Schema.Number,
+  chanceR1: Schema.optionalKey(Schema.Number)
+})
+export type RetrievalMetricsDoc = typeof RetrievalMetricsDoc.Type
+
+export const RetrievalDoc = Schema.Struct({ stageA: RetrievalMetricsDoc })
+export const RetrievalFullDoc = Schema.Struct({
+  full: RetrievalMetricsDoc,
+  finetune: RetrievalMetricsDoc,
+  /** How LLINK (full)'s query vector was made. */
+  fullVector: Schema.optionalKey(Schema.String)
+})
+
+const Pref = Schema.NullOr(Schema.Number)
+export const JudgeAggregateDoc = Schema.Struct({
+  n: Schema.Number,
+  wins: Schema.Number,
+  losses: Schema.Number,
+  ties: Schema.Number,
+  invalid: Schema.Number,
+  preference: Pref,
+  flipRate: Pref
+})
+export type JudgeAggregateDoc = typeof JudgeAggregateDoc.Type
+const ComparisonsDoc = Schema.Struct({ vsBase: JudgeAggregateDoc, vsFinetune: JudgeAggregateDoc })
+
+export const NumericAggregateDoc = Schema.Struct({
+  examples: Schema.Number,
+  applicable: Schema.Number,
+  mentions: Schema.Number,
+  micro: Pref,
+  macro: Pref,
+  valueRecall: Pref,
+  unitRecall: Pref,
+  perfect: Schema.Number
+})
+export type NumericAggregateDoc = typeof NumericAggregateDoc.Type
+const NumericBySystemDoc = Schema.Struct({ llink: NumericAggregateDoc, base: NumericAggregateDoc, finetune: NumericAggregateDoc })
+
+export const JudgeDoc = Schema.Struct({
+  mode: Schema.Literals(["offline", "endpoint"]),
+  offline: Schema.Boolean,
+  judge: Schema.String,
+  margin: Schema.optionalKey(Pref),
+  byBucket: Schema.Struct({ content: Schema.optionalKey(ComparisonsDoc), qa: Schema.optionalKey(ComparisonsDoc) }),
+  overall: ComparisonsDoc,
+  numericFidelity: NumericBySystemDoc,
+  numericFidelityByBucket: Schema.optionalKey(
+    Schema.Struct({ content: Schema.optionalKey(NumericBySystemDoc), qa: Schema.optionalKey(NumericBySystemDoc) })
+  )
+})
+export type JudgeDoc = typeof JudgeDoc.Type
+
+const SideDoc = Schema.Struct({
+  tokens: Schema.Number,
+  chars: Schema.Number,
+  tokensPerChar: Schema.Number,
+  tokensPerSentence: Schema.Struct({ mean: Schema.Number, p50: Schema.Number, p95: Schema.Number, max: Schema.Number })
+})
+export const TokstatsDoc = Schema.Struct({
+  pairs: Schema.Number,
+  tokenizer: Schema.String,
+  english: SideDoc,
+  foreign: SideDoc,
+  foreignToEnglishTokenRatio: Schema.Struct({ ofTotals: Schema.Number, meanPerPair: Schema.Number, medianPerPair: Schema.Number }),
+  slots: Schema.Struct({
+    K: Schema.Number,
+    savedPerSentence: Schema.Struct({ mean: Schema.Number, total: Schema.Number }),
+    shareLongerThanK: Schema.Number
+  })
+})
+export type TokstatsDoc = typeof TokstatsDoc.Type
+
+export const QualityDoc = Schema.Struct({
+  rowsIn: Schema.Number,
+  kept: Schema.Number,
+  rejected: Schema.Number,
+  byReason: Schema.Record(Schema.String, Schema.Number),
+  truncated: Schema.Number,
+  maxForeignChars: Schema.optionalKey(Schema.Number)
+})
+export type QualityDoc = typeof QualityDoc.Type
+
+/** A training-metrics table: column name → values per logged step (NaN for missing cells). */
+export type MetricsTable = ReadonlyMap<string, ReadonlyArray<number>>
+
+export interface ReportInputs {
+  readonly title: string
+  readonly retrieval: typeof RetrievalDoc.Type
+  readonly retrievalFull: typeof RetrievalFullDoc.Type
+  readonly judge: JudgeDoc
+  readonly tokstats: TokstatsDoc
+  readonly quality: QualityDoc
+  readonly stageAMetrics: MetricsTable
+  readonly stageBMetrics: MetricsTable
+  readonly generations: ReadonlyArray<GenerationRow>
+  /** Whether the Stage B data came from the offline template synthesizer (null: unknown). */
+  readonly synthOffline: boolean | null
+  readonly manifest: Manifest | undefined
+  /** Sample generations to show. */
+  readonly samples: number
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// results.json
+
+export interface TokenUse {
+  readonly mean: number
+  readonly total: number
+}
+
+export interface ResultsDoc {
+  readonly title: string
+  readonly offline: { readonly synthesizer: boolean | null; readonly judge: boolean }
+  readonly retrieval: {
+    readonly n: number
+    readonly stageA: RetrievalMetricsDoc
+    readonly full: RetrievalMetricsDoc
+    readonly finetune: RetrievalMetricsDoc
+    readonly fullVector: string | null
+    readonly paper: typeof PAPER_RETRIEVAL
+  }
+  readonly judge: {
+    readonly mode: "offline" | "endpoint"
+    readonly judge: string
+    readonly byBucket: {
+      readonly content?: { readonly vsBase: JudgeAggregateDoc; readonly vsFinetune: JudgeAggregateDoc }
+      readonly qa?: { readonly vsBase: JudgeAggregateDoc; readonly vsFinetune: JudgeAggregateDoc }
+    }
+    readonly overall: { readonly vsBase: JudgeAggregateDoc; readonly vsFinetune: JudgeAggregateDoc }
+    readonly paper: typeof PAPER_JUDGE
+  }
+  readonly numericFidelity: JudgeDoc["numericFidelity"]
+  readonly tokens: {
+    readonly examples: number
+    readonly llink: TokenUse
+    readonly base: TokenUse
+    readonly finetune: TokenUse
+    /** Mean base prompt tokens / mean LLINK prompt tokens (paper: ≈ 3). */
+    readonly ratioBaseToLlink: number | null
+    readonly ratioFinetuneToLlink: number | null
+    readonly paperReduction: number
+  }
+  readonly tokenizer: {
+    readonly pairs: number
+    readonly englishTokensPerChar: number
+    readonly foreignTokensPerChar: number
+    readonly foreignToEnglishTokenRatio: number
+    readonly slots: number
+    readonly savedPerSentence: number
+    readonly paper: typeof PAPER_TOKENS
+  }
+  readonly data: { readonly rowsIn: number; readonly kept: number; readonly rejected: number; readonly truncated: number }
+  readonly training: {
+    readonly stageA: Record<string, number>
+    readonly stageB: Record<string, number>
+  }
+}
+
+const tokenUse = (values: ReadonlyArray<number>): TokenUse => {
+  const total = values.reduce((a, b) => a + b, 0)
+  return { mean: values.length === 0 ? 0 : total / values.length, total }
+}
+
+/** The last finite value of every column of a metrics table (the end-of-training numbers). */
+export const lastValues = (table: MetricsTable): Record<string, number> => {
+  const out: Record<string, number> = {}
+  for (const [name, values] of table) {
+    for (let i = values.length - 1; i >= 0; i--) {
+      if (Number.isFinite(values[i])) {
+        out[name] = values[i]
+        break
+      }
+    }
+  }
+  return out
+}
+
+export const buildResults = (inputs: ReportInputs): ResultsDoc => {
+  const g = inputs.generations
+  const llink = tokenUse(g.map((r) => r.llinkPromptTokens))
+  const base = tokenUse(g.map((r) => r.basePromptTokens))
+  const finetune = tokenUse(g.map((r) => r.finetunePromptTokens))
+  const t = inputs.tokstats
+  return {
+    title: inputs.title,
+    offline: { synthesizer: inputs.synthOffline, judge: inputs.judge.offline },
+    retrieval: {
+      n: inputs.retrieval.stageA.n,
+      stageA: inputs.retrieval.stageA,
+      full: inputs.retrievalFull.full,
+      finetune: inputs.retrievalFull.finetune,
+      fullVector: inputs.retrievalFull.fullVector ?? null,
+      paper: PAPER_RETRIEVAL
+    },
+    judge: {
+      mode: inputs.judge.mode,
+      judge: inputs.judge.judge,
+      byBucket: inputs.judge.byBucket,
+      overall: inputs.judge.overall,
+      paper: PAPER_JUDGE
+    },
+    numericFidelity: inputs.judge.numericFidelity,
+    tokens: {
+      examples: g.length,
+      llink,
+      base,
+      finetune,
+      ratioBaseToLlink: llink.mean > 0 ? base.mean / llink.mean : null,
+      ratioFinetuneToLlink: llink.mean > 0 ? finetune.mean / llink.mean : null,
+      paperReduction: PAPER_TOKENS.decoderTokenReduction
+    },
+    tokenizer: {
+      pairs: t.pairs,
+      englishTokensPerChar: t.english.tokensPerChar,
+      foreignTokensPerChar: t.foreign.tokensPerChar,
+      foreignToEnglishTokenRatio: t.foreignToEnglishTokenRatio.ofTotals,
+      slots: t.slots.K,
+      savedPerSentence: t.slots.savedPerSentence.mean,
+      paper: PAPER_TOKENS
+    },
+    data: { rowsIn: inputs.quality.rowsIn, kept: inputs.quality.kept, rejected: inputs.quality.rejected, truncated: inputs.quality.truncated },
+    training: { stageA: lastValues(inputs.stageAMetrics), stageB: lastValues(inputs.stageBMetrics) }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Formatting
+
+const f3 = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? "–" : x.toFixed(3))
+const f1 = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? "–" : x.toFixed(1))
+const pct = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? "–" : `${(x * 100).toFixed(1)}%`)
+const int = (x: number): string => Math.round(x).toLocaleString("en-US")
+const share = (k: number, n: number): string => (n === 0 ? "–" : `${((100 * k) / n).toFixed(1)}`)
+
+/** A table as header + rows of cells (plain text), rendered to Markdown or HTML. */
+interface Table {
+  readonly caption: string
+  readonly header: ReadonlyArray<string>
+  readonly rows: ReadonlyArray<ReadonlyArray<string>>
+  /** Rows (by index) shown as the paper's numbers (muted in HTML, italics in Markdown). */
+  readonly paperRows?: ReadonlySet<number>
+}
+
+const mdCell = (s: string) => s.replace(/\|/g, "\\|").replace(/\r?\n/g, "<br>")
+const tableMd = (t: Table): string =>
+  [
+    `**${t.caption}**`,
+    "",
+    `| ${t.header.map(mdCell).join(" | ")} |`,
+    `|${t.header.map(() => " --- ").join("|")}|`,
+    ...t.rows.map((r, i) => `| ${r.map((c) => (t.paperRows?.has(i) && c !== "" ? `*${mdCell(c)}*` : mdCell(c))).join(" | ")} |`),
+    ""
+  ].join("\n")
+
+const html = escapeXml
+const tableHtml = (t: Table): string =>
+  [
+    `<table>`,
+    `<caption>${html(t.caption)}</caption>`,
+    `<thead><tr>${t.header.map((h) => `<th>${html(h)}</th>`).join("")}</tr></thead>`,
+    `<tbody>`,
+    ...t.rows.map((r, i) => `<tr${t.paperRows?.has(i) ? ` class="paper"` : ""}>${r.map((c) => `<td>${html(c).replace(/\n/g, "<br>")}</td>`).join("")}</tr>`),
+    `</tbody>`,
+    `</table>`
+  ].join("\n")
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tables
+
+export const retrievalTable = (r: ResultsDoc): Table => {
+  const rows: Array<Array<string>> = []
+  const paperRows = new Set<number>()
+  const systems = [
+    ["Direct fine-tune", r.retrieval.finetune, r.retrieval.paper.finetune],
+    ["LLINK (Stage A)", r.retrieval.stageA, r.retrieval.paper.stageA],
+    ["LLINK (Full)", r.retrieval.full, r.retrieval.paper.full]
+  ] as const
+  for (const [name, run, paper] of systems) {
+    rows.push([name, `this run (n = ${int(run.n)})`, f3(run.r1), f3(run.r5), f3(run.r10), f3(run.mrr), f1(run.meanRank), f3(run.chanceR1)])
+    paperRows.add(rows.length)
+    rows.push(["", `paper (n = ${int(paper.n)})`, f3(paper.r1), f3(paper.r5), f3(paper.r10), f3(paper.mrr), f1(paper.meanRank), f3(1 / paper.n)])
+  }
+  return {
+    caption: "Table 1: bilingual retrieval (foreign → English, cosine against the teacher vectors h_E)",
+    header: ["Method", "Source", "R@1", "R@5", "R@10", "MRR", "Mean rank", "Chance R@1"],
+    rows,
+    paperRows
+  }
+}
+
+const BUCKET_NAMES = { content: "Content understanding", qa: "Q&A" } as const
+const COMPARISON_NAMES = { vsBase: "LLINK vs. Base", vsFinetune: "LLINK vs. Fine-tune" } as const
+
+export const judgeTable = (r: ResultsDoc): Table => {
+  const rows: Array<Array<string>> = []
+  const paperRows = new Set<number>()
+  for (const bucket of ["content", "qa"] as const) {
+    const b = r.judge.byBucket[bucket]
+    for (const comparison of ["vsBase", "vsFinetune"] as const) {
+      const paper = r.judge.paper[bucket][comparison]
+      if (b !== undefined) {
+        const a = b[comparison]
+        const valid = a.n - a.invalid
+        rows.push([
+          BUCKET_NAMES[bucket],
+          COMPARISON_NAMES[comparison],
+          `this run (n = ${int(a.n)})`,
+          share(a.wins, valid),
+          share(a.losses, valid),
+          share(a.ties, valid),
+          int(a.invalid),
+          pct(a.preference),
+          pct(a.flipRate)
+        ])
+      }
+      paperRows.add(rows.length)
+      rows.push([
+        b === undefined ? BUCKET_NAMES[bucket] : "",
+        b === undefined ? COMPARISON_NAMES[comparison] : "",
+        `paper (n = ${int(paper.n)})`,
+        String(paper.winsPct),
+        String(paper.lossesPct),
+        String(paper.tiesPct),
+        "–",
+        pct(paper.preference),
+        "–"
+      ])
+    }
+  }
+  return {
+    caption: `Table 2: pairwise judge (${r.judge.mode === "offline" ? "OFFLINE chrF judge" : r.judge.judge}; both orders, human reference shown; preference = wins / (wins + losses))`,
+    header: ["Bucket", "Comparison", "Source", "Wins %", "Losses %", "Ties %", "Invalid", "Preference", "Order flips"],
+    rows,
+    paperRows
+  }
+}
+
+export const tokensTable = (r: ResultsDoc): Table => {
+  const t = r.tokens
+  const k = r.tokenizer
+  return {
+    caption: "Decoder prompt tokens per evaluation example, and the tokenizer's inflation of the foreign language",
+    header: ["Quantity", "This run", "Paper"],
+    rows: [
+      ["Examples", int(t.examples), ""],
+      ["LLINK prompt tokens (mean)", f1(t.llink.mean), ""],
+      ["Base prompt tokens (mean)", f1(t.base.mean), ""],
+      ["Fine-tune prompt tokens (mean)", f1(t.finetune.mean), ""],
+      ["Base / LLINK prompt tokens", t.ratioBaseToLlink === null ? "–" : `${t.ratioBaseToLlink.toFixed(2)}×`, `≈${t.paperReduction}×`],
+      ["Fine-tune / LLINK prompt tokens", t.ratioFinetuneToLlink === null ? "–" : `${t.ratioFinetuneToLlink.toFixed(2)}×`, ""],
+      ["Training pairs measured", int(k.pairs), ""],
+      ["English tokens per character", f3(k.englishTokensPerChar), String(k.paper.englishTokensPerChar)],
+      ["Foreign tokens per character", f3(k.foreignTokensPerChar), String(k.paper.foreignTokensPerChar)],
+      ["Foreign / English tokens (same sentences)", `${k.foreignToEnglishTokenRatio.toFixed(2)}×`, `${k.paper.fragmentation}× (example: ${k.paper.exampleForeignTokens} vs ${k.paper.exampleEnglishTokens})`],
+      [`Decoder tokens saved per sentence with K = ${k.slots} slots`, f1(k.savedPerSentence), ""]
+    ]
+  }
+}
+
+export const numericTable = (r: ResultsDoc, byBucket?: JudgeDoc["numericFidelityByBucket"]): Table => {
+  const rows: Array<Array<string>> = []
+  const add = (scope: string, bySystem: JudgeDoc["numericFidelity"]) => {
+    for (const [name, a] of [["LLINK", bySystem.llink], ["Base", bySystem.base], ["Fine-tune", bySystem.finetune]] as const) {
+      rows.push([scope, name, `${int(a.applicable)} / ${int(a.examples)}`, int(a.mentions), pct(a.micro), pct(a.macro), pct(a.valueRecall), pct(a.unitRecall), int(a.perfect)])
+      scope = ""
+    }
+  }
+  add("All", r.numericFidelity)
+  if (byBucket?.content !== undefined) add(BUCKET_NAMES.content, byBucket.content)
+  if (byBucket?.qa !== undefined) add(BUCKET_NAMES.qa, byBucket.qa)
+  return {
+    caption: "Numeric fidelity: numbers (and units) of the human reference reproduced unchanged in each system's output",
+    header: ["Scope", "System", "Examples with numbers", "Mentions", "Exact (micro)", "Exact (macro)", "Value recall", "Unit recall", "All exact"],
+    rows
+  }
+}
+
+export const samplesTable = (generations: ReadonlyArray<GenerationRow>, count: number): Table => {
+  // Alternate the buckets so both are shown; within a bucket, in example order.
+  const content = generations.filter((g) => g.bucket === "content")
+  const qa = generations.filter((g) => g.bucket === "qa")
+  const picked: Array<GenerationRow> = []
+  for (let i = 0; picked.length < count && (i < content.length || i < qa.length); i++) {
+    if (i < content.length && picked.length < count) picked.push(content[i])
+    if (i < qa.length && picked.length < count) picked.push(qa[i])
+  }
+  return {
+    caption: `Sample generations (${picked.length} of ${generations.length})`,
+    header: ["#", "Task", "Instruction", "Reference (En)", "Base", "Fine-tune", "LLINK"],
+    rows: picked.map((g) => [String(g.id), g.task_type, g.instruction, g.reference, g.base, g.finetune, g.llink])
+  }
+}
+
+export const qualityTable = (q: QualityDoc): Table => ({
+  caption: "Data: cleaning summary",
+  header: ["Quantity", "Value"],
+  rows: [
+    ["Pairs in", int(q.rowsIn)],
+    ["Kept", int(q.kept)],
+    ["Rejected", int(q.rejected)],
+    ...Object.entries(q.byReason).map(([reason, n]) => [`  rejected: ${reason}`, int(n)]),
+    [`Foreign sides truncated${q.maxForeignChars === undefined ? "" : ` to ${q.maxForeignChars} chars`}`, int(q.truncated)]
+  ]
+})
+
+const shortJson = (value: unknown, max = 400): string => {
+  const text = JSON.stringify(value) ?? "null"
+  return text.length > max ? `${text.slice(0, max)}…` : text
+}
+
+export const lineageTable = (manifest: Manifest): Table => ({
+  caption: `Lineage (manifest of ${manifest.updatedAt}; config ${manifest.config.path ?? "(defaults)"}, digest ${manifest.config.digest.slice(0, 12)})`,
+  header: ["Stage", "Status", "Key", "Version", "Time", "Inputs", "Params", "Outputs (rows)"],
+  rows: Object.entries(manifest.stages).map(([name, s]) => [
+    name,
+    s.status + (s.reason === undefined ? "" : ` (${s.reason})`) + (s.error === undefined ? "" : `: ${s.error}`),
+    s.key === null ? "–" : s.key.slice(0, 12),
+    s.version ?? "–",
+    s.durationMs > 0 ? `${(s.durationMs / 1000).toFixed(1)} s` : "–",
+    Object.entries(s.inputs).map(([a, d]) => `${a} ${d.slice(0, 8)}`).join("\n"),
+    shortJson(s.params),
+    Object.entries(s.outputs).map(([a, o]) => `${a}${o.rows === null ? "" : ` (${int(o.rows)})`}`).join("\n")
+  ])
+})
+
+// ---------------------------------------------------------------------------------------------------------------
+// Plots
+
+const seriesOf = (table: MetricsTable, column: string, name = column): { name: string; points: Array<readonly [number, number]> } | undefined => {
+  const ys = table.get(column)
+  if (ys === undefined) return undefined
+  const xs = table.get("step") ?? ys.map((_, i) => i + 1)
+  const points: Array<readonly [number, number]> = []
+  ys.forEach((y, i) => {
+    if (Number.isFinite(y) && Number.isFinite(xs[i])) points.push([xs[i], y])
+  })
+  return points.length === 0 ? undefined : { name, points }
+}
+
+const present = <T>(xs: ReadonlyArray<T | undefined>): Array<T> => xs.filter((x): x is T => x !== undefined)
+
+export interface Figure {
+  readonly title: string
+  readonly svg: string
+}
+
+const chart = (title: string, yLabel: string, series: ReturnType<typeof present<{ name: string; points: Array<readonly [number, number]> }>>, logY = false): Figure | undefined =>
+  series.length === 0 ? undefined : { title, svg: lineChartSvg(series, { title, xLabel: "step", yLabel, logY }) }
+
+/** Columns of a Stage B metrics table that hold L_SFT and L_zero (by name). */
+export const sftZeroColumns = (table: MetricsTable): { readonly sft?: string; readonly zero?: string } => {
+  const names = [...table.keys()]
+  const zero = names.find((n) => /zero/i.test(n) && !/gap|contrast/i.test(n))
+  const sft = names.find((n) => /sft/i.test(n) && !/zero|gap|contrast/i.test(n))
+  return { ...(sft === undefined ? {} : { sft }), ...(zero === undefined ? {} : { zero }) }
+}
+
+const SCHEDULE = /^(lr|lr[A-Z_].*|tau|τ|learningRate|step|epoch|examples|tokens|seconds|time.*)$/i
+
+export const trainingFigures = (stageA: MetricsTable, stageB: MetricsTable): Array<Figure> => {
+  const figs: Array<Figure | undefined> = []
+  // Stage A: loss components, τ, lr, dev retrieval.
+  const aLoss = ["loss", "nce", "ncePH", "nceHP", "dir", "norm"].filter((c) => stageA.has(c))
+  const aOther = [...stageA.keys()].filter((c) => !SCHEDULE.test(c) && !aLoss.includes(c) && !/^dev|gradNorm/.test(c))
+  figs.push(chart("Stage A: loss components", "loss", present([...aLoss, ...aOther].map((c) => seriesOf(stageA, c)))))
+  figs.push(chart("Stage A: temperature τ", "τ", present([seriesOf(stageA, "tau", "τ")])))
+  figs.push(chart("Stage A: learning rate", "lr", present([seriesOf(stageA, "lr")])))
+  figs.push(chart("Stage A: dev retrieval", "score", present([seriesOf(stageA, "devR1", "dev R@1"), seriesOf(stageA, "devMrr", "dev MRR")])))
+  // Stage B: L_SFT vs L_zero and their gap, the other loss terms, the learning rates.
+  const { sft, zero } = sftZeroColumns(stageB)
+  if (sft !== undefined && zero !== undefined) {
+    figs.push(chart("Stage B: L_SFT vs L_zero (slots removed)", "loss", present([seriesOf(stageB, sft, `L_SFT (${sft})`), seriesOf(stageB, zero, `L_zero (${zero})`)])))
+    const s = stageB.get(sft) ?? []
+    const z = stageB.get(zero) ?? []
+    const xs = stageB.get("step") ?? s.map((_, i) => i + 1)
+    const gap: Array<readonly [number, number]> = []
+    s.forEach((v, i) => {
+      if (Number.isFinite(v) && Number.isFinite(z[i]) && Number.isFinite(xs[i])) gap.push([xs[i], z[i] - v])
+    })
+    if (gap.length > 0) {
+      figs.push({
+        title: "Stage B: L_zero − L_SFT",
+        svg: lineChartSvg([{ name: "L_zero − L_SFT (> 0: the slots help)", points: gap }], {
+          title: "Stage B: usage gap L_zero − L_SFT",
+          xLabel: "step",
+          yLabel: "Δ loss"
+        })
+      })
+    }
+  }
+  const STATE = /^(gate|scale|gradNorm)$/i
+  const bLoss = [...stageB.keys()].filter((c) => !SCHEDULE.test(c) && !STATE.test(c) && c !== sft && c !== zero && !/^dev|^val/i.test(c))
+  figs.push(chart("Stage B: loss components", "loss", present(bLoss.map((c) => seriesOf(stageB, c)))))
+  figs.push(chart("Stage B: adapter gate and ForeignScale scalar", "value", present([seriesOf(stageB, "gate"), seriesOf(stageB, "scale")])))
+  figs.push(chart("Stage B: validation", "loss", present([...stageB.keys()].filter((c) => /^val|^dev/i.test(c)).map((c) => seriesOf(stageB, c)))))
+  figs.push(chart("Stage B: learning rates", "lr", present([...stageB.keys()].filter((c) => /^lr/i.test(c)).map((c) => seriesOf(stageB, c)))))
+  return present(figs)
+}
+
+export const tokenFigure = (generations: ReadonlyArray<GenerationRow>): Figure | undefined =>
+  generations.length === 0
+    ? undefined
+    : {
+      title: "Decoder prompt tokens per example",
+      svg: histogramSvg(
+        [
+          { name: "LLINK", values: generations.map((g) => g.llinkPromptTokens) },
+          { name: "Base", values: generations.map((g) => g.basePromptTokens) },
+          { name: "Fine-tune", values: generations.map((g) => g.finetunePromptTokens) }
+        ],
+        { title: "Decoder prompt tokens per evaluation example", xLabel: "prompt tokens", yLabel: "examples" }
+      )
+    }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Documents
+
+const offlineNotes = (r: ResultsDoc): Array<string> => [
+  ...(r.offline.synthesizer === true
+    ? ["OFFLINE SYNTHESIZER: the Stage B data was made by the deterministic template synthesizer from the reference English, not by a 70B model."]
+    : []),
+  ...(r.offline.judge
+    ? ["OFFLINE JUDGE: Table 2 comes from the chrF judge (higher chrF against the human reference wins), not from an LLM judge; it is not comparable to the paper's numbers."]
+    : [])
+]
+
+export interface RenderedReport {
+  readonly results: ResultsDoc
+  readonly markdown: string
+  readonly html: string
+}
+
+export const renderReport = (inputs: ReportInputs): RenderedReport => {
+  const r = buildResults(inputs)
+  const notes = offlineNotes(r)
+  const tables = {
+    retrieval: retrievalTable(r),
+    judge: judgeTable(r),
+    tokens: tokensTable(r),
+    numeric: numericTable(r, inputs.judge.numericFidelityByBucket),
+    samples: samplesTable(inputs.generations, inputs.samples),
+    quality: qualityTable(inputs.quality)
+  }
+  const lineage = inputs.manifest === undefined ? undefined : lineageTable(inputs.manifest)
+  const training = trainingFigures(inputs.stageAMetrics, inputs.stageBMetrics)
+  const tokenFig = tokenFigure(inputs.generations)
+  const fullVectorNote = r.retrieval.fullVector === null ? "" : ` LLINK (Full) query vector: ${r.retrieval.fullVector}.`
+
+  const md = [
+    `# ${r.title}`,
+    "",
+    ...(notes.length > 0 ? [...notes.map((n) => `> **${n}**`), ""] : []),
+    "## Retrieval",
+    "",
+    tableMd(tables.retrieval),
+    `Paper numbers in italics.${fullVectorNote}`,
+    "",
+    "## Pairwise judge",
+    "",
+    tableMd(tables.judge),
+    "Shares are over the valid pairs; a pair whose two orders disagree counts as a tie. Paper numbers in italics.",
+    "",
+    "## Tokens",
+    "",
+    tableMd(tables.tokens),
+    "## Numeric fidelity",
+    "",
+    tableMd(tables.numeric),
+    "## Training",
+    "",
+    `Stage A (last logged step): ${shortJson(r.training.stageA, 600)}`,
+    "",
+    `Stage B (last logged step): ${shortJson(r.training.stageB, 600)}`,
+    "",
+    `Curves: see report.html (${training.map((f) => f.title).join("; ") || "no metrics logged"}).`,
+    "",
+    "## Sample generations",
+    "",
+    tableMd(tables.samples),
+    "## Data",
+    "",
+    tableMd(tables.quality),
+    "## Lineage",
+    "",
+    lineage === undefined ? "No manifest.json in the run directory." : tableMd(lineage),
+    ""
+  ].join("\n")
+
+  const figureHtml = (f: Figure) => `<figure>${f.svg.trim()}</figure>`
+  const page = [
+    "<!DOCTYPE html>",
+    `<html lang="en"><head><meta charset="utf-8"><title>${html(r.title)}</title>`,
+    "<style>",
+    "body{font-family:Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;color:#222;line-height:1.4}",
+    "table{border-collapse:collapse;margin:1em 0;font-size:13px}caption{text-align:left;font-weight:bold;padding:4px 0}",
+    "th,td{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}th{background:#f3f3f3}",
+    "tr.paper td{color:#666;font-style:italic;background:#fafafa}",
+    ".offline{border:2px solid #d62728;background:#fff0f0;padding:8px 12px;margin:1em 0;font-weight:bold}",
+    "figure{display:inline-block;margin:8px}",
+    "</style></head><body>",
+    `<h1>${html(r.title)}</h1>`,
+    ...notes.map((n) => `<div class="offline">${html(n)}</div>`),
+    `<h2 id="retrieval">Retrieval</h2>`,
+    tableHtml(tables.retrieval),
+    `<p>Paper numbers in grey italics.${html(fullVectorNote)}</p>`,
+    `<h2 id="judge">Pairwise judge</h2>`,
+    tableHtml(tables.judge),
+    "<p>Shares are over the valid pairs; a pair whose two orders disagree counts as a tie.</p>",
+    `<h2 id="tokens">Tokens</h2>`,
+    tableHtml(tables.tokens),
+    ...(tokenFig === undefined ? [] : [figureHtml(tokenFig)]),
+    `<h2 id="numeric">Numeric fidelity</h2>`,
+    tableHtml(tables.numeric),
+    `<h2 id="training">Training curves</h2>`,
+    ...(training.length === 0 ? ["<p>No training metrics were logged.</p>"] : training.map(figureHtml)),
+    `<h2 id="samples">Sample generations</h2>`,
+    tableHtml(tables.samples),
+    `<h2 id="data">Data</h2>`,
+    tableHtml(tables.quality),
+    `<h2 id="lineage">Lineage</h2>`,
+    lineage === undefined ? "<p>No manifest.json in the run directory.</p>" : tableHtml(lineage),
+    "</body></html>",
+    ""
+  ].join("\n")
+  return { results: r, markdown: md, html: page }
+}

@@ -1,0 +1,98 @@
+/**
+ * The `retrieval` stage's work: bilingual retrieval of the Stage A system on the eval slice (the first n holdout
+ * pairs; both matrices are in holdout-table order): each foreign sentence's projected vector g(z_F), L2-normalised,
+ * against the L2-normalised teacher vectors h_E of all n English sentences (cosine), scored in chunks; R@1/5/10,
+ * MRR, mean rank and chance R@1 (`src/metrics/retrieval.ts`). The artifact is keyed by system so later systems
+ * (`full`, `finetune`) can be added beside `stageA`.
+ */
+import { Effect, Stream } from "effect"
+import * as fs from "node:fs"
+import { asStageError } from "../../pipeline/stageError.ts"
+import * as Projector from "../../models/projector.ts"
+import { ArtifactError, StageError } from "../../pipeline/errors.ts"
+import type { Matrix } from "../../pipeline/matrix.ts"
+import { readMatrixBatches } from "../../pipeline/matrix.ts"
+import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
+import { PAPER_RETRIEVAL } from "../../schemas/paper.ts"
+import type { RetrievalConfig } from "../../schemas/config.ts"
+import { ensureBackend, hostMatmul } from "../../backend/host.ts"
+import { loadProjectorDir } from "../../artifacts/projector.ts"
+import { devRetrieval } from "../stageA/work.ts"
+
+export type RetrievalParams = typeof RetrievalConfig.Type & { readonly evalN: number }
+
+const STAGE = "retrieval"
+
+/** The first `n` rows of a matrix artifact (reads only the record batches needed). */
+export const readMatrixHead = (file: string, n: number): Effect.Effect<Matrix, ArtifactError> =>
+  Effect.gen(function*() {
+    let seen = 0
+    const parts = yield* readMatrixBatches(file).pipe(
+      Stream.takeUntil((b) => {
+        seen += b.rows
+        return seen >= n
+      }),
+      Stream.runCollect
+    )
+    const dim = parts.length > 0 ? parts[0].dim : 0
+    const rows = Math.min(n, parts.reduce((a, b) => a + b.rows, 0))
+    const data = new Float32Array(rows * dim)
+    let at = 0
+    for (const b of parts) {
+      const take = Math.min(b.rows, rows - at)
+      if (take <= 0) break
+      data.set(b.data.subarray(0, take * dim), at * dim)
+      at += take
+    }
+    return { rows, dim, data }
+  })
+
+export const runRetrieval = (ctx: StageContext<RetrievalParams>): Effect.Effect<StageOutcome, StageError> =>
+  Effect.gen(function*() {
+    const p = ctx.params
+    if (!Number.isSafeInteger(p.n) || p.n < 0) {
+      return yield* new StageError({ stage: STAGE, message: `retrieval.n must be a whole number ≥ 0, got ${p.n}` })
+    }
+    const want = p.n === 0 ? p.evalN : p.n
+    if (want < 1) return yield* new StageError({ stage: STAGE, message: `nothing to evaluate: retrieval.n = 0 and split.evalN = ${p.evalN}` })
+    const backend = yield* ensureBackend(STAGE)
+    const { matmul } = hostMatmul()
+    const { config, host } = yield* loadProjectorDir(ctx.inputs["projector"]).pipe(asStageError(STAGE))
+    const z = yield* readMatrixHead(ctx.inputs["zF.holdout"], want).pipe(asStageError(STAGE))
+    const h = yield* readMatrixHead(ctx.inputs["hE.holdout"], want).pipe(asStageError(STAGE))
+    const n = Math.min(z.rows, h.rows)
+    if (n < want) {
+      ctx.log(`only ${n} holdout pairs available; evaluating ${n} instead of ${want}`)
+    }
+    if (n === 0) return yield* new StageError({ stage: STAGE, message: "the holdout matrices are empty", file: ctx.inputs["zF.holdout"] })
+    if (z.dim !== config.dIn || h.dim !== config.dOut) {
+      return yield* new StageError({
+        stage: STAGE,
+        message: `the projector maps ${config.dIn} → ${config.dOut}, but z_F has width ${z.dim} and h_E ${h.dim}`,
+        file: ctx.inputs["projector"]
+      })
+    }
+    const metrics = yield* Effect.acquireUseRelease(
+      Effect.try({
+        try: () => Projector.fromHost(config, host, { trainable: false }),
+        catch: (cause) => new StageError({ stage: STAGE, message: `cannot build the projector: ${String(cause)}`, cause })
+      }),
+      (proj) =>
+        Effect.try({
+          try: () => devRetrieval(proj, z, h, n, matmul),
+          catch: (cause) => new StageError({ stage: STAGE, message: `retrieval failed: ${String(cause)}`, cause })
+        }),
+      (proj) => Effect.sync(() => Projector.dispose(proj))
+    )
+    const doc = { stageA: metrics }
+    const out = ctx.outputs["retrieval"]
+    yield* Effect.try({
+      try: () => fs.writeFileSync(out, `${JSON.stringify(doc, null, 2)}\n`),
+      catch: (cause) => new StageError({ stage: STAGE, message: `cannot write ${out}: ${String(cause)}`, file: out, cause })
+    })
+    const paper = PAPER_RETRIEVAL.stageA
+    const f = (x: number) => x.toFixed(3)
+    ctx.log(`Stage A retrieval, n = ${n} (${backend}):   R@1 ${f(metrics.r1)}  R@5 ${f(metrics.r5)}  R@10 ${f(metrics.r10)}  MRR ${f(metrics.mrr)}  mean rank ${metrics.meanRank.toFixed(1)}  (chance R@1 ${metrics.chanceR1.toFixed(4)})`)
+    ctx.log(`paper Table 1 Stage A, n = ${paper.n}:  R@1 ${f(paper.r1)}  R@5 ${f(paper.r5)}  R@10 ${f(paper.r10)}  MRR ${f(paper.mrr)}  mean rank ${paper.meanRank.toFixed(1)}`)
+    return { rows: {}, metrics: { stageA: metrics } }
+  })

@@ -1,0 +1,146 @@
+/**
+ * The `teacher` stage's work: h_E, the frozen decoder's final hidden state (after the final RMSNorm) at the
+ * `<foreign_emb>` position of a prompt built from the English side.
+ *
+ * Prompts (`teacher.template`), token ids:
+ * - "code" (authors' `teacher_inputs_with_emb`): `tokenize(english)` with BOS, truncated to `maxTokens − 1` ids
+ *   (BOS included; code: max_src_tokens 128 → 127), then `<foreign_emb>`.
+ * - "paper" (§4.1: `User:<instruction><foreign_emb> Assistant:`): the instruction is the English sentence itself
+ *   ("we append a reserved token at the end of the user instruction"), so the text is `User:{english}`, tokenised with
+ *   BOS and truncated to `maxTokens − 1` ids exactly like "code", then `<foreign_emb>`. The trailing ` Assistant:` is
+ *   NOT run: attention is causal, so tokens after `<foreign_emb>` cannot change its hidden state; leaving them out
+ *   gives the same h_E (up to float rounding) for less work.
+ *
+ * The `<foreign_emb>` input-embedding row follows `models.embeddingInit` (paper: zeros). Batches are left-padded with
+ * EOS as the pad id (masked out), so `<foreign_emb>` is the last position of every row, and positions count real
+ * tokens only (0, 1, 2, … from the first real token). All prompts are tokenised first; batches group prompts of
+ * similar length and are resumable like `encode` (`batches.ts`).
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
+import { asStageError } from "../../pipeline/stageError.ts"
+import type { LlamaModel } from "../../models/llama.ts"
+import { disposeLlama, forward, loadDecoder } from "../../models/llama.ts"
+import type { TextTokenizer } from "../../models/tokenizer.ts"
+import { loadTokenizer } from "../../models/tokenizer.ts"
+import { StageError } from "../../pipeline/errors.ts"
+import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
+import type { TeacherConfig } from "../../schemas/config.ts"
+import { ensureBackend } from "../../backend/host.ts"
+import { readStringColumn, runBatchJob } from "../../artifacts/matrixJob.ts"
+import { readModelsRef } from "../../artifacts/models.ts"
+
+export type TeacherParams = typeof TeacherConfig.Type
+export type TeacherTemplateName = TeacherParams["template"]
+
+const STAGE = "teacher"
+
+/** The text before the English sentence in each template. */
+export const TEMPLATE_PREFIX: Readonly<Record<TeacherTemplateName, string>> = { paper: "User:", code: "" }
+
+export interface TeacherPromptOptions {
+  readonly template: TeacherTemplateName
+  readonly maxTokens: number
+}
+
+/** The prompt ids of one English sentence, ending with `<foreign_emb>` (id `feId`). */
+export const teacherPromptIds = (tok: TextTokenizer, english: string, feId: number, o: TeacherPromptOptions): Array<number> => {
+  const ids = tok.encode(TEMPLATE_PREFIX[o.template] + english, { addSpecialTokens: true })
+  return [...ids.slice(0, o.maxTokens - 1), feId]
+}
+
+/** Left-pads prompts with `padId`: rectangular ids and the matching attention mask. */
+export const leftPad = (
+  seqs: ReadonlyArray<ReadonlyArray<number>>,
+  padId: number
+): { readonly ids: Array<Array<number>>; readonly attentionMask: Array<Array<number>> } => {
+  const T = Math.max(...seqs.map((s) => s.length))
+  return {
+    ids: seqs.map((s) => [...new Array<number>(T - s.length).fill(padId), ...s]),
+    attentionMask: seqs.map((s) => [...new Array<number>(T - s.length).fill(0), ...new Array<number>(s.length).fill(1)])
+  }
+}
+
+/** h_E [n, hidden] of prompts that end with `<foreign_emb>` (`teacherPromptIds`), one forward pass, left-padded
+ *  with `padId`; tensors are freed. */
+export const teacherFromIds = (model: LlamaModel, prompts: ReadonlyArray<ReadonlyArray<number>>, padId: number): Float32Array => {
+  const { ids, attentionMask } = leftPad(prompts, padId)
+  const T = ids[0].length
+  const out = forward(model, { ids, attentionMask }, { gather: { batch: ids.map((_, b) => b), position: ids.map(() => T - 1) } })
+  try {
+    return Float32Array.from(out.hidden.dataSync())
+  } finally {
+    out.hidden.dispose()
+  }
+}
+
+/** h_E [n, hidden] of `english` (one forward pass; tensors are freed). */
+export const teacherVectors = (
+  model: LlamaModel,
+  tok: TextTokenizer,
+  english: ReadonlyArray<string>,
+  feId: number,
+  padId: number,
+  o: TeacherPromptOptions
+): Float32Array => teacherFromIds(model, english.map((e) => teacherPromptIds(tok, e, feId, o)), padId)
+
+export const runTeacher = (ctx: StageContext<TeacherParams>): Effect.Effect<StageOutcome, StageError> =>
+  Effect.gen(function*() {
+    const p = ctx.params
+    for (const [name, v, min] of [["batchSize", p.batchSize, 1], ["maxTokens", p.maxTokens, 2]] as const) {
+      if (!Number.isSafeInteger(v) || v < min) {
+        return yield* new StageError({ stage: STAGE, message: `teacher.${name} must be a whole number ≥ ${min}, got ${v}` })
+      }
+    }
+    const models = yield* readModelsRef(ctx.inputs["models"]).pipe(asStageError(STAGE))
+    const { doc } = models
+    const backend = yield* ensureBackend(STAGE)
+    const tok = yield* loadTokenizer(models.decoderDir, { addedTokens: doc.addedTokens }).pipe(asStageError(STAGE))
+    const feId = tok.tokenToId(doc.foreignEmbToken)
+    if (feId === undefined) {
+      return yield* new StageError({ stage: STAGE, message: `the decoder tokenizer has no ${doc.foreignEmbToken}`, file: models.decoderDir })
+    }
+    const padId = tok.eosId
+    if (padId === undefined) {
+      return yield* new StageError({ stage: STAGE, message: "the decoder tokenizer has no eos token to pad with", file: models.decoderDir })
+    }
+    const counts: Record<string, number> = {}
+    const detail: Record<string, unknown> = {}
+    yield* Effect.acquireUseRelease(
+      loadDecoder(models.decoderDir, {
+        addedTokens: doc.addedTokens,
+        embeddingInit: doc.embeddingInit,
+        embeddingSeed: doc.embeddingSeed
+      }).pipe(asStageError(STAGE)),
+      (model) =>
+        Effect.gen(function*() {
+          const dim = model.config.hidden_size
+          for (const split of ["train", "holdout"] as const) {
+            const texts = yield* readStringColumn(STAGE, ctx.inputs[split], "english")
+            const name = `hE.${split}`
+            const prompts = texts.map((e) => teacherPromptIds(tok, e, feId, p))
+            const r = yield* runBatchJob(
+              {
+                stage: STAGE,
+                label: name,
+                prefix: split,
+                batchSize: p.batchSize,
+                dim,
+                lengths: prompts.map((q) => q.length),
+                compute: (rows) => tf.tidy(() => teacherFromIds(model, Array.from(rows, (i) => prompts[i]), padId))
+              },
+              ctx.scratchDir,
+              ctx.outputs[name],
+              ctx.progress(name, texts.length),
+              ctx.log
+            ).pipe(asStageError(STAGE))
+            counts[name] = r.rows
+            detail[name] = { batches: r.batches, computed: r.computed, reused: r.reused, fill: Number(r.fill.toFixed(3)) }
+          }
+          ctx.log(`h_E (${p.template} template, ${doc.embeddingInit} <foreign_emb> row): ${counts["hE.train"]} train + ${counts["hE.holdout"]} holdout vectors of ${dim} (${backend})`)
+          return undefined
+        }),
+      (model) => Effect.sync(() => disposeLlama(model))
+    )
+    return { rows: counts, metrics: { ...detail, template: p.template, backend } }
+  })
