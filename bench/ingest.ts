@@ -21,7 +21,8 @@ import { readCorpus, readerOptions, resolveCorpus } from "../src/nodes/ingest/co
 import { clean } from "../src/nodes/clean/stage.ts"
 import { ingest } from "../src/nodes/ingest/stage.ts"
 import type { Stage, StageContext } from "../src/pipeline/stage.ts"
-import { CleanConfig, CorpusConfig } from "../src/schemas/config.ts"
+import { CleanConfig } from "../src/nodes/clean/params.ts"
+import { CorpusConfig } from "../src/nodes/ingest/params.ts"
 
 const PAIRS = process.argv[2] === undefined || process.argv[2] === "--generate" ? 1_000_000 : Number(process.argv[2])
 

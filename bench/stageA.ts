@@ -30,11 +30,12 @@ import * as Projector from "../src/models/projector.ts"
 import { fillNormal, makeRng } from "../src/models/rng.ts"
 import { loadTokenizer, reservedTokens } from "../src/models/tokenizer.ts"
 import { disposeXlmr, embedSentences, loadEncoder, xlmrFromWeights } from "../src/models/xlmr.ts"
-import { StageAConfig } from "../src/schemas/config.ts"
+import { StageAConfig } from "../src/nodes/stageA/params.ts"
 import { hostMatmul } from "../src/backend/host.ts"
 import { planBatches } from "../src/artifacts/matrixJob.ts"
 import { encodeTokenized, foreignTokenIds } from "../src/nodes/encode/work.ts"
-import { teacherFromIds, teacherPromptIds } from "../src/nodes/teacher/work.ts"
+import { teacherFromIds } from "../src/nodes/teacher/work.ts"
+import { teacherPromptIds } from "../src/prompts/teacher.ts"
 import { makeTrainer } from "../src/nodes/stageA/work.ts"
 import { TeacherQueue } from "../src/train/queue.ts"
 
@@ -42,7 +43,7 @@ const quick = process.argv.includes("--quick")
 const info = await initBackend()
 console.log(`backend: ${info.description}`)
 console.log(`cpu: ${os.cpus()[0]?.model ?? "?"} × ${os.availableParallelism()}`)
-const { matmul, name: matmulName } = hostMatmul()
+const { matmul, name: matmulName } = hostMatmul(info)
 
 const now = () => performance.now()
 const fmt = (x: number, d = 1) => x.toFixed(d)

@@ -14,23 +14,8 @@ import type { HostTensor } from "../models/safetensors.ts"
 import { readSafetensorsFile, writeSafetensorsFile } from "../models/safetensors.ts"
 import { ArtifactError } from "../pipeline/errors.ts"
 
-export const PROJECTOR_WEIGHTS = "projector.safetensors"
-export const PROJECTOR_CONFIG = "config.json"
-
-const PosInt = Schema.Int.check(Schema.isGreaterThan(0))
-
-export const ProjectorConfigFile = Schema.Struct({
-  format: Schema.Literal("llink-projector"),
-  version: Schema.Literal(1),
-  dIn: PosInt,
-  dHidden: PosInt,
-  dOut: PosInt,
-  dropout: Schema.Number,
-  lnEps: Schema.Number,
-  /** Optimizer steps trained. */
-  steps: Schema.Number
-})
-export type ProjectorConfigFile = typeof ProjectorConfigFile.Type
+export { PROJECTOR_CONFIG, PROJECTOR_WEIGHTS, ProjectorConfigFile } from "../schemas/projector.ts"
+import { PROJECTOR_CONFIG, PROJECTOR_WEIGHTS, ProjectorConfigFile } from "../schemas/projector.ts"
 
 const describe = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 

@@ -21,67 +21,10 @@ import type { SlotConfig } from "../models/slots.ts"
 import { loadSlotHost, SLOTS_FILE } from "../models/slots.ts"
 import type { HostTensor } from "../models/safetensors.ts"
 import { ArtifactError } from "../pipeline/errors.ts"
-import { EmbeddingInitRule, InstructionSourceConfig, LoraTargetConfig } from "../schemas/config.ts"
 
-export const STAGEB_FORMAT = "llink-stageB"
-export const FINETUNE_FORMAT = "llink-finetune"
-export const STAGEB_CONFIG = "config.json"
-export const STAGEB_ADAPTER = "adapter"
-export const FINETUNE_CONFIG = "llink-finetune.json"
+export { STAGEB_FORMAT, FINETUNE_FORMAT, STAGEB_CONFIG, STAGEB_ADAPTER, FINETUNE_CONFIG, StageBDoc, FinetuneDoc } from "../schemas/stageB.ts"
+import { STAGEB_CONFIG, STAGEB_ADAPTER, FINETUNE_CONFIG, StageBDoc, FinetuneDoc } from "../schemas/stageB.ts"
 export { SLOTS_FILE }
-
-const LoraDoc = Schema.Struct({
-  rank: Schema.Number,
-  alpha: Schema.Number,
-  dropout: Schema.Number,
-  targets: Schema.Array(LoraTargetConfig)
-})
-
-const SlotConfigDoc = Schema.Struct({
-  dim: Schema.Number,
-  slots: Schema.Number,
-  adapterHidden: Schema.Number,
-  gateInit: Schema.Number,
-  gateMax: Schema.Number,
-  lnEps: Schema.Number,
-  scaleInit: Schema.Number
-})
-
-export const StageBDoc = Schema.Struct({
-  format: Schema.Literal(STAGEB_FORMAT),
-  version: Schema.Literal(1),
-  /** K. */
-  slots: Schema.Number,
-  /** `<f0>` … `<f{K−1}>`. */
-  slotTokens: Schema.Array(Schema.String),
-  /** The decoder's added tokens, in id order (the `models` document's, plus any slot token it lacked). */
-  addedTokens: Schema.Array(Schema.String),
-  embeddingInit: EmbeddingInitRule,
-  embeddingSeed: Schema.Number,
-  slotConfig: SlotConfigDoc,
-  lora: LoraDoc,
-  prompt: Schema.Struct({ instruction: InstructionSourceConfig, appendEos: Schema.Boolean, maxSeqLen: Schema.Number }),
-  /** Optimizer steps trained. */
-  steps: Schema.Number
-})
-export type StageBDoc = typeof StageBDoc.Type
-
-export const FinetuneDoc = Schema.Struct({
-  format: Schema.Literal(FINETUNE_FORMAT),
-  version: Schema.Literal(1),
-  addedTokens: Schema.Array(Schema.String),
-  embeddingInit: EmbeddingInitRule,
-  embeddingSeed: Schema.Number,
-  lora: LoraDoc,
-  prompt: Schema.Struct({
-    instruction: InstructionSourceConfig,
-    appendEos: Schema.Boolean,
-    maxSeqLen: Schema.Number,
-    maxForeignChars: Schema.Number
-  }),
-  steps: Schema.Number
-})
-export type FinetuneDoc = typeof FinetuneDoc.Type
 
 const describe = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 

@@ -13,7 +13,6 @@
  * trainers' own `promptOf` (src/train/sftData.ts). The decoder is loaded once when Stage B and the fine-tune agree on
  * the added tokens and their rows (they do when both come from one `models` document), else twice.
  */
-import * as path from "node:path"
 import { Effect } from "effect"
 import { asStageError } from "../pipeline/stageError.ts"
 import { disposeLlama, type LlamaModel, loadDecoder, withLora } from "../models/llama.ts"

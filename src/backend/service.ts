@@ -6,11 +6,10 @@
  * loads), then the stock `cpu`. `LLINK_BACKEND` = `node-gpu` | `node` | `blas` | `cpu` (or `auto`) forces one;
  * a forced backend that cannot run is a `BackendUnavailableError`, never a silent fallback.
  *
- * `TensorBackend` is the Effect service (its layer reads `LLINK_BACKEND`); `initBackend` is the same as a plain
- * async function for benches and tests.
+ * `initBackend` selects and starts a backend (benches and tests call it directly); the Effect service over it, which
+ * the stages use, is `TensorBackend` in `./tensorBackend.ts` (lazy: it imports this module on first use).
  */
 import * as tf from "@tensorflow/tfjs"
-import { Context, Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import { tryLoadBlas } from "./blas.ts"
@@ -159,27 +158,5 @@ export const initBackend = async (choice?: BackendChoice | "auto"): Promise<Back
   throw new BackendUnavailableError({ requested: "auto", message: `no backend could start: ${skipped.join("; ")}` })
 }
 
-const toBackendError = (requested: string, cause: unknown): BackendUnavailableError =>
-  cause instanceof BackendUnavailableError
-    ? cause
-    : new BackendUnavailableError({
-        requested,
-        message: `backend selection failed: ${cause instanceof Error ? cause.message : String(cause)}`,
-        cause
-      })
-
-/** Effect version of `initBackend`. */
-export const selectBackend = (choice?: BackendChoice | "auto"): Effect.Effect<TensorBackendShape, BackendUnavailableError> =>
-  Effect.tryPromise({
-    try: () => initBackend(choice),
-    catch: (cause) => toBackendError(choice ?? process.env.LLINK_BACKEND ?? "auto", cause)
-  }).pipe(Effect.map((info) => ({ ...info, tf })))
-
-export class TensorBackend extends Context.Service<TensorBackend, TensorBackendShape>()("llink/TensorBackend") {
-  /** Selects the backend from `LLINK_BACKEND` (auto when unset). Fails with `BackendUnavailableError`. */
-  static readonly layer: Layer.Layer<TensorBackend, BackendUnavailableError> = Layer.effect(TensorBackend, selectBackend())
-
-  /** A layer for one explicit choice (tests, benches, a `--backend` flag). */
-  static readonly layerFor = (choice: BackendChoice | "auto"): Layer.Layer<TensorBackend, BackendUnavailableError> =>
-    Layer.effect(TensorBackend, selectBackend(choice))
-}
+/** The tensorflow.js namespace (re-exported so the lazy `TensorBackend` layer gets it with the selection code). */
+export { tf }

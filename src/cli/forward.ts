@@ -7,10 +7,11 @@ import { Console, Effect } from "effect"
 import { Command, Flag } from "effect/cli"
 import { CheckpointError } from "../models/errors.ts"
 import { loadModelConfig } from "../models/hfconfig.ts"
+import { TensorBackend } from "../backend/tensorBackend.ts"
 
-// tfjs and the model code load only when the command runs (keeps `llink status` and a cached `run` fast).
+// The model code loads only when the command runs (keeps `llink status` and a cached `run` fast); the tensor backend
+// is the one `LLINK_BACKEND` names (or the best available), as for `llink run`.
 const models = Effect.promise(async () => ({
-  tf: await import("@tensorflow/tfjs"),
   llama: await import("../models/llama.ts"),
   xlmr: await import("../models/xlmr.ts")
 }))
@@ -33,7 +34,8 @@ export const forwardHidden = Effect.fn("Cli.forwardHidden")(function*(dir: strin
   if (bad !== undefined) {
     return yield* new CheckpointError({ file: dir, message: `token id ${bad} is outside the model's vocabulary (${vocab})` })
   }
-  const { llama, tf, xlmr } = yield* models
+  const { tf } = yield* TensorBackend.use((b) => b.ready)
+  const { llama, xlmr } = yield* models
   if (mc.kind === "xlmr") {
     const model = yield* xlmr.loadEncoder(dir)
     const h = xlmr.encode(model, { ids: [ids], attentionMask: [ids.map(() => 1)] })
@@ -63,5 +65,5 @@ export const forwardCommand = Command.make(
     Effect.gen(function*() {
       const hidden = yield* forwardHidden(model, ids)
       yield* Console.log(JSON.stringify({ hidden }))
-    })
+    }).pipe(Effect.provide(TensorBackend.layer))
 ).pipe(Command.withDescription("print the final hidden state of every position as JSON"))

@@ -5,11 +5,12 @@
  * Startup cost matters for a no-op `llink run` (everything cached): keep heavy modules (tfjs, model code) out of the
  * static import graph of this file — a stage or command that needs them should `await import(...)` inside its run.
  */
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { Command } from "effect/cli"
 // Subpath imports: the package's barrel loads every Node module it wraps (HTTP, sockets, workers: ~0.5 s).
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
+import { TensorBackend } from "../backend/tensorBackend.ts"
 import { stages } from "../nodes/index.ts"
 import { toolInfo } from "../pipeline/manifest.ts"
 import { makeDagCommand } from "./dag.ts"
@@ -32,8 +33,9 @@ const subcommands = [
   doctorCommand
 ] as const
 
-// LEAD: layers for services the stages require (their Effect's R) go here, e.g. Layer.mergeAll(Backend.layer, ...).
-const stageLayers = Layer.empty
+// Layers of the services the stages require (their Effect's R). The tensor backend starts on first use only, so a
+// cached run or `llink status` never loads tfjs.
+const stageLayers = TensorBackend.layer
 
 export const llink = Command.make("llink").pipe(
   Command.withDescription("LLINK: languages as modalities, as a reproducible, content-addressed pipeline"),

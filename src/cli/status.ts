@@ -8,7 +8,7 @@
 import { Console, Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { ArtifactStore } from "../pipeline/cache.ts"
-import { loadConfig } from "../pipeline/configLoad.ts"
+import { loadConfig } from "../nodes/config.ts"
 import type { AnyStage } from "../pipeline/dag.ts"
 import { explainStatus, type StageState, type StageStatusReport } from "../pipeline/plan.ts"
 import { configFlag, formatTable, reportCommandError, runDirFlag, setFlag } from "./run.ts"

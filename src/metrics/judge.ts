@@ -18,6 +18,7 @@
  */
 import { Effect, Schema } from "effect"
 import { type ChatMessage, LlmEndpoint } from "../services/endpoint.ts"
+import { type JudgeAggregate } from "../schemas/judge.ts"
 import { sentenceChrf } from "./chrf.ts"
 
 export const Verdict = Schema.Literals(["A", "B", "C"])
@@ -211,26 +212,7 @@ export const offlineJudge = (item: PairItem, options: { readonly margin?: number
 // ---------------------------------------------------------------------------------------------------------------
 // Aggregation
 
-export const JudgeAggregate = Schema.Struct({
-  n: Schema.Number,
-  wins: Schema.Number,
-  losses: Schema.Number,
-  ties: Schema.Number,
-  invalid: Schema.Number,
-  /** Shares over the valid pairs (n − invalid); null when there is none. */
-  winShare: Schema.NullOr(Schema.Number),
-  lossShare: Schema.NullOr(Schema.Number),
-  tieShare: Schema.NullOr(Schema.Number),
-  /** wins / (wins + losses); null when both are 0. */
-  preference: Schema.NullOr(Schema.Number),
-  /** Pairs with both orders valid, and how many of them changed verdict when the order swapped. */
-  bothValid: Schema.Number,
-  flips: Schema.Number,
-  flipRate: Schema.NullOr(Schema.Number),
-  /** Any outcome came from the offline judge. */
-  offline: Schema.Boolean
-})
-export type JudgeAggregate = typeof JudgeAggregate.Type
+export { JudgeAggregate } from "../schemas/judge.ts"
 
 const ratio = (a: number, b: number): number | null => (b === 0 ? null : a / b)
 

@@ -1,6 +1,9 @@
 /**
- * All pipeline stages in DAG order. Stages never import each other; the runner wires them by artifact names.
+ * All pipeline stages, one folder each (`src/nodes/<stage>/stage.ts`), in DAG order. Stages never import each
+ * other; the runner wires them by artifact names. They need the `TensorBackend` service (the model stages); the
+ * CLI provides its live layer.
  */
+import type { TensorBackend } from "../backend/tensorBackend.ts"
 import type { AnyStage } from "../pipeline/dag.ts"
 import { clean } from "./clean/stage.ts"
 import { encode } from "./encode/stage.ts"
@@ -19,4 +22,21 @@ import { synthesize } from "./synthesize/stage.ts"
 import { teacher } from "./teacher/stage.ts"
 import { tokstats } from "./tokstats/stage.ts"
 
-export const stages: ReadonlyArray<AnyStage> = [ingest, clean, split, tokstats, models, encode, teacher, stageA, retrieval, synthesize, stageB, finetune, generate, judge, retrievalFull, report]
+export const stages: ReadonlyArray<AnyStage<TensorBackend>> = [
+  ingest,
+  clean,
+  split,
+  tokstats,
+  models,
+  encode,
+  teacher,
+  stageA,
+  retrieval,
+  synthesize,
+  stageB,
+  finetune,
+  generate,
+  judge,
+  retrievalFull,
+  report
+]

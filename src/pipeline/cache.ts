@@ -25,7 +25,7 @@ import {
   uniqueSuffix,
   writeFileDurableSync
 } from "./fsAtomic.ts"
-import { ToolInfo } from "./manifest.ts"
+import { CodeRecord, ToolInfo } from "./manifest.ts"
 import type { ArtifactDecl } from "./stage.ts"
 
 /** One published output, as recorded in `_meta.json`. */
@@ -48,6 +48,8 @@ export const StageMeta = Schema.Struct({
   inputs: Schema.Record(Schema.String, Schema.String),
   /** External input path → digest. */
   externalInputs: Schema.Record(Schema.String, Schema.String),
+  /** The source files of the stage's code digest (absent when the stage names no source). */
+  code: Schema.optionalKey(Schema.NullOr(CodeRecord)),
   /** Output artifact name → file, digest, rows. */
   outputs: Schema.Record(Schema.String, MetaOutput),
   metrics: Schema.Record(Schema.String, Schema.Unknown),

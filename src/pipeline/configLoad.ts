@@ -16,7 +16,6 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Cause, Effect, Exit, Result, Schema, SchemaAST, SchemaIssue, SchemaParser } from "effect"
-import { LlinkConfig } from "../schemas/config.ts"
 import { canonicalJson, sha256 } from "./digest.ts"
 import { ConfigError } from "./errors.ts"
 import { describeCause, errnoCode } from "./fsAtomic.ts"
@@ -32,7 +31,7 @@ export interface LoadConfigOptions {
   readonly cwd?: string | undefined
 }
 
-export interface LoadedConfig<A = LlinkConfig> {
+export interface LoadedConfig<A> {
   /** The decoded config, with relative paths resolved. */
   readonly value: A
   /** Absolute path of the file read, or null when the default file was absent (all defaults). */
@@ -225,7 +224,7 @@ const shortJson = (u: unknown): string => {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text
 }
 
-/** Loads and decodes a config with `schema` (see the module doc). `loadConfig` uses `LlinkConfig`. */
+/** Loads and decodes a config with `schema` (see the module doc). llink's own is `loadConfig` in src/nodes/config.ts. */
 export const loadConfigWith = <A>(
   schema: Schema.Codec<A, unknown>,
   options?: LoadConfigOptions
@@ -347,10 +346,6 @@ export const loadConfigWith = <A>(
       digest
     }
   }).pipe(Effect.withSpan("Config.load"))
-
-/** Loads the llink config (`LlinkConfig`). */
-export const loadConfig = (options?: LoadConfigOptions): Effect.Effect<LoadedConfig<LlinkConfig>, ConfigError> =>
-  loadConfigWith(LlinkConfig, options)
 
 const PATH_FIELD = /(path|Path|Dir)$/
 

@@ -23,6 +23,12 @@ export interface AnyStage<R = never> extends Omit<Stage<unknown, R>, "run" | "ex
   externalInputs?(params: unknown): ReadonlyArray<string>
 }
 
+/** A stage's required inputs, then its optional ones (both are DAG edges). */
+export const allInputs = (stage: Pick<Stage, "inputs" | "optionalInputs">): ReadonlyArray<string> => [
+  ...stage.inputs,
+  ...(stage.optionalInputs ?? [])
+]
+
 /** Errors `buildDag` can fail with. */
 export type DagError = DagCycleError | MissingProducerError | DuplicateProducerError
 
@@ -43,8 +49,10 @@ export interface Dag<R = never> {
   readonly has: (name: string) => boolean
   /** Artifact name → its producer and declaration. */
   readonly artifacts: ReadonlyMap<string, ProducedArtifact>
-  /** Direct upstream stages (producers of the stage's inputs), in the order of the stage's inputs, no duplicates. */
+  /** Direct upstream stages (producers of the stage's inputs, optional ones too), in input order, no duplicates. */
   readonly upstream: (name: string) => ReadonlyArray<string>
+  /** Producers of the stage's required inputs only. */
+  readonly requiredUpstream: (name: string) => ReadonlyArray<string>
   /** All stages the named stage transitively depends on (not itself), in topological order. */
   readonly ancestors: (name: string) => ReadonlyArray<string>
   /** All stages that transitively depend on the named stage (not itself), in topological order. */
@@ -84,7 +92,7 @@ export const buildDag = <R>(stages: ReadonlyArray<AnyStage<R>>): Effect.Effect<D
       }
     }
     for (const stage of stages) {
-      for (const input of stage.inputs) {
+      for (const input of allInputs(stage)) {
         if (!artifacts.has(input)) {
           return yield* new MissingProducerError({
             artifact: input,
@@ -99,7 +107,7 @@ export const buildDag = <R>(stages: ReadonlyArray<AnyStage<R>>): Effect.Effect<D
     const graph = Graph.directed<string, string>((g) => {
       for (const stage of stages) index.set(stage.name, Graph.addNode(g, stage.name))
       for (const stage of stages) {
-        for (const input of stage.inputs) {
+        for (const input of allInputs(stage)) {
           const producer = artifacts.get(input)
           if (producer !== undefined) Graph.addEdge(g, index.get(producer.stage)!, index.get(stage.name)!, input)
         }
@@ -122,13 +130,18 @@ export const buildDag = <R>(stages: ReadonlyArray<AnyStage<R>>): Effect.Effect<D
     const byPosition = (a: string, b: string) => position.get(a)! - position.get(b)!
 
     const upstreamOf = new Map<string, ReadonlyArray<string>>()
-    for (const stage of stages) {
+    const requiredOf = new Map<string, ReadonlyArray<string>>()
+    const producersOf = (inputs: ReadonlyArray<string>): Array<string> => {
       const ups: Array<string> = []
-      for (const input of stage.inputs) {
+      for (const input of inputs) {
         const producer = artifacts.get(input)!.stage
         if (!ups.includes(producer)) ups.push(producer)
       }
-      upstreamOf.set(stage.name, ups)
+      return ups
+    }
+    for (const stage of stages) {
+      upstreamOf.set(stage.name, producersOf(allInputs(stage)))
+      requiredOf.set(stage.name, producersOf(stage.inputs))
     }
     const reach = (start: string, direction: "incoming" | "outgoing"): ReadonlyArray<string> => {
       const found = new Set<string>()
@@ -158,6 +171,7 @@ export const buildDag = <R>(stages: ReadonlyArray<AnyStage<R>>): Effect.Effect<D
       has: (name) => byName.has(name),
       artifacts,
       upstream: (name) => upstreamOf.get(name) ?? [],
+      requiredUpstream: (name) => requiredOf.get(name) ?? [],
       ancestors: (name) => reach(name, "incoming"),
       descendants: (name) => reach(name, "outgoing")
     }
@@ -188,7 +202,7 @@ export const toMermaid = <R>(dag: Dag<R>): string => {
   for (const name of dag.order) lines.push(`  ${mermaidId(name)}["${name.replace(/"/g, "#quot;")}"]`)
   for (const consumer of dag.order) {
     const labels = new Map<string, Array<string>>()
-    for (const input of dag.stage(consumer).inputs) {
+    for (const input of allInputs(dag.stage(consumer))) {
       const producer = dag.artifacts.get(input)!.stage
       const list = labels.get(producer) ?? []
       if (!list.includes(input)) list.push(input)

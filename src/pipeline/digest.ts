@@ -6,7 +6,7 @@
  * - `digestFile` / `digestPath`: sha256 of a file's content; of a folder, sha256 over its files sorted by relative
  *   path (`<relative posix path>\t<file digest>\n` per file), so renaming, adding or changing any file changes it.
  * - `stageKey`: the content-addressed key of one stage run (name, version, canonical params, input digests by
- *   artifact name, external input digests in declared order).
+ *   artifact name, external input digests in declared order, and the digest of the stage's code).
  * - `DigestCache`: file digests remembered by (absolute path, size, mtimeMs) in `<cacheDir>/digests.json`, so a large
  *   external input (a 2.5 GB corpus, a model folder) is hashed once, not on every run. A file rewritten within the
  *   same millisecond with the same size would be missed; that is the usual trade-off of make/DVC-style caches.
@@ -141,6 +141,9 @@ export interface KeyMaterial {
   readonly inputs: Readonly<Record<string, string>>
   /** Digests of the external inputs, in the order the stage declares them (paths do not enter the key). */
   readonly externalInputs: ReadonlyArray<string>
+  /** Digest of the source files the stage's declaration reaches (`sourceGraph.ts`); absent (and left out of the
+   *  key) when the stage names no `source`. */
+  readonly code?: string | undefined
 }
 
 /** The content-addressed key of a stage run: sha256 of the canonical JSON of its key material. */
@@ -151,7 +154,8 @@ export const stageKey = (material: KeyMaterial): string =>
       version: material.version,
       params: material.params,
       inputs: material.inputs,
-      externalInputs: material.externalInputs
+      externalInputs: material.externalInputs,
+      code: material.code
     })
   )
 

@@ -44,6 +44,13 @@ export const ManifestOutput = Schema.Struct({
 })
 export type ManifestOutput = typeof ManifestOutput.Type
 
+/** The source files a stage's code digest covers (`src/pipeline/sourceGraph.ts`): file → sha256, and their digest. */
+export const CodeRecord = Schema.Struct({
+  digest: Schema.String,
+  files: Schema.Record(Schema.String, Schema.String)
+})
+export type CodeRecord = typeof CodeRecord.Type
+
 export const ManifestStage = Schema.Struct({
   /** Content key of the recorded state; null when this run dir never got as far as computing it. */
   key: Schema.NullOr(Schema.String),
@@ -54,6 +61,8 @@ export const ManifestStage = Schema.Struct({
   params: Schema.Unknown,
   inputs: Schema.Record(Schema.String, Schema.String),
   externalInputs: Schema.Record(Schema.String, Schema.String),
+  /** The stage's code when this state was recorded (absent: no source declared, or an older manifest). */
+  code: Schema.optionalKey(Schema.NullOr(CodeRecord)),
   outputs: Schema.Record(Schema.String, ManifestOutput),
   metrics: Schema.Record(Schema.String, Schema.Unknown),
   durationMs: Schema.Number,

@@ -9,13 +9,16 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Effect, Option, Schema, SchemaIssue } from "effect"
+import { fileURLToPath } from "node:url"
+import { Effect, Option, Schema } from "effect"
 import { ArtifactStore, type StageMeta } from "./cache.ts"
 import { buildDag, type AnyStage, type DagError } from "./dag.ts"
 import { canonicalJson, stageKey } from "./digest.ts"
 import { ArtifactError, ConfigError, StageError } from "./errors.ts"
 import { describeCause } from "./fsAtomic.ts"
-import { readManifest, type ManifestStage } from "./manifest.ts"
+import { type CodeRecord, readManifest, type ManifestStage } from "./manifest.ts"
+import { describeIssues } from "./schemaIssues.ts"
+import { openSourceGraph, type SourceGraph } from "./sourceGraph.ts"
 
 /** The part of a loaded config the engine needs (`LoadedConfig` from `configLoad.ts` fits). */
 export interface RunConfig {
@@ -34,9 +37,6 @@ export interface DecodedParams {
   readonly json: unknown
 }
 
-/** A Standard Schema issue path as `a.b.0`. */
-const dottedPath = (p: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined): string =>
-  (p ?? []).map((k) => String(typeof k === "object" && k !== null ? k.key : k)).join(".")
 
 /** Decodes a stage's parameters from the config; failures are `ConfigError`s naming the stage and the field. */
 export const decodeStageParams = <R>(
@@ -57,9 +57,9 @@ export const decodeStageParams = <R>(
     })
     const value = yield* Schema.decodeUnknownEffect(stage.params)(selected).pipe(
       Effect.mapError((error) => {
-        const issues = SchemaIssue.makeFormatterStandardSchemaV1()(error.issue).issues
-        const described = issues.map((i) => `${dottedPath(i.path) || "(params)"}: ${i.message}`)
-        return configError(dottedPath(issues[0]?.path), `invalid parameters: ${described.join("; ")}`)
+        const issues = describeIssues(error.issue)
+        const described = issues.map((i) => (i.path === "" ? i.text.replace(/^\(root\)/, "(params)") : i.text))
+        return configError(issues[0]?.path ?? "", `invalid parameters: ${described.join("; ")}`)
       })
     )
     const json = yield* Effect.try({
@@ -86,6 +86,40 @@ export const upstreamArtifact = (
   return { path: path.join(cacheRoot, meta.stage, meta.key, out.file), digest: out.digest }
 }
 
+/** The `src` folder above a source file (the root whose files count), else the file's own folder. */
+const sourceRootOf = (file: string): string => {
+  for (let dir = path.dirname(file); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if (path.basename(dir) === "src") return dir
+  }
+  return path.dirname(file)
+}
+
+/** One graph per source root for the life of the process: each file is read and digested once per CLI call. */
+const graphs = new Map<string, SourceGraph>()
+
+/**
+ * The source files a stage's declaration reaches through runtime imports (its lazily imported work module and
+ * everything that imports), with their digests; null for a stage that names no `source`.
+ */
+export const stageCode = <R>(stage: AnyStage<R>): Effect.Effect<CodeRecord | null, StageError> =>
+  stage.source === undefined
+    ? Effect.succeed(null)
+    : Effect.try({
+      try: () => {
+        const file = stage.source!.startsWith("file:") ? fileURLToPath(stage.source!) : path.resolve(stage.source!)
+        const root = sourceRootOf(file)
+        let graph = graphs.get(root)
+        if (graph === undefined) {
+          graph = openSourceGraph(root)
+          graphs.set(root, graph)
+        }
+        const closure = graph.closure(file)
+        return { digest: closure.digest, files: closure.files }
+      },
+      catch: (cause) =>
+        new StageError({ stage: stage.name, message: `cannot read the stage's source files: ${describeCause(cause)}`, cause })
+    })
+
 /** Everything about a stage run that is known before running it. */
 export interface PreparedStage {
   readonly name: string
@@ -97,6 +131,8 @@ export interface PreparedStage {
   readonly inputPaths: Readonly<Record<string, string>>
   /** External input (absolute path) → digest, in declared order. */
   readonly externalInputs: Readonly<Record<string, string>>
+  /** The stage's code: digest and files (null when it names no `source`). */
+  readonly code: CodeRecord | null
   readonly key: string
 }
 
@@ -116,8 +152,9 @@ const replaceExternalPaths = (json: unknown, externals: ReadonlyArray<string>): 
 }
 
 /**
- * Decodes params, resolves inputs through `upstream` (artifact name → published artifact), digests external inputs
- * (through the digest cache) and computes the key.
+ * Decodes params, resolves inputs through `upstream` (artifact name → published artifact; an optional input that is
+ * not available is left out), digests external inputs (through the digest cache) and the stage's code, and computes
+ * the key.
  */
 export const prepareStage = <R>(
   stage: AnyStage<R>,
@@ -137,6 +174,13 @@ export const prepareStage = <R>(
       inputs[name] = found.digest
       inputPaths[name] = found.path
     }
+    for (const name of stage.optionalInputs ?? []) {
+      const found = upstream(name)
+      if (found === undefined) continue
+      inputs[name] = found.digest
+      inputPaths[name] = found.path
+    }
+    const code = yield* stageCode(stage)
     const externalPaths = yield* Effect.try({
       try: () => (stage.externalInputs?.(params.value) ?? []).map((p) => path.resolve(p)),
       catch: (cause) =>
@@ -159,11 +203,12 @@ export const prepareStage = <R>(
           version: stage.version,
           params: replaceExternalPaths(params.json, externalPaths),
           inputs,
-          externalInputs: externalDigests
+          externalInputs: externalDigests,
+          code: code?.digest
         }),
       catch: (cause) => new StageError({ stage: stage.name, message: `cannot compute the key: ${describeCause(cause)}` })
     })
-    return { name: stage.name, version: stage.version, params, inputs, inputPaths, externalInputs, key }
+    return { name: stage.name, version: stage.version, params, inputs, inputPaths, externalInputs, code, key }
   }).pipe(Effect.withSpan("Plan.prepareStage"))
 
 const shortDigest = (d: string | undefined): string => (d === undefined ? "(none)" : d.slice(0, 12))
@@ -190,6 +235,28 @@ export const diffParams = (recorded: unknown, current: unknown): Array<string> =
   )
 }
 
+/** Per-file differences of a stage's code: `code changed: src/nodes/stageB/work.ts` (added and removed files too). */
+export const diffCode = (recorded: CodeRecord | null, current: CodeRecord | null): Array<string> => {
+  if (current === null || recorded === null) {
+    return current === null && recorded === null ? [] : current === null ? ["code: the stage no longer names its source"] : ["code: not recorded before"]
+  }
+  if (recorded.digest === current.digest) return []
+  const changed: Array<string> = []
+  const added: Array<string> = []
+  const removed: Array<string> = []
+  for (const [file, digest] of Object.entries(current.files)) {
+    const before = recorded.files[file]
+    if (before === undefined) added.push(file)
+    else if (before !== digest) changed.push(file)
+  }
+  for (const file of Object.keys(recorded.files)) if (current.files[file] === undefined) removed.push(file)
+  const out: Array<string> = []
+  if (changed.length > 0) out.push(`code changed: ${changed.sort().join(", ")}`)
+  if (added.length > 0) out.push(`code added: ${added.sort().join(", ")}`)
+  if (removed.length > 0) out.push(`code removed: ${removed.sort().join(", ")}`)
+  return out.length > 0 ? out : ["code changed"]
+}
+
 /** Why `current` differs from the state recorded in the manifest (empty when nothing visible changed). */
 export const explainChange = (
   recorded: ManifestStage,
@@ -198,12 +265,14 @@ export const explainChange = (
     readonly params: unknown
     readonly inputs?: Readonly<Record<string, string>>
     readonly externalInputs?: Readonly<Record<string, string>>
+    readonly code?: CodeRecord | null
   }
 ): Array<string> => {
   const reasons: Array<string> = []
   if (recorded.version !== null && recorded.version !== current.version) {
     reasons.push(`stage version ${recorded.version} → ${current.version}`)
   }
+  if (current.code !== undefined) reasons.push(...diffCode(recorded.code ?? null, current.code))
   reasons.push(...diffParams(recorded.params, current.params))
   if (current.inputs !== undefined) {
     const names = [...new Set([...Object.keys(recorded.inputs), ...Object.keys(current.inputs)])].sort()
@@ -268,8 +337,13 @@ export const explainStatus = <R>(
       const blockers = dag.upstream(name).filter((u) => notReady.has(u))
       if (blockers.length > 0) {
         const params = yield* Effect.result(decodeStageParams(stage, options.config))
+        const code = yield* Effect.result(stageCode(stage))
         const own = recorded !== undefined && params._tag === "Success"
-          ? explainChange(recorded, { version: stage.version, params: params.success.json })
+          ? explainChange(recorded, {
+            version: stage.version,
+            params: params.success.json,
+            ...(code._tag === "Success" ? { code: code.success } : {})
+          })
           : []
         notReady.add(name)
         reports.push({
@@ -295,7 +369,7 @@ export const explainStatus = <R>(
         continue
       }
       const p = prepared.success
-      const current = { version: p.version, params: p.params.json, inputs: p.inputs, externalInputs: p.externalInputs }
+      const current = { version: p.version, params: p.params.json, inputs: p.inputs, externalInputs: p.externalInputs, code: p.code }
       const hit = yield* store.lookup(name, p.key)
       if (Option.isSome(hit)) {
         published.set(name, hit.value)

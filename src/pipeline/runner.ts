@@ -40,6 +40,7 @@ import {
   type StageStatus
 } from "./manifest.ts"
 import { prepareStage, upstreamArtifact, type PreparedStage, type RunConfig } from "./plan.ts"
+import { checkOutput } from "./shapes.ts"
 import { makeConsoleReporter, type Reporter } from "./progress.ts"
 
 export interface RunOptions {
@@ -146,6 +147,7 @@ const entryFromMeta = (
   params: meta.params,
   inputs: meta.inputs,
   externalInputs: meta.externalInputs,
+  ...(meta.code === undefined ? {} : { code: meta.code }),
   outputs: Object.fromEntries(
     Object.entries(meta.outputs).map(([name, o]) => [
       name,
@@ -208,6 +210,16 @@ export const runPipeline = <R>(
     const selected = new Set<string>(
       only !== undefined ? [only] : until !== undefined ? [...dag.ancestors(until), until] : dag.order
     )
+    // --until: summaries (stages with optional inputs, such as the report) whose required inputs are all selected
+    // run too, on what the selection computes.
+    if (until !== undefined) {
+      for (const name of dag.order) {
+        const stage = dag.stage(name)
+        if ((stage.optionalInputs ?? []).length > 0 && dag.requiredUpstream(name).every((u) => selected.has(u))) {
+          selected.add(name)
+        }
+      }
+    }
     const excludedBy = only !== undefined ? `--only ${only}` : `--until ${until}`
     for (const name of force) {
       if (!selected.has(name)) warn(`--force ${name} has no effect: ${name} is excluded by ${excludedBy}`)
@@ -316,6 +328,7 @@ export const runPipeline = <R>(
           params: prepared?.params.json ?? null,
           inputs: prepared?.inputs ?? {},
           externalInputs: prepared?.externalInputs ?? {},
+          ...(prepared === undefined ? {} : { code: prepared.code }),
           outputs: {},
           metrics: {},
           durationMs,
@@ -384,6 +397,7 @@ export const runPipeline = <R>(
                   log: (message) => reporter.log(name, message)
                 })
                 const durationMs = Math.round(performance.now() - runStart)
+                for (const decl of stage.outputs) yield* checkOutput(name, decl, outputs[decl.name])
                 const metrics = yield* Effect.try({
                   try: () => JSON.parse(canonicalJson(outcome.metrics ?? {})) as Record<string, unknown>,
                   catch: (cause) =>
@@ -400,6 +414,7 @@ export const runPipeline = <R>(
                     params: prepared.params.json,
                     inputs: prepared.inputs,
                     externalInputs: prepared.externalInputs,
+                    ...(prepared.code === null ? {} : { code: prepared.code }),
                     metrics,
                     durationMs,
                     tool: toolInfo()
@@ -432,9 +447,12 @@ export const runPipeline = <R>(
           const deferred = done.get(name)!
           return Effect.gen(function*() {
             const missing: Array<string> = []
+            const required = dag.requiredUpstream(name)
             for (const up of dag.upstream(name)) {
+              // An optional input's producer is waited for only when this run selected it; its absence is fine.
+              if (!required.includes(up) && !selected.has(up)) continue
               const result = yield* Deferred.await(done.get(up)!)
-              if (Option.isNone(result)) missing.push(up)
+              if (Option.isNone(result) && required.includes(up)) missing.push(up)
             }
             if (missing.length > 0) {
               const reason = `upstream ${missing.join(", ")} did not complete`

@@ -13,19 +13,38 @@
  */
 import type { Effect, Schema } from "effect"
 import type { StageError } from "./errors.ts"
+import type { Column } from "./table.ts"
 
 /** How an artifact is stored. `parquet`: row table (ZSTD). `arrow`: dense float matrix (Arrow IPC, vectors as
  *  FixedSizeList<Float32>). `json`: a small JSON document. `dir`: a folder (e.g. a checkpoint). */
 export type ArtifactKind = "parquet" | "arrow" | "json" | "dir"
 
-export interface ArtifactDecl {
+/** A JSON document's Schema (decodable without services): what the file must hold. */
+export type DocSchema = Schema.Codec<unknown, unknown>
+
+interface DeclBase {
   /** Globally unique artifact name, e.g. `pairs`, `train`, `zF.train`. The DAG edge is producer → consumer. */
   readonly name: string
-  readonly kind: ArtifactKind
   /** File (or folder) name inside the stage's output directory, e.g. `pairs.parquet`. */
   readonly file: string
   readonly description: string
 }
+
+/**
+ * A declared output. The producer owns its shape: a Parquet table declares its columns, a JSON document its Schema,
+ * a folder the Schema of the document inside it that readers start from. The producer writes with them, every
+ * consumer reads with the same ones (they live in a library both import, never in a stage), and the runner checks
+ * each output against its declaration before publishing it.
+ */
+export type ArtifactDecl =
+  | (DeclBase & { readonly kind: "parquet"; readonly columns: ReadonlyArray<Column> })
+  | (DeclBase & { readonly kind: "json"; readonly schema: DocSchema })
+  | (DeclBase & { readonly kind: "arrow" })
+  | (DeclBase & {
+    readonly kind: "dir"
+    /** The folder's index document (`config.json`, `models.json`, …) and its Schema, when it has one. */
+    readonly document?: { readonly file: string; readonly schema: DocSchema }
+  })
 
 /** A progress reporter for long work; quiet when stderr is not a TTY. */
 export interface Progress {
@@ -60,11 +79,22 @@ export interface StageOutcome {
 
 export interface Stage<P = unknown, R = never> {
   readonly name: string
-  /** Bump when the stage's code changes what it computes: it enters the cache key. */
+  /**
+   * The declaration's own module (`import.meta.url`). Every source file under `src/` that it reaches through
+   * imports — its lazily imported work module and everything that imports, included — enters the cache key, so an
+   * edit to any of them reruns the stage (`src/pipeline/sourceGraph.ts`). Without it only `version` tracks code.
+   */
+  readonly source?: string
+  /** A manual override on top of the code digest: bump it to rerun the stage without editing its code. */
   readonly version: string
   readonly description: string
   /** Names of artifacts this stage reads (each produced by exactly one other stage). */
   readonly inputs: ReadonlyArray<string>
+  /**
+   * Artifacts this stage reads when they are available: with `--until`, or when their producer failed, the stage
+   * still runs (after the selected stages) with these absent from `ctx.inputs`. For summaries such as the report.
+   */
+  readonly optionalInputs?: ReadonlyArray<string>
   readonly outputs: ReadonlyArray<ArtifactDecl>
   /** Schema of the stage's parameters; the canonical JSON of the decoded value enters the cache key. */
   readonly params: Schema.Codec<P, unknown>

@@ -47,3 +47,43 @@ export type EndpointConfigInput = typeof EndpointConfig.Encoded
 /** Decodes (and defaults) an endpoint config; throws a SchemaError naming the bad field. */
 export const makeEndpointConfig = (input: EndpointConfigInput): EndpointConfig =>
   Schema.decodeUnknownSync(EndpointConfig)(input)
+
+/** Who writes Stage B data / judges generations: "auto" = the endpoint when a base URL is configured (the section's
+ *  `endpoint.baseUrl` or env `OPENAI_BASE_URL`), else the offline reference (template synthesizer / chrF judge). */
+export const LlmMode = Schema.Literals(["auto", "offline", "endpoint"])
+export type LlmMode = typeof LlmMode.Type
+
+/** The base URL as it may be shown or hashed: no user:password, no query, no fragment, no trailing slash. */
+export const redactUrl = (raw: string): string => {
+  const url = new URL(raw)
+  url.username = ""
+  url.password = ""
+  url.search = ""
+  url.hash = ""
+  return url.toString().replace(/\/+$/, "")
+}
+
+export type ResolvedLlmMode = "offline" | "endpoint"
+
+type Env = Readonly<Record<string, string | undefined>>
+
+/** The base URL the endpoint would use: the config's, else env `OPENAI_BASE_URL`, else "". */
+export const configuredBaseUrl = (config: Pick<EndpointConfig, "baseUrl">, env: Env = process.env): string =>
+  config.baseUrl !== "" ? config.baseUrl : (env["OPENAI_BASE_URL"] ?? "")
+
+/** "auto" → "endpoint" when a base URL is configured, else "offline". */
+export const resolveLlmMode = (mode: LlmMode, config: Pick<EndpointConfig, "baseUrl">, env: Env = process.env): ResolvedLlmMode =>
+  mode === "auto" ? (configuredBaseUrl(config, env) === "" ? "offline" : "endpoint") : mode
+
+/** The configured base URL as it may enter a cache key or a report (no credentials, no query); "" when unset. */
+export const publicBaseUrl = (config: Pick<EndpointConfig, "baseUrl">, env: Env = process.env): string => {
+  const raw = configuredBaseUrl(config, env)
+  if (raw === "") return ""
+  try {
+    return redactUrl(raw)
+  } catch (cause) {
+    // Not a URL: the endpoint layer will fail with a config error naming it; key on a marker, not the raw text.
+    return `(invalid URL: ${cause instanceof Error ? cause.name : "error"})`
+  }
+}
+

@@ -31,6 +31,8 @@ import * as RequestCache from "./requestCache.ts"
 import { EndpointConfig, makeEndpointConfig } from "../schemas/endpoint.ts"
 
 export { EndpointConfig, makeEndpointConfig }
+export { redactUrl } from "../schemas/endpoint.ts"
+import { redactUrl } from "../schemas/endpoint.ts"
 export type { EndpointConfigInput } from "../schemas/endpoint.ts"
 
 export const ChatMessage = RequestCache.ChatMessage
@@ -173,15 +175,6 @@ const snapshot = (s: MutableStats): EndpointStats => ({
   retriesTotal: retryCauses.reduce((acc, c) => acc + s.retries[c], 0)
 })
 
-/** The base URL as it may be shown or hashed: no user:password, no query, no fragment, no trailing slash. */
-export const redactUrl = (raw: string): string => {
-  const url = new URL(raw)
-  url.username = ""
-  url.password = ""
-  url.search = ""
-  url.hash = ""
-  return url.toString().replace(/\/+$/, "")
-}
 
 /** Removes a secret (and bearer tokens / `sk-…` keys that a server may echo) from a text. */
 export const redactSecret = (text: string, secret: string | undefined): string => {

@@ -17,32 +17,9 @@ import * as path from "node:path"
 import { Context, Effect, Layer, Option } from "effect"
 import { ArtifactStore } from "../pipeline/cache.ts"
 import { StageError } from "../pipeline/errors.ts"
-import { type EndpointConfig, type EndpointError, type EndpointStats, LlmEndpoint, type LlmEndpointShape, redactUrl } from "./endpoint.ts"
+import { type EndpointConfig, type EndpointError, type EndpointStats, LlmEndpoint, type LlmEndpointShape } from "./endpoint.ts"
 
-export type LlmModeSetting = "auto" | "offline" | "endpoint"
-export type ResolvedLlmMode = "offline" | "endpoint"
-
-type Env = Readonly<Record<string, string | undefined>>
-
-/** The base URL the endpoint would use: the config's, else env `OPENAI_BASE_URL`, else "". */
-export const configuredBaseUrl = (config: Pick<EndpointConfig, "baseUrl">, env: Env = process.env): string =>
-  config.baseUrl !== "" ? config.baseUrl : (env["OPENAI_BASE_URL"] ?? "")
-
-/** "auto" → "endpoint" when a base URL is configured, else "offline". */
-export const resolveLlmMode = (mode: LlmModeSetting, config: Pick<EndpointConfig, "baseUrl">, env: Env = process.env): ResolvedLlmMode =>
-  mode === "auto" ? (configuredBaseUrl(config, env) === "" ? "offline" : "endpoint") : mode
-
-/** The configured base URL as it may enter a cache key or a report (no credentials, no query); "" when unset. */
-export const publicBaseUrl = (config: Pick<EndpointConfig, "baseUrl">, env: Env = process.env): string => {
-  const raw = configuredBaseUrl(config, env)
-  if (raw === "") return ""
-  try {
-    return redactUrl(raw)
-  } catch (cause) {
-    // Not a URL: the endpoint layer will fail with a config error naming it; key on a marker, not the raw text.
-    return `(invalid URL: ${cause instanceof Error ? cause.name : "error"})`
-  }
-}
+export { configuredBaseUrl, publicBaseUrl, resolveLlmMode, type ResolvedLlmMode } from "../schemas/endpoint.ts"
 
 /** `<cacheDir>/requests`. */
 export const requestsDirFor = (scratchDir: string): Effect.Effect<string> =>

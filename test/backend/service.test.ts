@@ -7,7 +7,8 @@ import * as path from "node:path"
 import { Effect, Exit } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { BLAS_BACKEND } from "../../src/backend/kernels.ts"
-import { BackendUnavailableError, TensorBackend, initBackend, parseBackendChoice } from "../../src/backend/service.ts"
+import { BackendUnavailableError, initBackend, parseBackendChoice } from "../../src/backend/service.ts"
+import { TensorBackend } from "../../src/backend/tensorBackend.ts"
 import { doctorReport } from "../../src/cli/doctor.ts"
 import { blasMissing } from "./helpers.ts"
 
@@ -64,12 +65,12 @@ describe("backend selection", () => {
 
   it.skipIf(installed("@tensorflow/tfjs-node"))("the Effect layer fails with the tagged error", async () => {
     const exit = await Effect.runPromiseExit(
-      TensorBackend.use((b) => Effect.succeed(b.choice)).pipe(Effect.provide(TensorBackend.layerFor("node")))
+      TensorBackend.use((b) => b.ready).pipe(Effect.map((b) => b.choice),Effect.provide(TensorBackend.layerFor("node")))
     )
     expect(Exit.isFailure(exit)).toBe(true)
     expect(JSON.stringify(exit)).toContain("BackendUnavailableError")
     const ok = await Effect.runPromise(
-      TensorBackend.use((b) => Effect.succeed([b.choice, b.tf.getBackend()])).pipe(Effect.provide(TensorBackend.layerFor("cpu")))
+      TensorBackend.use((b) => b.ready).pipe(Effect.map((b) => [b.choice, b.tf.getBackend()]),Effect.provide(TensorBackend.layerFor("cpu")))
     )
     expect(ok).toEqual(["cpu", "cpu"])
   })

@@ -12,7 +12,7 @@ import { ingest } from "../../src/nodes/ingest/stage.ts"
 import { stages } from "../../src/nodes/index.ts"
 import { split } from "../../src/nodes/split/stage.ts"
 import { tokstats } from "../../src/nodes/tokstats/stage.ts"
-import { LlinkConfig } from "../../src/schemas/config.ts"
+import { LlinkConfig } from "../../src/nodes/config.ts"
 import { repoRoot, rows, runStage, tempDir } from "./support.ts"
 
 describe("embedded sample corpus", () => {
@@ -56,7 +56,7 @@ describe("embedded sample corpus", () => {
     const sp = await runStage(split, config.split, { clean: cl.outputs["clean"] }, dir)
     expect(sp.outcome.rows).toEqual({ train: 400, holdout: 120, eval: 100 })
 
-    const ts = await runStage(tokstats, config.tokstats, { train: sp.outputs["train"] }, dir)
+    const ts = await runStage(tokstats, { ...config.tokstats, slots: config.models.slots }, { train: sp.outputs["train"] }, dir)
     const s = JSON.parse(fs.readFileSync(ts.outputs["tokstats"], "utf8"))
     expect(s.pairs).toBe(400)
     expect(s.foreignToEnglishTokenRatio.ofTotals).toBeGreaterThan(2)

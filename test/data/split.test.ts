@@ -90,7 +90,7 @@ describe("split stage", () => {
     const e = await runStageFailure(split, splitParams({ train: 250, holdout: 100, evalN: 20 }), { clean: input }, dir)
     expect(e.message).toContain("split.train + split.holdout = 250 + 100 = 350")
     expect(e.message).toContain("only 300 pairs")
-    const e2 = await runStageFailure(split, splitParams({ train: 10, holdout: 5, evalN: 6 }), { clean: input }, dir)
-    expect(e2.message).toContain("split.evalN (6) is larger than split.holdout (5)")
+    // an eval slice larger than the holdout is a config error now, caught when the config is decoded
+    expect(() => splitParams({ train: 10, holdout: 5, evalN: 6 })).toThrow(/must be ≤ split\.holdout \(5\): the eval slice is taken from the holdout pairs, got 6/)
   })
 })

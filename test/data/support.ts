@@ -6,7 +6,10 @@ import { Cause, Effect, Exit, Schema } from "effect"
 import type { StageError } from "../../src/pipeline/errors.ts"
 import type { Stage, StageContext, StageOutcome } from "../../src/pipeline/stage.ts"
 import { readTableAll, type Row } from "../../src/pipeline/table.ts"
-import { CleanConfig, CorpusConfig, SplitConfig, TokstatsConfig } from "../../src/schemas/config.ts"
+import { CleanConfig } from "../../src/nodes/clean/params.ts"
+import { CorpusConfig } from "../../src/nodes/ingest/params.ts"
+import { SplitConfig } from "../../src/nodes/split/params.ts"
+import { TokstatsParams } from "../../src/nodes/tokstats/params.ts"
 
 export const repoRoot = path.resolve(import.meta.dirname, "../..")
 
@@ -15,7 +18,8 @@ export const tempDir = (prefix: string): string => fs.mkdtempSync(path.join(os.t
 export const corpusParams = (fields: Record<string, unknown>) => Schema.decodeUnknownSync(CorpusConfig)(fields)
 export const cleanParams = (fields: Record<string, unknown> = {}) => Schema.decodeUnknownSync(CleanConfig)(fields)
 export const splitParams = (fields: Record<string, unknown> = {}) => Schema.decodeUnknownSync(SplitConfig)(fields)
-export const tokstatsParams = (fields: Record<string, unknown> = {}) => Schema.decodeUnknownSync(TokstatsConfig)(fields)
+/** tokstats params; K (`models.slots`) defaults to 8 as in the config. */
+export const tokstatsParams = (fields: Record<string, unknown> = {}) => Schema.decodeUnknownSync(TokstatsParams)({ slots: 8, ...fields })
 
 export interface Ran {
   readonly outcome: StageOutcome

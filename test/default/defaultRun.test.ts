@@ -22,10 +22,10 @@ interface Manifest {
   readonly stages: Readonly<Record<string, ManifestStage>>
 }
 
-const llinkRun = (runDir: string, cacheDir: string) => {
+const llinkRun = (runDir: string, cacheDir: string, ...extra: Array<string>) => {
   const r = spawnSync(
     process.execPath,
-    [path.join(repoRoot, "bin/llink.mjs"), "run", "--run-dir", runDir, "--set", `cacheDir=${cacheDir}`],
+    [path.join(repoRoot, "bin/llink.mjs"), "run", "--run-dir", runDir, "--set", `cacheDir=${cacheDir}`, ...extra],
     { cwd: repoRoot, encoding: "utf8", env: { ...process.env, OPENAI_BASE_URL: "" } }
   )
   if (r.status !== 0) throw new Error(`llink run exited ${r.status}:\n${r.stdout}\n${r.stderr}`)
@@ -70,6 +70,24 @@ describe("the embedded default (npx llink run)", () => {
 
     const second = llinkRun(runDir, cacheDir)
     for (const name of stageNames) expect([name, second.stages[name].status]).toEqual([name, "cached"])
+
+    // `--until retrieval` in a fresh run dir still leaves results.json: what exists, and what was not computed.
+    const partialDir = path.join(dir, "partial")
+    const partial = llinkRun(partialDir, cacheDir, "--until", "retrieval")
+    expect(partial.stages.report.status).toBe("ran")
+    expect(partial.stages.stageB.status).toBe("skipped")
+    const partialResults = JSON.parse(fs.readFileSync(path.join(partialDir, "results.json"), "utf8")) as {
+      retrieval: { stageA: { r1: number } | null; full: unknown }
+      judge: unknown
+      tokenizer: unknown
+      partial?: { missing: ReadonlyArray<string> }
+    }
+    expect(partialResults.retrieval.stageA?.r1).toBe(results.retrieval.stageA.r1)
+    expect(partialResults.retrieval.full).toBeNull()
+    expect(partialResults.judge).toBeNull()
+    expect(partialResults.tokenizer).toBeNull() // tokstats is not upstream of retrieval
+    expect(partialResults.partial?.missing).toEqual(["retrieval.full", "judge", "tokstats", "stageB.metrics", "generations", "sft.eval"])
+    expect(fs.readFileSync(path.join(partialDir, "report.md"), "utf8")).toContain("PARTIAL RUN: not computed in this run: retrieval.full")
     fs.rmSync(dir, { recursive: true, force: true })
   })
 })

@@ -7,6 +7,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
+import { TensorBackend } from "../../src/backend/tensorBackend.ts"
 import { forwardCommand, forwardHidden, parseIds } from "../../src/cli/forward.ts"
 import { initModelsCommand } from "../../src/cli/initModels.ts"
 import { loadModelConfig, tinyLlamaConfig } from "../../src/models/hfconfig.ts"
@@ -23,7 +24,7 @@ import { llamaLogits, llamaReference, maxAbsDiff, xlmrReference } from "./refere
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "llink-init-"))
 const sha = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex")
-const run = <A, E>(e: Effect.Effect<A, E>) => Effect.runPromise(e)
+const run = <A, E>(e: Effect.Effect<A, E, TensorBackend>) => Effect.runPromise(e.pipe(Effect.provide(TensorBackend.layer)))
 
 beforeAll(async () => {
   await setupCpu()

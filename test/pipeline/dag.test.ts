@@ -11,7 +11,7 @@ const stage = (name: string, inputs: ReadonlyArray<string>, outputs: ReadonlyArr
     version: "1",
     description: name,
     inputs,
-    outputs: outputs.map((o) => ({ name: o, kind: "json" as const, file: `${o}.json`, description: o })),
+    outputs: outputs.map((o) => ({ name: o, kind: "json" as const, file: `${o}.json`, schema: Schema.Unknown, description: o })),
     params: Schema.Struct({}),
     selectParams: () => ({}),
     run: () => Effect.succeed({ rows: {} })
@@ -61,7 +61,7 @@ describe("buildDag", () => {
 
   it("prefixes artifact link names that two stages share", () => {
     const a = stage("a", [], ["x"])
-    const b: AnyStage = { ...stage("b", [], ["y"]), outputs: [{ name: "y", kind: "json", file: "x.json", description: "" }] }
+    const b: AnyStage = { ...stage("b", [], ["y"]), outputs: [{ name: "y", kind: "json", file: "x.json", schema: Schema.Unknown, description: "" }] }
     const dag = Effect.runSync(buildDag([a, b]))
     expect(dag.artifacts.get("x")?.linkName).toBe("a.x.json")
     expect(dag.artifacts.get("y")?.linkName).toBe("b.x.json")

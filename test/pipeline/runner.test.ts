@@ -218,7 +218,7 @@ describe("runner: concurrency", () => {
         version: "1",
         description: name,
         inputs: [],
-        outputs: [{ name, kind: "json", file: `${name}.json`, description: name }],
+        outputs: [{ name, kind: "json", file: `${name}.json`, schema: Schema.Unknown, description: name }],
         params: Schema.Struct({}),
         selectParams: () => ({}),
         run: (ctx) =>

@@ -53,7 +53,7 @@ export const makeToyStages = (hooks: ToyHooks): ReadonlyArray<AnyStage> => {
     version: "1",
     description: "numbers 0..n-1 (plus the length of an optional source file)",
     inputs: [],
-    outputs: [{ name: "numbers", kind: "json", file: "numbers.json", description: "the numbers" }],
+    outputs: [{ name: "numbers", kind: "json", file: "numbers.json", schema: Schema.Unknown, description: "the numbers" }],
     params: Schema.Struct({ n: Schema.Number, source: Schema.String }),
     selectParams: (config) => (config as ToyConfig).gen,
     externalInputs: (p) => (p.source === "" ? [] : [p.source]),
@@ -76,8 +76,8 @@ export const makeToyStages = (hooks: ToyHooks): ReadonlyArray<AnyStage> => {
     description: "numbers × factor, and their count",
     inputs: ["numbers"],
     outputs: [
-      { name: "doubled", kind: "json", file: "doubled.json", description: "the products" },
-      { name: "count", kind: "json", file: "count.json", description: "how many" }
+      { name: "doubled", kind: "json", file: "doubled.json", schema: Schema.Unknown, description: "the products" },
+      { name: "count", kind: "json", file: "count.json", schema: Schema.Unknown, description: "how many" }
     ],
     params: Schema.Struct({ factor: Schema.Number }),
     selectParams: (config) => (config as ToyConfig).double,
@@ -105,7 +105,7 @@ export const makeToyStages = (hooks: ToyHooks): ReadonlyArray<AnyStage> => {
     version: "1",
     description: "the sum",
     inputs: ["doubled"],
-    outputs: [{ name: "sum", kind: "json", file: "sum.json", description: "the sum" }],
+    outputs: [{ name: "sum", kind: "json", file: "sum.json", schema: Schema.Unknown, description: "the sum" }],
     params: Schema.Struct({}),
     selectParams: () => ({}),
     run: (ctx) =>
@@ -121,7 +121,7 @@ export const makeToyStages = (hooks: ToyHooks): ReadonlyArray<AnyStage> => {
     version: "1",
     description: "an independent branch",
     inputs: [],
-    outputs: [{ name: "side", kind: "json", file: "side.json", description: "a label" }],
+    outputs: [{ name: "side", kind: "json", file: "side.json", schema: Schema.Unknown, description: "a label" }],
     params: Schema.Struct({ label: Schema.String }),
     selectParams: (config) => (config as ToyConfig).side,
     run: (ctx) =>

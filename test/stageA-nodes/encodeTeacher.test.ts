@@ -3,6 +3,7 @@
  * shapes, resume-after-crash equals an uninterrupted run (byte for byte), truncation and prompt construction, and
  * that the teacher vector depends on the English text, the template and the `<foreign_emb>` row rule.
  */
+import { loadConfig } from "../../src/nodes/config.ts"
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
@@ -15,11 +16,14 @@ import { encode } from "../../src/nodes/encode/stage.ts"
 import { models } from "../../src/nodes/models/stage.ts"
 import { teacher } from "../../src/nodes/teacher/stage.ts"
 import { readMatrix } from "../../src/pipeline/matrix.ts"
-import { EncodeConfig, ModelsConfig, TeacherConfig } from "../../src/schemas/config.ts"
+import { EncodeConfig } from "../../src/nodes/encode/params.ts"
+import { ModelsConfig } from "../../src/nodes/models/params.ts"
+import { TeacherConfig } from "../../src/nodes/teacher/params.ts"
 import { batchFiles, planBatches, WINDOW_BATCHES } from "../../src/artifacts/matrixJob.ts"
 import { encodeForeign, foreignTokenIds } from "../../src/nodes/encode/work.ts"
 import { readModelsRef } from "../../src/artifacts/models.ts"
-import { leftPad, teacherPromptIds, teacherVectors } from "../../src/nodes/teacher/work.ts"
+import { leftPad, teacherPromptIds } from "../../src/prompts/teacher.ts"
+import { teacherVectors } from "../../src/nodes/teacher/work.ts"
 import { failingProgress, runStage, runStageExpectingFailure, sha256File, syntheticPairs, tempDir, writePairs } from "./support.ts"
 
 const dir = tempDir("encode")
@@ -181,11 +185,9 @@ describe("encode", () => {
     }
   })
 
-  it("rejects bad parameters with the field named", async () => {
-    const r = await runStageExpectingFailure(encode, encodeParams({ batchSize: 0 }), { models: modelsJson, train, holdout }, dir, {
-      outDir: path.join(dir, "bad.out")
-    })
-    expect(r.typed?.message).toMatch(/encode\.batchSize must be a whole number ≥ 1, got 0/)
+  it("rejects bad parameters with the field named, when the config loads (before any stage runs)", async () => {
+    const err = await Effect.runPromise(Effect.flip(loadConfig({ sets: ["encode.batchSize=0"], cwd: dir })))
+    expect(err.message).toMatch(/encode\.batchSize: Expected a whole number ≥ 1, got 0/)
   })
 })
 

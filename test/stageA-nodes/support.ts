@@ -7,6 +7,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { TensorBackend } from "../../src/backend/tensorBackend.ts"
 import { makeRng } from "../../src/models/rng.ts"
 import type { StageError } from "../../src/pipeline/errors.ts"
 import type { Progress, Stage, StageContext, StageOutcome } from "../../src/pipeline/stage.ts"
@@ -142,7 +143,7 @@ export interface Ran {
 }
 
 const makeContext = <P>(
-  stage: Stage<P>,
+  stage: Stage<P, TensorBackend>,
   params: P,
   inputs: Readonly<Record<string, string>>,
   dir: string,
@@ -165,7 +166,7 @@ const makeContext = <P>(
 
 /** Runs `stage.run` directly (outputs in `dir/<stage>.out/` unless told otherwise). */
 export const runStage = async <P>(
-  stage: Stage<P>,
+  stage: Stage<P, TensorBackend>,
   params: P,
   inputs: Readonly<Record<string, string>>,
   dir: string,
@@ -173,20 +174,20 @@ export const runStage = async <P>(
 ): Promise<Ran> => {
   const logs: Array<string> = []
   const ctx = makeContext(stage, params, inputs, dir, logs, options)
-  const outcome = await Effect.runPromise(stage.run(ctx))
+  const outcome = await Effect.runPromise(stage.run(ctx).pipe(Effect.provide(TensorBackend.layer)))
   return { outcome, outputs: ctx.outputs, logs }
 }
 
 /** Runs `stage.run` expecting it to fail (typed failure or defect); returns a description of the failure. */
 export const runStageExpectingFailure = async <P>(
-  stage: Stage<P>,
+  stage: Stage<P, TensorBackend>,
   params: P,
   inputs: Readonly<Record<string, string>>,
   dir: string,
   options?: RunOptions
 ): Promise<{ readonly typed: StageError | undefined; readonly pretty: string }> => {
   const ctx = makeContext(stage, params, inputs, dir, [], options)
-  const exit = await Effect.runPromiseExit(stage.run(ctx))
+  const exit = await Effect.runPromiseExit(stage.run(ctx).pipe(Effect.provide(TensorBackend.layer)))
   if (Exit.isSuccess(exit)) throw new Error(`expected ${stage.name} to fail, it succeeded`)
   const failure = exit.cause.reasons.find(Cause.isFailReason)
   return { typed: failure?.error, pretty: Cause.pretty(exit.cause) }

@@ -13,8 +13,8 @@ import { AdamW, clipCoefficient, gradNorm } from "../../src/backend/adamw.ts"
 import type { StepOptions } from "../../src/backend/adamw.ts"
 import * as Projector from "../../src/models/projector.ts"
 import { fillNormal, makeRng } from "../../src/models/rng.ts"
-import { StageAConfig } from "../../src/schemas/config.ts"
-import { ensureBackend } from "../../src/backend/host.ts"
+import { StageAConfig } from "../../src/nodes/stageA/params.ts"
+import { initBackend } from "../../src/backend/service.ts"
 import { selectionQuery, StepScores } from "../../src/nodes/stageA/stepScores.ts"
 import { makeTrainer } from "../../src/nodes/stageA/work.ts"
 import { matMulABtJs } from "../../src/train/hostMath.ts"
@@ -22,10 +22,9 @@ import type { HardNegativeRule } from "../../src/train/queue.ts"
 import { TeacherQueue } from "../../src/train/queue.ts"
 import { hardNegativesFromQueue, stageALoss } from "../../src/train/stageALoss.ts"
 import { DataOrder } from "../../src/train/trainState.ts"
-import { Effect } from "effect"
 
 beforeAll(async () => {
-  await Effect.runPromise(ensureBackend("test"))
+  await initBackend()
 })
 
 describe("StepScores", () => {

@@ -6,6 +6,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { TensorBackend } from "../../src/backend/tensorBackend.ts"
 import { Effect, Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { finetune } from "../../src/nodes/finetune/stage.ts"
@@ -20,15 +21,15 @@ import { ArtifactStore } from "../../src/pipeline/cache.ts"
 import { buildDag, type AnyStage } from "../../src/pipeline/dag.ts"
 import { makeMemoryReporter } from "../../src/pipeline/progress.ts"
 import { runPipeline } from "../../src/pipeline/runner.ts"
-import { LlinkConfig } from "../../src/schemas/config.ts"
+import { LlinkConfig } from "../../src/nodes/config.ts"
 import { tmpDir } from "./support.ts"
 
 const repoRoot = path.resolve(import.meta.dirname, "../..")
 
 /** The registered stages plus any of the Stage B / evaluation stages not registered yet, in DAG order. */
-const allStages = (): ReadonlyArray<AnyStage> => {
+const allStages = (): ReadonlyArray<AnyStage<TensorBackend>> => {
   const names = new Set(registered.map((s) => s.name))
-  const extra: ReadonlyArray<AnyStage> = [synthesize, stageB, finetune, generate, judge, retrievalFull, report]
+  const extra: ReadonlyArray<AnyStage<TensorBackend>> = [synthesize, stageB, finetune, generate, judge, retrievalFull, report]
   return [...registered, ...extra.filter((s) => !names.has(s.name))]
 }
 
@@ -71,7 +72,8 @@ describe("end to end on tiny models", () => {
       const reporter = makeMemoryReporter()
       return Effect.runPromise(
         runPipeline(allStages(), { config: { value, file: null, digest: "e2e", overrides: [] }, runDir, reporter }).pipe(
-          Effect.provide(ArtifactStore.layer(cacheDir, (m) => reporter.warn(m)))
+          Effect.provide(ArtifactStore.layer(cacheDir, (m) => reporter.warn(m))),
+          Effect.provide(TensorBackend.layer)
         )
       )
     }

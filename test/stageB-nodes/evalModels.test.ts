@@ -10,6 +10,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as tf from "@tensorflow/tfjs"
+import { TensorBackend } from "../../src/backend/tensorBackend.ts"
 import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { retrievalMetrics } from "../../src/metrics/retrieval.ts"
@@ -72,7 +73,7 @@ beforeAll(async () => {
   const evalFile = await writePairs(path.join(base, "eval.parquet"), holdPairs.slice(0, 8), 1000)
   // models (tiny encoder + tiny Llama with the real Llama-3 tokenizer and the reserved tokens)
   const mctx = makeContext(models, paramsOf(models, configOf({ models: { seed: 5 } })), { train }, path.join(base, "models"))
-  await Effect.runPromise(models.run(mctx))
+  await Effect.runPromise(models.run(mctx).pipe(Effect.provide(TensorBackend.layer)))
   const resolved = await Effect.runPromise(readModelsRef(mctx.outputs["models"]))
   decoderDir = resolved.decoderDir
   addedTokens = resolved.doc.addedTokens
@@ -130,7 +131,7 @@ beforeAll(async () => {
   await randomMatrix(hE, N_HOLD, hidden, 12)
   // sft.eval from the offline synthesizer: 3 content + 3 Q&A examples
   const sctx = makeContext(synthesize, paramsOf(synthesize, configOf({ synth: { mode: "offline", train: 4, val: 0, evalPerBucket: 3 } })), { train, eval: evalFile }, path.join(base, "synth"))
-  await Effect.runPromise(synthesize.run(sctx))
+  await Effect.runPromise(synthesize.run(sctx).pipe(Effect.provide(TensorBackend.layer)))
   Object.assign(inputs, {
     models: mctx.outputs["models"],
     projector,
@@ -150,7 +151,7 @@ describe("generate on tiny models", () => {
   it("answers every example with the three systems; prompt token counts match the prompts; resume reuses the batches", async () => {
     const ctxBase = path.join(base, "gen1")
     const ctx = makeContext(generate, genParams(), inputs, ctxBase)
-    const outcome = await Effect.runPromise(generate.run(ctx))
+    const outcome = await Effect.runPromise(generate.run(ctx).pipe(Effect.provide(TensorBackend.layer)))
     const rows = await readRows(ctx.outputs["generations"])
     const sft = await readRows(inputs["sft.eval"])
     expect(rows.length).toBe(6)
@@ -179,20 +180,20 @@ describe("generate on tiny models", () => {
     const again = makeContext(generate, genParams(), inputs, path.join(base, "gen1b"))
     fs.cpSync(ctx.scratchDir, again.scratchDir, { recursive: true })
     fs.rmSync(path.join(again.scratchDir, "batch-000001.json"))
-    const outcome2 = await Effect.runPromise(generate.run(again))
+    const outcome2 = await Effect.runPromise(generate.run(again).pipe(Effect.provide(TensorBackend.layer)))
     expect(outcome2.metrics?.["computedBatches"]).toBe(1)
     expect(await readRows(again.outputs["generations"])).toEqual(rows)
   }, 120_000)
 
   it("LLINK reads the injected vectors; base and fine-tune do not", async () => {
     const first = makeContext(generate, genParams({ maxNewTokens: 8 }), inputs, path.join(base, "gen2"))
-    await Effect.runPromise(generate.run(first))
+    await Effect.runPromise(generate.run(first).pipe(Effect.provide(TensorBackend.layer)))
     const a = await readRows(first.outputs["generations"])
     // Same everything but other z_F rows.
     const zOther = path.join(base, "zF.other.arrow")
     await randomMatrix(zOther, N_HOLD, D_IN, 99)
     const second = makeContext(generate, genParams({ maxNewTokens: 8 }), { ...inputs, "zF.holdout": zOther }, path.join(base, "gen3"))
-    await Effect.runPromise(generate.run(second))
+    await Effect.runPromise(generate.run(second).pipe(Effect.provide(TensorBackend.layer)))
     const b = await readRows(second.outputs["generations"])
     expect(b.map((r) => r["base"])).toEqual(a.map((r) => r["base"]))
     expect(b.map((r) => r["finetune"])).toEqual(a.map((r) => r["finetune"]))
@@ -205,7 +206,7 @@ describe("retrievalFull on tiny models", () => {
     const params = paramsOf(retrievalFull, configOf({ split: { evalN: 8 }, retrievalFull: { batchSize: 3 } }))
     expect(params.vector).toBe("meanSlot")
     const ctx = makeContext(retrievalFull, params, inputs, path.join(base, "rf1"))
-    await Effect.runPromise(retrievalFull.run(ctx))
+    await Effect.runPromise(retrievalFull.run(ctx).pipe(Effect.provide(TensorBackend.layer)))
     const doc = JSON.parse(fs.readFileSync(ctx.outputs["retrieval.full"], "utf8"))
     expect(doc.n).toBe(8)
     expect(doc.fullVector).toBe("meanSlot")
@@ -242,7 +243,7 @@ describe("retrievalFull on tiny models", () => {
 
     // The decoder-side variant runs too.
     const ctx2 = makeContext(retrievalFull, paramsOf(retrievalFull, configOf({ split: { evalN: 8 }, retrievalFull: { vector: "lastSlotHidden" } })), inputs, path.join(base, "rf2"))
-    await Effect.runPromise(retrievalFull.run(ctx2))
+    await Effect.runPromise(retrievalFull.run(ctx2).pipe(Effect.provide(TensorBackend.layer)))
     const doc2 = JSON.parse(fs.readFileSync(ctx2.outputs["retrieval.full"], "utf8"))
     expect(doc2.fullVector).toBe("lastSlotHidden")
     expect(doc2.finetune).toEqual(doc.finetune)

@@ -8,7 +8,8 @@ import * as path from "node:path"
 import { Effect, Stream } from "effect"
 import { describe, expect, it } from "vitest"
 import { judge } from "../../src/nodes/judge/stage.ts"
-import { readMetricsTable, report } from "../../src/nodes/report/stage.ts"
+import { report } from "../../src/nodes/report/stage.ts"
+import { readMetricsTable } from "../../src/nodes/report/work.ts"
 import type { Manifest } from "../../src/pipeline/manifest.ts"
 import { writeTable } from "../../src/pipeline/table.ts"
 import { sftZeroColumns } from "../../src/nodes/report/render.ts"
@@ -16,6 +17,8 @@ import { SftColumns } from "../../src/schemas/sft.ts"
 import { configOf, generationRow, makeContext, paramsOf, tmpDir, writeGenerations } from "./support.ts"
 
 const metricsRow = (n: number) => ({ n, r1: 0, r5: 0, r10: 0, mrr: 0, meanRank: 0, chanceR1: 1 / n })
+
+const lengths = { count: 1, mean: 1, p50: 1, p95: 1, max: 1, histogram: { unit: "code points", binWidth: 16, lastBinFrom: 512, counts: [1] } }
 
 const writeJson = (file: string, value: unknown) => {
   fs.writeFileSync(file, JSON.stringify(value))
@@ -35,9 +38,10 @@ const fixtures = async (base: string, options: { readonly offlineSynth: boolean;
   const retrievalFull = writeJson(path.join(base, "retrieval.full.json"), {
     full: { ...metricsRow(100), r1: 0.531, r5: 0.77, r10: 0.88, mrr: 0.64, meanRank: 3.75 },
     finetune: { ...metricsRow(100), r1: 0.097, r5: 0.21, r10: 0.33, mrr: 0.15, meanRank: 27.5 },
-    fullVector: "meanSlot"
+    fullVector: "meanSlot",
+    n: 100
   })
-  const side = (tpc: number) => ({ tokens: 100, chars: 100 / tpc, tokensPerChar: tpc, tokensPerSentence: { mean: 10, p50: 9, p95: 20, max: 30 } })
+  const side = (tpc: number) => ({ tokens: 100, chars: 100 / tpc, tokensPerChar: tpc, charsPerSentence: 1, tokensPerSentence: { mean: 10, p50: 9, p95: 20, max: 30 } })
   const tokstats = writeJson(path.join(base, "tokstats.json"), {
     pairs: 400,
     tokenizer: "llama3",
@@ -53,7 +57,12 @@ const fixtures = async (base: string, options: { readonly offlineSynth: boolean;
     rejected: 20,
     byReason: { "empty-english": 1, "script-share": 4, duplicate: 15 },
     truncated: 7,
-    maxForeignChars: 256
+    maxForeignChars: 256,
+    // the rest of the clean stage's document (src/schemas/quality.ts), which the report does not show
+    normalisation: { nfcChanged: 0, zeroWidthRemoved: 0, zeroWidthRows: 0, whitespaceChanged: 0, zeroWidthChars: [], keptJoiners: [] },
+    lengths: { english: lengths, foreign: lengths },
+    khmerDamage: {},
+    settings: { minScriptShare: 0.5, scriptRanges: [[6016, 6143]], dedupe: true, removeZeroWidth: true }
   })
   const stageAMetrics = path.join(base, "stageA.metrics.parquet")
   await Effect.runPromise(

@@ -9,7 +9,7 @@ import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { openMatrixWriter } from "../../src/pipeline/matrix.ts"
 import { openTableWriter } from "../../src/pipeline/table.ts"
-import { LlinkConfig } from "../../src/schemas/config.ts"
+import { LlinkConfig } from "../../src/nodes/config.ts"
 import { gatherRows, readMatrixRows, readSftTable } from "../../src/train/sftData.ts"
 import { planTotalSteps } from "../../src/train/sftLoop.ts"
 
@@ -60,8 +60,8 @@ describe("stage B data", () => {
 
   it("the config sections default to the paper's Stage B and fine-tune settings", () => {
     const c = Schema.decodeUnknownSync(LlinkConfig)({})
+    expect(c.models.slots).toBe(8) // K: one field for the whole run (models.slots)
     expect(c.stageB).toMatchObject({
-      slots: 0,
       maxSeqLen: 768,
       loraRank: 16,
       loraAlpha: 16,

@@ -3,6 +3,7 @@
  * the prompt learns the synthetic task (loss and validation loss fall), writes a PEFT adapter that `loadLora` reads
  * back, and resumes exactly from a checkpoint.
  */
+import { loadConfig } from "../../src/nodes/config.ts"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -96,10 +97,9 @@ describe("finetune on a tiny setup", () => {
     }
   })
 
-  it("rejects bad settings with a StageError naming the field", async () => {
-    const ctx = makeContext(finetuneParams({ microBatch: 0 }), fx.inputs, path.join(tmp, "bad"), OUTPUTS, path.join(tmp, "bad", "s"))
-    const err = await Effect.runPromise(Effect.flip(runFinetune(ctx)))
-    expect(err._tag).toBe("StageError")
+  it("rejects bad settings naming the field, when the config loads (before any stage runs)", async () => {
+    const err = await Effect.runPromise(Effect.flip(loadConfig({ sets: ["finetune.microBatch=0"], cwd: tmp })))
+    expect(err._tag).toBe("ConfigError")
     expect(err.message).toMatch(/finetune\.microBatch/)
   })
 })

@@ -10,6 +10,7 @@ import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { initBackend } from "../../src/backend/service.ts"
+import { TensorBackend } from "../../src/backend/tensorBackend.ts"
 import { initTinyModels } from "../../src/models/init.ts"
 import * as Projector from "../../src/models/projector.ts"
 import { deriveSeed, makeRng } from "../../src/models/rng.ts"
@@ -18,10 +19,12 @@ import { openMatrixWriter } from "../../src/pipeline/matrix.ts"
 import type { Progress, StageContext } from "../../src/pipeline/stage.ts"
 import type { Column, Row } from "../../src/pipeline/table.ts"
 import { openTableWriter } from "../../src/pipeline/table.ts"
-import { FinetuneConfig, StageBConfig } from "../../src/schemas/config.ts"
+import { FinetuneConfig } from "../../src/nodes/finetune/params.ts"
+import { StageBParams } from "../../src/nodes/stageB/params.ts"
 import { saveProjectorDir } from "../../src/artifacts/projector.ts"
 
-export const run = <A, E>(e: Effect.Effect<A, E>): Promise<A> => Effect.runPromise(e)
+/** Runs a stage-work Effect with the live tensor backend (`LLINK_BACKEND` or the best available). */
+export const run = <A, E>(e: Effect.Effect<A, E, TensorBackend>): Promise<A> => Effect.runPromise(e.pipe(Effect.provide(TensorBackend.layer)))
 
 /** The fastest backend here (cpu-blas with OpenBLAS, else the stock cpu). */
 export const setupBackend = async (): Promise<string> => {
@@ -173,8 +176,8 @@ export const makeContext = <P>(
   }
 }
 
-export const stageBParams = (overrides: Record<string, unknown>): typeof StageBConfig.Type =>
-  Schema.decodeUnknownSync(StageBConfig)(overrides)
+export const stageBParams = (overrides: Record<string, unknown>): StageBParams =>
+  Schema.decodeUnknownSync(StageBParams)(overrides)
 
 export const finetuneParams = (overrides: Record<string, unknown>): typeof FinetuneConfig.Type =>
   Schema.decodeUnknownSync(FinetuneConfig)(overrides)

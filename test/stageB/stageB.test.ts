@@ -5,7 +5,6 @@
  * - negative control: with foreign vectors that carry no information about the answer the gap stays near zero;
  * - a run halted after a checkpoint and rerun ends with exactly the bytes of an uninterrupted run.
  */
-import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -128,8 +127,8 @@ describe("stageB on a tiny setup", () => {
     const adapterConfig = JSON.parse(fs.readFileSync(path.join(dir.adapterDir, "adapter_config.json"), "utf8")) as Record<string, unknown>
     expect(adapterConfig["r"]).toBe(16)
     expect(adapterConfig["target_modules"]).toEqual(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-    // the stage declaration selects its config section
-    expect(stageB.selectParams({ stageB: { slots: 3 } })).toEqual({ slots: 3 })
+    // the stage declaration selects its config section, and K from models.slots (the run's only K)
+    expect(stageB.selectParams({ stageB: {}, models: { slots: 3 } })).toEqual({ slots: 3 })
     expect(stageB.inputs).toEqual(["models", "projector", "zF.train", "hE.train", "sft.train", "sft.val"])
   })
 

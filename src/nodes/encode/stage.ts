@@ -5,15 +5,15 @@
  * computes only the rest and writes the same bytes as an uninterrupted run.
  */
 import { Effect } from "effect"
-import { defineStage } from "../../pipeline/stage.ts"
-import { EncodeConfig, type LlinkConfig } from "../../schemas/config.ts"
+import type { TensorBackend } from "../../backend/tensorBackend.ts"
 import { importWork } from "../../pipeline/lazy.ts"
+import { defineStage } from "../../pipeline/stage.ts"
+import type { LlinkConfig } from "../config.ts"
+import { EncodeConfig, type EncodeParams } from "./params.ts"
 
-const STAGE = "encode"
-type EncodeParams = typeof EncodeConfig.Type
-
-export const encode = defineStage<EncodeParams>({
-  name: STAGE,
+export const encode = defineStage<EncodeParams, TensorBackend>({
+  name: "encode",
+  source: import.meta.url,
   version: "1",
   description: "z_F: XLM-R mask-mean pooled vectors of the foreign sentences (train, holdout)",
   inputs: ["models", "train", "holdout"],
@@ -23,8 +23,5 @@ export const encode = defineStage<EncodeParams>({
   ],
   params: EncodeConfig,
   selectParams: (config) => (config as LlinkConfig).encode,
-  run: Effect.fn("encode.run")(function*(ctx) {
-    const work = yield* importWork(STAGE, () => import("./work.ts"))
-    return yield* work.runEncode(ctx)
-  })
+  run: (ctx) => Effect.flatMap(importWork("encode", () => import("./work.ts")), (work) => work.runEncode(ctx))
 })

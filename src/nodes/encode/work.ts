@@ -17,12 +17,12 @@ import type { XlmrModel } from "../../models/xlmr.ts"
 import { disposeXlmr, embedSentences, loadEncoder, padBatch } from "../../models/xlmr.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
-import type { EncodeConfig } from "../../schemas/config.ts"
-import { ensureBackend } from "../../backend/host.ts"
+import type { EncodeParams } from "./params.ts"
+import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { readStringColumn, runBatchJob } from "../../artifacts/matrixJob.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 
-export type EncodeParams = typeof EncodeConfig.Type
+export type { EncodeParams }
 
 const STAGE = "encode"
 
@@ -60,20 +60,11 @@ export const encodeForeign = (
   return encodeTokenized(model, texts.map((t) => foreignTokenIds(tok, t, eos, o)))
 }
 
-const checkParams = (p: EncodeParams): StageError | undefined => {
-  for (const [name, v, min] of [["batchSize", p.batchSize, 1], ["maxChars", p.maxChars, 1], ["maxTokens", p.maxTokens, 3]] as const) {
-    if (!Number.isSafeInteger(v) || v < min) return new StageError({ stage: STAGE, message: `encode.${name} must be a whole number ≥ ${min}, got ${v}` })
-  }
-  return undefined
-}
-
-export const runEncode = (ctx: StageContext<EncodeParams>): Effect.Effect<StageOutcome, StageError> =>
+export const runEncode = (ctx: StageContext<EncodeParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
   Effect.gen(function*() {
     const p = ctx.params
-    const bad = checkParams(p)
-    if (bad !== undefined) return yield* bad
     const models = yield* readModelsRef(ctx.inputs["models"]).pipe(asStageError(STAGE))
-    const backend = yield* ensureBackend(STAGE)
+    const backend = (yield* startBackend(STAGE)).tfBackend
     const tok = yield* loadTokenizer(models.encoderDir).pipe(asStageError(STAGE))
     const counts: Record<string, number> = {}
     const detail: Record<string, unknown> = {}

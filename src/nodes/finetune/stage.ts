@@ -4,15 +4,17 @@
  * Resumable from checkpoints in the scratch folder, exactly. Details: `src/nodes/finetune/work.ts`.
  */
 import { Effect } from "effect"
-import { defineStage } from "../../pipeline/stage.ts"
-import { FinetuneConfig, type LlinkConfig } from "../../schemas/config.ts"
+import type { TensorBackend } from "../../backend/tensorBackend.ts"
+import { FINETUNE_CONFIG, FinetuneDoc } from "../../schemas/stageB.ts"
 import { importWork } from "../../pipeline/lazy.ts"
+import { defineStage } from "../../pipeline/stage.ts"
+import type { LlinkConfig } from "../config.ts"
+import { FINETUNE_METRICS_COLUMNS } from "./metrics.ts"
+import { FinetuneConfig, type FinetuneParams } from "./params.ts"
 
-const STAGE = "finetune"
-type FinetuneParams = typeof FinetuneConfig.Type
-
-export const finetune = defineStage<FinetuneParams>({
-  name: STAGE,
+export const finetune = defineStage<FinetuneParams, TensorBackend>({
+  name: "finetune",
+  source: import.meta.url,
   version: "1",
   description: "Direct fine-tune baseline: LoRA on the instruction data with the foreign text tokenized in the prompt",
   inputs: ["models", "sft.train", "sft.val"],
@@ -21,19 +23,18 @@ export const finetune = defineStage<FinetuneParams>({
       name: "finetune",
       kind: "dir",
       file: "finetune",
+      document: { file: FINETUNE_CONFIG, schema: FinetuneDoc },
       description: "LoRA adapter (adapter_model.safetensors + adapter_config.json, PEFT layout) + llink-finetune.json"
     },
     {
       name: "finetune.metrics",
       kind: "parquet",
       file: "finetune.metrics.parquet",
+      columns: FINETUNE_METRICS_COLUMNS,
       description: "per step: loss, lr, grad norm; val loss on validation steps"
     }
   ],
   params: FinetuneConfig,
   selectParams: (config) => (config as LlinkConfig).finetune,
-  run: Effect.fn("finetune.run")(function*(ctx) {
-    const work = yield* importWork(STAGE, () => import("./work.ts"))
-    return yield* work.runFinetune(ctx)
-  })
+  run: (ctx) => Effect.flatMap(importWork("finetune", () => import("./work.ts")), (work) => work.runFinetune(ctx))
 })

@@ -20,30 +20,24 @@ import { deriveSeed } from "../../models/rng.ts"
 import { loadTokenizer } from "../../models/tokenizer.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
-import type { Column } from "../../pipeline/table.ts"
 import { openTableWriter } from "../../pipeline/table.ts"
-import type { FinetuneConfig } from "../../schemas/config.ts"
-import { ensureBackend } from "../../backend/host.ts"
+import { FINETUNE_METRICS_COLUMNS } from "./metrics.ts"
+import type { FinetuneParams } from "./params.ts"
+import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 import { lmLoss, lmTargets, targetNll } from "../../train/stageBLoss.ts"
 import type { FinetuneDoc } from "../../artifacts/stageB.ts"
 import { FINETUNE_CONFIG, FINETUNE_FORMAT, writeJson } from "../../artifacts/stageB.ts"
 import type { EncodedRow, PromptSettings } from "../../train/sftData.ts"
 import { loadSftSets } from "../../train/sftData.ts"
-import { checkSftParams, dropoutModel, loopSettingsOf, loraGroupVariables, runLoop } from "../../train/sftLoop.ts"
+import { dropoutModel, loopSettingsOf, loraGroupVariables, runLoop } from "../../train/sftLoop.ts"
 import { padBatch } from "../../prompts/slots.ts"
 
-export type FinetuneParams = typeof FinetuneConfig.Type
+export type { FinetuneParams }
+export { FINETUNE_METRICS_COLUMNS }
 
 const STAGE = "finetune"
 
-export const FINETUNE_METRICS_COLUMNS: ReadonlyArray<Column> = [
-  { name: "step", type: "int32" },
-  { name: "loss", type: "float64" },
-  { name: "lr", type: "float64" },
-  { name: "gradNorm", type: "float64" },
-  { name: "valLoss", type: "float64", nullable: true }
-]
 
 export interface FinetuneRunOptions {
   /** Stop with a checkpoint after this many optimizer steps, as a crash would (tests of resume). */
@@ -56,15 +50,10 @@ const releaseModel = (model: LlamaModel) =>
     disposeLlama(model)
   })
 
-export const runFinetune = (ctx: StageContext<FinetuneParams>, options?: FinetuneRunOptions): Effect.Effect<StageOutcome, StageError> =>
+export const runFinetune = (ctx: StageContext<FinetuneParams>, options?: FinetuneRunOptions): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
   Effect.gen(function*() {
     const p = ctx.params
-    const bad = checkSftParams(STAGE, "finetune", p)
-    if (bad !== undefined) return yield* bad
-    if (!Number.isSafeInteger(p.maxForeignChars) || p.maxForeignChars < 1) {
-      return yield* new StageError({ stage: STAGE, message: `finetune.maxForeignChars must be a whole number ≥ 1, got ${p.maxForeignChars}` })
-    }
-    const backend = yield* ensureBackend(STAGE)
+    const backend = (yield* startBackend(STAGE)).tfBackend
     const models = yield* readModelsRef(ctx.inputs["models"]).pipe(asStageError(STAGE))
     const doc = models.doc
     const addedTokens = [...doc.addedTokens]

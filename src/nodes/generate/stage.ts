@@ -5,15 +5,16 @@
  * src/nodes/generate/work.ts.
  */
 import { Effect } from "effect"
-import { defineStage } from "../../pipeline/stage.ts"
-import { GenerateConfig, type LlinkConfig } from "../../schemas/config.ts"
+import type { TensorBackend } from "../../backend/tensorBackend.ts"
 import { importWork } from "../../pipeline/lazy.ts"
+import { defineStage } from "../../pipeline/stage.ts"
+import { GenerationColumns } from "../../schemas/sft.ts"
+import type { LlinkConfig } from "../config.ts"
+import { GenerateConfig, type GenerateParams } from "./params.ts"
 
-const STAGE = "generate"
-type GenerateParams = typeof GenerateConfig.Type
-
-export const generate = defineStage<GenerateParams>({
-  name: STAGE,
+export const generate = defineStage<GenerateParams, TensorBackend>({
+  name: "generate",
+  source: import.meta.url,
   version: "1",
   description: "Generations of LLINK, the base decoder and the direct fine-tune on the evaluation examples",
   inputs: ["models", "projector", "stageB", "finetune", "zF.holdout", "sft.eval"],
@@ -22,13 +23,11 @@ export const generate = defineStage<GenerateParams>({
       name: "generations",
       kind: "parquet",
       file: "generations.parquet",
+      columns: GenerationColumns,
       description: "per example: task, bucket, instruction, reference, the three systems' outputs and prompt token counts"
     }
   ],
   params: GenerateConfig,
   selectParams: (config) => (config as LlinkConfig).generate,
-  run: Effect.fn("generate.run")(function*(ctx) {
-    const work = yield* importWork(STAGE, () => import("./work.ts"))
-    return yield* work.runGenerate(ctx)
-  })
+  run: (ctx) => Effect.flatMap(importWork("generate", () => import("./work.ts")), (work) => work.runGenerate(ctx))
 })

@@ -31,14 +31,14 @@ import { StageError } from "../../pipeline/errors.ts"
 import { writeFileAtomicSync } from "../../pipeline/fsAtomic.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { writeTable } from "../../pipeline/table.ts"
-import type { GenerateConfig } from "../../schemas/config.ts"
+import type { GenerateParams } from "./params.ts"
 import { asGenerationRow, GenerationColumns, type GenerationRow, readSftRows, type SftRow } from "../../schemas/sft.ts"
-import { ensureBackend } from "../../backend/host.ts"
-import { readMatrixHead } from "../retrieval/work.ts"
+import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
+import { readMatrixHead } from "../../artifacts/matrixHead.ts"
 import { instructionText, stripTokens } from "../../prompts/slots.ts"
 import { type EvalSystems, finetunePromptOf, gatherRows, llinkPromptOf, loadEvalSystems } from "../../artifacts/systems.ts"
 
-export type GenerateParams = typeof GenerateConfig.Type
+export type { GenerateParams }
 
 const STAGE = "generate"
 
@@ -163,14 +163,9 @@ export const generateBatch = (
   }))
 }
 
-export const runGenerate = (ctx: StageContext<GenerateParams>): Effect.Effect<StageOutcome, StageError> =>
+export const runGenerate = (ctx: StageContext<GenerateParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
   Effect.gen(function*() {
     const p = ctx.params
-    for (const [name, v, min] of [["maxNewTokens", p.maxNewTokens, 1], ["noRepeatNgram", p.noRepeatNgram, 0], ["batchSize", p.batchSize, 1], ["limit", p.limit, 0]] as const) {
-      if (!Number.isSafeInteger(v) || v < min) {
-        return yield* new StageError({ stage: STAGE, message: `generate.${name} must be a whole number ≥ ${min}, got ${v}` })
-      }
-    }
     const all = yield* readSftRows(STAGE, ctx.inputs["sft.eval"])
     const examples = p.limit === 0 ? all : all.slice(0, p.limit)
     if (examples.length === 0) return yield* new StageError({ stage: STAGE, message: "sft.eval has no rows", file: ctx.inputs["sft.eval"] })
@@ -179,7 +174,7 @@ export const runGenerate = (ctx: StageContext<GenerateParams>): Effect.Effect<St
     if (z.rows <= maxRow) {
       return yield* new StageError({ stage: STAGE, message: `sft.eval refers to holdout row ${maxRow} but zF.holdout has ${z.rows} rows`, file: ctx.inputs["zF.holdout"] })
     }
-    const backend = yield* ensureBackend(STAGE)
+    const backend = (yield* startBackend(STAGE)).tfBackend
     const nBatches = Math.ceil(examples.length / p.batchSize)
     const bar = ctx.progress("examples", examples.length)
     let computed = 0

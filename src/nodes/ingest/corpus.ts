@@ -18,7 +18,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, Stream } from "effect"
 import { InputFileError } from "../../pipeline/errors.ts"
-import type { CorpusConfig } from "../../schemas/config.ts"
+import type { CorpusParams } from "./params.ts"
 import { type ByteSource, fileSource, readHead, sniffContainer, toInputFileError } from "./bytes.ts"
 import { readJsonl } from "./formats/jsonl.ts"
 import { readMoses } from "./formats/moses.ts"
@@ -30,7 +30,7 @@ import { lineBatches } from "./lines.ts"
 import { sameLang } from "../../text/unicode.ts"
 import { listZip, type ZipEntry, zipEntrySource } from "./zip.ts"
 
-export type CorpusParams = typeof CorpusConfig.Type
+export type { CorpusParams }
 export type ResolvedFormat = "tsv" | "wmt20" | "moses" | "tmx" | "parquet" | "jsonl"
 
 export type CorpusPlan =

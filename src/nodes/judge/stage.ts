@@ -18,177 +18,24 @@
  * preference = wins / (wins + losses), order-flip rate. Numeric fidelity (src/metrics/numeric.ts) of each system's
  * outputs against the human reference, overall and per bucket.
  */
-import * as fs from "node:fs"
-import { Effect, Schema, Stream } from "effect"
-import { StageError } from "../../pipeline/errors.ts"
+import { Effect } from "effect"
+import { importWork } from "../../pipeline/lazy.ts"
 import { defineStage } from "../../pipeline/stage.ts"
-import { type Row, writeTable } from "../../pipeline/table.ts"
-import { asStageError } from "../../pipeline/stageError.ts"
-import {
-  aggregate,
-  type Bucket,
-  combineOrders,
-  type JudgeAggregate,
-  type JudgeOrder,
-  offlineJudge,
-  type OrderJudgement,
-  outcomeOf,
-  type PairItem,
-  type PairOutcome,
-  pairMessages,
-  parseVerdict
-} from "../../metrics/judge.ts"
-import { aggregateNumericFidelity, type NumericFidelityAggregate, numericFidelity } from "../../metrics/numeric.ts"
-import { JudgeConfig, type LlinkConfig } from "../../schemas/config.ts"
-import { type GenerationRow, JudgePairColumns, readGenerations, type SystemName } from "../../schemas/sft.ts"
-import type { EndpointError, EndpointStats, LlmEndpointShape } from "../../services/endpoint.ts"
-import { endpointStageError, publicBaseUrl, resolveLlmMode, withStageEndpoint } from "../../services/stageEndpoint.ts"
-
-const STAGE = "judge"
-
-export const JudgeParams = Schema.Struct({
-  judge: JudgeConfig,
-  /** `judge.mode` with "auto" resolved when the stage was planned. */
-  mode: Schema.Literals(["offline", "endpoint"]),
-  /** The endpoint's base URL without credentials ("" when offline). */
-  baseUrl: Schema.String
-})
-export type JudgeParams = typeof JudgeParams.Type
-
-export const COMPARISONS = ["vsBase", "vsFinetune"] as const
-export type Comparison = (typeof COMPARISONS)[number]
-const BASELINE: Readonly<Record<Comparison, SystemName>> = { vsBase: "base", vsFinetune: "finetune" }
-
-/** One judged comparison of one example. */
-export interface JudgedPair {
-  readonly example: GenerationRow
-  readonly comparison: Comparison
-  readonly outcome: PairOutcome
-}
-
-/** The `judge` artifact. */
-export interface JudgeSummary {
-  readonly mode: "offline" | "endpoint"
-  readonly offline: boolean
-  /** The judge: the endpoint model, or "chrF (offline)". */
-  readonly judge: string
-  readonly margin: number | null
-  readonly examples: number
-  readonly byBucket: Partial<Record<Bucket, Record<Comparison, JudgeAggregate>>>
-  readonly overall: Record<Comparison, JudgeAggregate>
-  readonly numericFidelity: Record<SystemName, NumericFidelityAggregate>
-  readonly numericFidelityByBucket: Partial<Record<Bucket, Record<SystemName, NumericFidelityAggregate>>>
-  readonly endpoint: EndpointStats | null
-}
-
-/** The pair item of one comparison (ids are the example id; the judge never sees system names). */
-export const pairItemOf = (row: GenerationRow, comparison: Comparison, showSource: boolean): PairItem => ({
-  id: String(row.id),
-  bucket: row.bucket,
-  instruction: row.instruction,
-  reference: row.reference,
-  ...(showSource ? { source: row.foreign } : {}),
-  system: row.llink,
-  baseline: row[BASELINE[comparison]]
-})
-
-/** Judges one order with the endpoint, re-sampling an unparseable answer up to `invalidRetries` times. */
-const judgeOrder = (
-  endpoint: LlmEndpointShape,
-  item: PairItem,
-  order: JudgeOrder,
-  judge: JudgeParams["judge"]
-): Effect.Effect<OrderJudgement, StageError> =>
-  Effect.gen(function*() {
-    const reasons: Array<string> = []
-    let raw: string | undefined
-    for (let attempt = 0; attempt <= judge.invalidRetries; attempt++) {
-      const answer = yield* endpoint.chat({
-        messages: pairMessages(item, order),
-        maxTokens: judge.maxTokens,
-        // The first answer uses the endpoint's own sampling (default temperature 0: a deterministic judge).
-        ...(attempt === 0 ? {} : { variant: attempt, temperature: judge.retryTemperature, seed: (judge.endpoint.seed ?? 0) + attempt })
-      }).pipe(
-        Effect.map((r) => ({ _tag: "answer" as const, content: r.content })),
-        Effect.catch((e: EndpointError) =>
-          e.kind === "client" ? Effect.succeed({ _tag: "refused" as const, reason: e.message }) : Effect.fail(endpointStageError(STAGE)(e))
-        )
-      )
-      if (answer._tag === "refused") {
-        reasons.push(`endpoint refused the request: ${answer.reason}`)
-        break
-      }
-      raw = answer.content
-      const verdict = parseVerdict(answer.content)
-      if (verdict._tag === "valid") return { order, verdict, outcome: outcomeOf(verdict.verdict, order), raw }
-      reasons.push(verdict.reason)
-    }
-    return { order, verdict: { _tag: "invalid", reason: reasons.join("; ") }, outcome: null, raw }
-  })
-
-/** Judges one pair in both orders with the endpoint. */
-export const judgePairWithRetries = (
-  endpoint: LlmEndpointShape,
-  item: PairItem,
-  judge: JudgeParams["judge"]
-): Effect.Effect<PairOutcome, StageError> =>
-  Effect.map(
-    Effect.all([judgeOrder(endpoint, item, "system_first", judge), judgeOrder(endpoint, item, "baseline_first", judge)], {
-      concurrency: 2
-    }),
-    ([first, second]) => combineOrders(item, first, second)
-  )
-
-/** Per bucket and comparison, the aggregates of the judged pairs (only buckets that occur). */
-export const summarizePairs = (pairs: ReadonlyArray<JudgedPair>): {
-  readonly byBucket: JudgeSummary["byBucket"]
-  readonly overall: JudgeSummary["overall"]
-} => {
-  const of = (comparison: Comparison, bucket?: Bucket) =>
-    aggregate(pairs.filter((p) => p.comparison === comparison && (bucket === undefined || p.example.bucket === bucket)).map((p) => p.outcome))
-  const byBucket: Partial<Record<Bucket, Record<Comparison, JudgeAggregate>>> = {}
-  for (const bucket of ["content", "qa"] as const) {
-    if (pairs.some((p) => p.example.bucket === bucket)) byBucket[bucket] = { vsBase: of("vsBase", bucket), vsFinetune: of("vsFinetune", bucket) }
-  }
-  return { byBucket, overall: { vsBase: of("vsBase"), vsFinetune: of("vsFinetune") } }
-}
-
-/** Numeric fidelity of each system against the human reference. */
-export const numericBySystem = (rows: ReadonlyArray<GenerationRow>): Record<SystemName, NumericFidelityAggregate> => ({
-  llink: aggregateNumericFidelity(rows.map((r) => numericFidelity(r.reference, r.llink))),
-  base: aggregateNumericFidelity(rows.map((r) => numericFidelity(r.reference, r.base))),
-  finetune: aggregateNumericFidelity(rows.map((r) => numericFidelity(r.reference, r.finetune)))
-})
-
-const verdictText = (j: OrderJudgement): string => (j.verdict._tag === "valid" ? j.verdict.verdict : "invalid")
-
-const pairRow = (p: JudgedPair): Row => ({
-  id: p.example.id,
-  bucket: p.example.bucket,
-  task_type: p.example.task_type,
-  comparison: p.comparison,
-  verdictSystemFirst: verdictText(p.outcome.orders[0]),
-  verdictBaselineFirst: verdictText(p.outcome.orders[1]),
-  outcomeSystemFirst: p.outcome.orders[0].outcome ?? "invalid",
-  outcomeBaselineFirst: p.outcome.orders[1].outcome ?? "invalid",
-  outcome: p.outcome.outcome,
-  flipped: p.outcome.flipped,
-  invalidReasons: p.outcome.invalidReasons.join("; "),
-  offline: p.outcome.offline,
-  chrfSystem: p.outcome.chrf?.system ?? null,
-  chrfBaseline: p.outcome.chrf?.baseline ?? null,
-  rawSystemFirst: p.outcome.orders[0].raw ?? null,
-  rawBaselineFirst: p.outcome.orders[1].raw ?? null
-})
+import { publicBaseUrl, resolveLlmMode } from "../../schemas/endpoint.ts"
+import { JudgeDoc } from "../../schemas/judge.ts"
+import { JudgePairColumns } from "../../schemas/sft.ts"
+import type { LlinkConfig } from "../config.ts"
+import { JudgeParams } from "./params.ts"
 
 export const judge = defineStage<JudgeParams>({
-  name: STAGE,
+  name: "judge",
+  source: import.meta.url,
   version: "1",
   description: "Pairwise judge (LLINK vs base, vs fine-tune; both orders, human reference shown) and numeric fidelity",
   inputs: ["generations"],
   outputs: [
-    { name: "judge", kind: "json", file: "judge.json", description: "win/loss/tie, preference and flip rate per bucket and comparison; numeric fidelity" },
-    { name: "judge.pairs", kind: "parquet", file: "pairs.parquet", description: "every judgement: both orders' verdicts and the outcome" }
+    { name: "judge", kind: "json", file: "judge.json", schema: JudgeDoc, description: "win/loss/tie, preference and flip rate per bucket and comparison; numeric fidelity" },
+    { name: "judge.pairs", kind: "parquet", file: "pairs.parquet", columns: JudgePairColumns, description: "every judgement: both orders' verdicts and the outcome" }
   ],
   params: JudgeParams,
   selectParams: (config) => {
@@ -196,80 +43,5 @@ export const judge = defineStage<JudgeParams>({
     const mode = resolveLlmMode(judgeConfig.mode, judgeConfig.endpoint)
     return { judge: judgeConfig, mode, baseUrl: mode === "offline" ? "" : publicBaseUrl(judgeConfig.endpoint) }
   },
-  run: Effect.fn("judge.run")(function*(ctx) {
-    const params = ctx.params
-    const cfg = params.judge
-    if (!Number.isSafeInteger(cfg.invalidRetries) || cfg.invalidRetries < 0) {
-      return yield* new StageError({ stage: STAGE, message: `judge.invalidRetries must be a whole number ≥ 0, got ${cfg.invalidRetries}` })
-    }
-    const rows = yield* readGenerations(STAGE, ctx.inputs["generations"])
-    const tasks = rows.flatMap((example) => COMPARISONS.map((comparison) => ({ example, comparison })))
-    const bar = ctx.progress("pairs", tasks.length)
-    const offline = params.mode === "offline"
-
-    const judgeAll = (endpoint: LlmEndpointShape | undefined) =>
-      Effect.forEach(
-        tasks,
-        ({ example, comparison }) => {
-          const item = pairItemOf(example, comparison, cfg.showSource)
-          const outcome = endpoint === undefined
-            ? Effect.sync(() => offlineJudge(item, { margin: cfg.margin }))
-            : judgePairWithRetries(endpoint, item, cfg)
-          return outcome.pipe(
-            Effect.map((o): JudgedPair => ({ example, comparison, outcome: o })),
-            Effect.tap(() => Effect.sync(() => bar.advance()))
-          )
-        },
-        { concurrency: offline ? 1 : Math.max(1, cfg.endpoint.concurrency) }
-      )
-
-    const { result: pairs, stats } = offline
-      ? { result: yield* judgeAll(undefined), stats: null as EndpointStats | null }
-      : yield* withStageEndpoint(STAGE, cfg.endpoint, ctx.scratchDir, (endpoint) => judgeAll(endpoint))
-    bar.done()
-
-    const { byBucket, overall } = summarizePairs(pairs)
-    const numericFidelityByBucket: JudgeSummary["numericFidelityByBucket"] = {}
-    for (const bucket of ["content", "qa"] as const) {
-      const inBucket = rows.filter((r) => r.bucket === bucket)
-      if (inBucket.length > 0) numericFidelityByBucket[bucket] = numericBySystem(inBucket)
-    }
-    const summary: JudgeSummary = {
-      mode: params.mode,
-      offline,
-      judge: offline ? "chrF (offline)" : cfg.endpoint.model,
-      margin: offline ? cfg.margin : null,
-      examples: rows.length,
-      byBucket,
-      overall,
-      numericFidelity: numericBySystem(rows),
-      numericFidelityByBucket,
-      endpoint: stats
-    }
-    yield* Effect.try({
-      try: () => fs.writeFileSync(ctx.outputs["judge"], `${JSON.stringify(summary, null, 2)}\n`),
-      catch: (cause) => new StageError({ stage: STAGE, message: `cannot write ${ctx.outputs["judge"]}: ${String(cause)}`, cause })
-    })
-    const n = yield* writeTable(ctx.outputs["judge.pairs"], JudgePairColumns, Stream.fromIterable(pairs.map(pairRow))).pipe(
-      asStageError(STAGE)
-    )
-    const pref = (a: JudgeAggregate | undefined) => (a?.preference == null ? "-" : `${(a.preference * 100).toFixed(1)}%`)
-    ctx.log(
-      `${offline ? "offline chrF judge" : `judge ${cfg.endpoint.model}`}: ${rows.length} examples; preference vs base ` +
-        `${pref(overall.vsBase)}, vs fine-tune ${pref(overall.vsFinetune)}`
-    )
-    const brief = (a: JudgeAggregate) => ({ wins: a.wins, losses: a.losses, ties: a.ties, invalid: a.invalid, preference: a.preference })
-    return {
-      rows: { "judge.pairs": n },
-      metrics: {
-        mode: params.mode,
-        offline,
-        judge: summary.judge,
-        examples: rows.length,
-        vsBase: brief(overall.vsBase),
-        vsFinetune: brief(overall.vsFinetune),
-        endpoint: stats
-      }
-    }
-  })
+  run: (ctx) => Effect.flatMap(importWork("judge", () => import("./work.ts")), (work) => work.runJudge(ctx))
 })

@@ -10,27 +10,24 @@
  */
 import * as path from "node:path"
 import { Effect } from "effect"
-import { defineStage } from "../../pipeline/stage.ts"
-import { type LlinkConfig, ModelsConfig } from "../../schemas/config.ts"
+import { ModelsDoc } from "../../artifacts/models.ts"
 import { importWork } from "../../pipeline/lazy.ts"
-
-const STAGE = "models"
-type ModelsParams = typeof ModelsConfig.Type
+import { defineStage } from "../../pipeline/stage.ts"
+import type { LlinkConfig } from "../config.ts"
+import { ModelsConfig, type ModelsParams } from "./params.ts"
 
 export const models = defineStage<ModelsParams>({
-  name: STAGE,
+  name: "models",
+  source: import.meta.url,
   version: "1",
   description: "The frozen encoder and decoder (tiny seeded checkpoints or local snapshots) and the reserved tokens",
   inputs: ["train"],
   outputs: [
-    { name: "models", kind: "json", file: "models.json", description: "encoder/decoder folders, fingerprints, added tokens" },
+    { name: "models", kind: "json", file: "models.json", schema: ModelsDoc, description: "encoder/decoder folders, fingerprints, added tokens" },
     { name: "models.tiny", kind: "dir", file: "tiny", description: "tiny checkpoints (encoder/, decoder/) when asked for; else empty" }
   ],
   params: ModelsConfig,
   selectParams: (config) => (config as LlinkConfig).models,
   externalInputs: (p) => [p.encoder, p.decoder].filter((m) => m !== "tiny").map((m) => path.resolve(m)),
-  run: Effect.fn("models.run")(function*(ctx) {
-    const work = yield* importWork(STAGE, () => import("./work.ts"))
-    return yield* work.runModels(ctx)
-  })
+  run: (ctx) => Effect.flatMap(importWork("models", () => import("./work.ts")), (work) => work.runModels(ctx))
 })

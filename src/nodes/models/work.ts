@@ -22,11 +22,11 @@ import { reservedTokens } from "../../models/tokenizer.ts"
 import { ArtifactError, StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { readTable } from "../../pipeline/table.ts"
-import type { ModelsConfig } from "../../schemas/config.ts"
-import type { ModelRef, ModelsDoc } from "../../artifacts/models.ts"
-import { MODELS_FORMAT } from "../../artifacts/models.ts"
+import { writeJsonDoc } from "../../artifacts/json.ts"
+import { type ModelRef, ModelsDoc, MODELS_FORMAT } from "../../artifacts/models.ts"
+import type { ModelsParams } from "./params.ts"
 
-export type ModelsParams = typeof ModelsConfig.Type
+export type { ModelsParams }
 
 const STAGE = "models"
 export const FOREIGN_EMB_TOKEN = "<foreign_emb>"
@@ -97,18 +97,6 @@ const trainingSentences = (file: string, n: number) =>
 export const runModels = (ctx: StageContext<ModelsParams>): Effect.Effect<StageOutcome, StageError> =>
   Effect.gen(function*() {
     const p = ctx.params
-    if (!Number.isSafeInteger(p.slots) || p.slots < 1) {
-      return yield* new StageError({ stage: STAGE, message: `models.slots must be a whole number ≥ 1, got ${p.slots}` })
-    }
-    if (!Number.isSafeInteger(p.seed)) {
-      return yield* new StageError({ stage: STAGE, message: `models.seed must be a whole number, got ${p.seed}` })
-    }
-    if (!Number.isSafeInteger(p.tinyTokenizerPairs) || p.tinyTokenizerPairs < 1) {
-      return yield* new StageError({
-        stage: STAGE,
-        message: `models.tinyTokenizerPairs must be a whole number ≥ 1, got ${p.tinyTokenizerPairs}`
-      })
-    }
     const jsonFile = ctx.outputs["models"]
     const tinyDir = ctx.outputs["models.tiny"]
     yield* Effect.try({
@@ -159,10 +147,7 @@ export const runModels = (ctx: StageContext<ModelsParams>): Effect.Effect<StageO
       embeddingSeed: p.seed,
       slots: p.slots
     }
-    yield* Effect.try({
-      try: () => fs.writeFileSync(jsonFile, `${JSON.stringify(doc, null, 2)}\n`),
-      catch: (cause) => new StageError({ stage: STAGE, message: `cannot write ${jsonFile}: ${String(cause)}`, file: jsonFile, cause })
-    })
+    yield* writeJsonDoc(ModelsDoc, jsonFile, doc).pipe(asStageError(STAGE))
     ctx.log(`encoder ${encoder.kind} ${encoder.path}; decoder ${decoder.kind} ${decoder.path}; ${doc.addedTokens.length} added tokens (${p.embeddingInit})`)
     return {
       rows: {},

@@ -2,188 +2,51 @@
  * The run report: `results.json` (the numbers), `report.md` and `report.html` (self-contained: inline CSS and SVG).
  *
  * Pure functions over already-read inputs (`ReportInputs`), so they are easy to test; the `report` stage reads the
- * artifacts, decodes them with the Schemas below (only the fields used; extra fields are ignored) and writes files.
+ * artifacts with their producers' Schemas (src/schemas/) and writes files. After a partial run the sections whose
+ * inputs were not computed say so instead of showing numbers.
  *
  * Sections: offline markers; Table 1 (retrieval) and Table 2 (judge) beside the paper's numbers
  * (src/schemas/paper.ts); decoder prompt tokens per system and the tokenizer statistics; numeric fidelity; Stage A
  * and Stage B training curves (loss components, τ and learning rate; L_SFT against L_zero and their gap); sample
  * generations side by side; data quality; and the lineage of the run (`<run-dir>/manifest.json`, when present).
  */
-import { Schema } from "effect"
 import type { Manifest } from "../../pipeline/manifest.ts"
+import type { JudgeDoc } from "../../schemas/judge.ts"
+import type { QualityDoc } from "../../schemas/quality.ts"
+import type { ResultsDoc } from "../../schemas/results.ts"
+import type { RetrievalDoc, RetrievalFullDoc } from "../../schemas/retrieval.ts"
 import type { GenerationRow } from "../../schemas/sft.ts"
+import type { TokstatsDoc } from "../../schemas/tokstats.ts"
 import { PAPER_JUDGE, PAPER_RETRIEVAL, PAPER_TOKENS } from "../../schemas/paper.ts"
 import { escapeXml, histogramSvg, lineChartSvg } from "../../plots/svg.ts"
-
-// ---------------------------------------------------------------------------------------------------------------
-// Input shapes (decoded leniently: only what the report uses)
-
-export const RetrievalMetricsDoc = Schema.Struct({
-  n: Schema.Number,
-  r1: Schema.Number,
-  r5: Schema.Number,
-  r10: Schema.Number,
-  mrr: Schema.Number,
-  meanRank: Schema.Number,
-  chanceR1: Schema.optionalKey(Schema.Number)
-})
-export type RetrievalMetricsDoc = typeof RetrievalMetricsDoc.Type
-
-export const RetrievalDoc = Schema.Struct({ stageA: RetrievalMetricsDoc })
-export const RetrievalFullDoc = Schema.Struct({
-  full: RetrievalMetricsDoc,
-  finetune: RetrievalMetricsDoc,
-  /** How LLINK (full)'s query vector was made. */
-  fullVector: Schema.optionalKey(Schema.String)
-})
-
-const Pref = Schema.NullOr(Schema.Number)
-export const JudgeAggregateDoc = Schema.Struct({
-  n: Schema.Number,
-  wins: Schema.Number,
-  losses: Schema.Number,
-  ties: Schema.Number,
-  invalid: Schema.Number,
-  preference: Pref,
-  flipRate: Pref
-})
-export type JudgeAggregateDoc = typeof JudgeAggregateDoc.Type
-const ComparisonsDoc = Schema.Struct({ vsBase: JudgeAggregateDoc, vsFinetune: JudgeAggregateDoc })
-
-export const NumericAggregateDoc = Schema.Struct({
-  examples: Schema.Number,
-  applicable: Schema.Number,
-  mentions: Schema.Number,
-  micro: Pref,
-  macro: Pref,
-  valueRecall: Pref,
-  unitRecall: Pref,
-  perfect: Schema.Number
-})
-export type NumericAggregateDoc = typeof NumericAggregateDoc.Type
-const NumericBySystemDoc = Schema.Struct({ llink: NumericAggregateDoc, base: NumericAggregateDoc, finetune: NumericAggregateDoc })
-
-export const JudgeDoc = Schema.Struct({
-  mode: Schema.Literals(["offline", "endpoint"]),
-  offline: Schema.Boolean,
-  judge: Schema.String,
-  margin: Schema.optionalKey(Pref),
-  byBucket: Schema.Struct({ content: Schema.optionalKey(ComparisonsDoc), qa: Schema.optionalKey(ComparisonsDoc) }),
-  overall: ComparisonsDoc,
-  numericFidelity: NumericBySystemDoc,
-  numericFidelityByBucket: Schema.optionalKey(
-    Schema.Struct({ content: Schema.optionalKey(NumericBySystemDoc), qa: Schema.optionalKey(NumericBySystemDoc) })
-  )
-})
-export type JudgeDoc = typeof JudgeDoc.Type
-
-const SideDoc = Schema.Struct({
-  tokens: Schema.Number,
-  chars: Schema.Number,
-  tokensPerChar: Schema.Number,
-  tokensPerSentence: Schema.Struct({ mean: Schema.Number, p50: Schema.Number, p95: Schema.Number, max: Schema.Number })
-})
-export const TokstatsDoc = Schema.Struct({
-  pairs: Schema.Number,
-  tokenizer: Schema.String,
-  english: SideDoc,
-  foreign: SideDoc,
-  foreignToEnglishTokenRatio: Schema.Struct({ ofTotals: Schema.Number, meanPerPair: Schema.Number, medianPerPair: Schema.Number }),
-  slots: Schema.Struct({
-    K: Schema.Number,
-    savedPerSentence: Schema.Struct({ mean: Schema.Number, total: Schema.Number }),
-    shareLongerThanK: Schema.Number
-  })
-})
-export type TokstatsDoc = typeof TokstatsDoc.Type
-
-export const QualityDoc = Schema.Struct({
-  rowsIn: Schema.Number,
-  kept: Schema.Number,
-  rejected: Schema.Number,
-  byReason: Schema.Record(Schema.String, Schema.Number),
-  truncated: Schema.Number,
-  maxForeignChars: Schema.optionalKey(Schema.Number)
-})
-export type QualityDoc = typeof QualityDoc.Type
 
 /** A training-metrics table: column name → values per logged step (NaN for missing cells). */
 export type MetricsTable = ReadonlyMap<string, ReadonlyArray<number>>
 
+/** What the report reads; an input that was not computed (a partial run) is undefined. */
 export interface ReportInputs {
   readonly title: string
-  readonly retrieval: typeof RetrievalDoc.Type
-  readonly retrievalFull: typeof RetrievalFullDoc.Type
-  readonly judge: JudgeDoc
-  readonly tokstats: TokstatsDoc
-  readonly quality: QualityDoc
+  readonly retrieval: RetrievalDoc | undefined
+  readonly retrievalFull: RetrievalFullDoc | undefined
+  readonly judge: JudgeDoc | undefined
+  readonly tokstats: TokstatsDoc | undefined
+  readonly quality: QualityDoc | undefined
   readonly stageAMetrics: MetricsTable
   readonly stageBMetrics: MetricsTable
-  readonly generations: ReadonlyArray<GenerationRow>
+  readonly generations: ReadonlyArray<GenerationRow> | undefined
   /** Whether the Stage B data came from the offline template synthesizer (null: unknown). */
   readonly synthOffline: boolean | null
   readonly manifest: Manifest | undefined
   /** Sample generations to show. */
   readonly samples: number
+  /** Input artifacts that were not computed (empty for a complete run). */
+  readonly missing: ReadonlyArray<string>
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // results.json
 
-export interface TokenUse {
-  readonly mean: number
-  readonly total: number
-}
-
-export interface ResultsDoc {
-  readonly title: string
-  readonly offline: { readonly synthesizer: boolean | null; readonly judge: boolean }
-  readonly retrieval: {
-    readonly n: number
-    readonly stageA: RetrievalMetricsDoc
-    readonly full: RetrievalMetricsDoc
-    readonly finetune: RetrievalMetricsDoc
-    readonly fullVector: string | null
-    readonly paper: typeof PAPER_RETRIEVAL
-  }
-  readonly judge: {
-    readonly mode: "offline" | "endpoint"
-    readonly judge: string
-    readonly byBucket: {
-      readonly content?: { readonly vsBase: JudgeAggregateDoc; readonly vsFinetune: JudgeAggregateDoc }
-      readonly qa?: { readonly vsBase: JudgeAggregateDoc; readonly vsFinetune: JudgeAggregateDoc }
-    }
-    readonly overall: { readonly vsBase: JudgeAggregateDoc; readonly vsFinetune: JudgeAggregateDoc }
-    readonly paper: typeof PAPER_JUDGE
-  }
-  readonly numericFidelity: JudgeDoc["numericFidelity"]
-  readonly tokens: {
-    readonly examples: number
-    readonly llink: TokenUse
-    readonly base: TokenUse
-    readonly finetune: TokenUse
-    /** Mean base prompt tokens / mean LLINK prompt tokens (paper: ≈ 3). */
-    readonly ratioBaseToLlink: number | null
-    readonly ratioFinetuneToLlink: number | null
-    readonly paperReduction: number
-  }
-  readonly tokenizer: {
-    readonly pairs: number
-    readonly englishTokensPerChar: number
-    readonly foreignTokensPerChar: number
-    readonly foreignToEnglishTokenRatio: number
-    readonly slots: number
-    readonly savedPerSentence: number
-    readonly paper: typeof PAPER_TOKENS
-  }
-  readonly data: { readonly rowsIn: number; readonly kept: number; readonly rejected: number; readonly truncated: number }
-  readonly training: {
-    readonly stageA: Record<string, number>
-    readonly stageB: Record<string, number>
-  }
-}
-
-const tokenUse = (values: ReadonlyArray<number>): TokenUse => {
+const tokenUse = (values: ReadonlyArray<number>) => {
   const total = values.reduce((a, b) => a + b, 0)
   return { mean: values.length === 0 ? 0 : total / values.length, total }
 }
@@ -204,30 +67,17 @@ export const lastValues = (table: MetricsTable): Record<string, number> => {
 
 export const buildResults = (inputs: ReportInputs): ResultsDoc => {
   const g = inputs.generations
-  const llink = tokenUse(g.map((r) => r.llinkPromptTokens))
-  const base = tokenUse(g.map((r) => r.basePromptTokens))
-  const finetune = tokenUse(g.map((r) => r.finetunePromptTokens))
   const t = inputs.tokstats
-  return {
-    title: inputs.title,
-    offline: { synthesizer: inputs.synthOffline, judge: inputs.judge.offline },
-    retrieval: {
-      n: inputs.retrieval.stageA.n,
-      stageA: inputs.retrieval.stageA,
-      full: inputs.retrievalFull.full,
-      finetune: inputs.retrievalFull.finetune,
-      fullVector: inputs.retrievalFull.fullVector ?? null,
-      paper: PAPER_RETRIEVAL
-    },
-    judge: {
-      mode: inputs.judge.mode,
-      judge: inputs.judge.judge,
-      byBucket: inputs.judge.byBucket,
-      overall: inputs.judge.overall,
-      paper: PAPER_JUDGE
-    },
-    numericFidelity: inputs.judge.numericFidelity,
-    tokens: {
+  const q = inputs.quality
+  const j = inputs.judge
+  const stageA = inputs.retrieval?.stageA ?? null
+  const rf = inputs.retrievalFull
+  const tokens = (() => {
+    if (g === undefined) return null
+    const llink = tokenUse(g.map((r) => r.llinkPromptTokens))
+    const base = tokenUse(g.map((r) => r.basePromptTokens))
+    const finetune = tokenUse(g.map((r) => r.finetunePromptTokens))
+    return {
       examples: g.length,
       llink,
       base,
@@ -235,18 +85,36 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
       ratioBaseToLlink: llink.mean > 0 ? base.mean / llink.mean : null,
       ratioFinetuneToLlink: llink.mean > 0 ? finetune.mean / llink.mean : null,
       paperReduction: PAPER_TOKENS.decoderTokenReduction
+    }
+  })()
+  return {
+    title: inputs.title,
+    offline: { synthesizer: inputs.synthOffline, judge: j?.offline ?? null },
+    retrieval: {
+      n: stageA?.n ?? rf?.n ?? null,
+      stageA,
+      full: rf?.full ?? null,
+      finetune: rf?.finetune ?? null,
+      fullVector: rf?.fullVector ?? null,
+      paper: PAPER_RETRIEVAL
     },
-    tokenizer: {
-      pairs: t.pairs,
-      englishTokensPerChar: t.english.tokensPerChar,
-      foreignTokensPerChar: t.foreign.tokensPerChar,
-      foreignToEnglishTokenRatio: t.foreignToEnglishTokenRatio.ofTotals,
-      slots: t.slots.K,
-      savedPerSentence: t.slots.savedPerSentence.mean,
-      paper: PAPER_TOKENS
-    },
-    data: { rowsIn: inputs.quality.rowsIn, kept: inputs.quality.kept, rejected: inputs.quality.rejected, truncated: inputs.quality.truncated },
-    training: { stageA: lastValues(inputs.stageAMetrics), stageB: lastValues(inputs.stageBMetrics) }
+    judge: j === undefined ? null : { mode: j.mode, judge: j.judge, byBucket: j.byBucket, overall: j.overall, paper: PAPER_JUDGE },
+    numericFidelity: j?.numericFidelity ?? null,
+    tokens,
+    tokenizer: t === undefined
+      ? null
+      : {
+        pairs: t.pairs,
+        englishTokensPerChar: t.english.tokensPerChar,
+        foreignTokensPerChar: t.foreign.tokensPerChar,
+        foreignToEnglishTokenRatio: t.foreignToEnglishTokenRatio.ofTotals,
+        slots: t.slots.K,
+        savedPerSentence: t.slots.savedPerSentence.mean,
+        paper: PAPER_TOKENS
+      },
+    data: q === undefined ? null : { rowsIn: q.rowsIn, kept: q.kept, rejected: q.rejected, truncated: q.truncated },
+    training: { stageA: lastValues(inputs.stageAMetrics), stageB: lastValues(inputs.stageBMetrics) },
+    ...(inputs.missing.length === 0 ? {} : { partial: { missing: [...inputs.missing] } })
   }
 }
 
@@ -294,16 +162,23 @@ const tableHtml = (t: Table): string =>
 // ---------------------------------------------------------------------------------------------------------------
 // Tables
 
+/** What a cell says when its stage did not run in this (partial) run. */
+const NOT_COMPUTED = "not computed in this run"
+
 export const retrievalTable = (r: ResultsDoc): Table => {
   const rows: Array<Array<string>> = []
   const paperRows = new Set<number>()
   const systems = [
-    ["Direct fine-tune", r.retrieval.finetune, r.retrieval.paper.finetune],
-    ["LLINK (Stage A)", r.retrieval.stageA, r.retrieval.paper.stageA],
-    ["LLINK (Full)", r.retrieval.full, r.retrieval.paper.full]
+    ["Direct fine-tune", r.retrieval.finetune, PAPER_RETRIEVAL.finetune],
+    ["LLINK (Stage A)", r.retrieval.stageA, PAPER_RETRIEVAL.stageA],
+    ["LLINK (Full)", r.retrieval.full, PAPER_RETRIEVAL.full]
   ] as const
   for (const [name, run, paper] of systems) {
-    rows.push([name, `this run (n = ${int(run.n)})`, f3(run.r1), f3(run.r5), f3(run.r10), f3(run.mrr), f1(run.meanRank), f3(run.chanceR1)])
+    rows.push(
+      run === null
+        ? [name, NOT_COMPUTED, "–", "–", "–", "–", "–", "–"]
+        : [name, `this run (n = ${int(run.n)})`, f3(run.r1), f3(run.r5), f3(run.r10), f3(run.mrr), f1(run.meanRank), f3(run.chanceR1)]
+    )
     paperRows.add(rows.length)
     rows.push(["", `paper (n = ${int(paper.n)})`, f3(paper.r1), f3(paper.r5), f3(paper.r10), f3(paper.mrr), f1(paper.meanRank), f3(1 / paper.n)])
   }
@@ -322,9 +197,9 @@ export const judgeTable = (r: ResultsDoc): Table => {
   const rows: Array<Array<string>> = []
   const paperRows = new Set<number>()
   for (const bucket of ["content", "qa"] as const) {
-    const b = r.judge.byBucket[bucket]
+    const b = r.judge?.byBucket[bucket]
     for (const comparison of ["vsBase", "vsFinetune"] as const) {
-      const paper = r.judge.paper[bucket][comparison]
+      const paper = PAPER_JUDGE[bucket][comparison]
       if (b !== undefined) {
         const a = b[comparison]
         const valid = a.n - a.invalid
@@ -355,7 +230,7 @@ export const judgeTable = (r: ResultsDoc): Table => {
     }
   }
   return {
-    caption: `Table 2: pairwise judge (${r.judge.mode === "offline" ? "OFFLINE chrF judge" : r.judge.judge}; both orders, human reference shown; preference = wins / (wins + losses))`,
+    caption: `Table 2: pairwise judge (${r.judge === null ? `${NOT_COMPUTED}: paper rows only` : r.judge.mode === "offline" ? "OFFLINE chrF judge" : r.judge.judge}; both orders, human reference shown; preference = wins / (wins + losses))`,
     header: ["Bucket", "Comparison", "Source", "Wins %", "Losses %", "Ties %", "Invalid", "Preference", "Order flips"],
     rows,
     paperRows
@@ -365,22 +240,30 @@ export const judgeTable = (r: ResultsDoc): Table => {
 export const tokensTable = (r: ResultsDoc): Table => {
   const t = r.tokens
   const k = r.tokenizer
-  return {
-    caption: "Decoder prompt tokens per evaluation example, and the tokenizer's inflation of the foreign language",
-    header: ["Quantity", "This run", "Paper"],
-    rows: [
+  const paper = PAPER_TOKENS
+  const promptRows = t === null
+    ? [["Decoder prompt tokens (generate)", NOT_COMPUTED, `≈${paper.decoderTokenReduction}× fewer with LLINK`]]
+    : [
       ["Examples", int(t.examples), ""],
       ["LLINK prompt tokens (mean)", f1(t.llink.mean), ""],
       ["Base prompt tokens (mean)", f1(t.base.mean), ""],
       ["Fine-tune prompt tokens (mean)", f1(t.finetune.mean), ""],
       ["Base / LLINK prompt tokens", t.ratioBaseToLlink === null ? "–" : `${t.ratioBaseToLlink.toFixed(2)}×`, `≈${t.paperReduction}×`],
-      ["Fine-tune / LLINK prompt tokens", t.ratioFinetuneToLlink === null ? "–" : `${t.ratioFinetuneToLlink.toFixed(2)}×`, ""],
+      ["Fine-tune / LLINK prompt tokens", t.ratioFinetuneToLlink === null ? "–" : `${t.ratioFinetuneToLlink.toFixed(2)}×`, ""]
+    ]
+  const tokenizerRows = k === null
+    ? [["Tokenizer statistics (tokstats)", NOT_COMPUTED, ""]]
+    : [
       ["Training pairs measured", int(k.pairs), ""],
-      ["English tokens per character", f3(k.englishTokensPerChar), String(k.paper.englishTokensPerChar)],
-      ["Foreign tokens per character", f3(k.foreignTokensPerChar), String(k.paper.foreignTokensPerChar)],
-      ["Foreign / English tokens (same sentences)", `${k.foreignToEnglishTokenRatio.toFixed(2)}×`, `${k.paper.fragmentation}× (example: ${k.paper.exampleForeignTokens} vs ${k.paper.exampleEnglishTokens})`],
+      ["English tokens per character", f3(k.englishTokensPerChar), String(paper.englishTokensPerChar)],
+      ["Foreign tokens per character", f3(k.foreignTokensPerChar), String(paper.foreignTokensPerChar)],
+      ["Foreign / English tokens (same sentences)", `${k.foreignToEnglishTokenRatio.toFixed(2)}×`, `${paper.fragmentation}× (example: ${paper.exampleForeignTokens} vs ${paper.exampleEnglishTokens})`],
       [`Decoder tokens saved per sentence with K = ${k.slots} slots`, f1(k.savedPerSentence), ""]
     ]
+  return {
+    caption: "Decoder prompt tokens per evaluation example, and the tokenizer's inflation of the foreign language",
+    header: ["Quantity", "This run", "Paper"],
+    rows: [...promptRows, ...tokenizerRows]
   }
 }
 
@@ -392,7 +275,8 @@ export const numericTable = (r: ResultsDoc, byBucket?: JudgeDoc["numericFidelity
       scope = ""
     }
   }
-  add("All", r.numericFidelity)
+  if (r.numericFidelity === null) rows.push(["All", NOT_COMPUTED, "", "", "", "", "", "", ""])
+  else add("All", r.numericFidelity)
   if (byBucket?.content !== undefined) add(BUCKET_NAMES.content, byBucket.content)
   if (byBucket?.qa !== undefined) add(BUCKET_NAMES.qa, byBucket.qa)
   return {
@@ -426,7 +310,7 @@ export const qualityTable = (q: QualityDoc): Table => ({
     ["Kept", int(q.kept)],
     ["Rejected", int(q.rejected)],
     ...Object.entries(q.byReason).map(([reason, n]) => [`  rejected: ${reason}`, int(n)]),
-    [`Foreign sides truncated${q.maxForeignChars === undefined ? "" : ` to ${q.maxForeignChars} chars`}`, int(q.truncated)]
+    [`Foreign sides truncated to ${q.maxForeignChars} chars`, int(q.truncated)]
   ]
 })
 
@@ -543,10 +427,13 @@ export const tokenFigure = (generations: ReadonlyArray<GenerationRow>): Figure |
 // Documents
 
 const offlineNotes = (r: ResultsDoc): Array<string> => [
+  ...(r.partial === undefined
+    ? []
+    : [`PARTIAL RUN: not computed in this run: ${r.partial.missing.join(", ")} (run \`llink run\` without --until for the rest).`]),
   ...(r.offline.synthesizer === true
     ? ["OFFLINE SYNTHESIZER: the Stage B data was made by the deterministic template synthesizer from the reference English, not by a 70B model."]
     : []),
-  ...(r.offline.judge
+  ...(r.offline.judge === true
     ? ["OFFLINE JUDGE: Table 2 comes from the chrF judge (higher chrF against the human reference wins), not from an LLM judge; it is not comparable to the paper's numbers."]
     : [])
 ]
@@ -564,13 +451,15 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     retrieval: retrievalTable(r),
     judge: judgeTable(r),
     tokens: tokensTable(r),
-    numeric: numericTable(r, inputs.judge.numericFidelityByBucket),
-    samples: samplesTable(inputs.generations, inputs.samples),
-    quality: qualityTable(inputs.quality)
+    numeric: numericTable(r, inputs.judge?.numericFidelityByBucket),
+    samples: samplesTable(inputs.generations ?? [], inputs.samples),
+    quality: inputs.quality === undefined
+      ? { caption: "Data: cleaning summary", header: ["Quantity", "Value"], rows: [["Cleaning (clean)", NOT_COMPUTED]] }
+      : qualityTable(inputs.quality)
   }
   const lineage = inputs.manifest === undefined ? undefined : lineageTable(inputs.manifest)
   const training = trainingFigures(inputs.stageAMetrics, inputs.stageBMetrics)
-  const tokenFig = tokenFigure(inputs.generations)
+  const tokenFig = tokenFigure(inputs.generations ?? [])
   const fullVectorNote = r.retrieval.fullVector === null ? "" : ` LLINK (Full) query vector: ${r.retrieval.fullVector}.`
 
   const md = [

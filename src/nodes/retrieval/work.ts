@@ -5,58 +5,33 @@
  * MRR, mean rank and chance R@1 (`src/metrics/retrieval.ts`). The artifact is keyed by system so later systems
  * (`full`, `finetune`) can be added beside `stageA`.
  */
-import { Effect, Stream } from "effect"
-import * as fs from "node:fs"
+import { Effect } from "effect"
 import { asStageError } from "../../pipeline/stageError.ts"
 import * as Projector from "../../models/projector.ts"
-import { ArtifactError, StageError } from "../../pipeline/errors.ts"
-import type { Matrix } from "../../pipeline/matrix.ts"
-import { readMatrixBatches } from "../../pipeline/matrix.ts"
+import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { PAPER_RETRIEVAL } from "../../schemas/paper.ts"
-import type { RetrievalConfig } from "../../schemas/config.ts"
-import { ensureBackend, hostMatmul } from "../../backend/host.ts"
+import { writeJsonDoc } from "../../artifacts/json.ts"
+import { RetrievalDoc } from "../../schemas/retrieval.ts"
+import type { RetrievalParams } from "./params.ts"
+import { hostMatmul } from "../../backend/host.ts"
+import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { loadProjectorDir } from "../../artifacts/projector.ts"
-import { devRetrieval } from "../stageA/work.ts"
+import { readMatrixHead } from "../../artifacts/matrixHead.ts"
+import { devRetrieval } from "../../metrics/projectorRetrieval.ts"
 
-export type RetrievalParams = typeof RetrievalConfig.Type & { readonly evalN: number }
+export type { RetrievalParams }
 
 const STAGE = "retrieval"
 
-/** The first `n` rows of a matrix artifact (reads only the record batches needed). */
-export const readMatrixHead = (file: string, n: number): Effect.Effect<Matrix, ArtifactError> =>
-  Effect.gen(function*() {
-    let seen = 0
-    const parts = yield* readMatrixBatches(file).pipe(
-      Stream.takeUntil((b) => {
-        seen += b.rows
-        return seen >= n
-      }),
-      Stream.runCollect
-    )
-    const dim = parts.length > 0 ? parts[0].dim : 0
-    const rows = Math.min(n, parts.reduce((a, b) => a + b.rows, 0))
-    const data = new Float32Array(rows * dim)
-    let at = 0
-    for (const b of parts) {
-      const take = Math.min(b.rows, rows - at)
-      if (take <= 0) break
-      data.set(b.data.subarray(0, take * dim), at * dim)
-      at += take
-    }
-    return { rows, dim, data }
-  })
-
-export const runRetrieval = (ctx: StageContext<RetrievalParams>): Effect.Effect<StageOutcome, StageError> =>
+export const runRetrieval = (ctx: StageContext<RetrievalParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
   Effect.gen(function*() {
     const p = ctx.params
-    if (!Number.isSafeInteger(p.n) || p.n < 0) {
-      return yield* new StageError({ stage: STAGE, message: `retrieval.n must be a whole number ≥ 0, got ${p.n}` })
-    }
     const want = p.n === 0 ? p.evalN : p.n
     if (want < 1) return yield* new StageError({ stage: STAGE, message: `nothing to evaluate: retrieval.n = 0 and split.evalN = ${p.evalN}` })
-    const backend = yield* ensureBackend(STAGE)
-    const { matmul } = hostMatmul()
+    const started = yield* startBackend(STAGE)
+    const backend = started.tfBackend
+    const { matmul } = hostMatmul(started)
     const { config, host } = yield* loadProjectorDir(ctx.inputs["projector"]).pipe(asStageError(STAGE))
     const z = yield* readMatrixHead(ctx.inputs["zF.holdout"], want).pipe(asStageError(STAGE))
     const h = yield* readMatrixHead(ctx.inputs["hE.holdout"], want).pipe(asStageError(STAGE))
@@ -84,12 +59,8 @@ export const runRetrieval = (ctx: StageContext<RetrievalParams>): Effect.Effect<
         }),
       (proj) => Effect.sync(() => Projector.dispose(proj))
     )
-    const doc = { stageA: metrics }
-    const out = ctx.outputs["retrieval"]
-    yield* Effect.try({
-      try: () => fs.writeFileSync(out, `${JSON.stringify(doc, null, 2)}\n`),
-      catch: (cause) => new StageError({ stage: STAGE, message: `cannot write ${out}: ${String(cause)}`, file: out, cause })
-    })
+    const doc: RetrievalDoc = { stageA: metrics }
+    yield* writeJsonDoc(RetrievalDoc, ctx.outputs["retrieval"], doc).pipe(asStageError(STAGE))
     const paper = PAPER_RETRIEVAL.stageA
     const f = (x: number) => x.toFixed(3)
     ctx.log(`Stage A retrieval, n = ${n} (${backend}):   R@1 ${f(metrics.r1)}  R@5 ${f(metrics.r5)}  R@10 ${f(metrics.r10)}  MRR ${f(metrics.mrr)}  mean rank ${metrics.meanRank.toFixed(1)}  (chance R@1 ${metrics.chanceR1.toFixed(4)})`)

@@ -3,35 +3,27 @@
  * on the same eval slice and teacher vectors as the Stage A row. "full" is by default the mean of the K injected slot
  * vectors (what Stage B's alignment auxiliaries train toward h_E); see src/nodes/retrievalFull/work.ts.
  */
-import { Effect, Schema } from "effect"
-import { defineStage } from "../../pipeline/stage.ts"
-import { type LlinkConfig, RetrievalFullConfig, TeacherTemplate } from "../../schemas/config.ts"
+import { Effect } from "effect"
+import type { TensorBackend } from "../../backend/tensorBackend.ts"
 import { importWork } from "../../pipeline/lazy.ts"
+import { defineStage } from "../../pipeline/stage.ts"
+import { RetrievalFullDoc } from "../../schemas/retrieval.ts"
+import type { LlinkConfig } from "../config.ts"
+import { RetrievalFullParams } from "./params.ts"
 
-const STAGE = "retrievalFull"
-
-/** The `retrievalFull` section, plus `retrieval.n`, `split.evalN` and the teacher's prompt settings. */
-export const RetrievalFullParams = Schema.Struct({
-  ...RetrievalFullConfig.fields,
-  n: Schema.Number,
-  evalN: Schema.Number,
-  teacher: Schema.Struct({ template: TeacherTemplate, maxTokens: Schema.Number })
-})
-type RetrievalFullParams = typeof RetrievalFullParams.Type
-
-export const retrievalFull = defineStage<RetrievalFullParams>({
-  name: STAGE,
+export const retrievalFull = defineStage<RetrievalFullParams, TensorBackend>({
+  name: "retrievalFull",
+  source: import.meta.url,
   version: "1",
   description: "Bilingual retrieval of full LLINK (mean slot after Stage B) and of the direct fine-tune",
   inputs: ["models", "projector", "stageB", "finetune", "zF.holdout", "hE.holdout", "eval"],
-  outputs: [{ name: "retrieval.full", kind: "json", file: "retrieval.full.json", description: "retrieval metrics of full LLINK and the fine-tune" }],
+  outputs: [
+    { name: "retrieval.full", kind: "json", file: "retrieval.full.json", schema: RetrievalFullDoc, description: "retrieval metrics of full LLINK and the fine-tune" }
+  ],
   params: RetrievalFullParams,
   selectParams: (config) => {
     const c = config as LlinkConfig
     return { ...c.retrievalFull, n: c.retrieval.n, evalN: c.split.evalN, teacher: { template: c.teacher.template, maxTokens: c.teacher.maxTokens } }
   },
-  run: Effect.fn("retrievalFull.run")(function*(ctx) {
-    const work = yield* importWork(STAGE, () => import("./work.ts"))
-    return yield* work.runRetrievalFull(ctx)
-  })
+  run: (ctx) => Effect.flatMap(importWork("retrievalFull", () => import("./work.ts")), (work) => work.runRetrievalFull(ctx))
 })

@@ -19,7 +19,6 @@
  *   section's template and token limit: "paper" = BOS `User:{foreign}<foreign_emb>`), so both sides of the
  *   comparison are read at the same reserved position.
  */
-import * as fs from "node:fs"
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { retrievalMetrics, type RetrievalMetrics } from "../../metrics/retrieval.ts"
@@ -29,20 +28,18 @@ import { slotsFromZ } from "../../models/slots.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { readTableAll } from "../../pipeline/table.ts"
-import type { RetrievalFullConfig, TeacherConfig } from "../../schemas/config.ts"
+import { writeJsonDoc } from "../../artifacts/json.ts"
+import { RetrievalFullDoc } from "../../schemas/retrieval.ts"
+import type { RetrievalFullParams } from "./params.ts"
 import { PAPER_RETRIEVAL } from "../../schemas/paper.ts"
-import { ensureBackend, hostMatmul } from "../../backend/host.ts"
-import { readMatrixHead } from "../retrieval/work.ts"
-import { leftPad, teacherPromptIds } from "../teacher/work.ts"
+import { hostMatmul } from "../../backend/host.ts"
+import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
+import { readMatrixHead } from "../../artifacts/matrixHead.ts"
+import { leftPad, teacherPromptIds } from "../../prompts/teacher.ts"
 import { slotPrompt, stripTokens, taskInstruction } from "../../prompts/slots.ts"
 import { type EvalSystems, loadEvalSystems } from "../../artifacts/systems.ts"
 
-export type RetrievalFullParams = typeof RetrievalFullConfig.Type & {
-  /** `retrieval.n` (0 = `split.evalN`). */
-  readonly n: number
-  readonly evalN: number
-  readonly teacher: Pick<typeof TeacherConfig.Type, "template" | "maxTokens">
-}
+export type { RetrievalFullParams }
 
 const STAGE = "retrievalFull"
 
@@ -88,12 +85,9 @@ export const finetuneVectors = (sys: EvalSystems, foreign: ReadonlyArray<string>
   })
 }
 
-export const runRetrievalFull = (ctx: StageContext<RetrievalFullParams>): Effect.Effect<StageOutcome, StageError> =>
+export const runRetrievalFull = (ctx: StageContext<RetrievalFullParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
   Effect.gen(function*() {
     const p = ctx.params
-    for (const [name, v, min] of [["retrieval.n", p.n, 0], ["retrievalFull.batchSize", p.batchSize, 1]] as const) {
-      if (!Number.isSafeInteger(v) || v < min) return yield* new StageError({ stage: STAGE, message: `${name} must be a whole number ≥ ${min}, got ${v}` })
-    }
     const want = p.n === 0 ? p.evalN : p.n
     if (want < 1) return yield* new StageError({ stage: STAGE, message: `nothing to evaluate: retrieval.n = 0 and split.evalN = ${p.evalN}` })
     const evalRows = yield* readTableAll(ctx.inputs["eval"], { columns: ["foreign"] }).pipe(asStageError(STAGE))
@@ -108,8 +102,9 @@ export const runRetrievalFull = (ctx: StageContext<RetrievalFullParams>): Effect
       if (typeof f !== "string") return yield* new StageError({ stage: STAGE, message: `eval row ${i}: column "foreign" is not a string`, file: ctx.inputs["eval"] })
       foreign.push(f)
     }
-    const backend = yield* ensureBackend(STAGE)
-    const { matmul } = hostMatmul()
+    const started = yield* startBackend(STAGE)
+    const backend = started.tfBackend
+    const { matmul } = hostMatmul(started)
     const bar = ctx.progress("pairs", 2 * n)
     const result = yield* Effect.acquireUseRelease(
       loadEvalSystems(STAGE, ctx.inputs),
@@ -137,12 +132,8 @@ export const runRetrievalFull = (ctx: StageContext<RetrievalFullParams>): Effect
       (sys) => Effect.sync(() => sys.dispose())
     )
     bar.done()
-    const doc = { n, fullVector: p.vector, full: result.full, finetune: result.finetune }
-    const out = ctx.outputs["retrieval.full"]
-    yield* Effect.try({
-      try: () => fs.writeFileSync(out, `${JSON.stringify(doc, null, 2)}\n`),
-      catch: (cause) => new StageError({ stage: STAGE, message: `cannot write ${out}: ${String(cause)}`, file: out, cause })
-    })
+    const doc: RetrievalFullDoc = { n, fullVector: p.vector, full: result.full, finetune: result.finetune }
+    yield* writeJsonDoc(RetrievalFullDoc, ctx.outputs["retrieval.full"], doc).pipe(asStageError(STAGE))
     const f = (x: number) => x.toFixed(3)
     const line = (name: string, m: RetrievalMetrics, paper: { r1: number; mrr: number; meanRank: number }) =>
       `${name}: R@1 ${f(m.r1)} R@5 ${f(m.r5)} R@10 ${f(m.r10)} MRR ${f(m.mrr)} mean rank ${m.meanRank.toFixed(1)} (paper R@1 ${f(paper.r1)}, MRR ${f(paper.mrr)}, mean rank ${paper.meanRank})`

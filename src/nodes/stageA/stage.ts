@@ -6,28 +6,34 @@
  * Outputs the projector folder and a per-step metrics table with dev retrieval on the first `split.evalN` holdout
  * pairs. Details: `src/nodes/stageA/work.ts`.
  */
-import { Effect, Schema } from "effect"
-import { defineStage } from "../../pipeline/stage.ts"
-import { type LlinkConfig, StageAConfig } from "../../schemas/config.ts"
+import { Effect } from "effect"
+import type { TensorBackend } from "../../backend/tensorBackend.ts"
+import { PROJECTOR_CONFIG, ProjectorConfigFile } from "../../schemas/projector.ts"
 import { importWork } from "../../pipeline/lazy.ts"
+import { defineStage } from "../../pipeline/stage.ts"
+import type { LlinkConfig } from "../config.ts"
+import { METRICS_COLUMNS } from "./metrics.ts"
+import { StageAParams } from "./params.ts"
 
-const STAGE = "stageA"
-
-/** The `stageA` section plus `split.evalN` (the dev slice). */
-export const StageAParams = Schema.Struct({ ...StageAConfig.fields, evalN: Schema.Number })
-type StageAParams = typeof StageAParams.Type
-
-export const stageA = defineStage<StageAParams>({
-  name: STAGE,
+export const stageA = defineStage<StageAParams, TensorBackend>({
+  name: "stageA",
+  source: import.meta.url,
   version: "1",
   description: "Stage A: contrastive projector z_F → h_E (only the projector trains)",
   inputs: ["zF.train", "hE.train", "zF.holdout", "hE.holdout"],
   outputs: [
-    { name: "projector", kind: "dir", file: "projector", description: "projector.safetensors + config.json (sizes)" },
+    {
+      name: "projector",
+      kind: "dir",
+      file: "projector",
+      document: { file: PROJECTOR_CONFIG, schema: ProjectorConfigFile },
+      description: "projector.safetensors + config.json (sizes)"
+    },
     {
       name: "stageA.metrics",
       kind: "parquet",
       file: "stageA.metrics.parquet",
+      columns: METRICS_COLUMNS,
       description: "per step: loss terms, τ, lr, grad norm; dev R@1/MRR on evaluation steps"
     }
   ],
@@ -36,8 +42,5 @@ export const stageA = defineStage<StageAParams>({
     const c = config as LlinkConfig
     return { ...c.stageA, evalN: c.split.evalN }
   },
-  run: Effect.fn("stageA.run")(function*(ctx) {
-    const work = yield* importWork(STAGE, () => import("./work.ts"))
-    return yield* work.runStageA(ctx)
-  })
+  run: (ctx) => Effect.flatMap(importWork("stageA", () => import("./work.ts")), (work) => work.runStageA(ctx))
 })

@@ -23,7 +23,7 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import * as path from "node:path"
 import { AdamW, clipCoefficient, gradNorm } from "../../backend/adamw.ts"
-import { retrievalMetrics } from "../../metrics/retrieval.ts"
+import { devRetrieval } from "../../metrics/projectorRetrieval.ts"
 import type { RetrievalMetrics } from "../../metrics/retrieval.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
 import * as Projector from "../../models/projector.ts"
@@ -32,10 +32,9 @@ import type { Matrix } from "../../pipeline/matrix.ts"
 import { readMatrix } from "../../pipeline/matrix.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
-import type { Column } from "../../pipeline/table.ts"
 import { openTableWriter } from "../../pipeline/table.ts"
-import type { StageAConfig } from "../../schemas/config.ts"
-import { l2NormalizeRows } from "../../train/hostMath.ts"
+import { METRICS_COLUMNS, type MetricsRow } from "./metrics.ts"
+import type { StageAParams } from "./params.ts"
 import type { MatMulABt } from "../../train/hostMath.ts"
 import { TeacherQueue } from "../../train/queue.ts"
 import { linearAnneal, warmupCosine } from "../../train/schedule.ts"
@@ -49,48 +48,16 @@ import {
   saveCheckpoint
 } from "../../train/trainState.ts"
 import type { DataCursor, TrainState } from "../../train/trainState.ts"
-import { ensureBackend, hostMatmul } from "../../backend/host.ts"
+import { hostMatmul } from "../../backend/host.ts"
+import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { saveProjectorDir } from "../../artifacts/projector.ts"
 import { selectionQuery, StepScores } from "./stepScores.ts"
 
-export type StageAParams = typeof StageAConfig.Type & {
-  /** `split.evalN`: dev retrieval on this many first holdout pairs. */
-  readonly evalN: number
-}
+export type { StageAParams }
 
 const STAGE = "stageA"
 /** Cosine above which a queued teacher counts as a copy of a row's own teacher (`excludePositives`). */
 const SAME_TEACHER_COSINE = 0.9999
-
-export interface MetricsRow {
-  readonly step: number
-  readonly loss: number
-  readonly nce: number
-  readonly ncePH: number
-  readonly nceHP: number
-  readonly dir: number
-  readonly norm: number
-  readonly tau: number
-  readonly lr: number
-  readonly gradNorm: number
-  readonly devR1: number | null
-  readonly devMrr: number | null
-}
-
-export const METRICS_COLUMNS: ReadonlyArray<Column> = [
-  { name: "step", type: "int32" },
-  { name: "loss", type: "float64" },
-  { name: "nce", type: "float64" },
-  { name: "ncePH", type: "float64" },
-  { name: "nceHP", type: "float64" },
-  { name: "dir", type: "float64" },
-  { name: "norm", type: "float64" },
-  { name: "tau", type: "float64" },
-  { name: "lr", type: "float64" },
-  { name: "gradNorm", type: "float64" },
-  { name: "devR1", type: "float64", nullable: true },
-  { name: "devMrr", type: "float64", nullable: true }
-]
 
 const METRIC_KEYS = ["step", "loss", "nce", "ncePH", "nceHP", "dir", "norm", "tau", "lr", "gradNorm", "devR1", "devMrr"] as const
 
@@ -110,66 +77,11 @@ const asMetricsRows = (u: unknown): Array<MetricsRow> | undefined => {
   return out
 }
 
-const checkParams = (p: StageAParams): StageError | undefined => {
-  const ints: ReadonlyArray<readonly [string, number, number]> = [
-    ["steps", p.steps, 1],
-    ["microBatch", p.microBatch, 2],
-    ["accumulation", p.accumulation, 1],
-    ["warmupSteps", p.warmupSteps, 0],
-    ["queueSize", p.queueSize, 1],
-    ["hardNegatives", p.hardNegatives, 0],
-    ["dHidden", p.dHidden, 0],
-    ["checkpointEvery", p.checkpointEvery, 0],
-    ["evalEvery", p.evalEvery, 0],
-    ["seed", p.seed, Number.MIN_SAFE_INTEGER]
-  ]
-  for (const [name, v, min] of ints) {
-    if (!Number.isSafeInteger(v) || v < min) return new StageError({ stage: STAGE, message: `stageA.${name} must be a whole number ≥ ${min}, got ${v}` })
-  }
-  const positive: ReadonlyArray<readonly [string, number]> = [
-    ["lr", p.lr],
-    ["tauStart", p.tauStart],
-    ["tauEnd", p.tauEnd],
-    ["gradClip", p.gradClip],
-    ["eps", p.eps]
-  ]
-  for (const [name, v] of positive) {
-    if (!(Number.isFinite(v) && v > 0)) return new StageError({ stage: STAGE, message: `stageA.${name} must be > 0, got ${v}` })
-  }
-  if (!(p.dropout >= 0 && p.dropout < 1)) return new StageError({ stage: STAGE, message: `stageA.dropout must be in [0, 1), got ${p.dropout}` })
-  if (!(p.beta1 >= 0 && p.beta1 < 1 && p.beta2 >= 0 && p.beta2 < 1)) {
-    return new StageError({ stage: STAGE, message: `stageA.beta1/beta2 must be in [0, 1), got ${p.beta1}/${p.beta2}` })
-  }
-  if (!(p.minLr >= 0 && p.weightDecay >= 0 && p.lambdaDir >= 0 && p.lambdaNorm >= 0)) {
-    return new StageError({ stage: STAGE, message: "stageA.minLr, weightDecay, lambdaDir and lambdaNorm must be ≥ 0" })
-  }
-  if (!Number.isSafeInteger(p.evalN) || p.evalN < 0) return new StageError({ stage: STAGE, message: `split.evalN must be a whole number ≥ 0, got ${p.evalN}` })
-  return undefined
-}
-
 const rowsOf = (m: Matrix, idx: ArrayLike<number>): Float32Array => {
   const d = m.dim
   const out = new Float32Array(idx.length * d)
   for (let i = 0; i < idx.length; i++) out.set(m.data.subarray(idx[i] * d, (idx[i] + 1) * d), i * d)
   return out
-}
-
-/** Projections of the first `n` rows of `z` (evaluation mode, chunked). */
-export const projectRows = (proj: Projector.Projector, z: Matrix, n: number, chunk = 1024): Float32Array => {
-  const out = new Float32Array(n * proj.config.dOut)
-  for (let s = 0; s < n; s += chunk) {
-    const e = Math.min(n, s + chunk)
-    out.set(Projector.projectHost(proj, z.data.subarray(s * z.dim, e * z.dim), e - s), s * proj.config.dOut)
-  }
-  return out
-}
-
-/** Retrieval of the first `n` pairs: projected foreign rows vs teacher rows, both L2-normalised (cosine). */
-export const devRetrieval = (proj: Projector.Projector, z: Matrix, h: Matrix, n: number, matmul: MatMulABt): RetrievalMetrics => {
-  const d = h.dim
-  const q = l2NormalizeRows(projectRows(proj, z, n), n, d)
-  const c = l2NormalizeRows(h.data.subarray(0, n * d), n, d)
-  return retrievalMetrics(q, c, d, { matmul })
 }
 
 /** What one training run steps over: the settings, the data, and the mutable state (projector, optimizer, queue). */
@@ -302,13 +214,12 @@ export const makeTrainer = (setup: TrainerSetup): Trainer => {
 const runIdentity = (p: StageAParams, dims: { dIn: number; dOut: number; nTrain: number; nEval: number }): string =>
   JSON.stringify({ ...Object.fromEntries(Object.entries(p).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))), ...dims })
 
-export const runStageA = (ctx: StageContext<StageAParams>): Effect.Effect<StageOutcome, StageError> =>
+export const runStageA = (ctx: StageContext<StageAParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
   Effect.gen(function*() {
     const p = ctx.params
-    const bad = checkParams(p)
-    if (bad !== undefined) return yield* bad
-    const backend = yield* ensureBackend(STAGE)
-    const { matmul, name: matmulName } = hostMatmul()
+    const started = yield* startBackend(STAGE)
+    const backend = started.tfBackend
+    const { matmul, name: matmulName } = hostMatmul(started)
 
     const zTrain = yield* readMatrix(ctx.inputs["zF.train"]).pipe(asStageError(STAGE))
     const hTrain = yield* readMatrix(ctx.inputs["hE.train"]).pipe(asStageError(STAGE))

@@ -7,15 +7,17 @@
  * from checkpoints in the scratch folder, exactly. Details: `src/nodes/stageB/work.ts`.
  */
 import { Effect } from "effect"
-import { defineStage } from "../../pipeline/stage.ts"
-import { type LlinkConfig, StageBConfig } from "../../schemas/config.ts"
+import type { TensorBackend } from "../../backend/tensorBackend.ts"
+import { STAGEB_CONFIG, StageBDoc } from "../../schemas/stageB.ts"
 import { importWork } from "../../pipeline/lazy.ts"
+import { defineStage } from "../../pipeline/stage.ts"
+import type { LlinkConfig } from "../config.ts"
+import { STAGEB_METRICS_COLUMNS } from "./metrics.ts"
+import { StageBParams } from "./params.ts"
 
-const STAGE = "stageB"
-type StageBParams = typeof StageBConfig.Type
-
-export const stageB = defineStage<StageBParams>({
-  name: STAGE,
+export const stageB = defineStage<StageBParams, TensorBackend>({
+  name: "stageB",
+  source: import.meta.url,
   version: "1",
   description: "Stage B: K-slot injection of the projected foreign vector, LoRA + slot module with usage contrast",
   inputs: ["models", "projector", "zF.train", "hE.train", "sft.train", "sft.val"],
@@ -24,19 +26,21 @@ export const stageB = defineStage<StageBParams>({
       name: "stageB",
       kind: "dir",
       file: "stageB",
+      document: { file: STAGEB_CONFIG, schema: StageBDoc },
       description: "slots.safetensors (scale, adapter, expander), adapter/ (LoRA, PEFT layout), config.json"
     },
     {
       name: "stageB.metrics",
       kind: "parquet",
       file: "stageB.metrics.parquet",
+      columns: STAGEB_METRICS_COLUMNS,
       description: "per step: loss, L_SFT, L_zero and gap (contrast steps), contrast, cos, nce, lrs, grad norm, gate, scale; val L_SFT/L_zero"
     }
   ],
-  params: StageBConfig,
-  selectParams: (config) => (config as LlinkConfig).stageB,
-  run: Effect.fn("stageB.run")(function*(ctx) {
-    const work = yield* importWork(STAGE, () => import("./work.ts"))
-    return yield* work.runStageB(ctx)
-  })
+  params: StageBParams,
+  selectParams: (config) => {
+    const c = config as LlinkConfig
+    return { ...c.stageB, slots: c.models.slots }
+  },
+  run: (ctx) => Effect.flatMap(importWork("stageB", () => import("./work.ts")), (work) => work.runStageB(ctx))
 })

@@ -34,10 +34,10 @@ import { adapterGate, disposeSlots, initSlots, makeSlotConfig, resolveScaleInit,
 import { loadTokenizer } from "../../models/tokenizer.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
-import type { Column } from "../../pipeline/table.ts"
 import { openTableWriter } from "../../pipeline/table.ts"
-import type { StageBConfig } from "../../schemas/config.ts"
-import { ensureBackend } from "../../backend/host.ts"
+import { STAGEB_METRICS_COLUMNS } from "./metrics.ts"
+import type { StageBParams } from "./params.ts"
+import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 import { loadProjectorDir } from "../../artifacts/projector.ts"
 import { isContrastStep, lmTargets, stageBLoss, targetNll } from "../../train/stageBLoss.ts"
@@ -47,10 +47,11 @@ import { SLOTS_FILE, STAGEB_ADAPTER, STAGEB_CONFIG, STAGEB_FORMAT, writeJson } f
 import type { EncodedRow, MatrixRows, PromptSettings } from "../../train/sftData.ts"
 import { gatherRows, loadSftSets, readMatrixRows } from "../../train/sftData.ts"
 import type { MetricsRow, ParamGroup } from "../../train/sftLoop.ts"
-import { checkSftParams, dropoutModel, loopSettingsOf, loraGroupVariables, runLoop } from "../../train/sftLoop.ts"
+import { dropoutModel, loopSettingsOf, loraGroupVariables, runLoop } from "../../train/sftLoop.ts"
 import { padBatch, slotTokens } from "../../prompts/slots.ts"
 
-export type StageBParams = typeof StageBConfig.Type
+export type { StageBParams }
+export { STAGEB_METRICS_COLUMNS }
 
 const STAGE = "stageB"
 
@@ -59,48 +60,9 @@ export interface StageBRunOptions {
   readonly haltAfter?: number
 }
 
-export const STAGEB_METRICS_COLUMNS: ReadonlyArray<Column> = [
-  { name: "step", type: "int32" },
-  { name: "loss", type: "float64" },
-  { name: "lsft", type: "float64" },
-  { name: "lzero", type: "float64", nullable: true },
-  { name: "gap", type: "float64", nullable: true },
-  { name: "contrast", type: "float64" },
-  { name: "cos", type: "float64" },
-  { name: "nce", type: "float64" },
-  { name: "lr", type: "float64" },
-  { name: "lrSlots", type: "float64" },
-  { name: "lrScale", type: "float64" },
-  { name: "gradNorm", type: "float64" },
-  { name: "gate", type: "float64" },
-  { name: "scale", type: "float64" },
-  { name: "valLoss", type: "float64", nullable: true },
-  { name: "valLzero", type: "float64", nullable: true }
-]
 
 const LOG_KEYS = ["loss", "lsft", "lzero", "contrast", "cos", "nce"] as const
 const EVAL_KEYS = ["valLoss", "valLzero"] as const
-
-const checkParams = (p: StageBParams): StageError | undefined => {
-  const common = checkSftParams(STAGE, "stageB", p)
-  if (common !== undefined) return common
-  for (const [name, v] of [["slots", p.slots], ["adapterHidden", p.adapterHidden], ["contrastEvery", p.contrastEvery]] as const) {
-    if (!Number.isSafeInteger(v) || v < 0) return new StageError({ stage: STAGE, message: `stageB.${name} must be a whole number ≥ 0, got ${v}` })
-  }
-  for (const [name, v] of [
-    ["lrSlots", p.lrSlots],
-    ["lrScale", p.lrScale],
-    ["gateMax", p.gateMax],
-    ["contrastWeight", p.contrastWeight],
-    ["cosWeight", p.cosWeight],
-    ["nceWeight", p.nceWeight]
-  ] as const) {
-    if (!(Number.isFinite(v) && v >= 0)) return new StageError({ stage: STAGE, message: `stageB.${name} must be ≥ 0, got ${v}` })
-  }
-  if (!(p.nceTau > 0)) return new StageError({ stage: STAGE, message: `stageB.nceTau must be > 0, got ${p.nceTau}` })
-  if (!Number.isFinite(p.gateInit)) return new StageError({ stage: STAGE, message: `stageB.gateInit must be finite` })
-  return undefined
-}
 
 const fail = (message: string, file?: string) => (cause: unknown): StageError =>
   new StageError({
@@ -126,16 +88,20 @@ const release = (r: Resources) =>
 
 let instance = 0
 
-export const runStageB = (ctx: StageContext<StageBParams>, options?: StageBRunOptions): Effect.Effect<StageOutcome, StageError> =>
+export const runStageB = (ctx: StageContext<StageBParams>, options?: StageBRunOptions): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
   Effect.gen(function*() {
     const p = ctx.params
-    const bad = checkParams(p)
-    if (bad !== undefined) return yield* bad
-    const backend = yield* ensureBackend(STAGE)
+    const backend = (yield* startBackend(STAGE)).tfBackend
     const models = yield* readModelsRef(ctx.inputs["models"]).pipe(asStageError(STAGE))
     const doc = models.doc
-    const K = p.slots > 0 ? p.slots : doc.slots
-    if (!Number.isSafeInteger(K) || K < 1) return yield* new StageError({ stage: STAGE, message: `the number of slots must be ≥ 1, got ${K}` })
+    const K = p.slots
+    if (doc.slots !== K) {
+      return yield* new StageError({
+        stage: STAGE,
+        message: `models.slots is ${K} but the models document has ${doc.slots} slot tokens`,
+        file: ctx.inputs["models"]
+      })
+    }
     const slotNames = slotTokens(K)
     const addedTokens = [...doc.addedTokens, ...slotNames.filter((t) => !doc.addedTokens.includes(t))]
     const tokenizer = yield* loadTokenizer(models.decoderDir, { addedTokens }).pipe(asStageError(STAGE))

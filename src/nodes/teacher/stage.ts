@@ -9,15 +9,15 @@
  * `src/nodes/teacher/work.ts`.
  */
 import { Effect } from "effect"
-import { defineStage } from "../../pipeline/stage.ts"
-import { type LlinkConfig, TeacherConfig } from "../../schemas/config.ts"
+import type { TensorBackend } from "../../backend/tensorBackend.ts"
 import { importWork } from "../../pipeline/lazy.ts"
+import { defineStage } from "../../pipeline/stage.ts"
+import type { LlinkConfig } from "../config.ts"
+import { TeacherConfig, type TeacherParams } from "./params.ts"
 
-const STAGE = "teacher"
-type TeacherParams = typeof TeacherConfig.Type
-
-export const teacher = defineStage<TeacherParams>({
-  name: STAGE,
+export const teacher = defineStage<TeacherParams, TensorBackend>({
+  name: "teacher",
+  source: import.meta.url,
   version: "1",
   description: "h_E: the decoder's final hidden state at <foreign_emb> after the English prompt (train, holdout)",
   inputs: ["models", "train", "holdout"],
@@ -27,8 +27,5 @@ export const teacher = defineStage<TeacherParams>({
   ],
   params: TeacherConfig,
   selectParams: (config) => (config as LlinkConfig).teacher,
-  run: Effect.fn("teacher.run")(function*(ctx) {
-    const work = yield* importWork(STAGE, () => import("./work.ts"))
-    return yield* work.runTeacher(ctx)
-  })
+  run: (ctx) => Effect.flatMap(importWork("teacher", () => import("./work.ts")), (work) => work.runTeacher(ctx))
 })

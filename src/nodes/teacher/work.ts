@@ -22,44 +22,18 @@ import { asStageError } from "../../pipeline/stageError.ts"
 import type { LlamaModel } from "../../models/llama.ts"
 import { disposeLlama, forward, loadDecoder } from "../../models/llama.ts"
 import type { TextTokenizer } from "../../models/tokenizer.ts"
+import { leftPad, teacherPromptIds, type TeacherPromptOptions } from "../../prompts/teacher.ts"
 import { loadTokenizer } from "../../models/tokenizer.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
-import type { TeacherConfig } from "../../schemas/config.ts"
-import { ensureBackend } from "../../backend/host.ts"
+import type { TeacherParams } from "./params.ts"
+import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { readStringColumn, runBatchJob } from "../../artifacts/matrixJob.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 
-export type TeacherParams = typeof TeacherConfig.Type
-export type TeacherTemplateName = TeacherParams["template"]
+export type { TeacherParams }
 
 const STAGE = "teacher"
-
-/** The text before the English sentence in each template. */
-export const TEMPLATE_PREFIX: Readonly<Record<TeacherTemplateName, string>> = { paper: "User:", code: "" }
-
-export interface TeacherPromptOptions {
-  readonly template: TeacherTemplateName
-  readonly maxTokens: number
-}
-
-/** The prompt ids of one English sentence, ending with `<foreign_emb>` (id `feId`). */
-export const teacherPromptIds = (tok: TextTokenizer, english: string, feId: number, o: TeacherPromptOptions): Array<number> => {
-  const ids = tok.encode(TEMPLATE_PREFIX[o.template] + english, { addSpecialTokens: true })
-  return [...ids.slice(0, o.maxTokens - 1), feId]
-}
-
-/** Left-pads prompts with `padId`: rectangular ids and the matching attention mask. */
-export const leftPad = (
-  seqs: ReadonlyArray<ReadonlyArray<number>>,
-  padId: number
-): { readonly ids: Array<Array<number>>; readonly attentionMask: Array<Array<number>> } => {
-  const T = Math.max(...seqs.map((s) => s.length))
-  return {
-    ids: seqs.map((s) => [...new Array<number>(T - s.length).fill(padId), ...s]),
-    attentionMask: seqs.map((s) => [...new Array<number>(T - s.length).fill(0), ...new Array<number>(s.length).fill(1)])
-  }
-}
 
 /** h_E [n, hidden] of prompts that end with `<foreign_emb>` (`teacherPromptIds`), one forward pass, left-padded
  *  with `padId`; tensors are freed. */
@@ -84,17 +58,12 @@ export const teacherVectors = (
   o: TeacherPromptOptions
 ): Float32Array => teacherFromIds(model, english.map((e) => teacherPromptIds(tok, e, feId, o)), padId)
 
-export const runTeacher = (ctx: StageContext<TeacherParams>): Effect.Effect<StageOutcome, StageError> =>
+export const runTeacher = (ctx: StageContext<TeacherParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
   Effect.gen(function*() {
     const p = ctx.params
-    for (const [name, v, min] of [["batchSize", p.batchSize, 1], ["maxTokens", p.maxTokens, 2]] as const) {
-      if (!Number.isSafeInteger(v) || v < min) {
-        return yield* new StageError({ stage: STAGE, message: `teacher.${name} must be a whole number ≥ ${min}, got ${v}` })
-      }
-    }
     const models = yield* readModelsRef(ctx.inputs["models"]).pipe(asStageError(STAGE))
     const { doc } = models
-    const backend = yield* ensureBackend(STAGE)
+    const backend = (yield* startBackend(STAGE)).tfBackend
     const tok = yield* loadTokenizer(models.decoderDir, { addedTokens: doc.addedTokens }).pipe(asStageError(STAGE))
     const feId = tok.tokenToId(doc.foreignEmbToken)
     if (feId === undefined) {

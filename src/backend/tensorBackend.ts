@@ -1,0 +1,66 @@
+/**
+ * The `TensorBackend` service: the tensorflow.js backend the model stages compute on.
+ *
+ * Guarantees:
+ * - Lazy: building the layer loads nothing; the first `ready` imports tfjs and selects and starts the backend
+ *   (`initBackend` in `./service.ts`: `LLINK_BACKEND` when set, else the best available). A fully cached run or
+ *   `llink status` never loads tfjs.
+ * - Once: every later `ready` of the same layer returns the same backend (tfjs's backend is process-wide).
+ * - Honest: a forced backend that cannot run is a `BackendUnavailableError`, never a silent fallback.
+ *
+ * Layers: `TensorBackend.layer` (what the CLI provides: `LLINK_BACKEND` or auto), `TensorBackend.layerFor(choice)`
+ * (tests, benches and commands that want one backend). Stages call `startBackend(stage)`, which maps the failure to
+ * the stage's `StageError`.
+ */
+import type * as tfNamespace from "@tensorflow/tfjs"
+import { Context, Effect, Layer } from "effect"
+import { StageError } from "../pipeline/errors.ts"
+import { BackendUnavailableError } from "./errors.ts"
+import type { BackendChoice, BackendInfo } from "./service.ts"
+
+/** A started backend: what was chosen and why, and the tfjs namespace switched to it. */
+export interface StartedBackend extends BackendInfo {
+  readonly tf: typeof tfNamespace
+}
+
+export interface TensorBackendShape {
+  /** Starts the backend on first use (later calls return the same one). */
+  readonly ready: Effect.Effect<StartedBackend, BackendUnavailableError>
+}
+
+const toBackendError = (requested: string, cause: unknown): BackendUnavailableError =>
+  cause instanceof BackendUnavailableError
+    ? cause
+    : new BackendUnavailableError({
+      requested,
+      message: `backend selection failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+      cause
+    })
+
+export class TensorBackend extends Context.Service<TensorBackend, TensorBackendShape>()("llink/TensorBackend") {
+  /** One explicit choice (`auto` or undefined: `LLINK_BACKEND`, else the best available). */
+  static readonly layerFor = (choice?: BackendChoice | "auto"): Layer.Layer<TensorBackend> =>
+    Layer.sync(TensorBackend, () => {
+      let started: Promise<StartedBackend> | undefined
+      const start = async (): Promise<StartedBackend> => {
+        const service = await import("./service.ts")
+        const info = await service.initBackend(choice)
+        return { ...info, tf: service.tf }
+      }
+      return {
+        ready: Effect.tryPromise({
+          try: () => (started ??= start()),
+          catch: (cause) => toBackendError(choice ?? process.env.LLINK_BACKEND ?? "auto", cause)
+        })
+      }
+    })
+
+  /** `LLINK_BACKEND` when set, else automatic selection. */
+  static readonly layer: Layer.Layer<TensorBackend> = TensorBackend.layerFor()
+}
+
+/** The started backend for a stage's work; a backend that cannot start fails the stage. */
+export const startBackend = (stage: string): Effect.Effect<StartedBackend, StageError, TensorBackend> =>
+  TensorBackend.use((backend) => backend.ready).pipe(
+    Effect.mapError((e) => new StageError({ stage, message: `no tensor backend could start: ${e.message}`, cause: e }))
+  )

@@ -1,0 +1,26 @@
+/**
+ * Retrieval of a Stage A projector: the projected foreign vectors g(z_F) of the first n pairs against their teacher
+ * vectors h_E, both L2-normalised (cosine). Used by `stageA` (dev retrieval while training) and `retrieval`.
+ */
+import * as Projector from "../models/projector.ts"
+import type { Matrix } from "../pipeline/matrix.ts"
+import { l2NormalizeRows, type MatMulABt } from "../train/hostMath.ts"
+import { retrievalMetrics, type RetrievalMetrics } from "./retrieval.ts"
+
+/** Projections of the first `n` rows of `z` (evaluation mode, chunked). */
+export const projectRows = (proj: Projector.Projector, z: Matrix, n: number, chunk = 1024): Float32Array => {
+  const out = new Float32Array(n * proj.config.dOut)
+  for (let s = 0; s < n; s += chunk) {
+    const e = Math.min(n, s + chunk)
+    out.set(Projector.projectHost(proj, z.data.subarray(s * z.dim, e * z.dim), e - s), s * proj.config.dOut)
+  }
+  return out
+}
+
+/** Retrieval of the first `n` pairs: projected foreign rows vs teacher rows, both L2-normalised (cosine). */
+export const devRetrieval = (proj: Projector.Projector, z: Matrix, h: Matrix, n: number, matmul: MatMulABt): RetrievalMetrics => {
+  const d = h.dim
+  const q = l2NormalizeRows(projectRows(proj, z, n), n, d)
+  const c = l2NormalizeRows(h.data.subarray(0, n * d), n, d)
+  return retrievalMetrics(q, c, d, { matmul })
+}

@@ -1,0 +1,16 @@
+/** Config section `generate`: greedy generation of every evaluated system (the code's settings). */
+import { Schema } from "effect"
+import { Count, dflt, Size } from "../../schemas/fields.ts"
+
+export const GenerateConfig = Schema.Struct({
+  /** Greedy decoding, this many new tokens (code: 64). */
+  maxNewTokens: dflt(Size, 64),
+  /** No-repeat n-gram size (code: 3; 0 = off). */
+  noRepeatNgram: dflt(Count, 3),
+  /** Prompts per batch (left padding) and per resumable scratch file. */
+  batchSize: dflt(Size, 8),
+  /** Generate for the first this-many `sft.eval` rows only (0 = all). */
+  limit: dflt(Count, 0)
+})
+
+export type GenerateParams = typeof GenerateConfig.Type

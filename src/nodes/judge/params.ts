@@ -1,0 +1,36 @@
+/** Config section `judge`: the pairwise judge (paper §5.3) through its endpoint, or the offline chrF judge. */
+import { Schema } from "effect"
+import { EndpointConfig, LlmMode } from "../../schemas/endpoint.ts"
+import { Count, dflt, NonNegative, Size } from "../../schemas/fields.ts"
+
+/** The judge's endpoint: the EndpointConfig fields, with the paper's judge model as the default model. */
+export const JudgeEndpointConfig = Schema.Struct({
+  ...EndpointConfig.fields,
+  model: dflt(Schema.String, "meta-llama/Llama-3.1-70B-Instruct")
+})
+
+export const JudgeConfig = Schema.Struct({
+  mode: dflt(LlmMode, "auto"),
+  /** The judge endpoint (paper: Llama 3.1 70B Instruct). */
+  endpoint: dflt(JudgeEndpointConfig, {}),
+  /** Offline chrF judge: |chrF(system) − chrF(baseline)| below this many points is a tie. */
+  margin: dflt(NonNegative, 1.0),
+  /** Completion budget of one verdict (the judge explains first). */
+  maxTokens: dflt(Size, 1024),
+  /** Re-samples (request `variant` 1, 2, …) of one order whose verdict is unparseable before it counts as invalid. */
+  invalidRetries: dflt(Count, 1),
+  retryTemperature: dflt(NonNegative, 0.7),
+  /** Show the judge the foreign source text too (paper: reference only). */
+  showSource: dflt(Schema.Boolean, false)
+})
+export type JudgeConfig = typeof JudgeConfig.Type
+
+/** What the stage keys on: the section, and the resolved mode and (redacted) URL (see `selectParams`). */
+export const JudgeParams = Schema.Struct({
+  judge: JudgeConfig,
+  /** `judge.mode` with "auto" resolved when the stage was planned. */
+  mode: Schema.Literals(["offline", "endpoint"]),
+  /** The endpoint's base URL without credentials ("" when offline). */
+  baseUrl: Schema.String
+})
+export type JudgeParams = typeof JudgeParams.Type

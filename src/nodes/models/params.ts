@@ -1,0 +1,26 @@
+/** Config section `models`: the frozen encoder and decoder, and the reserved tokens added to the decoder. */
+import { Schema } from "effect"
+import { EmbeddingInitRule } from "../../artifacts/models.ts"
+import { dflt, Seed, Size } from "../../schemas/fields.ts"
+
+export const ModelsConfig = Schema.Struct({
+  /** `"tiny"` (seeded test-size XLM-R written by the `models` stage) or a local Hugging Face snapshot folder of
+   *  xlm-roberta-base (config.json, model.safetensors, tokenizer.json). A relative folder resolves against the
+   *  current directory; prefer absolute paths. */
+  encoder: dflt(Schema.String, "tiny"),
+  /** `"tiny"` (seeded test-size Llama with the real Llama-3 tokenizer) or a local snapshot folder of
+   *  Llama-3.2-1B-Instruct. */
+  decoder: dflt(Schema.String, "tiny"),
+  /** Seed of the tiny models and of the "normal" rows of added tokens. */
+  seed: dflt(Seed, 17),
+  /** K, the number of Stage B slot tokens `<f0>`…`<f{K−1}>` added after `<foreign>`, `</foreign>`, `<foreign_emb>`.
+   *  The one K of the run: `tokstats`, `stageB` and everything downstream read it from here. */
+  slots: dflt(Size, 8),
+  /** Input-embedding rows of the added tokens: "zeros" (paper), "mean" of the existing rows, or "normal"
+   *  N(0, 0.02²) (the code's resize_token_embeddings default, close to "mean"). */
+  embeddingInit: dflt(EmbeddingInitRule, "zeros"),
+  /** Tiny encoder only: its Unigram tokenizer is trained on the first this-many training pairs (both sides). */
+  tinyTokenizerPairs: dflt(Size, 2000)
+})
+
+export type ModelsParams = typeof ModelsConfig.Type

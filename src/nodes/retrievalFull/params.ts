@@ -1,0 +1,26 @@
+/**
+ * Config section `retrievalFull`, plus what the stage shares with others: `retrieval.n` and `split.evalN` (the same
+ * eval slice as Table 1's Stage A row) and the teacher's prompt settings (the fine-tune baseline's vector is read
+ * from the same prompt).
+ */
+import { Schema } from "effect"
+import { TeacherPromptConfig } from "../../prompts/teacher.ts"
+import { Count, dflt, Size } from "../../schemas/fields.ts"
+
+export const RetrievalFullVector = Schema.Literals(["meanSlot", "lastSlotHidden"])
+
+export const RetrievalFullConfig = Schema.Struct({
+  /** LLINK (full)'s query vector: the mean of the K injected slot vectors (what Stage B's alignment auxiliaries pull
+   *  toward the teacher), or the decoder's final hidden state at the last slot with the Stage B LoRA on. */
+  vector: dflt(RetrievalFullVector, "meanSlot"),
+  /** Prompts per decoder forward pass (fine-tune baseline, and the `lastSlotHidden` variant). */
+  batchSize: dflt(Size, 8)
+})
+
+export const RetrievalFullParams = Schema.Struct({
+  ...RetrievalFullConfig.fields,
+  n: Count,
+  evalN: Count,
+  teacher: TeacherPromptConfig
+})
+export type RetrievalFullParams = typeof RetrievalFullParams.Type

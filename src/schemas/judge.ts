@@ -1,0 +1,68 @@
+/**
+ * The `judge` document, written by `judge` and read by the report: win/loss/tie and preference per bucket and
+ * comparison (paper Table 2), and numeric fidelity per system.
+ */
+import { Schema } from "effect"
+
+export const JudgeAggregate = Schema.Struct({
+  n: Schema.Number,
+  wins: Schema.Number,
+  losses: Schema.Number,
+  ties: Schema.Number,
+  invalid: Schema.Number,
+  /** Shares over the valid pairs (n − invalid); null when there is none. */
+  winShare: Schema.NullOr(Schema.Number),
+  lossShare: Schema.NullOr(Schema.Number),
+  tieShare: Schema.NullOr(Schema.Number),
+  /** wins / (wins + losses); null when both are 0. */
+  preference: Schema.NullOr(Schema.Number),
+  /** Pairs with both orders valid, and how many of them changed verdict when the order swapped. */
+  bothValid: Schema.Number,
+  flips: Schema.Number,
+  flipRate: Schema.NullOr(Schema.Number),
+  /** Any outcome came from the offline judge. */
+  offline: Schema.Boolean
+})
+export type JudgeAggregate = typeof JudgeAggregate.Type
+
+/** Numeric fidelity of one system over a set of examples (see src/metrics/numeric.ts). */
+export const NumericFidelityAggregate = Schema.Struct({
+  examples: Schema.Number,
+  /** Examples whose reference has at least one number. */
+  applicable: Schema.Number,
+  mentions: Schema.Number,
+  /** Σ matched / Σ mentions (null when no mention). */
+  micro: Schema.NullOr(Schema.Number),
+  /** Mean of per-example scores over applicable examples (null when none). */
+  macro: Schema.NullOr(Schema.Number),
+  valueRecall: Schema.NullOr(Schema.Number),
+  unitRecall: Schema.NullOr(Schema.Number),
+  /** Applicable examples with every mention reproduced. */
+  perfect: Schema.Number
+})
+export type NumericFidelityAggregate = typeof NumericFidelityAggregate.Type
+
+export const Comparisons = Schema.Struct({ vsBase: JudgeAggregate, vsFinetune: JudgeAggregate })
+export const NumericBySystem = Schema.Struct({
+  llink: NumericFidelityAggregate,
+  base: NumericFidelityAggregate,
+  finetune: NumericFidelityAggregate
+})
+
+export const JudgeDoc = Schema.Struct({
+  mode: Schema.Literals(["offline", "endpoint"]),
+  offline: Schema.Boolean,
+  /** The judge: the endpoint model, or "chrF (offline)". */
+  judge: Schema.String,
+  /** The offline judge's tie margin (chrF points); null for an LLM judge. */
+  margin: Schema.NullOr(Schema.Number),
+  examples: Schema.Number,
+  /** Only the buckets that occur. */
+  byBucket: Schema.Struct({ content: Schema.optionalKey(Comparisons), qa: Schema.optionalKey(Comparisons) }),
+  overall: Comparisons,
+  numericFidelity: NumericBySystem,
+  numericFidelityByBucket: Schema.Struct({ content: Schema.optionalKey(NumericBySystem), qa: Schema.optionalKey(NumericBySystem) }),
+  /** The endpoint's counters for this stage's calls (requests, cache hits, retries, tokens); null offline. */
+  endpoint: Schema.NullOr(Schema.Record(Schema.String, Schema.Unknown))
+})
+export type JudgeDoc = typeof JudgeDoc.Type

@@ -1,0 +1,77 @@
+/**
+ * `results`, written by `report` (also copied to `<run-dir>/results.json`): the run's numbers beside the paper's.
+ *
+ * After a partial run (`llink run --until S`, or a failed stage) the report still runs on what exists: a section
+ * whose artifacts were not computed is null, and `partial.missing` names those artifacts. A complete run has no
+ * `partial` key.
+ */
+import { Schema } from "effect"
+import { Comparisons, NumericBySystem } from "./judge.ts"
+import { RetrievalMetricsDoc } from "./retrieval.ts"
+
+const TokenUse = Schema.Struct({ mean: Schema.Number, total: Schema.Number })
+/** The paper's numbers for a section (src/schemas/paper.ts), copied in for side-by-side reading. */
+const Paper = Schema.Unknown
+
+export const ResultsDoc = Schema.Struct({
+  title: Schema.String,
+  offline: Schema.Struct({
+    /** Stage B data from the offline template synthesizer (null: not known, sft.eval not computed). */
+    synthesizer: Schema.NullOr(Schema.Boolean),
+    /** Table 2 from the offline chrF judge (null: not computed). */
+    judge: Schema.NullOr(Schema.Boolean)
+  }),
+  retrieval: Schema.Struct({
+    n: Schema.NullOr(Schema.Number),
+    stageA: Schema.NullOr(RetrievalMetricsDoc),
+    full: Schema.NullOr(RetrievalMetricsDoc),
+    finetune: Schema.NullOr(RetrievalMetricsDoc),
+    fullVector: Schema.NullOr(Schema.String),
+    paper: Paper
+  }),
+  judge: Schema.NullOr(
+    Schema.Struct({
+      mode: Schema.Literals(["offline", "endpoint"]),
+      judge: Schema.String,
+      byBucket: Schema.Struct({ content: Schema.optionalKey(Comparisons), qa: Schema.optionalKey(Comparisons) }),
+      overall: Comparisons,
+      paper: Paper
+    })
+  ),
+  numericFidelity: Schema.NullOr(NumericBySystem),
+  tokens: Schema.NullOr(
+    Schema.Struct({
+      examples: Schema.Number,
+      llink: TokenUse,
+      base: TokenUse,
+      finetune: TokenUse,
+      /** Mean base prompt tokens / mean LLINK prompt tokens (paper: ≈ 3). */
+      ratioBaseToLlink: Schema.NullOr(Schema.Number),
+      ratioFinetuneToLlink: Schema.NullOr(Schema.Number),
+      paperReduction: Schema.Number
+    })
+  ),
+  tokenizer: Schema.NullOr(
+    Schema.Struct({
+      pairs: Schema.Number,
+      englishTokensPerChar: Schema.Number,
+      foreignTokensPerChar: Schema.Number,
+      foreignToEnglishTokenRatio: Schema.Number,
+      /** K (`models.slots`). */
+      slots: Schema.Number,
+      savedPerSentence: Schema.Number,
+      paper: Paper
+    })
+  ),
+  data: Schema.NullOr(
+    Schema.Struct({ rowsIn: Schema.Number, kept: Schema.Number, rejected: Schema.Number, truncated: Schema.Number })
+  ),
+  /** Last logged value of every metrics column ({} when that stage did not run). */
+  training: Schema.Struct({
+    stageA: Schema.Record(Schema.String, Schema.Number),
+    stageB: Schema.Record(Schema.String, Schema.Number)
+  }),
+  /** Present only after a partial run: the report's input artifacts that were not computed. */
+  partial: Schema.optionalKey(Schema.Struct({ missing: Schema.Array(Schema.String) }))
+})
+export type ResultsDoc = typeof ResultsDoc.Type
