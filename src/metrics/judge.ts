@@ -12,13 +12,19 @@
  *   different → tie, and the pair counts as an order flip; any invalid → `invalid` (recorded, not a tie).
  * - Aggregation per bucket (content understanding vs Q&A): wins, losses, ties, invalid, shares over the valid
  *   pairs, preference = wins/(wins+losses) (null when there is neither), and the order-flip rate over pairs where
- *   both orders were valid.
+ *   both orders were valid. Beside those (what FastChat's MT-bench, AlpacaEval and Arena-Hard report): the win rate
+ *   (wins + ½·ties)/(valid pairs); 95% percentile-bootstrap intervals of preference and win rate over prompts
+ *   (pairs resampled with replacement, seeded: src/metrics/bootstrap.ts); position consistency (share of pairs with
+ *   both orders valid whose orders agree); how often the answer shown first won, over the valid single-order
+ *   verdicts; and the mean output length (characters) of the system and the baseline, and their ratio.
  * - `offlineJudge` needs no model: it prefers the output with the higher sentence chrF against the reference, a tie
  *   when |Δ| < margin (1.0 chrF point by default); its outcomes are marked `offline`.
  */
 import { Effect, Schema } from "effect"
 import { type ChatMessage, LlmEndpoint } from "../services/endpoint.ts"
 import { type JudgeAggregate } from "../schemas/judge.ts"
+import type { BootstrapConfig } from "../schemas/bootstrap.ts"
+import { bootstrapIntervals } from "./bootstrap.ts"
 import { sentenceChrf } from "./chrf.ts"
 
 export const Verdict = Schema.Literals(["A", "B", "C"])
@@ -78,6 +84,15 @@ export interface PairOutcome {
   readonly offline: boolean
   /** Offline judge only: sentence chrF of each output against the reference. */
   readonly chrf?: { readonly system: number; readonly baseline: number } | undefined
+  /** Length of each output in characters (code points); absent when the outputs were not given. */
+  readonly chars?: { readonly system: number; readonly baseline: number } | undefined
+}
+
+/** Length in code points (a surrogate pair is one character). */
+export const charLength = (text: string): number => {
+  let n = 0
+  for (const _ of text) n++
+  return n
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -159,9 +174,9 @@ const judgementOf = (order: JudgeOrder, verdict: ParsedVerdict, raw?: string): O
   raw
 })
 
-/** Combines the two orders of a pair. */
+/** Combines the two orders of a pair (with the outputs' lengths when the item carries its outputs). */
 export const combineOrders = (
-  item: Pick<PairItem, "id" | "bucket">,
+  item: Pick<PairItem, "id" | "bucket"> & Partial<Pick<PairItem, "system" | "baseline">>,
   first: OrderJudgement,
   second: OrderJudgement,
   offline = false
@@ -169,7 +184,10 @@ export const combineOrders = (
   const invalidReasons = [first, second].flatMap((j) =>
     j.verdict._tag === "invalid" ? [`${j.order}: ${j.verdict.reason}`] : []
   )
-  const base = { id: item.id, bucket: item.bucket, orders: [first, second] as const, offline, invalidReasons }
+  const chars = item.system === undefined || item.baseline === undefined
+    ? {}
+    : { chars: { system: charLength(item.system), baseline: charLength(item.baseline) } }
+  const base = { id: item.id, bucket: item.bucket, orders: [first, second] as const, offline, invalidReasons, ...chars }
   if (first.outcome === null || second.outcome === null) return { ...base, outcome: "invalid", flipped: false }
   if (first.outcome === second.outcome) return { ...base, outcome: first.outcome, flipped: false }
   return { ...base, outcome: "tie", flipped: true }
@@ -216,7 +234,44 @@ export { JudgeAggregate } from "../schemas/judge.ts"
 
 const ratio = (a: number, b: number): number | null => (b === 0 ? null : a / b)
 
-export const aggregate = (outcomes: ReadonlyArray<PairOutcome>): JudgeAggregate => {
+export interface AggregateOptions {
+  /** Resamples and seed of the bootstrap intervals (default 1,000 resamples, seed 0). */
+  readonly bootstrap?: BootstrapConfig
+  /** Names this aggregate's bootstrap stream (e.g. "vsBase:content"), so each scope draws independently. */
+  readonly label?: string
+}
+
+const OUTCOME_CODE = { win: 0, loss: 1, tie: 2, invalid: 3 } as const
+
+/** Preference W/(W+L) and win rate (W + ½T)/(W+L+T) of a resample of outcome codes. */
+const resampleStatistics = (codes: Uint8Array) => {
+  const tally = (idx: Int32Array) => {
+    let w = 0
+    let l = 0
+    let t = 0
+    for (let i = 0; i < idx.length; i++) {
+      const c = codes[idx[i]]
+      if (c === 0) w++
+      else if (c === 1) l++
+      else if (c === 2) t++
+    }
+    return { w, l, t }
+  }
+  return {
+    preference: (idx: Int32Array) => {
+      const { w, l } = tally(idx)
+      return ratio(w, w + l)
+    },
+    winRate: (idx: Int32Array) => {
+      const { w, l, t } = tally(idx)
+      return ratio(w + t / 2, w + l + t)
+    }
+  }
+}
+
+const mean = (xs: ReadonlyArray<number>): number | null => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length)
+
+export const aggregate = (outcomes: ReadonlyArray<PairOutcome>, options: AggregateOptions = {}): JudgeAggregate => {
   const count = (o: PairOutcome["outcome"]) => outcomes.filter((x) => x.outcome === o).length
   const wins = count("win")
   const losses = count("loss")
@@ -225,6 +280,18 @@ export const aggregate = (outcomes: ReadonlyArray<PairOutcome>): JudgeAggregate 
   const valid = outcomes.length - invalid
   const bothValid = outcomes.filter((x) => x.orders.every((j) => j.verdict._tag === "valid")).length
   const flips = outcomes.filter((x) => x.flipped).length
+  // Single-order verdicts: [[A]] is the answer shown first, [[B]] the one shown second.
+  const verdicts = outcomes.flatMap((x) => x.orders.flatMap((j) => (j.verdict._tag === "valid" ? [j.verdict.verdict] : [])))
+  const firstShownWins = verdicts.filter((v) => v === "A").length
+  const secondShownWins = verdicts.filter((v) => v === "B").length
+  const preference = ratio(wins, wins + losses)
+  const winRate = ratio(wins + ties / 2, valid)
+  const bootstrap = options.bootstrap ?? { resamples: 1000, seed: 0 }
+  const codes = Uint8Array.from(outcomes, (x) => OUTCOME_CODE[x.outcome])
+  const ci = bootstrapIntervals(outcomes.length, resampleStatistics(codes), { ...bootstrap, label: `judge:${options.label ?? ""}` })
+  const sized = outcomes.flatMap((x) => (x.chars === undefined ? [] : [x.chars]))
+  const systemChars = mean(sized.map((c) => c.system))
+  const baselineChars = mean(sized.map((c) => c.baseline))
   return {
     n: outcomes.length,
     wins,
@@ -238,16 +305,33 @@ export const aggregate = (outcomes: ReadonlyArray<PairOutcome>): JudgeAggregate 
     bothValid,
     flips,
     flipRate: ratio(flips, bothValid),
-    offline: outcomes.some((x) => x.offline)
+    offline: outcomes.some((x) => x.offline),
+    winRate,
+    // An interval only where its point estimate exists (a resample may define what the sample does not).
+    preferenceCI: preference === null ? null : ci.preference,
+    winRateCI: winRate === null ? null : ci.winRate,
+    positionConsistency: ratio(bothValid - flips, bothValid),
+    verdicts: verdicts.length,
+    firstShownWins,
+    secondShownWins,
+    firstShownWinShare: ratio(firstShownWins, verdicts.length),
+    meanChars: {
+      system: systemChars,
+      baseline: baselineChars,
+      ratio: systemChars === null || baselineChars === null || baselineChars === 0 ? null : systemChars / baselineChars
+    }
   }
 }
 
 /** Aggregates per bucket (only buckets that occur). */
-export const aggregateByBucket = (outcomes: ReadonlyArray<PairOutcome>): Partial<Record<Bucket, JudgeAggregate>> => {
+export const aggregateByBucket = (
+  outcomes: ReadonlyArray<PairOutcome>,
+  options: AggregateOptions = {}
+): Partial<Record<Bucket, JudgeAggregate>> => {
   const result: Partial<Record<Bucket, JudgeAggregate>> = {}
   for (const bucket of Bucket.literals) {
     const inBucket = outcomes.filter((o) => o.bucket === bucket)
-    if (inBucket.length > 0) result[bucket] = aggregate(inBucket)
+    if (inBucket.length > 0) result[bucket] = aggregate(inBucket, { ...options, label: `${options.label ?? ""}:${bucket}` })
   }
   return result
 }

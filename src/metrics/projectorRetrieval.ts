@@ -5,7 +5,7 @@
 import * as Projector from "../models/projector.ts"
 import type { Matrix } from "../pipeline/matrix.ts"
 import { l2NormalizeRows, type MatMulABt } from "../train/hostMath.ts"
-import { retrievalMetrics, type RetrievalMetrics } from "./retrieval.ts"
+import { goldRanks, metricsFromRanks, type RetrievalMetrics } from "./retrieval.ts"
 
 /** Projections of the first `n` rows of `z` (evaluation mode, chunked). */
 export const projectRows = (proj: Projector.Projector, z: Matrix, n: number, chunk = 1024): Float32Array => {
@@ -17,10 +17,14 @@ export const projectRows = (proj: Projector.Projector, z: Matrix, n: number, chu
   return out
 }
 
-/** Retrieval of the first `n` pairs: projected foreign rows vs teacher rows, both L2-normalised (cosine). */
-export const devRetrieval = (proj: Projector.Projector, z: Matrix, h: Matrix, n: number, matmul: MatMulABt): RetrievalMetrics => {
+/** Gold ranks of the first `n` pairs: projected foreign rows vs teacher rows, both L2-normalised (cosine). */
+export const projectorRanks = (proj: Projector.Projector, z: Matrix, h: Matrix, n: number, matmul: MatMulABt): Int32Array => {
   const d = h.dim
   const q = l2NormalizeRows(projectRows(proj, z, n), n, d)
   const c = l2NormalizeRows(h.data.subarray(0, n * d), n, d)
-  return retrievalMetrics(q, c, d, { matmul })
+  return goldRanks(q, c, d, { matmul })
 }
+
+/** Retrieval of the first `n` pairs: projected foreign rows vs teacher rows, both L2-normalised (cosine). */
+export const devRetrieval = (proj: Projector.Projector, z: Matrix, h: Matrix, n: number, matmul: MatMulABt): RetrievalMetrics =>
+  metricsFromRanks(projectorRanks(proj, z, h, n, matmul), n)

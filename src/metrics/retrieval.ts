@@ -13,10 +13,13 @@
  * materialised): 40,000 × 40,000 with the default chunk holds about 4M floats. The gold score comes from the same
  * chunk product as its competitors, so ties are decided consistently whatever the matmul's rounding.
  *
- * Returns R@1/5/10, MRR (mean of 1/rank), the mean rank, and the chance level of R@1 (1/M).
+ * Returns R@1/5/10, MRR (mean of 1/rank), the mean rank, and the chance level of R@1 (1/M); `withIntervals` adds
+ * 95% percentile-bootstrap intervals of R@1 and MRR over queries (src/metrics/bootstrap.ts).
  */
 import { l2NormalizeRows, matMulABtJs } from "../train/hostMath.ts"
 import type { MatMulABt } from "../train/hostMath.ts"
+import type { BootstrapConfig, Interval } from "../schemas/bootstrap.ts"
+import { bootstrapIntervals } from "./bootstrap.ts"
 
 export interface RetrievalMetrics {
   readonly n: number
@@ -97,6 +100,26 @@ export const metricsFromRanks = (ranks: ArrayLike<number>, numCandidates: number
     sum += r
   }
   return { n, r1: r1 / n, r5: r5 / n, r10: r10 / n, mrr: rr / n, meanRank: sum / n, chanceR1: 1 / numCandidates }
+}
+
+/** The metrics of gold ranks with 95% bootstrap intervals of R@1 and MRR over queries (resampled with replacement;
+ *  the stream is named by `label`, e.g. the system). */
+export const withIntervals = (
+  ranks: ArrayLike<number>,
+  numCandidates: number,
+  bootstrap: BootstrapConfig,
+  label: string
+): RetrievalMetrics & { readonly r1CI: Interval | null; readonly mrrCI: Interval | null } => {
+  const n = ranks.length
+  const hit = Float64Array.from({ length: n }, (_, i) => (ranks[i] <= 1 ? 1 : 0))
+  const rr = Float64Array.from({ length: n }, (_, i) => 1 / ranks[i])
+  const meanOf = (values: Float64Array) => (idx: Int32Array) => {
+    let sum = 0
+    for (let i = 0; i < idx.length; i++) sum += values[idx[i]]
+    return sum / idx.length
+  }
+  const ci = bootstrapIntervals(n, { r1: meanOf(hit), mrr: meanOf(rr) }, { ...bootstrap, label: `retrieval:${label}` })
+  return { ...metricsFromRanks(ranks, numCandidates), r1CI: ci.r1, mrrCI: ci.mrr }
 }
 
 /** Recall@1/5/10, MRR, mean rank and chance R@1 of queries [N, d] against candidates [M ≥ N, d]. */

@@ -3,6 +3,7 @@
  * comparison (paper Table 2), and numeric fidelity per system.
  */
 import { Schema } from "effect"
+import { BootstrapSettings, Interval } from "./bootstrap.ts"
 
 export const JudgeAggregate = Schema.Struct({
   n: Schema.Number,
@@ -21,7 +22,27 @@ export const JudgeAggregate = Schema.Struct({
   flips: Schema.Number,
   flipRate: Schema.NullOr(Schema.Number),
   /** Any outcome came from the offline judge. */
-  offline: Schema.Boolean
+  offline: Schema.Boolean,
+  /** (wins + ½·ties) / (n − invalid): ties count half (AlpacaEval, Arena-Hard); null when no pair is valid. */
+  winRate: Schema.NullOr(Schema.Number),
+  /** 95% percentile-bootstrap intervals over prompts (the document's `bootstrap`); null where the point is null. */
+  preferenceCI: Schema.NullOr(Interval),
+  winRateCI: Schema.NullOr(Interval),
+  /** Share of the pairs with both orders valid whose two orders agree: (bothValid − flips) / bothValid. */
+  positionConsistency: Schema.NullOr(Schema.Number),
+  /** Valid single-order verdicts (two per pair at most), and how many picked the answer shown first ([[A]]) and
+   *  the one shown second ([[B]]); a judge without position bias has firstShownWins ≈ secondShownWins. */
+  verdicts: Schema.Number,
+  firstShownWins: Schema.Number,
+  secondShownWins: Schema.Number,
+  /** firstShownWins / verdicts. */
+  firstShownWinShare: Schema.NullOr(Schema.Number),
+  /** Mean output length in characters (code points) of the system (LLINK) and of the baseline, and system/baseline. */
+  meanChars: Schema.Struct({
+    system: Schema.NullOr(Schema.Number),
+    baseline: Schema.NullOr(Schema.Number),
+    ratio: Schema.NullOr(Schema.Number)
+  })
 })
 export type JudgeAggregate = typeof JudgeAggregate.Type
 
@@ -57,6 +78,8 @@ export const JudgeDoc = Schema.Struct({
   /** The offline judge's tie margin (chrF points); null for an LLM judge. */
   margin: Schema.NullOr(Schema.Number),
   examples: Schema.Number,
+  /** How the aggregates' confidence intervals were made. */
+  bootstrap: BootstrapSettings,
   /** Only the buckets that occur. */
   byBucket: Schema.Struct({ content: Schema.optionalKey(Comparisons), qa: Schema.optionalKey(Comparisons) }),
   overall: Comparisons,

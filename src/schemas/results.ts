@@ -6,6 +6,7 @@
  * `partial` key.
  */
 import { Schema } from "effect"
+import { BootstrapSettings } from "./bootstrap.ts"
 import { Comparisons, NumericBySystem } from "./judge.ts"
 import { RetrievalMetricsDoc } from "./retrieval.ts"
 
@@ -27,12 +28,16 @@ export const ResultsDoc = Schema.Struct({
     full: Schema.NullOr(RetrievalMetricsDoc),
     finetune: Schema.NullOr(RetrievalMetricsDoc),
     fullVector: Schema.NullOr(Schema.String),
+    /** How the R@1 and MRR intervals were made (null: no retrieval computed). */
+    bootstrap: Schema.NullOr(BootstrapSettings),
     paper: Paper
   }),
   judge: Schema.NullOr(
     Schema.Struct({
       mode: Schema.Literals(["offline", "endpoint"]),
       judge: Schema.String,
+      /** How the preference and win-rate intervals were made. */
+      bootstrap: BootstrapSettings,
       byBucket: Schema.Struct({ content: Schema.optionalKey(Comparisons), qa: Schema.optionalKey(Comparisons) }),
       overall: Comparisons,
       paper: Paper

@@ -3,6 +3,7 @@
  * (LLINK full and the direct fine-tune, written by `retrievalFull`), both read by the report.
  */
 import { Schema } from "effect"
+import { BootstrapSettings, Interval } from "./bootstrap.ts"
 
 /** One system's retrieval over n pairs (see src/metrics/retrieval.ts). */
 export const RetrievalMetricsDoc = Schema.Struct({
@@ -13,11 +14,14 @@ export const RetrievalMetricsDoc = Schema.Struct({
   mrr: Schema.Number,
   meanRank: Schema.Number,
   /** R@1 of a random ranking: 1 / (number of candidates). */
-  chanceR1: Schema.Number
+  chanceR1: Schema.Number,
+  /** 95% percentile-bootstrap intervals over queries (the document's `bootstrap`); null when n = 0. */
+  r1CI: Schema.NullOr(Interval),
+  mrrCI: Schema.NullOr(Interval)
 })
 export type RetrievalMetricsDoc = typeof RetrievalMetricsDoc.Type
 
-export const RetrievalDoc = Schema.Struct({ stageA: RetrievalMetricsDoc })
+export const RetrievalDoc = Schema.Struct({ stageA: RetrievalMetricsDoc, bootstrap: BootstrapSettings })
 export type RetrievalDoc = typeof RetrievalDoc.Type
 
 export const RetrievalFullDoc = Schema.Struct({
@@ -25,6 +29,7 @@ export const RetrievalFullDoc = Schema.Struct({
   /** How LLINK (full)'s query vector was made (`retrievalFull.vector`). */
   fullVector: Schema.String,
   full: RetrievalMetricsDoc,
-  finetune: RetrievalMetricsDoc
+  finetune: RetrievalMetricsDoc,
+  bootstrap: BootstrapSettings
 })
 export type RetrievalFullDoc = typeof RetrievalFullDoc.Type

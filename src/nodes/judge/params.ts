@@ -1,5 +1,6 @@
 /** Config section `judge`: the pairwise judge (paper §5.3) through its endpoint, or the offline chrF judge. */
 import { Schema } from "effect"
+import { BootstrapConfig } from "../../schemas/bootstrap.ts"
 import { EndpointConfig, LlmMode } from "../../schemas/endpoint.ts"
 import { Count, dflt, NonNegative, Size } from "../../schemas/fields.ts"
 
@@ -21,7 +22,9 @@ export const JudgeConfig = Schema.Struct({
   invalidRetries: dflt(Count, 1),
   retryTemperature: dflt(NonNegative, 0.7),
   /** Show the judge the foreign source text too (paper: reference only). */
-  showSource: dflt(Schema.Boolean, false)
+  showSource: dflt(Schema.Boolean, false),
+  /** The 95% bootstrap intervals of preference and win rate over prompts: resamples (≥ 1,000) and seed. */
+  bootstrap: dflt(BootstrapConfig, {})
 })
 export type JudgeConfig = typeof JudgeConfig.Type
 

@@ -20,6 +20,8 @@ import {
 } from "../../metrics/judge.ts"
 import { aggregateNumericFidelity, type NumericFidelityAggregate, numericFidelity } from "../../metrics/numeric.ts"
 import { writeJsonDoc } from "../../artifacts/json.ts"
+import { bootstrapSettings } from "../../metrics/bootstrap.ts"
+import type { BootstrapConfig } from "../../schemas/bootstrap.ts"
 import { JudgeDoc } from "../../schemas/judge.ts"
 import type { JudgeParams } from "./params.ts"
 import { type GenerationRow, JudgePairColumns, readGenerations, type SystemName } from "../../schemas/sft.ts"
@@ -102,13 +104,17 @@ export const judgePairWithRetries = (
     ([first, second]) => combineOrders(item, first, second)
   )
 
-/** Per bucket and comparison, the aggregates of the judged pairs (only buckets that occur). */
-export const summarizePairs = (pairs: ReadonlyArray<JudgedPair>): {
+/** Per bucket and comparison, the aggregates of the judged pairs (only buckets that occur). Each scope's bootstrap
+ *  draws from its own stream (`<comparison>:<bucket or all>`). */
+export const summarizePairs = (pairs: ReadonlyArray<JudgedPair>, bootstrap?: BootstrapConfig): {
   readonly byBucket: JudgeSummary["byBucket"]
   readonly overall: JudgeSummary["overall"]
 } => {
   const of = (comparison: Comparison, bucket?: Bucket) =>
-    aggregate(pairs.filter((p) => p.comparison === comparison && (bucket === undefined || p.example.bucket === bucket)).map((p) => p.outcome))
+    aggregate(
+      pairs.filter((p) => p.comparison === comparison && (bucket === undefined || p.example.bucket === bucket)).map((p) => p.outcome),
+      { ...(bootstrap === undefined ? {} : { bootstrap }), label: `${comparison}:${bucket ?? "all"}` }
+    )
   const byBucket: Partial<Record<Bucket, Record<Comparison, JudgeAggregate>>> = {}
   for (const bucket of ["content", "qa"] as const) {
     if (pairs.some((p) => p.example.bucket === bucket)) byBucket[bucket] = { vsBase: of("vsBase", bucket), vsFinetune: of("vsFinetune", bucket) }
@@ -174,7 +180,7 @@ export const runJudge = (ctx: StageContext<JudgeParams>): Effect.Effect<StageOut
       : yield* withStageEndpoint(STAGE, cfg.endpoint, ctx.scratchDir, (endpoint) => judgeAll(endpoint))
     bar.done()
 
-    const { byBucket, overall } = summarizePairs(pairs)
+    const { byBucket, overall } = summarizePairs(pairs, cfg.bootstrap)
     const numericFidelityByBucket: { -readonly [B in Bucket]?: Record<SystemName, NumericFidelityAggregate> } = {}
     for (const bucket of ["content", "qa"] as const) {
       const inBucket = rows.filter((r) => r.bucket === bucket)
@@ -186,6 +192,7 @@ export const runJudge = (ctx: StageContext<JudgeParams>): Effect.Effect<StageOut
       judge: offline ? "chrF (offline)" : cfg.endpoint.model,
       margin: offline ? cfg.margin : null,
       examples: rows.length,
+      bootstrap: bootstrapSettings(cfg.bootstrap, "prompt"),
       byBucket,
       overall,
       numericFidelity: numericBySystem(rows),
@@ -196,12 +203,22 @@ export const runJudge = (ctx: StageContext<JudgeParams>): Effect.Effect<StageOut
     const n = yield* writeTable(ctx.outputs["judge.pairs"], JudgePairColumns, Stream.fromIterable(pairs.map(pairRow))).pipe(
       asStageError(STAGE)
     )
-    const pref = (a: JudgeAggregate | undefined) => (a?.preference == null ? "-" : `${(a.preference * 100).toFixed(1)}%`)
+    const p1 = (x: number) => (x * 100).toFixed(1)
+    const pref = (a: JudgeAggregate | undefined) =>
+      a?.preference == null ? "-" : `${p1(a.preference)}%${a.preferenceCI === null ? "" : ` [95% CI ${p1(a.preferenceCI.lo)}, ${p1(a.preferenceCI.hi)}]`}`
     ctx.log(
       `${offline ? "offline chrF judge" : `judge ${cfg.endpoint.model}`}: ${rows.length} examples; preference vs base ` +
         `${pref(overall.vsBase)}, vs fine-tune ${pref(overall.vsFinetune)}`
     )
-    const brief = (a: JudgeAggregate) => ({ wins: a.wins, losses: a.losses, ties: a.ties, invalid: a.invalid, preference: a.preference })
+    const brief = (a: JudgeAggregate) => ({
+      wins: a.wins,
+      losses: a.losses,
+      ties: a.ties,
+      invalid: a.invalid,
+      preference: a.preference,
+      preferenceCI: a.preferenceCI,
+      winRate: a.winRate
+    })
     return {
       rows: { "judge.pairs": n },
       metrics: {

@@ -96,9 +96,12 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
       full: rf?.full ?? null,
       finetune: rf?.finetune ?? null,
       fullVector: rf?.fullVector ?? null,
+      bootstrap: inputs.retrieval?.bootstrap ?? rf?.bootstrap ?? null,
       paper: PAPER_RETRIEVAL
     },
-    judge: j === undefined ? null : { mode: j.mode, judge: j.judge, byBucket: j.byBucket, overall: j.overall, paper: PAPER_JUDGE },
+    judge: j === undefined
+      ? null
+      : { mode: j.mode, judge: j.judge, bootstrap: j.bootstrap, byBucket: j.byBucket, overall: j.overall, paper: PAPER_JUDGE },
     numericFidelity: j?.numericFidelity ?? null,
     tokens,
     tokenizer: t === undefined
@@ -165,6 +168,10 @@ const tableHtml = (t: Table): string =>
 /** What a cell says when its stage did not run in this (partial) run. */
 const NOT_COMPUTED = "not computed in this run"
 
+/** A confidence interval as `lo–hi` (of proportions shown in percent with `percent`). */
+const ciCell = (i: { readonly lo: number; readonly hi: number } | null, percent = false): string =>
+  i === null ? "–" : percent ? `${(i.lo * 100).toFixed(1)}–${(i.hi * 100).toFixed(1)}%` : `${f3(i.lo)}–${f3(i.hi)}`
+
 export const retrievalTable = (r: ResultsDoc): Table => {
   const rows: Array<Array<string>> = []
   const paperRows = new Set<number>()
@@ -176,15 +183,17 @@ export const retrievalTable = (r: ResultsDoc): Table => {
   for (const [name, run, paper] of systems) {
     rows.push(
       run === null
-        ? [name, NOT_COMPUTED, "–", "–", "–", "–", "–", "–"]
-        : [name, `this run (n = ${int(run.n)})`, f3(run.r1), f3(run.r5), f3(run.r10), f3(run.mrr), f1(run.meanRank), f3(run.chanceR1)]
+        ? [name, NOT_COMPUTED, "–", "–", "–", "–", "–", "–", "–", "–"]
+        : [name, `this run (n = ${int(run.n)})`, f3(run.r1), ciCell(run.r1CI), f3(run.r5), f3(run.r10), f3(run.mrr), ciCell(run.mrrCI), f1(run.meanRank), f3(run.chanceR1)]
     )
     paperRows.add(rows.length)
-    rows.push(["", `paper (n = ${int(paper.n)})`, f3(paper.r1), f3(paper.r5), f3(paper.r10), f3(paper.mrr), f1(paper.meanRank), f3(1 / paper.n)])
+    rows.push(["", `paper (n = ${int(paper.n)})`, f3(paper.r1), "–", f3(paper.r5), f3(paper.r10), f3(paper.mrr), "–", f1(paper.meanRank), f3(1 / paper.n)])
   }
+  const b = r.retrieval.bootstrap
   return {
-    caption: "Table 1: bilingual retrieval (foreign → English, cosine against the teacher vectors h_E)",
-    header: ["Method", "Source", "R@1", "R@5", "R@10", "MRR", "Mean rank", "Chance R@1"],
+    caption: "Table 1: bilingual retrieval (foreign → English, cosine against the teacher vectors h_E" +
+      (b === null ? ")" : `; 95% CIs: percentile bootstrap over queries, ${int(b.resamples)} resamples, seed ${b.seed})`),
+    header: ["Method", "Source", "R@1", "R@1 95% CI", "R@5", "R@10", "MRR", "MRR 95% CI", "Mean rank", "Chance R@1"],
     rows,
     paperRows
   }
@@ -212,7 +221,15 @@ export const judgeTable = (r: ResultsDoc): Table => {
           share(a.ties, valid),
           int(a.invalid),
           pct(a.preference),
-          pct(a.flipRate)
+          ciCell(a.preferenceCI, true),
+          pct(a.winRate),
+          ciCell(a.winRateCI, true),
+          pct(a.flipRate),
+          pct(a.positionConsistency),
+          pct(a.firstShownWinShare),
+          a.meanChars.system === null || a.meanChars.baseline === null
+            ? "–"
+            : `${f1(a.meanChars.system)} / ${f1(a.meanChars.baseline)}${a.meanChars.ratio === null ? "" : ` (${a.meanChars.ratio.toFixed(2)}×)`}`
         ])
       }
       paperRows.add(rows.length)
@@ -225,17 +242,46 @@ export const judgeTable = (r: ResultsDoc): Table => {
         String(paper.tiesPct),
         "–",
         pct(paper.preference),
+        "–",
+        // The paper's shares are over all N pairs, so its (W + ½T)/N follows from them.
+        pct((paper.winsPct + paper.tiesPct / 2) / 100),
+        "–",
+        "–",
+        "–",
+        "–",
         "–"
       ])
     }
   }
   return {
-    caption: `Table 2: pairwise judge (${r.judge === null ? `${NOT_COMPUTED}: paper rows only` : r.judge.mode === "offline" ? "OFFLINE chrF judge" : r.judge.judge}; both orders, human reference shown; preference = wins / (wins + losses))`,
-    header: ["Bucket", "Comparison", "Source", "Wins %", "Losses %", "Ties %", "Invalid", "Preference", "Order flips"],
+    caption: `Table 2: pairwise judge (${r.judge === null ? `${NOT_COMPUTED}: paper rows only` : r.judge.mode === "offline" ? "OFFLINE chrF judge" : r.judge.judge}; both orders, human reference shown; preference = wins / (wins + losses); ` +
+      `win rate = (wins + ½ ties) / valid pairs${r.judge === null ? "" : `; 95% CIs: percentile bootstrap over prompts, ${int(r.judge.bootstrap.resamples)} resamples, seed ${r.judge.bootstrap.seed}`})`,
+    header: [
+      "Bucket",
+      "Comparison",
+      "Source",
+      "Wins %",
+      "Losses %",
+      "Ties %",
+      "Invalid",
+      "Preference",
+      "Preference 95% CI",
+      "Win rate (W + ½T)/N",
+      "Win rate 95% CI",
+      "Order flips",
+      "Position consistency",
+      "First shown won",
+      "Mean chars LLINK / baseline"
+    ],
     rows,
     paperRows
   }
 }
+
+const JUDGE_NOTE =
+  "Position consistency: share of the pairs (both orders valid) whose two orders agree. First shown won: share of the " +
+  "single-order verdicts that picked the answer shown first (50% without position bias; ties count for neither). " +
+  "Mean chars: mean output length in characters, and LLINK's over the baseline's."
 
 export const tokensTable = (r: ResultsDoc): Table => {
   const t = r.tokens
@@ -476,6 +522,8 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     tableMd(tables.judge),
     "Shares are over the valid pairs; a pair whose two orders disagree counts as a tie. Paper numbers in italics.",
     "",
+    JUDGE_NOTE,
+    "",
     "## Tokens",
     "",
     tableMd(tables.tokens),
@@ -522,6 +570,7 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     `<h2 id="judge">Pairwise judge</h2>`,
     tableHtml(tables.judge),
     "<p>Shares are over the valid pairs; a pair whose two orders disagree counts as a tie.</p>",
+    `<p>${html(JUDGE_NOTE)}</p>`,
     `<h2 id="tokens">Tokens</h2>`,
     tableHtml(tables.tokens),
     ...(tokenFig === undefined ? [] : [figureHtml(tokenFig)]),

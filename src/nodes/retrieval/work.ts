@@ -18,7 +18,9 @@ import { hostMatmul } from "../../backend/host.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { loadProjectorDir } from "../../artifacts/projector.ts"
 import { readMatrixHead } from "../../artifacts/matrixHead.ts"
-import { devRetrieval } from "../../metrics/projectorRetrieval.ts"
+import { projectorRanks } from "../../metrics/projectorRetrieval.ts"
+import { withIntervals } from "../../metrics/retrieval.ts"
+import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 
 export type { RetrievalParams }
 
@@ -54,16 +56,17 @@ export const runRetrieval = (ctx: StageContext<RetrievalParams>): Effect.Effect<
       }),
       (proj) =>
         Effect.try({
-          try: () => devRetrieval(proj, z, h, n, matmul),
+          try: () => withIntervals(projectorRanks(proj, z, h, n, matmul), n, p.bootstrap, "stageA"),
           catch: (cause) => new StageError({ stage: STAGE, message: `retrieval failed: ${String(cause)}`, cause })
         }),
       (proj) => Effect.sync(() => Projector.dispose(proj))
     )
-    const doc: RetrievalDoc = { stageA: metrics }
+    const doc: RetrievalDoc = { stageA: metrics, bootstrap: bootstrapSettings(p.bootstrap, "query") }
     yield* writeJsonDoc(RetrievalDoc, ctx.outputs["retrieval"], doc).pipe(asStageError(STAGE))
     const paper = PAPER_RETRIEVAL.stageA
     const f = (x: number) => x.toFixed(3)
-    ctx.log(`Stage A retrieval, n = ${n} (${backend}):   R@1 ${f(metrics.r1)}  R@5 ${f(metrics.r5)}  R@10 ${f(metrics.r10)}  MRR ${f(metrics.mrr)}  mean rank ${metrics.meanRank.toFixed(1)}  (chance R@1 ${metrics.chanceR1.toFixed(4)})`)
+    const ci = (i: { readonly lo: number; readonly hi: number } | null) => (i === null ? "" : ` [${f(i.lo)}, ${f(i.hi)}]`)
+    ctx.log(`Stage A retrieval, n = ${n} (${backend}):   R@1 ${f(metrics.r1)}${ci(metrics.r1CI)}  R@5 ${f(metrics.r5)}  R@10 ${f(metrics.r10)}  MRR ${f(metrics.mrr)}${ci(metrics.mrrCI)}  mean rank ${metrics.meanRank.toFixed(1)}  (chance R@1 ${metrics.chanceR1.toFixed(4)}; 95% bootstrap CIs over queries)`)
     ctx.log(`paper Table 1 Stage A, n = ${paper.n}:  R@1 ${f(paper.r1)}  R@5 ${f(paper.r5)}  R@10 ${f(paper.r10)}  MRR ${f(paper.mrr)}  mean rank ${paper.meanRank.toFixed(1)}`)
     return { rows: {}, metrics: { stageA: metrics } }
   })

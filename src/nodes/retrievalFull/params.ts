@@ -5,6 +5,7 @@
  */
 import { Schema } from "effect"
 import { TeacherPromptConfig } from "../../prompts/teacher.ts"
+import { BootstrapConfig } from "../../schemas/bootstrap.ts"
 import { Count, dflt, Size } from "../../schemas/fields.ts"
 
 export const RetrievalFullVector = Schema.Literals(["meanSlot", "lastSlotHidden"])
@@ -21,6 +22,8 @@ export const RetrievalFullParams = Schema.Struct({
   ...RetrievalFullConfig.fields,
   n: Count,
   evalN: Count,
-  teacher: TeacherPromptConfig
+  teacher: TeacherPromptConfig,
+  /** `retrieval.bootstrap`: the same intervals as the Stage A row. */
+  bootstrap: BootstrapConfig
 })
 export type RetrievalFullParams = typeof RetrievalFullParams.Type

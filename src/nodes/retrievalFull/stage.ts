@@ -23,7 +23,13 @@ export const retrievalFull = defineStage<RetrievalFullParams, TensorBackend>({
   params: RetrievalFullParams,
   selectParams: (config) => {
     const c = config as LlinkConfig
-    return { ...c.retrievalFull, n: c.retrieval.n, evalN: c.split.evalN, teacher: { template: c.teacher.template, maxTokens: c.teacher.maxTokens } }
+    return {
+      ...c.retrievalFull,
+      n: c.retrieval.n,
+      evalN: c.split.evalN,
+      teacher: { template: c.teacher.template, maxTokens: c.teacher.maxTokens },
+      bootstrap: c.retrieval.bootstrap
+    }
   },
   run: (ctx) => Effect.flatMap(importWork("retrievalFull", () => import("./work.ts")), (work) => work.runRetrievalFull(ctx))
 })

@@ -21,7 +21,8 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
-import { retrievalMetrics, type RetrievalMetrics } from "../../metrics/retrieval.ts"
+import { goldRanks, withIntervals } from "../../metrics/retrieval.ts"
+import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
 import { forward } from "../../models/llama.ts"
 import { slotsFromZ } from "../../models/slots.ts"
@@ -124,19 +125,21 @@ export const runRetrievalFull = (ctx: StageContext<RetrievalFullParams>): Effect
               bar.advance(rows)
             }
             const teacher = h.data.subarray(0, n * d)
-            const score = (q: Float32Array): RetrievalMetrics => retrievalMetrics(q, teacher, d, { matmul, normalize: true })
-            return { full: score(full), finetune: score(ft) }
+            const score = (q: Float32Array, label: string) =>
+              withIntervals(goldRanks(q, teacher, d, { matmul, normalize: true }), n, p.bootstrap, label)
+            return { full: score(full, "full"), finetune: score(ft, "finetune") }
           },
           catch: (cause) => new StageError({ stage: STAGE, message: `retrieval failed: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
         }),
       (sys) => Effect.sync(() => sys.dispose())
     )
     bar.done()
-    const doc: RetrievalFullDoc = { n, fullVector: p.vector, full: result.full, finetune: result.finetune }
+    const doc: RetrievalFullDoc = { n, fullVector: p.vector, full: result.full, finetune: result.finetune, bootstrap: bootstrapSettings(p.bootstrap, "query") }
     yield* writeJsonDoc(RetrievalFullDoc, ctx.outputs["retrieval.full"], doc).pipe(asStageError(STAGE))
     const f = (x: number) => x.toFixed(3)
-    const line = (name: string, m: RetrievalMetrics, paper: { r1: number; mrr: number; meanRank: number }) =>
-      `${name}: R@1 ${f(m.r1)} R@5 ${f(m.r5)} R@10 ${f(m.r10)} MRR ${f(m.mrr)} mean rank ${m.meanRank.toFixed(1)} (paper R@1 ${f(paper.r1)}, MRR ${f(paper.mrr)}, mean rank ${paper.meanRank})`
+    const ci = (i: { readonly lo: number; readonly hi: number } | null) => (i === null ? "" : ` [${f(i.lo)}, ${f(i.hi)}]`)
+    const line = (name: string, m: (typeof result)["full"], paper: { r1: number; mrr: number; meanRank: number }) =>
+      `${name}: R@1 ${f(m.r1)}${ci(m.r1CI)} R@5 ${f(m.r5)} R@10 ${f(m.r10)} MRR ${f(m.mrr)}${ci(m.mrrCI)} mean rank ${m.meanRank.toFixed(1)} (paper R@1 ${f(paper.r1)}, MRR ${f(paper.mrr)}, mean rank ${paper.meanRank})`
     ctx.log(`n = ${n} (${backend}, full = ${p.vector})`)
     ctx.log(line("LLINK (full)", result.full, PAPER_RETRIEVAL.full))
     ctx.log(line("direct fine-tune", result.finetune, PAPER_RETRIEVAL.finetune))
