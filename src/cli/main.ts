@@ -13,6 +13,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { TensorBackend } from "../backend/tensorBackend.ts"
 import { stages } from "../nodes/index.ts"
 import { toolInfo } from "../pipeline/manifest.ts"
+import { compareCommand } from "./compare.ts"
 import { makeDagCommand } from "./dag.ts"
 import { doctorCommand } from "./doctor.ts"
 import { forwardCommand } from "./forward.ts"
@@ -28,6 +29,7 @@ const subcommands = [
   makeRunCommand(stages),
   makeStatusCommand(stages),
   makeDagCommand(stages),
+  compareCommand,
   initModelsCommand,
   forwardCommand,
   doctorCommand

@@ -3,7 +3,8 @@
  *
  * Loads the config, runs the DAG against the content-addressed cache (`<cacheDir>` from the config), prints a
  * per-stage table (stage, status, time, rows) and the run dir. Exit code 1 when a stage failed (each failure printed
- * as `<stage> failed: <file>:<line>: <reason>`) or when the run could not start (config, lock, DAG errors).
+ * as `<stage> failed: <file>:<line>: <reason>`) or when the run could not start (config, lock, DAG errors); either way
+ * followed by `next:` lines saying what to run next (src/cli/runHints.ts).
  *
  * Also exports the flags and helpers `status.ts` and `dag.ts` share.
  */
@@ -15,6 +16,7 @@ import { loadConfig } from "../nodes/config.ts"
 import type { AnyStage } from "../pipeline/dag.ts"
 import { makeConsoleReporter } from "../pipeline/progress.ts"
 import { runPipeline, type RunReport } from "../pipeline/runner.ts"
+import { hintsForError, hintsForFailedRun, type RunInvocation } from "./runHints.ts"
 
 export const configFlag = Flag.String("config").pipe(
   Flag.withDescription("config file (default: llink.config.json in the current folder, all defaults if absent)"),
@@ -24,9 +26,10 @@ export const setFlag = Flag.String("set").pipe(
   Flag.withDescription("override a config field, e.g. --set split.seed=18 (repeatable; value parsed as JSON if it parses)"),
   Flag.atLeast(0)
 )
+export const DEFAULT_RUN_DIR = "runs/default"
 export const runDirFlag = Flag.String("run-dir").pipe(
   Flag.withDescription("run directory (manifest.json, artifacts/ links, lock)"),
-  Flag.withDefault("runs/default")
+  Flag.withDefault(DEFAULT_RUN_DIR)
 )
 
 /** A one-line, user-facing message for an error that stopped a command. */
@@ -96,8 +99,15 @@ export const makeRunCommand = <R>(stages: ReadonlyArray<AnyStage<R>>) =>
         Flag.atLeast(0)
       )
     },
-    (flags) =>
-      Effect.gen(function*() {
+    (flags) => {
+      const invocation: RunInvocation = {
+        config: Option.getOrUndefined(flags.config),
+        set: flags.set,
+        runDir: flags.runDir,
+        defaultRunDir: DEFAULT_RUN_DIR
+      }
+      const stageNames = stages.map((s) => s.name)
+      return Effect.gen(function*() {
         const only = Option.getOrUndefined(flags.only)
         const until = Option.getOrUndefined(flags.until)
         if (only !== undefined && until !== undefined) {
@@ -122,6 +132,18 @@ export const makeRunCommand = <R>(stages: ReadonlyArray<AnyStage<R>>) =>
         for (const stage of report.stages) {
           if (stage.status === "failed") process.stderr.write(`${stage.stage} failed: ${stage.error ?? "unknown error"}\n`)
         }
+        const hints = hintsForFailedRun(report, invocation, { cacheDir: config.value.cacheDir, configFile: config.file, stages: stageNames })
+        for (const hint of hints) process.stderr.write(`${hint}\n`)
         if (report.failed) process.exitCode = 1
-      }).pipe(reportCommandError)
+      }).pipe(
+        // The error, then what to do about it.
+        Effect.catch((error) =>
+          Effect.sync(() => {
+            process.stderr.write(`error: ${messageOf(error)}\n`)
+            for (const hint of hintsForError(error, invocation, stageNames)) process.stderr.write(`${hint}\n`)
+            process.exitCode = 1
+          })
+        )
+      )
+    }
   ).pipe(Command.withDescription("Run the pipeline (cached stages are not rerun)"))

@@ -42,10 +42,14 @@ describe("llink CLI (end to end, toy stages)", () => {
     expect(failed.code).toBe(1)
     expect(failed.stdout).toMatch(/check\s+failed/)
     expect(failed.stderr).toMatch(/^check failed: .*seed\.json:1: train must be positive$/m)
+    // What to run next: the failed stage alone, the upstream whose cached file the error names, a plain rerun.
+    expect(failed.stderr).toContain("next: to retry check alone (its upstream is cached): npx llink run --set split.train=0 --only check")
+    expect(failed.stderr).toContain("recompute it: npx llink run --set split.train=0 --force seed")
 
     const badConfig = llink(cwd, "run", "--set", "split.trian=1")
     expect(badConfig.code).toBe(1)
     expect(badConfig.stderr).toContain(`error: --set split.trian=1: split.trian: unknown field "trian"`)
+    expect(badConfig.stderr).toContain("next: correct --set split.trian=1, then check the config without running anything: npx llink status")
 
     const dag = llink(cwd, "dag")
     expect(dag.stdout.trim().split("\n")).toEqual(["graph TD", `  seed["seed"]`, `  check["check"]`, `  seed -->|"seed"| check`])
