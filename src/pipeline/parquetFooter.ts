@@ -163,7 +163,8 @@ class Reader {
   }
 }
 
-class Writer {
+/** A Thrift compact-protocol encoder (also used by `parquetWrite.ts` for page headers and column metadata). */
+export class Writer {
   private buf = new Uint8Array(1024)
   private len = 0
   private readonly lastIds: Array<number> = [0]
@@ -239,6 +240,55 @@ class Writer {
   i64Field(id: number, value: number): void {
     this.fieldHeader(id, T_I64)
     this.zigzag(value)
+  }
+
+  i32Field(id: number, value: number): void {
+    this.fieldHeader(id, T_I32)
+    this.zigzag(value)
+  }
+
+  /** A boolean field: the value is the header's type nibble (1 true, 2 false). */
+  boolField(id: number, value: boolean): void {
+    this.fieldHeader(id, value ? T_TRUE : T_FALSE)
+  }
+
+  binaryField(id: number, value: Uint8Array): void {
+    this.fieldHeader(id, T_BINARY)
+    this.varint(value.length)
+    this.bytes(value)
+  }
+
+  /** Opens a struct-valued field; close it with `endStruct`. */
+  structField(id: number): void {
+    this.fieldHeader(id, T_STRUCT)
+    this.beginStruct()
+  }
+
+  /** A list field of i32 (`intType` T_I32) or i64 (T_I64) values. */
+  intListField(id: number, values: ReadonlyArray<number>, wide = false): void {
+    this.fieldHeader(id, T_LIST)
+    this.listHeader(values.length, wide ? T_I64 : T_I32)
+    for (const v of values) this.zigzag(v)
+  }
+
+  /** A list field of binary values (strings). */
+  binaryListField(id: number, values: ReadonlyArray<Uint8Array>): void {
+    this.fieldHeader(id, T_LIST)
+    this.listHeader(values.length, T_BINARY)
+    for (const v of values) {
+      this.varint(v.length)
+      this.bytes(v)
+    }
+  }
+
+  /** Opens a list field of `size` structs; write each with `beginStruct`/`endStruct`. */
+  structListField(id: number, size: number): void {
+    this.fieldHeader(id, T_LIST)
+    this.listHeader(size, T_STRUCT)
+  }
+
+  get length(): number {
+    return this.len
   }
 
   result(): Uint8Array {

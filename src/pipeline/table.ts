@@ -34,6 +34,7 @@ import * as pq from "parquet-wasm"
 import { artifactError, messageOf, openRegularFile } from "./artifactFile.ts"
 import { ArtifactError } from "./errors.ts"
 import * as Footer from "./parquetFooter.ts"
+import * as Fast from "./parquetWrite.ts"
 
 export type ColumnType = "utf8" | "int32" | "float32" | "float64" | "bool"
 export interface Column {
@@ -82,6 +83,23 @@ const writeFully = async (fh: FileHandle, buf: Uint8Array, position: number) => 
   while (done < buf.length) {
     const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done)
     done += bytesWritten
+  }
+}
+
+/** Writes `parts` back to back from `position` (one vectored write when it goes through whole). */
+const writeParts = async (fh: FileHandle, parts: ReadonlyArray<Uint8Array>, position: number) => {
+  const total = parts.reduce((n, p) => n + p.length, 0)
+  const { bytesWritten } = await fh.writev(parts as Array<Uint8Array>, position)
+  if (bytesWritten === total) return
+  // a short vectored write: finish part by part from where it stopped
+  let offset = 0
+  for (const part of parts) {
+    const end = offset + part.length
+    if (end > bytesWritten) {
+      const from = Math.max(0, bytesWritten - offset)
+      await writeFully(fh, part.subarray(from), position + offset + from)
+    }
+    offset = end
   }
 }
 
@@ -227,6 +245,94 @@ const buildBatch = (
 }
 
 /**
+ * One column of a row group laid out for the JavaScript encoder (`parquetWrite.ts`): the same checks and messages
+ * as `buildColumn`, but utf8 values go straight into a PLAIN stream (`u32le(length) ‖ bytes` per value). The
+ * buffers are fresh per row group: the page bodies are views into them while they are compressed off-thread.
+ * `sizeHint` (the previous group's stream size) avoids regrowing the stream.
+ */
+const buildFastColumn = (
+  column: Column,
+  rows: ReadonlyArray<Row>,
+  firstRow: number,
+  dictionary: boolean,
+  sizeHint: number
+): Fast.ColumnValues => {
+  const n = rows.length
+  const nullable = column.nullable === true
+  const validity = new Uint8Array((n + 7) >> 3)
+  let nullCount = 0
+  const bad = (i: number, value: unknown, expected: string): CellError =>
+    new CellError(
+      `row ${firstRow + i}, column "${column.name}" (${column.type}${nullable ? ", nullable" : ""}): ` +
+        `expected ${expected}, got ${value === undefined ? "no value" : JSON.stringify(value)}`
+    )
+  const present = (i: number, value: Cell | undefined): boolean => {
+    if (value === null || value === undefined) {
+      if (!nullable) throw bad(i, value, "a value (column is not nullable)")
+      nullCount++
+      return false
+    }
+    validity[i >> 3] |= 1 << (i & 7)
+    return true
+  }
+  const name = column.name
+  switch (column.type) {
+    case "utf8": {
+      let stream = Buffer.allocUnsafeSlow(Math.max(1 << 16, sizeHint))
+      const ends = new Int32Array(n)
+      const strings: Array<string> = []
+      let pos = 0
+      let k = 0
+      for (let i = 0; i < n; i++) {
+        const v = rows[i][name]
+        if (!present(i, v)) continue
+        if (typeof v !== "string") throw bad(i, v, "a string")
+        if (!v.isWellFormed()) throw bad(i, v, "well-formed UTF-16 (found a lone surrogate)")
+        const need = pos + 4 + 3 * v.length
+        if (need > stream.length) {
+          const bigger = Buffer.allocUnsafeSlow(Math.max(2 * stream.length, need))
+          stream.copy(bigger, 0, 0, pos)
+          stream = bigger
+        }
+        const written = stream.write(v, pos + 4, "utf8")
+        stream.writeUInt32LE(written, pos)
+        pos += 4 + written
+        if (pos > 0x7fffffff) {
+          throw new CellError(`column "${name}": rows ${firstRow}.. hold over 2 GiB of text; use a smaller rowGroupSize`)
+        }
+        ends[k++] = pos
+        if (dictionary) strings.push(v)
+      }
+      return {
+        type: "utf8",
+        stream: stream.subarray(0, pos),
+        ends: ends.subarray(0, k),
+        strings,
+        validity: nullCount > 0 ? validity : undefined,
+        nullCount
+      }
+    }
+    case "int32":
+    case "float64": {
+      const values = column.type === "int32" ? new Int32Array(n) : new Float64Array(n)
+      for (let i = 0; i < n; i++) {
+        const v = rows[i][name]
+        if (!present(i, v)) continue
+        if (column.type === "int32") {
+          if (typeof v !== "number" || !Number.isInteger(v) || v < -2147483648 || v > 2147483647) {
+            throw bad(i, v, "an integer in the int32 range")
+          }
+        } else if (typeof v !== "number") throw bad(i, v, "a number")
+        values[i] = v
+      }
+      return { type: column.type, values, validity: nullCount > 0 ? validity : undefined, nullCount }
+    }
+    default:
+      throw new CellError(`column "${name}": type ${column.type} is not written by the JavaScript encoder`)
+  }
+}
+
+/**
  * Fresh writer properties (parquet-wasm consumes them on every `writeParquet`). `plainColumns` are written
  * without dictionary encoding (still ZSTD-compressed).
  */
@@ -296,10 +402,36 @@ interface EncodedBatch {
   readonly end: number
 }
 
+/**
+ * Which encoder writes the row groups: `js` (`parquetWrite.ts`, the default for int32/float64/utf8 tables) or
+ * `wasm` (parquet-wasm, for the other types, or everywhere with `LLINK_PARQUET_ENGINE=wasm`). Both write the same
+ * bytes.
+ */
+export type TableEngine = "js" | "wasm"
+
+export interface TableWriterOptions {
+  /** Rows per row group (default `DEFAULT_ROW_GROUP_SIZE`). */
+  readonly rowGroupSize?: number
+  /** Force an encoder (tests compare the two); by default the JavaScript one when it supports the columns. */
+  readonly engine?: TableEngine
+}
+
+const chooseEngine = (columns: ReadonlyArray<Column>, wanted: TableEngine | undefined): TableEngine => {
+  const requested = wanted ?? (process.env["LLINK_PARQUET_ENGINE"] === "wasm" ? "wasm" : "js")
+  return requested === "js" && Fast.supportsColumns(columns) ? "js" : "wasm"
+}
+
+/** A row group handed to the compressor, waiting to be written once the one before it is on disk. */
+interface InFlight {
+  readonly prepared: Fast.PreparedRowGroup
+  readonly compressed: Promise<{ readonly ok: Array<Uint8Array> } | { readonly error: unknown }>
+  readonly firstRow: number
+}
+
 const openWriter = Effect.fn("table.openWriter")(function*(
   path: string,
   columns: ReadonlyArray<Column>,
-  options?: { readonly rowGroupSize?: number }
+  options?: TableWriterOptions
 ) {
   const invalid = validateColumns(path, columns)
   if (invalid !== undefined) return yield* invalid
@@ -324,6 +456,9 @@ const openWriter = Effect.fn("table.openWriter")(function*(
   let pending: Array<Row> = []
   const rowGroups: Array<Uint8Array> = []
   const scratch: Scratch = new Map()
+  const engine = chooseEngine(columns, options?.engine)
+  const sizeHints = new Map<string, number>()
+  let inFlight: InFlight | undefined
 
   const closeHandle = io("close", () => fh.close()).pipe(
     Effect.catch((e) => Effect.logWarning(`table writer: ${e.message} (after an earlier failure)`))
@@ -332,6 +467,7 @@ const openWriter = Effect.fn("table.openWriter")(function*(
     if (state !== "open") return Effect.void
     state = "failed"
     scratch.clear()
+    inFlight = undefined
     return closeHandle
   })
   /** Runs `body` under the lock while the writer is open; any failure aborts the writer. */
@@ -375,7 +511,76 @@ const openWriter = Effect.fn("table.openWriter")(function*(
         )
     })
 
+  /** Writes the row group in flight (waiting for its compression) at the current position. */
+  const drain: Effect.Effect<void, ArtifactError> = Effect.suspend(() => {
+    const group = inFlight
+    if (group === undefined) return Effect.void
+    inFlight = undefined
+    return Effect.gen(function*() {
+      const result = yield* Effect.promise(() => group.compressed)
+      if ("error" in result) {
+        return yield* artifactError(
+          path,
+          `cannot write ${path}: compressing rows ${group.firstRow}..${group.firstRow + group.prepared.rows - 1} ` +
+            `failed: ${messageOf(result.error)}`,
+          result.error
+        )
+      }
+      const assembled = yield* Effect.try({
+        try: () => Fast.assembleRowGroup(group.prepared, result.ok, position),
+        catch: (e) => artifactError(path, `cannot write ${path}: assembling a row group failed: ${messageOf(e)}`, e)
+      })
+      yield* io("write", () => writeParts(fh, assembled.parts, position))
+      position += assembled.byteLength
+      rowGroups.push(assembled.rowGroup)
+    })
+  })
+
+  /**
+   * The JavaScript path: lay out the row group, start compressing its pages on the thread pool, and write the
+   * previous row group meanwhile (so the caller reads and cleans the next rows while this one compresses).
+   */
+  const flushFast = (batchRows: ReadonlyArray<Row>): Effect.Effect<void, ArtifactError> =>
+    Effect.gen(function*() {
+      const firstRow = rows
+      const prepared = yield* Effect.try({
+        try: () => {
+          const plain = new Set(mostlyDistinctColumns(columns, batchRows))
+          const fast = columns.map((c): Fast.FastColumn => ({
+            name: c.name,
+            type: c.type as Fast.FastColumnType,
+            nullable: c.nullable === true,
+            dictionary: !plain.has(c.name)
+          }))
+          const values = columns.map((c, i) => {
+            const v = buildFastColumn(c, batchRows, firstRow, fast[i].dictionary, sizeHints.get(c.name) ?? 0)
+            if (v.type === "utf8") sizeHints.set(c.name, Math.ceil(v.stream.length * 1.05))
+            return v
+          })
+          return Fast.prepareRowGroup(fast, values, batchRows.length)
+        },
+        catch: (e) =>
+          artifactError(
+            path,
+            e instanceof CellError
+              ? `cannot write ${path}: ${e.message}`
+              : `cannot write ${path}: encoding rows ${firstRow}..${firstRow + batchRows.length - 1} failed: ${messageOf(e)}`,
+            e
+          )
+      })
+      const compressed = Fast.compressPages(Fast.pageBodies(prepared)).then(
+        (ok) => ({ ok }),
+        (error: unknown) => ({ error })
+      )
+      yield* drain
+      inFlight = { prepared, compressed, firstRow }
+      rows += batchRows.length
+    })
+
   const flush = (batchRows: ReadonlyArray<Row>): Effect.Effect<void, ArtifactError> =>
+    engine === "js" ? flushFast(batchRows) : flushWasm(batchRows)
+
+  const flushWasm = (batchRows: ReadonlyArray<Row>): Effect.Effect<void, ArtifactError> =>
     Effect.gen(function*() {
       const encoded = yield* encode(batchRows)
       if (encoded.groups.length > 0) {
@@ -415,6 +620,7 @@ const openWriter = Effect.fn("table.openWriter")(function*(
         pending = []
         yield* flush(rest)
       }
+      yield* drain
       const tail = Footer.footerTail(Footer.composeFooter(template, rows, rowGroups))
       yield* io("write", () => writeFully(fh, tail, position))
       yield* io("fsync", () => fh.sync())
@@ -438,7 +644,7 @@ const openWriter = Effect.fn("table.openWriter")(function*(
 export const openTableWriter: (
   path: string,
   columns: ReadonlyArray<Column>,
-  options?: { readonly rowGroupSize?: number }
+  options?: TableWriterOptions
 ) => Effect.Effect<TableWriter, ArtifactError> = Effect.fn("table.openTableWriter")(function*(path, columns, options) {
   const { write, close } = yield* openWriter(path, columns, options)
   const writer: TableWriter = { write, close }
@@ -450,7 +656,7 @@ export const writeTable = <E, R>(
   path: string,
   columns: ReadonlyArray<Column>,
   rows: Stream.Stream<Row, E, R>,
-  options?: { readonly rowGroupSize?: number }
+  options?: TableWriterOptions
 ): Effect.Effect<number, E | ArtifactError, R> =>
   Effect.gen(function*() {
     const writer = yield* openWriter(path, columns, options)

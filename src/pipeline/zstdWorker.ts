@@ -1,0 +1,52 @@
+/**
+ * The compression worker of `parquetWrite.ts`: compresses Parquet page bodies with zstd level 1 off the main thread.
+ *
+ * Why a worker and not `zlib.zstdCompress`: Node's asynchronous zstd is a stream (the input is fed in pieces, then
+ * ended), and zstd's streaming path buffers its input in a window-sized ring, which finds slightly different
+ * matches than the one-shot compression parquet-rs does (`ZSTD_compress2`) on pages over ~640 KiB. The synchronous
+ * call with an output buffer of at least `ZSTD_compressBound` bytes takes zstd's one-shot shortcut and writes the
+ * same frames; here it runs on its own thread, so the main thread reads and lays out the next row group meanwhile.
+ *
+ * Protocol: `{ id, bodies: Uint8Array[] }` in, `{ id, out: Uint8Array[] }` (buffers transferred) or
+ * `{ id, error }` back.
+ */
+import { parentPort, workerData } from "node:worker_threads"
+import * as zlib from "node:zlib"
+
+/** `workerData` of the compression worker: this module also loads (as a library) wherever `parquetWrite.ts` does. */
+export const ZSTD_WORKER_TAG = "llink-zstd-worker"
+
+/** Options that make Node's zstd write what parquet-rs writes (see the module doc). */
+export const oneShotOptions = (size: number): zlib.ZstdOptions => ({
+  params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 },
+  // ≥ ZSTD_compressBound(size) = size + size/256 + (up to 64): room for the whole frame in one output chunk
+  chunkSize: Math.max(64, size + (size >> 8) + 128)
+})
+
+/** A fresh ArrayBuffer holding exactly `b` (transferable without detaching anything else). */
+const own = (b: Uint8Array): Uint8Array<ArrayBuffer> => {
+  const copy = new Uint8Array(b.length)
+  copy.set(b)
+  return copy
+}
+
+const isRequest = (m: unknown): m is { readonly id: number; readonly bodies: ReadonlyArray<Uint8Array> } =>
+  typeof m === "object" && m !== null && "id" in m && typeof m.id === "number" && "bodies" in m &&
+  Array.isArray(m.bodies) && m.bodies.every((b) => b instanceof Uint8Array)
+
+const port = parentPort
+if (port !== null && workerData === ZSTD_WORKER_TAG) {
+  port.on("message", (m: unknown) => {
+    if (!isRequest(m)) {
+      port.postMessage({ id: -1, error: "zstd worker: malformed request" })
+      return
+    }
+    try {
+      const out = m.bodies.map((b) => own(zlib.zstdCompressSync(b, oneShotOptions(b.length))))
+      port.postMessage({ id: m.id, out }, out.map((o) => o.buffer))
+    } catch (e) {
+      // reported to the caller, which fails the table writer with this message
+      port.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e) })
+    }
+  })
+}
