@@ -82,7 +82,7 @@ interface TrainShape {
   readonly steps: number
 }
 
-const benchTrain = (s: TrainShape): void => {
+const benchTrain = async (s: TrainShape): Promise<void> => {
   const params = Schema.decodeUnknownSync(StageAConfig)({
     steps: 20_000,
     microBatch: s.micro,
@@ -99,8 +99,8 @@ const benchTrain = (s: TrainShape): void => {
   const queue = new TeacherQueue(s.queue, s.dOut)
   for (let filled = 0; filled < s.queue; filled += s.rows) queue.enqueue(h.data, Math.min(s.rows, s.queue - filled))
   const trainer = makeTrainer({ params, zTrain: z, hTrain: h, proj, opt, queue, matmul, step: 3000, cursor: { epoch: 0, index: 0 } })
-  trainer.next()
-  trainer.next()
+  await trainer.next()
+  await trainer.next()
   // the hard-negative selection alone (one micro-batch against the full queue)
   const p = fillNormal(rng, s.micro * s.dOut, 1)
   const ts = now()
@@ -108,7 +108,7 @@ const benchTrain = (s: TrainShape): void => {
   for (let r = 0; r < selReps; r++) queue.selectHard(p, s.micro, s.negatives, "shared-mean", { matmul })
   const selMs = (now() - ts) / selReps
   const t = now()
-  for (let i = 0; i < s.steps; i++) trainer.next()
+  for (let i = 0; i < s.steps; i++) await trainer.next()
   const sec = (now() - t) / 1000 / s.steps
   const rowsPerStep = s.micro * s.accumulation
   const mlpFlops = 6 * rowsPerStep * (s.dIn * config.dHidden + config.dHidden * s.dOut)
@@ -123,8 +123,8 @@ const benchTrain = (s: TrainShape): void => {
 }
 
 console.log(`\n1. Stage A training (full queue, ${matmulName} matmul for queue scores)`)
-benchTrain({ label: "tiny 32→128→64, micro 32 × 1, queue 1,024, K 64", dIn: 32, dOut: 64, micro: 32, accumulation: 1, queue: 1024, negatives: 64, rows: 2000, steps: quick ? 20 : 100 })
-benchTrain({ label: "paper 768→3072→2048, micro 8 × 16, queue 32,768, K 256", dIn: 768, dOut: 2048, micro: 8, accumulation: 16, queue: 32_768, negatives: 256, rows: 4096, steps: quick ? 2 : 6 })
+await benchTrain({ label: "tiny 32→128→64, micro 32 × 1, queue 1,024, K 64", dIn: 32, dOut: 64, micro: 32, accumulation: 1, queue: 1024, negatives: 64, rows: 2000, steps: quick ? 20 : 100 })
+await benchTrain({ label: "paper 768→3072→2048, micro 8 × 16, queue 32,768, K 256", dIn: 768, dOut: 2048, micro: 8, accumulation: 16, queue: 32_768, negatives: 256, rows: 4096, steps: quick ? 2 : 6 })
 
 // ---------------------------------------------------------------------------------------------------------------
 // 2. Tiny checkpoints: sentences/s
@@ -147,9 +147,9 @@ try {
   const en = pairs.slice(0, n).map((p) => p[0])
   // as the stages batch: everything tokenised first, then length-sorted windows (`planBatches`)
   const seqs = km.map((s) => foreignTokenIds(etok, s, 2, { maxChars: 256, maxTokens: 256 }))
-  encodeTokenized(enc, seqs.slice(0, 32))
+  await encodeTokenized(enc, seqs.slice(0, 32))
   let t = now()
-  for (const rows of planBatches(seqs.map((q) => q.length), 32)) encodeTokenized(enc, Array.from(rows, (i) => seqs[i]))
+  for (const rows of planBatches(seqs.map((q) => q.length), 32)) await encodeTokenized(enc, Array.from(rows, (i) => seqs[i]))
   const meanLen = seqs.reduce((a, q) => a + q.length, 0) / seqs.length
   console.log(`  encode (tiny XLM-R, batch 32, ${fmt(meanLen)} tokens/sentence): ${fmt(n / ((now() - t) / 1000))} sentences/s`)
   disposeXlmr(enc)
@@ -160,9 +160,9 @@ try {
   const prompts = en.map((e) => teacherPromptIds(dtok, e, fe, { template: "paper", maxTokens: 128 }))
   const meanPrompt = prompts.reduce((a, q) => a + q.length, 0) / prompts.length
   for (const bs of [8, 32]) {
-    teacherFromIds(dec, prompts.slice(0, bs), 128009)
+    await teacherFromIds(dec, prompts.slice(0, bs), 128009)
     t = now()
-    for (const rows of planBatches(prompts.map((q) => q.length), bs)) teacherFromIds(dec, Array.from(rows, (i) => prompts[i]), 128009)
+    for (const rows of planBatches(prompts.map((q) => q.length), bs)) await teacherFromIds(dec, Array.from(rows, (i) => prompts[i]), 128009)
     console.log(`  teacher (tiny Llama, batch ${bs}, ${fmt(meanPrompt)} tokens/prompt): ${fmt(n / ((now() - t) / 1000))} sentences/s`)
   }
   disposeLlama(dec)

@@ -43,7 +43,7 @@ export interface BatchJob {
   /** Token length of every row (its count is the row count); rows of similar length are batched together. */
   readonly lengths: ArrayLike<number>
   /** Computes the given rows (in that order) → rows.length × dim values. May throw (reported as a StageError). */
-  readonly compute: (rows: Int32Array) => Float32Array
+  readonly compute: (rows: Int32Array) => Promise<Float32Array>
 }
 
 export interface BatchJobResult {
@@ -218,7 +218,7 @@ export const runBatchJob = (
         reused++
       } else {
         if (found.reason !== NOT_YET) notes.push(`batch ${i}: ${found.reason}`)
-        const data = yield* Effect.try({
+        const data = yield* Effect.tryPromise({
           try: () => job.compute(rows),
           catch: (cause) =>
             new StageError({ stage: job.stage, message: `${job.label}: batch ${i} (rows ${rows[0]}, …) failed: ${describe(cause)}`, cause })

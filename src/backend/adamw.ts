@@ -32,8 +32,11 @@ export interface AdamWOptions {
 export interface StepOptions {
   /** Set the learning rate for this and later steps (schedules). */
   readonly lr?: number
-  /** Multiply every gradient by this first (default 1): fused clipping, `clipCoefficient(gradNorm(g), max)`. */
-  readonly gradScale?: number
+  /**
+   * Multiply every gradient by this first (default 1): fused clipping, `clipCoefficient(gradNorm(g), max)`; on a
+   * device backend pass the scalar tensor of `clipScale(gradNormTensor(g), max)`, so the step needs no read-back.
+   */
+  readonly gradScale?: number | tf.Scalar
 }
 
 export interface AdamWState {
@@ -103,7 +106,6 @@ export class AdamW {
    */
   step(grads: Readonly<Record<string, tf.Tensor>>, options: StepOptions = {}): void {
     if (options.lr !== undefined) this.lr = options.lr
-    const gradScale = options.gradScale ?? 1
     for (const name of Object.keys(grads)) {
       if (!this.vars.has(name)) throw new Error(`AdamW: gradient for unknown variable '${name}'`)
     }
@@ -111,6 +113,9 @@ export class AdamW {
     const bc1 = 1 - this.beta1 ** this.t
     const bc2 = 1 - this.beta2 ** this.t
     const cpu = this.impl === "auto" && isCpu()
+    const given = options.gradScale ?? 1
+    // the host loop wants a number (a CPU backend reads a scalar synchronously); tf ops take either
+    const gradScale = typeof given === "number" || !cpu ? given : given.dataSync()[0]
     for (const [name, variable] of this.vars) {
       const g = grads[name]
       if (g === undefined) continue
@@ -146,8 +151,10 @@ export class AdamW {
     wd: number,
     bc1: number,
     bc2: number,
-    gradScale: number
+    scale: number | tf.Scalar
   ): void {
+    if (typeof scale !== "number") throw new Error("AdamW: the CPU step needs a numeric gradScale")
+    const gradScale = scale
     const be = tf.backend()
     if (!(be instanceof tf.MathBackendCPU)) throw new Error("AdamW: CPU step on a non-CPU backend")
     const n = variable.size
@@ -189,7 +196,7 @@ export class AdamW {
     wd: number,
     bc1: number,
     bc2: number,
-    gradScale: number
+    gradScale: number | tf.Scalar
   ): void {
     const M = this.moment(this.m, name, variable.size, false)
     const V = this.moment(this.v, name, variable.size, false)
@@ -215,6 +222,16 @@ export class AdamW {
     const v: Record<string, Float32Array> = {}
     for (const [name, x] of this.m) m[name] = x instanceof Float32Array ? x.slice() : toArray(x)
     for (const [name, x] of this.v) v[name] = x instanceof Float32Array ? x.slice() : toArray(x)
+    return { step: this.t, m, v }
+  }
+
+  /** `getState()` on any backend: moments held as tensors are read back asynchronously. */
+  async getStateAsync(): Promise<AdamWState> {
+    const read = async (x: Moment): Promise<Float32Array> => (x instanceof Float32Array ? x.slice() : Float32Array.from(await x.data()))
+    const m: Record<string, Float32Array> = {}
+    const v: Record<string, Float32Array> = {}
+    for (const [name, x] of this.m) m[name] = await read(x)
+    for (const [name, x] of this.v) v[name] = await read(x)
     return { step: this.t, m, v }
   }
 
@@ -266,6 +283,17 @@ export const gradNorm = (grads: Readonly<Record<string, tf.Tensor>>, options: { 
   }
   return tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]))))).dataSync()[0])
 }
+
+/** The global L2 norm as a scalar tensor (tf ops: what a device backend computes without reading back). */
+export const gradNormTensor = (grads: Readonly<Record<string, tf.Tensor>>): tf.Scalar =>
+  tf.tidy(() => {
+    const names = Object.keys(grads)
+    return names.length === 0 ? tf.scalar(0) : (tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]))))) as tf.Scalar)
+  })
+
+/** `clipCoefficient` on a scalar tensor: min(maxNorm / (norm + 1e-6), 1). */
+export const clipScale = (norm: tf.Scalar, maxNorm: number): tf.Scalar =>
+  tf.tidy(() => tf.minimum(tf.div(maxNorm, tf.add(norm, 1e-6)), 1) as tf.Scalar)
 
 /** PyTorch's clipping factor: min(maxNorm / (norm + 1e-6), 1) (NaN when the norm is NaN). */
 export const clipCoefficient = (norm: number, maxNorm: number): number => Math.min(maxNorm / (norm + 1e-6), 1)

@@ -25,14 +25,28 @@ const CblasRowMajor = 101
 const CblasNoTrans = 111
 const CblasTrans = 112
 
-/** The Debian (libopenblas0-pthread) locations, tried after the loader's own search. */
-export const OPENBLAS_CANDIDATES: ReadonlyArray<string> = [
-  "libopenblas.so.0",
-  "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
-  "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
-  "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
-  "/usr/lib/aarch64-linux-gnu/libopenblas.so.0"
-]
+/** macOS: Apple's Accelerate framework exports the same `cblas_sgemm` (no OpenBLAS thread controls). */
+export const ACCELERATE = "/System/Library/Frameworks/Accelerate.framework/Accelerate"
+
+/** The Debian (libopenblas0-pthread) locations, tried after the loader's own search; on macOS, Homebrew's OpenBLAS
+ *  and then Accelerate. */
+export const OPENBLAS_CANDIDATES: ReadonlyArray<string> = process.platform === "darwin"
+  ? ["/opt/homebrew/opt/openblas/lib/libopenblas.dylib", "/usr/local/opt/openblas/lib/libopenblas.dylib", ACCELERATE]
+  : [
+    "libopenblas.so.0",
+    "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",
+    "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+    "/usr/lib/aarch64-linux-gnu/openblas-pthread/libopenblas.so.0",
+    "/usr/lib/aarch64-linux-gnu/libopenblas.so.0"
+  ]
+
+/** The command that installs a BLAS library on this platform (for messages). */
+export const blasInstallHint = (): string =>
+  process.platform === "darwin"
+    ? "Accelerate ships with macOS (or: brew install openblas)"
+    : process.platform === "win32"
+    ? "install OpenBLAS (e.g. the OpenBLAS release zip or `conda install -c conda-forge openblas`) and set LLINK_OPENBLAS to libopenblas.dll"
+    : "sudo apt-get install libopenblas0-pthread (Debian/Ubuntu), dnf install openblas (Fedora)"
 
 export interface Blas {
   /** The path (or soname) that loaded. */
@@ -132,6 +146,9 @@ const open = (candidates: ReadonlyArray<string>): Blas => {
   const tried: Array<string> = []
   for (const path of candidates) {
     let lib: ReturnType<typeof koffi.load>
+    if (path === ACCELERATE && process.env.VECLIB_MAXIMUM_THREADS === undefined) {
+      process.env.VECLIB_MAXIMUM_THREADS = String(blasThreadsFromEnv())
+    }
     try {
       lib = koffi.load(path)
     } catch (cause) {
@@ -143,11 +160,13 @@ const open = (candidates: ReadonlyArray<string>): Blas => {
         "void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha, " +
           "const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)"
       )
-      const setNum: (n: number) => void = lib.func("void openblas_set_num_threads(int n)")
-      const getNum: () => number = lib.func("int openblas_get_num_threads(void)")
-      const getConfig: () => string = lib.func("const char *openblas_get_config(void)")
-      const getCore: () => string = lib.func("const char *openblas_get_corename(void)")
       const threads = blasThreadsFromEnv()
+      // Accelerate has no openblas_* controls: its threads follow VECLIB_MAXIMUM_THREADS, read at load time.
+      const accelerate = path === ACCELERATE
+      const setNum: (n: number) => void = accelerate ? () => undefined : lib.func("void openblas_set_num_threads(int n)")
+      const getNum: () => number = accelerate ? () => threads : lib.func("int openblas_get_num_threads(void)")
+      const getConfig: () => string = accelerate ? () => "Apple Accelerate (vecLib)" : lib.func("const char *openblas_get_config(void)")
+      const getCore: () => string = accelerate ? () => "vecLib" : lib.func("const char *openblas_get_corename(void)")
       setNum(threads)
       return {
         path,
@@ -181,7 +200,7 @@ const open = (candidates: ReadonlyArray<string>): Blas => {
   }
   throw new BlasUnavailableError({
     message:
-      "OpenBLAS could not be loaded (install libopenblas0-pthread, or set LLINK_OPENBLAS to the library's path)" +
+      `OpenBLAS could not be loaded (${blasInstallHint()}; or set LLINK_OPENBLAS to the library's path)` +
       (lastCoreTypeNote === undefined ? "" : `; note: ${lastCoreTypeNote}`),
     tried
   })

@@ -1,10 +1,19 @@
 /**
  * Which tensorflow.js backend this process computes on, chosen once.
  *
- * Preference (auto): `@tensorflow/tfjs-node-gpu` (only when installed and an NVIDIA device is present), then
- * `@tensorflow/tfjs-node` (when installed), then `cpu-blas` (stock CPU kernels + OpenBLAS, when OpenBLAS
- * loads), then the stock `cpu`. `LLINK_BACKEND` = `node-gpu` | `node` | `blas` | `cpu` (or `auto`) forces one;
- * a forced backend that cannot run is a `BackendUnavailableError`, never a silent fallback.
+ * Preference (auto):
+ * 1. `@tensorflow/tfjs-node-gpu` (only when installed and an NVIDIA device is present; needs CUDA 11.2 + cuDNN 8.1);
+ * 2. `@tensorflow/tfjs-node` (when installed);
+ * 3. `webgpu` (Dawn + `@tensorflow/tfjs-backend-webgpu`, `./webgpu.ts`) on a HARDWARE adapter only — lavapipe and
+ *    SwiftShader are correct but slower than the CPU backends, so only `LLINK_BACKEND=webgpu` uses them;
+ * 4. `cpu-blas` (stock CPU kernels + OpenBLAS or Accelerate, when one loads);
+ * 5. `wasm` (`@tensorflow/tfjs-backend-wasm`, XNNPACK; ~8× slower than cpu-blas here, ~40× faster than stock);
+ * 6. the stock `cpu`, the last resort.
+ * The slower fallbacks (wasm, cpu) carry a one-line `notice` with the measured speed and the install command that
+ * fixes it. `LLINK_BACKEND` = `node-gpu` | `node` | `webgpu` | `blas` | `wasm` | `cpu` (or `auto`) forces one; a
+ * forced backend that cannot run is a `BackendUnavailableError`, never a silent fallback.
+ *
+ * tfjs's own console output (the "running TensorFlow.js in Node.js" banner) is switched off (`PROD`).
  *
  * `initBackend` selects and starts a backend (benches and tests call it directly); the Effect service over it, which
  * the stages use, is `TensorBackend` in `./tensorBackend.ts` (lazy: it imports this module on first use).
@@ -12,13 +21,15 @@
 import * as tf from "@tensorflow/tfjs"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
-import { tryLoadBlas } from "./blas.ts"
+import { blasInstallHint, tryLoadBlas } from "./blas.ts"
 import { BackendUnavailableError, BlasUnavailableError } from "./errors.ts"
 import { BLAS_BACKEND, registerBlasBackend } from "./kernels.ts"
+import { type AdapterReport, describeAdapter, gpuDeviceNodes, probeWebgpu, startWebgpu, WEBGPU_BACKEND } from "./webgpu.ts"
 
 export { BackendUnavailableError } from "./errors.ts"
 
-export const BACKEND_CHOICES = ["node-gpu", "node", "blas", "cpu"] as const
+/** In automatic order: the first that starts wins (webgpu only on a hardware adapter). */
+export const BACKEND_CHOICES = ["node-gpu", "node", "webgpu", "blas", "wasm", "cpu"] as const
 export type BackendChoice = (typeof BACKEND_CHOICES)[number]
 
 export interface BlasDetails {
@@ -31,15 +42,22 @@ export interface BlasDetails {
 }
 
 export interface BackendInfo {
-  /** What runs: `node-gpu`, `node`, `blas` or `cpu`. */
+  /** What runs: `node-gpu`, `node`, `webgpu`, `blas`, `wasm` or `cpu`. */
   readonly choice: BackendChoice
-  /** The tensorflow.js backend name (`tensorflow`, `cpu-blas`, `cpu`). */
+  /** The tensorflow.js backend name (`tensorflow`, `webgpu`, `cpu-blas`, `wasm`, `cpu`). */
   readonly tfBackend: string
   /** One line for humans, e.g. `cpu-blas: OpenBLAS /usr/lib/.../libopenblas.so.0, 16 threads (SkylakeX)`. */
   readonly description: string
   /** Why this one: forced by LLINK_BACKEND, or what auto selection found for each better candidate. */
   readonly reason: string
   readonly blas: BlasDetails | undefined
+  /** The WebGPU adapter, on `webgpu`. */
+  readonly adapter?: AdapterReport
+  /**
+   * One line to show once when this backend is markedly slower than what this machine could have (wasm or stock
+   * cpu instead of OpenBLAS): which backend, how much slower, and the command that fixes it. Undefined otherwise.
+   */
+  readonly notice?: string
 }
 
 export interface TensorBackendShape extends BackendInfo {
@@ -111,14 +129,100 @@ const tryBlas = async (reason: string): Promise<Attempt> => {
   }
 }
 
-const tryCpu = async (reason: string): Promise<Attempt> => {
-  if (!(await tf.setBackend("cpu"))) return { ok: false, why: "the stock cpu backend did not start" }
-  await tf.ready()
-  return { ok: true, info: { choice: "cpu", tfBackend: "cpu", description: "cpu (stock tensorflow.js kernels)", reason, blas: undefined } }
+/** OpenBLAS sgemm on 2 cores of the project's machines (bench/backend.ts), for the slower backends' notice. */
+const OPENBLAS_GFLOPS_2_CORES = 190
+
+/** GFLOP/s of one n³ matrix product on the current backend (after a warm-up), for the notice. */
+const measureGflops = async (n = 256): Promise<number> => {
+  const a = tf.randomUniform([n, n])
+  try {
+    const warm = tf.matMul(a, a)
+    await warm.data()
+    warm.dispose()
+    const t0 = performance.now()
+    const c = tf.matMul(a, a)
+    await c.data()
+    const ms = performance.now() - t0
+    c.dispose()
+    return (2 * n ** 3) / (ms * 1e6)
+  } finally {
+    a.dispose()
+  }
 }
 
-const attempt = (choice: BackendChoice, reason: string): Promise<Attempt> =>
-  choice === "node-gpu" || choice === "node" ? tryNode(choice, reason) : choice === "blas" ? tryBlas(reason) : tryCpu(reason)
+const slowNotice = async (name: string, explicit: boolean): Promise<string | undefined> => {
+  if (explicit) return undefined
+  const gflops = await measureGflops()
+  const ratio = OPENBLAS_GFLOPS_2_CORES / Math.max(gflops, 1e-3)
+  return `backend ${name}: ${gflops.toFixed(1)} GFLOP/s here, about ${ratio.toFixed(0)}× slower than cpu-blas with OpenBLAS ` +
+    `(~${OPENBLAS_GFLOPS_2_CORES} GFLOP/s on 2 cores); fix: ${blasInstallHint()}`
+}
+
+const tryWebgpu = async (reason: string, explicit: boolean): Promise<Attempt> => {
+  if (!explicit && gpuDeviceNodes().length === 0) {
+    return { ok: false, why: "no GPU device node (/dev/nvidia*, /dev/dri/renderD*): only software adapters could exist" }
+  }
+  const probe = await probeWebgpu()
+  if (!probe.ok) return { ok: false, why: probe.why }
+  if (probe.adapter.software && !explicit) {
+    return { ok: false, why: `only a software adapter (${describeAdapter(probe.adapter)}), slower than the CPU backends` }
+  }
+  const adapter = await startWebgpu(tf)
+  return {
+    ok: true,
+    info: { choice: "webgpu", tfBackend: WEBGPU_BACKEND, description: `webgpu: ${describeAdapter(adapter)}`, reason, blas: undefined, adapter }
+  }
+}
+
+const tryWasm = async (reason: string, explicit: boolean): Promise<Attempt> => {
+  try {
+    const spec: string = "@tensorflow/tfjs-backend-wasm"
+    await import(spec)
+  } catch (cause) {
+    return { ok: false, why: `@tensorflow/tfjs-backend-wasm failed to load: ${cause instanceof Error ? cause.message : String(cause)}` }
+  }
+  if (!(await tf.setBackend("wasm"))) return { ok: false, why: "the wasm backend did not start" }
+  await tf.ready()
+  const notice = await slowNotice("wasm (XNNPACK, one thread)", explicit)
+  return {
+    ok: true,
+    info: {
+      choice: "wasm",
+      tfBackend: "wasm",
+      description: "wasm (@tensorflow/tfjs-backend-wasm, XNNPACK)",
+      reason,
+      blas: undefined,
+      ...(notice === undefined ? {} : { notice })
+    }
+  }
+}
+
+const tryCpu = async (reason: string, explicit: boolean): Promise<Attempt> => {
+  if (!(await tf.setBackend("cpu"))) return { ok: false, why: "the stock cpu backend did not start" }
+  await tf.ready()
+  const slow = await slowNotice("cpu (stock tensorflow.js kernels, the LAST RESORT)", explicit)
+  const notice = slow === undefined ? undefined : `${slow}; the wasm backend (@tensorflow/tfjs-backend-wasm) did not start either`
+  return {
+    ok: true,
+    info: { choice: "cpu", tfBackend: "cpu", description: "cpu (stock tensorflow.js kernels)", reason, blas: undefined, ...(notice === undefined ? {} : { notice }) }
+  }
+}
+
+const attempt = (choice: BackendChoice, reason: string, explicit: boolean): Promise<Attempt> => {
+  switch (choice) {
+    case "node-gpu":
+    case "node":
+      return tryNode(choice, reason)
+    case "webgpu":
+      return tryWebgpu(reason, explicit)
+    case "blas":
+      return tryBlas(reason)
+    case "wasm":
+      return tryWasm(reason, explicit)
+    case "cpu":
+      return tryCpu(reason, explicit)
+  }
+}
 
 /** Parse a backend request (`LLINK_BACKEND` syntax); undefined/empty/`auto` means automatic. */
 export const parseBackendChoice = (raw: string | undefined): BackendChoice | "auto" => {
@@ -139,11 +243,14 @@ export const parseBackendChoice = (raw: string | undefined): BackendChoice | "au
  * `BackendUnavailableError` when a forced choice cannot run (or is not a backend name).
  */
 export const initBackend = async (choice?: BackendChoice | "auto"): Promise<BackendInfo> => {
+  // tfjs's own console messages (the "running TensorFlow.js in Node.js" banner, read-back warnings) are not for
+  // llink's users: what runs, and why, is in BackendInfo.
+  tf.env().set("PROD", true)
   const fromEnv = choice === undefined
   const want = choice ?? parseBackendChoice(process.env.LLINK_BACKEND)
   if (want !== "auto") {
     const how = fromEnv ? `forced by LLINK_BACKEND=${process.env.LLINK_BACKEND}` : `requested (${want})`
-    const r = await attempt(want, how)
+    const r = await attempt(want, how, true)
     if (!r.ok) {
       throw new BackendUnavailableError({ requested: want, message: `backend '${want}' ${how} is not available: ${r.why}` })
     }
@@ -151,7 +258,7 @@ export const initBackend = async (choice?: BackendChoice | "auto"): Promise<Back
   }
   const skipped: Array<string> = []
   for (const c of BACKEND_CHOICES) {
-    const r = await attempt(c, skipped.length === 0 ? "auto: first choice" : `auto: ${skipped.join("; ")}`)
+    const r = await attempt(c, skipped.length === 0 ? "auto: first choice" : `auto: ${skipped.join("; ")}`, false)
     if (r.ok) return r.info
     skipped.push(`${c}: ${r.why}`)
   }

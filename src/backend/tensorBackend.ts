@@ -6,7 +6,9 @@
  *   (`initBackend` in `./service.ts`: `LLINK_BACKEND` when set, else the best available). A fully cached run or
  *   `llink status` never loads tfjs.
  * - Once: every later `ready` of the same layer returns the same backend (tfjs's backend is process-wide).
- * - Honest: a forced backend that cannot run is a `BackendUnavailableError`, never a silent fallback.
+ * - Honest: a forced backend that cannot run is a `BackendUnavailableError`, never a silent fallback; a backend
+ *   much slower than this machine could have (wasm or stock cpu, no OpenBLAS) says so once, in one line with the
+ *   command that fixes it (`notice`, default: stderr).
  *
  * Layers: `TensorBackend.layer` (what the CLI provides: `LLINK_BACKEND` or auto), `TensorBackend.layerFor(choice)`
  * (tests, benches and commands that want one backend). Stages call `startBackend(stage)`, which maps the failure to
@@ -39,12 +41,17 @@ const toBackendError = (requested: string, cause: unknown): BackendUnavailableEr
 
 export class TensorBackend extends Context.Service<TensorBackend, TensorBackendShape>()("llink/TensorBackend") {
   /** One explicit choice (`auto` or undefined: `LLINK_BACKEND`, else the best available). */
-  static readonly layerFor = (choice?: BackendChoice | "auto"): Layer.Layer<TensorBackend> =>
+  static readonly layerFor = (
+    choice?: BackendChoice | "auto",
+    options?: { readonly notice?: (line: string) => void }
+  ): Layer.Layer<TensorBackend> =>
     Layer.sync(TensorBackend, () => {
       let started: Promise<StartedBackend> | undefined
+      const notice = options?.notice ?? ((line: string) => process.stderr.write(`notice: ${line}\n`))
       const start = async (): Promise<StartedBackend> => {
         const service = await import("./service.ts")
         const info = await service.initBackend(choice)
+        if (info.notice !== undefined) notice(info.notice)
         return { ...info, tf: service.tf }
       }
       return {

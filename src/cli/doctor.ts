@@ -1,12 +1,14 @@
 /**
- * `llink doctor`: which tensor backend this machine gets and why, the OpenBLAS library behind `cpu-blas`
- * (path, threads, build config, kernel family), the Node version, and a 256³ sgemm checked against a plain JS loop.
+ * `llink doctor [--model DIR]`: which tensor backend this machine gets and why, the WebGPU adapter (vendor,
+ * architecture, device, limits) or why there is none, the OpenBLAS library behind `cpu-blas` (path, threads, build
+ * config, kernel family), the Node version, a 256³ sgemm checked against a plain JS loop, and with `--model` the
+ * memory plan of a snapshot (weights, training state, activations per micro-batch).
  *
  * tfjs and the backend modules are imported inside the handler, so the CLI's other commands do not load them.
  * Exit code 1 when the selected (or forced) backend cannot start or the sgemm check disagrees.
  */
-import { Console, Effect } from "effect"
-import { Command } from "effect/cli"
+import { Console, Effect, Option } from "effect"
+import { Command, Flag } from "effect/cli"
 import * as os from "node:os"
 import { reportCommandError } from "./run.ts"
 
@@ -61,6 +63,26 @@ export const doctorReport = async (): Promise<{ lines: Array<string>; ok: boolea
     row("  kernels", blas.coreName + (blas.coreTypeSet !== undefined ? ` (OPENBLAS_CORETYPE=${blas.coreTypeSet} set by llink from the CPU flags)` : ""))
     row("  threads", `${blas.threads()}${process.env.LLINK_BLAS_THREADS !== undefined ? " (LLINK_BLAS_THREADS)" : " (os.availableParallelism)"}`)
   }
+  const webgpu = await import("../backend/webgpu.ts")
+  const probe = await webgpu.probeWebgpu()
+  if (probe.ok) {
+    const a = probe.adapter
+    row("webgpu", webgpu.describeAdapter(a))
+    row("  vendor", `${a.vendor}, architecture ${a.architecture}, device ${a.device || "(unnamed)"}`)
+    row("  limits", Object.entries(a.limits).map(([k, v]) => `${k} ${v.toLocaleString("en-US")}`).join(", "))
+    if (a.drivers.length > 0) row("  drivers", a.drivers.join(", "))
+    const nodes = webgpu.gpuDeviceNodes()
+    row(
+      "  auto",
+      a.software
+        ? "not chosen automatically: a software adapter is slower than the CPU backends (LLINK_BACKEND=webgpu forces it)"
+        : nodes.length === 0
+        ? "not probed automatically: no GPU device node (/dev/nvidia*, /dev/dri/renderD*)"
+        : "chosen automatically unless tfjs-node(-gpu) is installed"
+    )
+  } else {
+    row("webgpu", `not available (${probe.missing}): ${probe.why}`)
+  }
   let ok = true
   let error: unknown
   const { initBackend } = await import("../backend/service.ts")
@@ -68,6 +90,7 @@ export const doctorReport = async (): Promise<{ lines: Array<string>; ok: boolea
     const info = await initBackend()
     row("backend", info.description)
     row("why", info.reason)
+    if (info.notice !== undefined) row("notice", info.notice)
   } catch (cause) {
     ok = false
     error = cause
@@ -85,10 +108,41 @@ export const doctorReport = async (): Promise<{ lines: Array<string>; ok: boolea
   return error === undefined ? { lines, ok } : { lines, ok, error }
 }
 
-export const doctorCommand = Command.make("doctor", {}, () =>
+/** The memory plan of the model in `dir` (see src/models/memoryPlan.ts), as lines. */
+export const memoryPlanLines = (dir: string) =>
+  Effect.gen(function*() {
+    const { loadModelConfig } = yield* Effect.promise(() => import("../models/hfconfig.ts"))
+    const plans = yield* Effect.promise(() => import("../models/memoryPlan.ts"))
+    const mc = yield* loadModelConfig(dir)
+    const plan = mc.kind === "llama"
+      ? plans.decoderPlan(mc.config, {
+        batch: 8,
+        seqLen: 768,
+        loraRank: 16,
+        loraTargets: ["q", "k", "v", "o", "gate", "up", "down"],
+        slots: 8,
+        encoderDim: 768
+      })
+      : plans.encoderPlan(mc.config, 32, 256)
+    const title = mc.kind === "llama"
+      ? "memory plan, Stage B at the paper's shapes (micro-batch 8 × 768 tokens, LoRA r16, K = 8):"
+      : "memory plan, encoding at batch 32 × 256 tokens:"
+    return [
+      `${title} ${dir}`,
+      ...plan.lines.map((l) => `  ${plans.formatBytes(l.bytes).padStart(10)}  ${l.what}`),
+      `  ${plans.formatBytes(plan.totalBytes).padStart(10)}  total`,
+      `  largest single tensor: ${plan.largestTensor.what}, ${plans.formatBytes(plan.largestTensor.bytes)} ` +
+      "(a WebGPU adapter must allow a storage binding this large: maxStorageBufferBindingSize above)"
+    ]
+  })
+
+export const doctorCommand = Command.make("doctor", {
+  model: Flag.String("model").pipe(Flag.withDescription("also print the memory plan of this Hugging Face snapshot folder"), Flag.optional)
+}, ({ model }) =>
   Effect.gen(function*() {
     const report = yield* Effect.promise(() => doctorReport())
     yield* Console.log(report.lines.join("\n"))
+    if (Option.isSome(model)) yield* Console.log((yield* memoryPlanLines(model.value)).join("\n"))
     if (report.error !== undefined) return yield* Effect.fail(report.error)
     if (!report.ok) return yield* Effect.fail(new Error("sgemm check failed: OpenBLAS disagrees with the JS reference"))
   }).pipe(reportCommandError)

@@ -39,14 +39,16 @@ export const forwardHidden = Effect.fn("Cli.forwardHidden")(function*(dir: strin
   if (mc.kind === "xlmr") {
     const model = yield* xlmr.loadEncoder(dir)
     const h = xlmr.encode(model, { ids: [ids], attentionMask: [ids.map(() => 1)] })
-    const out = (h.arraySync() as Array<Array<Array<number>>>)[0]
+    const all = (yield* Effect.promise(() => h.array())) as Array<Array<Array<number>>>
+    const out = all[0]
     h.dispose()
     xlmr.disposeXlmr(model)
     return out
   }
   const model = yield* llama.loadDecoder(dir)
   const { hidden } = llama.forward(model, { ids: [ids] })
-  const out = (hidden.arraySync() as Array<Array<Array<number>>>)[0]
+  const all = (yield* Effect.promise(() => hidden.array())) as Array<Array<Array<number>>>
+  const out = all[0]
   tf.dispose(hidden)
   llama.disposeLlama(model)
   return out

@@ -8,23 +8,23 @@ import { l2NormalizeRows, type MatMulABt } from "../train/hostMath.ts"
 import { goldRanks, metricsFromRanks, type RetrievalMetrics } from "./retrieval.ts"
 
 /** Projections of the first `n` rows of `z` (evaluation mode, chunked). */
-export const projectRows = (proj: Projector.Projector, z: Matrix, n: number, chunk = 1024): Float32Array => {
+export const projectRows = async (proj: Projector.Projector, z: Matrix, n: number, chunk = 1024): Promise<Float32Array> => {
   const out = new Float32Array(n * proj.config.dOut)
   for (let s = 0; s < n; s += chunk) {
     const e = Math.min(n, s + chunk)
-    out.set(Projector.projectHost(proj, z.data.subarray(s * z.dim, e * z.dim), e - s), s * proj.config.dOut)
+    out.set(await Projector.projectHost(proj, z.data.subarray(s * z.dim, e * z.dim), e - s), s * proj.config.dOut)
   }
   return out
 }
 
 /** Gold ranks of the first `n` pairs: projected foreign rows vs teacher rows, both L2-normalised (cosine). */
-export const projectorRanks = (proj: Projector.Projector, z: Matrix, h: Matrix, n: number, matmul: MatMulABt): Int32Array => {
+export const projectorRanks = async (proj: Projector.Projector, z: Matrix, h: Matrix, n: number, matmul: MatMulABt): Promise<Int32Array> => {
   const d = h.dim
-  const q = l2NormalizeRows(projectRows(proj, z, n), n, d)
+  const q = l2NormalizeRows(await projectRows(proj, z, n), n, d)
   const c = l2NormalizeRows(h.data.subarray(0, n * d), n, d)
   return goldRanks(q, c, d, { matmul })
 }
 
 /** Retrieval of the first `n` pairs: projected foreign rows vs teacher rows, both L2-normalised (cosine). */
-export const devRetrieval = (proj: Projector.Projector, z: Matrix, h: Matrix, n: number, matmul: MatMulABt): RetrievalMetrics =>
-  metricsFromRanks(projectorRanks(proj, z, h, n, matmul), n)
+export const devRetrieval = async (proj: Projector.Projector, z: Matrix, h: Matrix, n: number, matmul: MatMulABt): Promise<RetrievalMetrics> =>
+  metricsFromRanks(await projectorRanks(proj, z, h, n, matmul), n)

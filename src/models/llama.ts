@@ -17,6 +17,7 @@
  * weights are plain tensors (never trainable); only LoRA adapters (see lora.ts) hold `tf.Variable`s.
  */
 import * as tf from "@tensorflow/tfjs"
+import { onHost } from "../backend/read.ts"
 import { Effect } from "effect"
 import { CheckpointError } from "./errors.ts"
 import type { LlamaConfig } from "./hfconfig.ts"
@@ -610,14 +611,59 @@ export const bannedNgramTokens = (tokens: ReadonlyArray<number>, n: number): Set
 }
 
 /**
+ * The next token of every row: the highest logit that the no-repeat-n-gram rule allows (ties: the lowest id; every
+ * token banned or NaN logits: `padId`). On a host backend the logits are scanned in memory; on a device backend the
+ * bans become a −Infinity mask and the arg-max runs there, so only B ids come back per step instead of B × vocab
+ * logits.
+ */
+const pickNext = async (
+  logits: tf.Tensor2D,
+  banned: ReadonlyArray<ReadonlySet<number>>,
+  skip: ReadonlyArray<boolean>,
+  padId: number
+): Promise<Array<number>> => {
+  const [B, V] = logits.shape
+  if (onHost()) {
+    const host = logits.dataSync() as Float32Array
+    return banned.map((ban, b) => {
+      if (skip[b]) return padId
+      let best = -1
+      let bestVal = -Infinity
+      for (let v = 0; v < V; v++) {
+        const val = host[b * V + v]
+        if (val > bestVal && !ban.has(v)) {
+          best = v
+          bestVal = val
+        }
+      }
+      return best < 0 ? padId : best
+    })
+  }
+  const flat: Array<number> = []
+  banned.forEach((ban, b) => ban.forEach((v) => flat.push(b * V + v)))
+  const best = tf.tidy(() => {
+    let x: tf.Tensor2D = logits
+    if (flat.length > 0) {
+      const mask = tf.scatterND(tf.tensor2d(flat, [flat.length, 1], "int32"), tf.fill([flat.length], -Infinity), [B * V])
+      x = tf.add(x, tf.reshape(mask, [B, V])) as tf.Tensor2D
+    }
+    // a row with no finite logit left has nothing sensible to emit
+    return tf.stack([tf.cast(tf.argMax(x, 1), "float32"), tf.max(x, 1)], 1)
+  })
+  const values = await best.data()
+  best.dispose()
+  return banned.map((_, b) => (skip[b] || !(values[2 * b + 1] > -Infinity) ? padId : values[2 * b]))
+}
+
+/**
  * Greedy decoding of a batch of prompts (unpadded id lists; rows are left-padded here). Finished rows keep being fed
  * the pad id until every row stops or `maxNewTokens` is reached. Ties go to the lowest id.
  */
-export const generate = (
+export const generate = async (
   model: LlamaModel,
   prompts: ReadonlyArray<ReadonlyArray<number>>,
   options: GenerateOptions
-): GenerateResult => {
+): Promise<GenerateResult> => {
   const B = prompts.length
   if (B === 0) return { tokens: [], stopped: [] }
   if (prompts.some((p) => p.length === 0)) throw new Error("llama.generate: empty prompt")
@@ -638,7 +684,6 @@ export const generate = (
   const tokens: Array<Array<number>> = prompts.map(() => [])
   const stopped = prompts.map(() => false)
   const useCache = options.useCache ?? true
-  const V = model.config.vocab_size
   let cache: KvCache | undefined
   let logits: tf.Tensor2D | undefined
   try {
@@ -650,7 +695,8 @@ export const generate = (
       logits = lastLogits(model, ids, mask, overrides)
     }
     for (let n = 0; n < options.maxNewTokens && logits !== undefined; n++) {
-      const host = logits.dataSync() as Float32Array
+      const bans = history.map((h, b) => (stopped[b] ? new Set<number>() : bannedNgramTokens(h, options.noRepeatNgramSize ?? 0)))
+      const picked = await pickNext(logits, bans, stopped, padId)
       logits.dispose()
       logits = undefined
       const next: Array<number> = []
@@ -659,17 +705,7 @@ export const generate = (
           next.push(padId)
           continue
         }
-        const banned = bannedNgramTokens(history[b], options.noRepeatNgramSize ?? 0)
-        let best = -1
-        let bestVal = -Infinity
-        for (let v = 0; v < V; v++) {
-          const val = host[b * V + v]
-          if (val > bestVal && !banned.has(v)) {
-            best = v
-            bestVal = val
-          }
-        }
-        if (best < 0) best = padId // every token banned or NaN logits: nothing sensible to emit
+        const best = picked[b]
         history[b].push(best)
         if (stopIds.has(best)) stopped[b] = true
         else tokens[b].push(best)

@@ -11,6 +11,7 @@
  * `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`, plus `adapter_config.json`.
  */
 import * as tf from "@tensorflow/tfjs"
+import { readFloat32 } from "../backend/read.ts"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect } from "effect"
@@ -173,16 +174,16 @@ export const peftName = (config: LlamaConfig, layer: number, target: LoraTarget,
   `base_model.model.model.layers.${layer}.${loraModules(config)[target].module}.lora_${which}.weight`
 
 /** The adapter weights as host tensors under their PEFT names. */
-export const loraToHost = (config: LlamaConfig, adapters: LoraAdapters): Map<string, HostTensor> => {
+export const loraToHost = async (config: LlamaConfig, adapters: LoraAdapters): Promise<Map<string, HostTensor>> => {
   const out = new Map<string, HostTensor>()
-  adapters.layers.forEach((layer, l) => {
+  for (const [l, layer] of adapters.layers.entries()) {
     for (const t of LORA_TARGETS) {
       const pair = layer[t]
       if (pair === undefined) continue
-      out.set(peftName(config, l, t, "A"), { shape: pair.a.shape, data: Float32Array.from(pair.a.dataSync()) })
-      out.set(peftName(config, l, t, "B"), { shape: pair.b.shape, data: Float32Array.from(pair.b.dataSync()) })
+      out.set(peftName(config, l, t, "A"), { shape: pair.a.shape, data: await readFloat32(pair.a) })
+      out.set(peftName(config, l, t, "B"), { shape: pair.b.shape, data: await readFloat32(pair.b) })
     }
-  })
+  }
   return out
 }
 
@@ -231,7 +232,11 @@ export const saveLora = Effect.fn("Lora.save")(function*(
     try: () => fs.mkdirSync(dir, { recursive: true }),
     catch: (e) => new CheckpointError({ file: dir, message: `cannot create adapter folder: ${String(e)}` })
   })
-  yield* writeSafetensorsFile(path.join(dir, ADAPTER_WEIGHTS), loraToHost(config, adapters))
+  const weights = yield* Effect.tryPromise({
+    try: () => loraToHost(config, adapters),
+    catch: (e) => new CheckpointError({ file: dir, message: `cannot read the adapter weights back: ${String(e)}` })
+  })
+  yield* writeSafetensorsFile(path.join(dir, ADAPTER_WEIGHTS), weights)
   const cfgPath = path.join(dir, ADAPTER_CONFIG)
   const json = `${JSON.stringify(peftAdapterConfig(config, adapters.config, options?.baseModel ?? null), null, 2)}\n`
   yield* Effect.try({

@@ -20,6 +20,7 @@
  * store stable names only.
  */
 import * as tf from "@tensorflow/tfjs"
+import { readFloat32 } from "../backend/read.ts"
 import { gelu as fusedGelu, layerNorm as fusedLayerNorm } from "../backend/ops.ts"
 import { deriveSeed, fillUniform, makeRng } from "./rng.ts"
 import type { Rng } from "./rng.ts"
@@ -157,11 +158,11 @@ const getParam = (params: ReadonlyMap<ParamName, tf.Variable>, name: ParamName):
 }
 
 /** Copies of the current weights on the host (keyed by the stable names, `PARAM_NAMES` order). */
-export const toHost = (proj: Projector): Map<string, HostTensor> => {
+export const toHost = async (proj: Projector): Promise<Map<string, HostTensor>> => {
   const out = new Map<string, HostTensor>()
   for (const name of PARAM_NAMES) {
     const v = getParam(proj.params, name)
-    out.set(name, { shape: [...v.shape], data: Float32Array.from(v.dataSync()) })
+    out.set(name, { shape: [...v.shape], data: await readFloat32(v) })
   }
   return out
 }
@@ -236,9 +237,12 @@ export const forward = (proj: Projector, z: tf.Tensor2D, dropout?: DropoutSpec):
   return layerNorm(h2, getParam(proj.params, "ln.weight"), getParam(proj.params, "ln.bias"), c.lnEps)
 }
 
-/** Evaluation-mode projection of host rows z [rows, dIn] → host [rows, dOut] (tidied). */
-export const projectHost = (proj: Projector, z: Float32Array, rows: number): Float32Array =>
-  tf.tidy(() => {
-    const out = forward(proj, tf.tensor2d(z, [rows, proj.config.dIn]), null)
-    return out.dataSync() as Float32Array
-  }).slice()
+/** Evaluation-mode projection of host rows z [rows, dIn] → host [rows, dOut]. */
+export const projectHost = async (proj: Projector, z: Float32Array, rows: number): Promise<Float32Array> => {
+  const out = tf.tidy(() => forward(proj, tf.tensor2d(z, [rows, proj.config.dIn]), null))
+  try {
+    return await readFloat32(out)
+  } finally {
+    out.dispose()
+  }
+}

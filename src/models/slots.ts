@@ -26,6 +26,7 @@
  * variables and `names` maps tf names back.
  */
 import * as tf from "@tensorflow/tfjs"
+import { readFloat32 } from "../backend/read.ts"
 import { Effect } from "effect"
 import { CheckpointError } from "./errors.ts"
 import type { EmbeddingOverrides } from "./llama.ts"
@@ -254,11 +255,11 @@ const param = (m: SlotModule, name: SlotParamName): tf.Variable => {
 }
 
 /** Copies of the current weights (stable names, `SLOT_PARAM_NAMES` order). */
-export const slotsToHost = (m: SlotModule): Map<string, HostTensor> => {
+export const slotsToHost = async (m: SlotModule): Promise<Map<string, HostTensor>> => {
   const out = new Map<string, HostTensor>()
   for (const name of SLOT_PARAM_NAMES) {
     const v = param(m, name)
-    out.set(name, { shape: [...v.shape], data: Float32Array.from(v.dataSync()) })
+    out.set(name, { shape: [...v.shape], data: await readFloat32(v) })
   }
   return out
 }
@@ -353,7 +354,10 @@ export const SLOTS_FILE = "slots.safetensors"
 
 /** Writes the parameters (F32, stable names) with the config in the header metadata (`llink.slots`). */
 export const saveSlots = (file: string, m: SlotModule): Effect.Effect<void, CheckpointError> =>
-  writeSafetensorsFile(file, slotsToHost(m), { metadata: { "llink.slots": JSON.stringify(m.config) } })
+  Effect.tryPromise({
+    try: () => slotsToHost(m),
+    catch: (e) => new CheckpointError({ file, message: `cannot read the slot module's weights back: ${String(e)}` })
+  }).pipe(Effect.flatMap((host) => writeSafetensorsFile(file, host, { metadata: { "llink.slots": JSON.stringify(m.config) } })))
 
 /** Reads the parameters written by `saveSlots` and checks them against `config`. */
 export const loadSlotHost = (file: string, config: SlotConfig): Effect.Effect<Map<string, HostTensor>, CheckpointError> =>

@@ -4,6 +4,7 @@
  * errors that name the tensor and the checkpoint directory, and uploading host tensors.
  */
 import * as tf from "@tensorflow/tfjs"
+import { readFloat32 } from "../backend/read.ts"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect } from "effect"
@@ -76,5 +77,5 @@ export const checkTensors = (
 /** Uploads a host tensor (float32). The tfjs tensor may share `data`'s buffer: do not mutate it afterwards. */
 export const toTensor = (t: HostTensor): tf.Tensor => tf.tensor(t.data, [...t.shape], "float32")
 
-/** Downloads a tensor into a host tensor (a copy). */
-export const toHost = (t: tf.Tensor): HostTensor => ({ shape: [...t.shape], data: Float32Array.from(t.dataSync()) })
+/** Downloads a tensor into a host tensor (a copy; async, as every backend can). */
+export const toHost = async (t: tf.Tensor): Promise<HostTensor> => ({ shape: [...t.shape], data: await readFloat32(t) })

@@ -18,7 +18,8 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
-import { AdamW, clipCoefficient, gradNorm } from "../backend/adamw.ts"
+import { AdamW, clipCoefficient, clipScale, gradNorm, gradNormTensor } from "../backend/adamw.ts"
+import { onHost, readFloat32, readScalars } from "../backend/read.ts"
 import { asStageError } from "../pipeline/stageError.ts"
 import type { LlamaModel } from "../models/llama.ts"
 import { withLora } from "../models/llama.ts"
@@ -95,9 +96,9 @@ export interface LoopHooks {
   /** Runs inside `tf.variableGrads`: the loss of micro-batch `micro` of optimizer step `step` (0-based). */
   readonly micro: (step: number, micro: number, indices: Uint32Array) => MicroStep
   /** Validation once `steps` optimizer steps are done; the values join that step's row. */
-  readonly evaluate: (steps: number) => Readonly<Record<string, number | null>>
+  readonly evaluate: (steps: number) => Promise<Readonly<Record<string, number | null>>>
   /** Extra values logged after every optimizer step (e.g. the adapter gate). */
-  readonly afterStep?: () => Readonly<Record<string, number | null>>
+  readonly afterStep?: () => Promise<Readonly<Record<string, number | null>>>
 }
 
 export interface LoopSpec {
@@ -253,12 +254,19 @@ export const runLoop = (spec: LoopSpec): Effect.Effect<LoopResult, StageError> =
 
       const checkpoint = (done: number): Effect.Effect<void, StageError> =>
         Effect.gen(function*() {
-          const params = new Map<string, HostTensor>()
-          for (const [stable, v] of allVars) params.set(stable, { shape: [...v.shape], data: Float32Array.from(v.dataSync()) })
+          const { params, states } = yield* Effect.tryPromise({
+            try: async () => {
+              const params = new Map<string, HostTensor>()
+              for (const [stable, v] of allVars) params.set(stable, { shape: [...v.shape], data: await readFloat32(v) })
+              const states = await Promise.all(optimizers.map((o) => o.getStateAsync()))
+              return { params, states }
+            },
+            catch: errorOf(spec.stage, "cannot read the state back for a checkpoint")
+          })
           const tensors = new Map<string, Float32Array>()
           const scalars: Record<string, number> = {}
           spec.groups.forEach((g, i) => {
-            const st = optimizers[i].getState()
+            const st = states[i]
             for (const [name, a] of Object.entries(st.m)) tensors.set(`m/${stableOf.get(name) ?? name}`, a)
             for (const [name, a] of Object.entries(st.v)) tensors.set(`v/${stableOf.get(name) ?? name}`, a)
             scalars[stepKey(g.name)] = st.step
@@ -275,7 +283,8 @@ export const runLoop = (spec: LoopSpec): Effect.Effect<LoopResult, StageError> =
       const bar = spec.progress("steps", totalSteps)
       if (step > 0) bar.advance(step)
 
-      const trainStep = (): MetricsRow => {
+      const device = !onHost()
+      const trainStep = async (): Promise<MetricsRow> => {
         const micros: Array<Uint32Array> = []
         let next = cursor
         for (let m = 0; m < s.accumulation; m++) {
@@ -286,19 +295,22 @@ export const runLoop = (spec: LoopSpec): Effect.Effect<LoopResult, StageError> =
         }
         if (micros.length === 0) throw new Error(`no data left for step ${step + 1} (epochs exhausted)`)
         const lrs = spec.groups.map((g) => linearWarmup(step, { peak: g.lr, totalSteps, warmupFraction: s.warmupFraction }))
-        const logs = new Map<string, Array<number | null>>(spec.logKeys.map((k) => [k, []]))
+        // each micro-batch's logged scalars, kept as tensors and read once per step (a GPU waits once)
+        const logged = new Map<string, Array<tf.Tensor | null>>(spec.logKeys.map((k) => [k, []]))
+        const kept: Array<tf.Tensor> = []
         let acc: Record<string, tf.Tensor> | undefined
+        let norm: tf.Scalar | undefined
+        let scale: tf.Scalar | undefined
         try {
           micros.forEach((indices, m) => {
-            const kept: Array<tf.Tensor> = []
-            try {
+            {
               const { value, grads } = tf.variableGrads(() => {
                 const out = spec.hooks.micro(step, m, indices)
                 for (const k of spec.logKeys) {
                   const t = out.logs[k]
                   if (t === undefined) throw new Error(`micro-batch did not log ${k}`)
                   if (t !== null) kept.push(tf.keep(t))
-                  logs.get(k)!.push(t === null ? null : t.dataSync()[0])
+                  logged.get(k)!.push(t)
                 }
                 return tf.div(out.loss, micros.length) as tf.Scalar
               }, [...allVars.values()])
@@ -316,19 +328,31 @@ export const runLoop = (spec: LoopSpec): Effect.Effect<LoopResult, StageError> =
                 tf.dispose([...Object.values(prev), ...Object.values(grads)])
                 acc = sum
               }
-            } finally {
-              tf.dispose(kept)
             }
           })
           if (acc === undefined) throw new Error("no gradients")
           const grads: Record<string, tf.Tensor> = acc
-          const norm = gradNorm(grads)
-          const gradScale = clipCoefficient(norm, s.gradClip)
+          // host backends: the norm as a number, exactly as before; device backends: clip on the device, read later
+          let normValue: number | undefined
+          if (device) {
+            norm = gradNormTensor(grads)
+            scale = clipScale(norm, s.gradClip)
+          } else {
+            normValue = gradNorm(grads)
+          }
+          const gradScale = scale ?? clipCoefficient(normValue!, s.gradClip)
           spec.groups.forEach((g, i) => {
             const sub: Record<string, tf.Tensor> = {}
             for (const v of g.variables.values()) if (grads[v.name] !== undefined) sub[v.name] = grads[v.name]
             optimizers[i].step(sub, { lr: lrs[i], gradScale })
           })
+          const order = [...spec.logKeys.flatMap((k) => logged.get(k)!.filter((t): t is tf.Tensor => t !== null)), ...(norm === undefined ? [] : [norm])]
+          const values = await readScalars(order)
+          let at = 0
+          const logs = new Map<string, Array<number | null>>(
+            spec.logKeys.map((k) => [k, logged.get(k)!.map((t) => (t === null ? null : values[at++]))])
+          )
+          if (norm !== undefined) normValue = values[at++]
           cursor = next
           step += 1
           const row: Record<string, number | null> = { step }
@@ -336,25 +360,27 @@ export const runLoop = (spec: LoopSpec): Effect.Effect<LoopResult, StageError> =
           spec.groups.forEach((g, i) => {
             row[lrColumn(g.name, i)] = lrs[i]
           })
-          row["gradNorm"] = norm
+          row["gradNorm"] = normValue!
           return row
         } finally {
+          tf.dispose(kept)
+          if (norm !== undefined) tf.dispose([norm, ...(scale === undefined ? [] : [scale])])
           if (acc !== undefined) tf.dispose(Object.values(acc as Record<string, tf.Tensor>))
         }
       }
 
       let halted = false
       while (step < totalSteps) {
-        let row = yield* Effect.try({ try: trainStep, catch: errorOf(spec.stage, `step ${step + 1} failed`) })
+        let row = yield* Effect.tryPromise({ try: trainStep, catch: errorOf(spec.stage, `step ${step + 1} failed`) })
         const done = step
         if (spec.hooks.afterStep !== undefined) {
           const after = spec.hooks.afterStep
-          row = { ...row, ...(yield* Effect.try({ try: () => after(), catch: errorOf(spec.stage, "logging failed") })) }
+          row = { ...row, ...(yield* Effect.tryPromise({ try: () => after(), catch: errorOf(spec.stage, "logging failed") })) }
         }
         const evalNow = done === totalSteps || (s.evalEvery > 0 && done % s.evalEvery === 0)
         const evals: Record<string, number | null> = Object.fromEntries(spec.evalKeys.map((k) => [k, null]))
         if (evalNow) {
-          Object.assign(evals, yield* Effect.try({ try: () => spec.hooks.evaluate(done), catch: errorOf(spec.stage, "validation failed") }))
+          Object.assign(evals, yield* Effect.tryPromise({ try: () => spec.hooks.evaluate(done), catch: errorOf(spec.stage, "validation failed") }))
         }
         row = { ...row, ...evals }
         rows.push(row)

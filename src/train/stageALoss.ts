@@ -34,10 +34,13 @@ export interface StageALossConfig {
 
 export const defaultLossConfig: StageALossConfig = { lambdaDir: 0.05, lambdaNorm: 0.02, dirReduction: "mse" }
 
-/** Hard negatives for NCE(p→h): a shared pool [K, d] or a per-row pool [B, K, d]; unit rows, no gradient. */
+/**
+ * Hard negatives for NCE(p→h): a shared pool [K, d] or a per-row pool [B, K, d]; unit rows, no gradient. `bias`
+ * ([K] or [B, K]) is added to their logits: −1e9 removes a negative exactly (the device queue's exclusions).
+ */
 export type HardNegatives =
-  | { readonly kind: "shared"; readonly vectors: tf.Tensor2D }
-  | { readonly kind: "per-row"; readonly vectors: tf.Tensor3D }
+  | { readonly kind: "shared"; readonly vectors: tf.Tensor2D; readonly bias?: tf.Tensor1D }
+  | { readonly kind: "per-row"; readonly vectors: tf.Tensor3D; readonly bias?: tf.Tensor2D }
 
 /**
  * The hard-negative tensor of a queue selection (decoded fp16 rows, as stored): [k, d] for "shared-mean",
@@ -102,6 +105,7 @@ export const ncePToH = (pn: tf.Tensor2D, hn: tf.Tensor2D, tau: number, negatives
       if (dn !== d) throw new Error(`stageALoss: negatives have dim ${dn}, expected ${d}`)
       if (k === 0) return crossEntropy(inBatch, positive)
       neg = tf.div(tf.matMul(pn, negatives.vectors, false, true), tau) as tf.Tensor2D // [B, K]
+      if (negatives.bias !== undefined) neg = tf.add(neg, negatives.bias) as tf.Tensor2D
     } else {
       const [bn, k, dn] = negatives.vectors.shape
       if (bn !== b || dn !== d) {
@@ -111,6 +115,7 @@ export const ncePToH = (pn: tf.Tensor2D, hn: tf.Tensor2D, tau: number, negatives
       // [B, 1, d] × [B, d, K] → [B, 1, K]
       const prod = tf.matMul(tf.reshape(pn, [b, 1, d]) as tf.Tensor3D, negatives.vectors, false, true)
       neg = tf.div(tf.reshape(prod, [b, k]), tau) as tf.Tensor2D
+      if (negatives.bias !== undefined) neg = tf.add(neg, negatives.bias) as tf.Tensor2D
     }
     logits = tf.concat([inBatch, neg], 1)
   }

@@ -308,17 +308,17 @@ describe("generation", () => {
     expect([...bannedNgramTokens([1, 2, 1, 3, 1], 2)].sort()).toEqual([2, 3])
   })
 
-  it("KV-cache generation equals full recomputation; batched equals one by one", () => {
+  it("KV-cache generation equals full recomputation; batched equals one by one", async () => {
     const { model } = build(smallLlama, 13)
     const prompts = [randomIds(41, 1, 5, 61)[0], randomIds(42, 1, 2, 61)[0], randomIds(43, 1, 8, 61)[0]]
     for (const noRepeatNgramSize of [0, 3]) {
       const opts = { maxNewTokens: 10, stopIds: [], noRepeatNgramSize, padId: 0 }
-      const cached = generate(model, prompts, opts)
-      const full = generate(model, prompts, { ...opts, useCache: false })
+      const cached = (await generate(model, prompts, opts))
+      const full = (await generate(model, prompts, { ...opts, useCache: false }))
       expect(cached.tokens).toEqual(full.tokens)
       expect(cached.tokens.every((t) => t.length === 10)).toBe(true)
       for (let b = 0; b < prompts.length; b++) {
-        expect(generate(model, [prompts[b]], opts).tokens[0]).toEqual(cached.tokens[b])
+        expect((await generate(model, [prompts[b]], opts)).tokens[0]).toEqual(cached.tokens[b])
       }
       if (noRepeatNgramSize === 3) {
         for (let b = 0; b < prompts.length; b++) {
@@ -335,13 +335,13 @@ describe("generation", () => {
     disposeLlama(model)
   })
 
-  it("stops a row at a stop id (not included) while the others go on", () => {
+  it("stops a row at a stop id (not included) while the others go on", async () => {
     const { model } = build(smallLlama, 13)
     const prompts = [randomIds(41, 1, 5, 61)[0], randomIds(43, 1, 8, 61)[0]]
-    const free = generate(model, prompts, { maxNewTokens: 6, stopIds: [], padId: 0 })
+    const free = (await generate(model, prompts, { maxNewTokens: 6, stopIds: [], padId: 0 }))
     const stopAt = free.tokens[0][2]
     const firstIndex = free.tokens[0].indexOf(stopAt)
-    const r = generate(model, prompts, { maxNewTokens: 6, stopIds: [stopAt], padId: 0 })
+    const r = (await generate(model, prompts, { maxNewTokens: 6, stopIds: [stopAt], padId: 0 }))
     expect(r.tokens[0]).toEqual(free.tokens[0].slice(0, firstIndex))
     expect(r.stopped[0]).toBe(true)
     const other = free.tokens[1].indexOf(stopAt)
@@ -349,18 +349,18 @@ describe("generation", () => {
     disposeLlama(model)
   })
 
-  it("uses overrides given relative to each unpadded prompt", () => {
+  it("uses overrides given relative to each unpadded prompt", async () => {
     const { model } = build(smallLlama, 13)
     const prompts = [[1, 9, 9, 9, 5], [1, 9, 5]]
     const rng = makeRng(44)
     const vec = Array.from({ length: 2 }, () => Array.from({ length: 32 }, () => 2 * rng.normal()))
     const v = tf.tensor2d(vec)
     const overrides = { batch: [0, 1], position: [2, 1], vectors: v }
-    const both = generate(model, prompts, { maxNewTokens: 5, stopIds: [], padId: 0, overrides })
-    const full = generate(model, prompts, { maxNewTokens: 5, stopIds: [], padId: 0, overrides, useCache: false })
+    const both = (await generate(model, prompts, { maxNewTokens: 5, stopIds: [], padId: 0, overrides }))
+    const full = (await generate(model, prompts, { maxNewTokens: 5, stopIds: [], padId: 0, overrides, useCache: false }))
     expect(both.tokens).toEqual(full.tokens)
     const v1 = tf.tensor2d([vec[1]])
-    const single = generate(model, [prompts[1]], { maxNewTokens: 5, stopIds: [], padId: 0, overrides: { batch: [0], position: [1], vectors: v1 } })
+    const single = (await generate(model, [prompts[1]], { maxNewTokens: 5, stopIds: [], padId: 0, overrides: { batch: [0], position: [1], vectors: v1 } }))
     expect(single.tokens[0]).toEqual(both.tokens[1])
     tf.dispose([v, v1])
     disposeLlama(model)
@@ -368,10 +368,10 @@ describe("generation", () => {
 })
 
 describe("memory", () => {
-  it("forward, gradients and generation leave the tensor count unchanged", () => {
+  it("forward, gradients and generation leave the tensor count unchanged", async () => {
     const { model } = build()
     const ids = randomIds(51, 2, 5, 61)
-    const run = () => {
+    const run = async () => {
       const out = forward(model, { ids, attentionMask: [[1, 1, 1, 1, 1], [0, 1, 1, 1, 1]] }, { logits: true })
       tf.dispose([out.hidden, out.logits!])
       const v = tf.ones([1, 32]) as tf.Tensor2D
@@ -379,12 +379,12 @@ describe("memory", () => {
         tf.sum(forward(model, { ids, overrides: { batch: [0], position: [1], vectors: x as tf.Tensor2D } }).hidden)
       )(v)
       tf.dispose([v, g])
-      generate(model, [ids[0], ids[1].slice(2)], { maxNewTokens: 4, stopIds: [], padId: 0 })
-      generate(model, [ids[0]], { maxNewTokens: 3, stopIds: [], padId: 0, useCache: false })
+      await generate(model, [ids[0], ids[1].slice(2)], { maxNewTokens: 4, stopIds: [], padId: 0 })
+      await generate(model, [ids[0]], { maxNewTokens: 3, stopIds: [], padId: 0, useCache: false })
     }
-    run() // warm-up
+    await run() // warm-up
     const before = tf.memory().numTensors
-    run()
+    await run()
     expect(tf.memory().numTensors).toBe(before)
     disposeLlama(model)
   })

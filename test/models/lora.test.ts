@@ -43,8 +43,8 @@ const randomiseB = (adapters: LoraAdapters, seed: number) => {
   }
 }
 
-const referenceLora = (adapters: LoraAdapters): ReferenceLora => {
-  const host = loraToHost(smallLlama, adapters)
+const referenceLora = async (adapters: LoraAdapters): Promise<ReferenceLora> => {
+  const host = await loraToHost(smallLlama, adapters)
   return {
     scale: adapters.scale,
     layers: adapters.layers.map((layer, l) => {
@@ -86,7 +86,7 @@ describe("LoRA", () => {
     disposeLlama(model)
   })
 
-  it("adapted forward matches the float64 reference with LoRA linears", () => {
+  it("adapted forward matches the float64 reference with LoRA linears", async () => {
     const { model, weights } = base()
     const adapters = createLora(smallLlama, { ...codeTargets, targets: ["q", "k", "v", "o", "gate", "up", "down"] }, 2)
     randomiseB(adapters, 3)
@@ -96,7 +96,7 @@ describe("LoRA", () => {
       [0, 0, 1, 1, 1, 1, 1]
     ]
     const h = forward(withLora(model, adapters), { ids, attentionMask: mask }).hidden
-    const ref = llamaReference(smallLlama, weights, ids, mask, { lora: referenceLora(adapters) })
+    const ref = llamaReference(smallLlama, weights, ids, mask, { lora: await referenceLora(adapters) })
     expect(maskedMaxDiff(toMats(h), ref, mask)).toBeLessThan(TOL)
     const plain = llamaReference(smallLlama, weights, ids, mask)
     expect(maskedMaxDiff(toMats(h), plain, mask)).toBeGreaterThan(1e-2) // the adapters do change the output
@@ -165,8 +165,8 @@ describe("LoRA", () => {
     expect(names.length).toBe(24)
     const loaded = await Effect.runPromise(loadLora(dir, smallLlama))
     expect(loaded.config).toMatchObject({ rank: 4, alpha: 8, dropout: 0.05, targets: codeTargets.targets })
-    const hostA = loraToHost(smallLlama, adapters)
-    const hostB = loraToHost(smallLlama, loaded)
+    const hostA = await loraToHost(smallLlama, adapters)
+    const hostB = await loraToHost(smallLlama, loaded)
     for (const [name, t] of hostA) expect(maxAbsDiff(t.data, hostB.get(name)!.data)).toBe(0)
     const ids = randomIds(5, 1, 5, 61)
     const h1 = forward(withLora(model, adapters), { ids }).hidden

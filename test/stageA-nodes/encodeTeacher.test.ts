@@ -154,7 +154,7 @@ describe("encode", () => {
     const model = await Effect.runPromise(loadEncoder(encoderDir))
     const tok = await Effect.runPromise(loadTokenizer(encoderDir))
     const before = tf.memory().numTensors
-    const direct = encodeForeign(model, tok, pairs.slice(9, 12).map((p) => p.foreign), { maxChars: 256, maxTokens: 256 })
+    const direct = await encodeForeign(model, tok, pairs.slice(9, 12).map((p) => p.foreign), { maxChars: 256, maxTokens: 256 })
     expect(tf.memory().numTensors).toBe(before)
     disposeXlmr(model)
     const stored = zt.data.subarray(9 * 32, 12 * 32)
@@ -227,8 +227,8 @@ describe("teacher", () => {
     if (mixed === undefined) throw new Error("no batch with rows of different lengths")
     const shortest = mixed[0]
     const before = tf.memory().numTensors
-    const alone = teacherVectors(model, tok, [pairs[shortest].english], fe, 128009, { template: "paper", maxTokens: 128 })
-    const other = teacherVectors(model, tok, ["Completely different words here"], fe, 128009, { template: "paper", maxTokens: 128 })
+    const alone = await teacherVectors(model, tok, [pairs[shortest].english], fe, 128009, { template: "paper", maxTokens: 128 })
+    const other = await teacherVectors(model, tok, ["Completely different words here"], fe, 128009, { template: "paper", maxTokens: 128 })
     expect(tf.memory().numTensors).toBe(before)
     disposeLlama(model)
     const stored = ht.data.subarray(shortest * 64, (shortest + 1) * 64)

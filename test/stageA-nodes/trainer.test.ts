@@ -96,7 +96,7 @@ describe("makeTrainer", () => {
     }
   }
 
-  it("one backward pass over the stacked micro-batches = per-micro-batch accumulation (gradients and losses)", () => {
+  it("one backward pass over the stacked micro-batches = per-micro-batch accumulation (gradients and losses)", async () => {
     for (const rule of ["shared-mean", "per-row"] as const) {
       const dIn = 10
       const dOut = 8
@@ -123,7 +123,7 @@ describe("makeTrainer", () => {
       const queueA = new TeacherQueue(30, dOut)
       queueA.enqueue(prefill, 12)
       const trainer = makeTrainer({ params, zTrain: z, hTrain: h, proj: projA, opt: optA, queue: queueA, matmul: matMulABtJs, step: 0, cursor: { epoch: 0, index: 0 } })
-      const rowsA = [trainer.next(), trainer.next(), trainer.next()]
+      const rowsA = [await trainer.next(), await trainer.next(), await trainer.next()]
       expect(trainer.scoreStats().fallbacks).toBe(0)
 
       // the reference: per-micro-batch forward/backward, gradients summed

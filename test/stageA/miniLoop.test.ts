@@ -72,12 +72,12 @@ const makeOpt = (proj: Projector.Projector): AdamW =>
   new AdamW([...proj.variables], { lr: 0, beta1: 0.9, beta2: 0.98, eps: 1e-8, weightDecay: 0.05 })
 
 /** Runs steps [state.step, until), returning each step's total loss; checkpoints after `checkpointAt` steps. */
-const runSteps = (
+const runSteps = async (
   s: LoopState,
   until: number,
   checkpointAt?: { step: number; root: string },
   rule: "shared-mean" | "per-row" = "shared-mean"
-): number[] => {
+): Promise<number[]> => {
   const order = new DataOrder(SEED, N)
   const losses: number[] = []
   for (; s.step < until; s.step++) {
@@ -101,10 +101,11 @@ const runSteps = (
     s.cursor = batch.next
     if (checkpointAt !== undefined && s.step + 1 === checkpointAt.step) {
       const proj = s.proj
+      const params = await Projector.toHost(proj)
       Effect.runSync(
         saveCheckpoint(checkpointAt.root, {
           step: s.step + 1,
-          params: Projector.toHost(proj),
+          params,
           optimizer: optimizerStateFromAdamW(s.opt.getState(), (n) => proj.names.get(n) ?? n),
           queue: s.queue.snapshot(),
           rng: {},
@@ -116,22 +117,22 @@ const runSteps = (
   return losses
 }
 
-const r1Of = (proj: Projector.Projector): number => {
-  const p = Projector.projectHost(proj, Z, N)
+const r1Of = async (proj: Projector.Projector): Promise<number> => {
+  const p = await Projector.projectHost(proj, Z, N)
   return retrievalMetrics(l2NormalizeRows(p, N, D_OUT), l2NormalizeRows(H, N, D_OUT), D_OUT).r1
 }
 
 describe("a tiny Stage A loop", () => {
-  it("learns, and a resumed run repeats the uninterrupted one exactly", () => {
+  it("learns, and a resumed run repeats the uninterrupted one exactly", async () => {
     const root = path.join(tmpRoot, "ckpt")
     const fresh = (prefix: string): LoopState => {
       const proj = Projector.init(CONFIG, SEED, { prefix })
       return { step: 0, proj, opt: makeOpt(proj), queue: new TeacherQueue(12, D_OUT), cursor: { epoch: 0, index: 0 } }
     }
     const a = fresh("a/")
-    const before = r1Of(a.proj)
-    const lossesA = runSteps(a, STEPS, { step: 10, root })
-    const after = r1Of(a.proj)
+    const before = (await r1Of(a.proj))
+    const lossesA = (await runSteps(a, STEPS, { step: 10, root }))
+    const after = (await r1Of(a.proj))
     expect(after).toBeGreaterThan(before)
     expect(after).toBeGreaterThanOrEqual(4 / N) // chance is 1/N
     const firstAvg = lossesA.slice(0, 4).reduce((x, y) => x + y, 0) / 4
@@ -140,7 +141,7 @@ describe("a tiny Stage A loop", () => {
 
     // the same seeds give the same run
     const b = fresh("b/")
-    expect(runSteps(b, STEPS)).toEqual(lossesA)
+    expect((await runSteps(b, STEPS))).toEqual(lossesA)
 
     // resume from the step-10 checkpoint into fresh objects with other tf variable names
     const ck = Effect.runSync(loadLatestCheckpoint(root))
@@ -152,12 +153,12 @@ describe("a tiny Stage A loop", () => {
     opt.setState(adamWStateFromOptimizer(ck.optimizer, (n) => proj.params.get(n as Projector.ParamName)?.name ?? n))
     expect(opt.stepCount).toBe(10)
     const c: LoopState = { step: ck.step, proj, opt, queue: TeacherQueue.restore(ck.queue), cursor: ck.cursor }
-    expect(runSteps(c, STEPS)).toEqual(lossesA.slice(10))
-    expect(Projector.toHost(c.proj)).toEqual(Projector.toHost(a.proj))
+    expect((await runSteps(c, STEPS))).toEqual(lossesA.slice(10))
+    expect(await Projector.toHost(c.proj)).toEqual(await Projector.toHost(a.proj))
     expect(() => Projector.init(CONFIG, SEED, { prefix: "a/" })).toThrow(/already named/)
     // the per-row rule runs through the same loop (and differs from shared-mean once the queue fills)
     const d = fresh("d/")
-    const lossesD = runSteps(d, STEPS, undefined, "per-row")
+    const lossesD = (await runSteps(d, STEPS, undefined, "per-row"))
     expect(lossesD.slice(0, 1)).toEqual(lossesA.slice(0, 1)) // empty queue at step 0: no hard negatives yet
     expect(lossesD).not.toEqual(lossesA)
     expect(lossesD.every(Number.isFinite)).toBe(true)

@@ -141,14 +141,14 @@ describe("projector", () => {
     expect(Projector.dropoutMask(makeRng(1), 2, 3, 0)).toEqual(new Float32Array(6).fill(1))
   })
 
-  it("save → load gives bit-identical weights and outputs", () => {
+  it("save → load gives bit-identical weights and outputs", async () => {
     const proj = Projector.init(CONFIG, 21)
     const z = input(13)
     const before = run(proj, z, null)
-    const saved = Projector.toHost(proj)
+    const saved = await Projector.toHost(proj)
     const loaded = Projector.fromHost(CONFIG, saved)
     expect(run(loaded, z, null)).toEqual(before)
-    const again = Projector.toHost(loaded)
+    const again = await Projector.toHost(loaded)
     for (const name of Projector.PARAM_NAMES) expect(again.get(name)?.data).toEqual(saved.get(name)?.data)
     // assign() into a differently initialised projector
     const other = Projector.init(CONFIG, 22)

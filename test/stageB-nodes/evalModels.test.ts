@@ -232,7 +232,7 @@ describe("retrievalFull on tiny models", () => {
     const loraF = await Effect.runPromise(loadLora(inputs["finetune"], decoder.config))
     const tok = await Effect.runPromise(loadTokenizer(decoderDir, { addedTokens }))
     const foreign = (await readRows(inputs["eval"])).map((r) => String(r["foreign"]))
-    const q = teacherVectors(withLora(decoder, loraF), tok, foreign, tok.tokenToId("<foreign_emb>")!, tok.eosId!, { template: "paper", maxTokens: 128 })
+    const q = await teacherVectors(withLora(decoder, loraF), tok, foreign, tok.tokenToId("<foreign_emb>")!, tok.eosId!, { template: "paper", maxTokens: 128 })
     const expectedFt = retrievalMetrics(q, teacher, hidden, { normalize: true })
     expect(doc.finetune.r1).toBeCloseTo(expectedFt.r1, 10)
     expect(doc.finetune.mrr).toBeCloseTo(expectedFt.mrr, 5)

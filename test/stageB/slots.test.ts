@@ -207,7 +207,7 @@ describe("slot module", () => {
     await Effect.runPromise(saveSlots(file, m))
     const back = await Effect.runPromise(loadSlotHost(file, c))
     expect([...back.keys()].sort()).toEqual([...SLOT_PARAM_NAMES].sort())
-    for (const [k, v] of slotsToHost(m)) expect(back.get(k)).toEqual(v)
+    for (const [k, v] of await slotsToHost(m)) expect(back.get(k)).toEqual(v)
     const wrong = await Effect.runPromise(Effect.flip(loadSlotHost(file, makeSlotConfig(6, 3))))
     expect(wrong.message).toMatch(/expander\.net\.2\.weight/)
     expect(() => initSlots(c, 4, { prefix: "slots-file-test/" })).toThrow(/already named/)

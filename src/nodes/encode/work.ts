@@ -7,7 +7,6 @@
  * first; batches group sentences of similar length and are resumable (`batches.ts`); the outputs are `zF.train` and
  * `zF.holdout` (row i = table row i).
  */
-import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { asStageError } from "../../pipeline/stageError.ts"
 import { truncateCodePoints } from "../../text/unicode.ts"
@@ -18,6 +17,7 @@ import { disposeXlmr, embedSentences, loadEncoder, padBatch } from "../../models
 import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import type { EncodeParams } from "./params.ts"
+import { readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { readStringColumn, runBatchJob } from "../../artifacts/matrixJob.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
@@ -39,14 +39,9 @@ export const foreignTokenIds = (tok: TextTokenizer, text: string, eosId: number,
 }
 
 /** z_F [n, hidden] of already tokenised sentences (`foreignTokenIds`), one forward pass; tensors are freed. */
-export const encodeTokenized = (model: XlmrModel, seqs: ReadonlyArray<ReadonlyArray<number>>): Float32Array => {
+export const encodeTokenized = (model: XlmrModel, seqs: ReadonlyArray<ReadonlyArray<number>>): Promise<Float32Array> => {
   const { ids, attentionMask } = padBatch(seqs, model.config.pad_token_id)
-  const z = embedSentences(model, { ids, attentionMask })
-  try {
-    return Float32Array.from(z.dataSync())
-  } finally {
-    z.dispose()
-  }
+  return readTidy(() => embedSentences(model, { ids, attentionMask }))
 }
 
 /** z_F of `texts` [n, hidden] (one forward pass; tensors are freed). */
@@ -55,7 +50,7 @@ export const encodeForeign = (
   tok: TextTokenizer,
   texts: ReadonlyArray<string>,
   o: ForeignEncodeOptions
-): Float32Array => {
+): Promise<Float32Array> => {
   const eos = tok.eosId ?? model.config.eos_token_id
   return encodeTokenized(model, texts.map((t) => foreignTokenIds(tok, t, eos, o)))
 }
@@ -92,7 +87,7 @@ export const runEncode = (ctx: StageContext<EncodeParams>): Effect.Effect<StageO
                 batchSize: p.batchSize,
                 dim,
                 lengths: seqs.map((q) => q.length),
-                compute: (rows) => tf.tidy(() => encodeTokenized(model, Array.from(rows, (i) => seqs[i])))
+                compute: (rows) => encodeTokenized(model, Array.from(rows, (i) => seqs[i]))
               },
               ctx.scratchDir,
               ctx.outputs[name],

@@ -23,6 +23,7 @@ import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { openTableWriter } from "../../pipeline/table.ts"
 import { FINETUNE_METRICS_COLUMNS } from "./metrics.ts"
 import type { FinetuneParams } from "./params.ts"
+import { readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 import { lmLoss, lmTargets, targetNll } from "../../train/stageBLoss.ts"
@@ -119,13 +120,13 @@ export const runFinetune = (ctx: StageContext<FinetuneParams>, options?: Finetun
               const loss = lmLoss(dropoutModel(model, p.seed, step, micro, "sft"), b.input, b.targets, true)
               return { loss, logs: { loss } }
             },
-            evaluate: () => {
+            evaluate: async () => {
               if (val.examples.length === 0) return { valLoss: null }
               let sum = 0
               let n = 0
               for (let s = 0; s < val.examples.length; s += p.microBatch) {
                 const b = batchOf(val.examples.slice(s, s + p.microBatch))
-                sum += tf.tidy(() => tf.sum(targetNll(model, b.input, b.targets, false)).dataSync()[0])
+                sum += (await readTidy(() => tf.sum(targetNll(model, b.input, b.targets, false))))[0]
                 n += b.targets.tokens.length
               }
               return { valLoss: sum / n }

@@ -120,16 +120,16 @@ const decode = (tok: EvalSystems["tokenizer"], tokens: ReadonlyArray<number>): s
   tok.decode(tokens, { skipSpecialTokens: true }).trim()
 
 /** One batch through the three systems. */
-export const generateBatch = (
+export const generateBatch = async (
   sys: EvalSystems,
   rows: ReadonlyArray<SftRow>,
   ids: ReadonlyArray<number>,
   z: { readonly data: Float32Array; readonly dim: number },
   p: GenerateParams
-): Array<GenerationRow> => {
+): Promise<Array<GenerationRow>> => {
   const prompts = rows.map((r) => examplePrompts(sys, r))
   const options = { maxNewTokens: p.maxNewTokens, noRepeatNgramSize: p.noRepeatNgram, padId: sys.padId }
-  const run = (model: LlamaModel, which: "base" | "finetune") => generate(model, prompts.map((x) => x[which]), options).tokens
+  const run = async (model: LlamaModel, which: "base" | "finetune") => (await generate(model, prompts.map((x) => x[which]), options)).tokens
   let coords: { batch: Array<number>; position: Array<number> } = { batch: [], position: [] }
   const vectors = tf.tidy(() => {
     const zb = tf.tensor2d(gatherRows(z.data, z.dim, rows.map((r) => r.row)), [rows.length, z.dim])
@@ -139,12 +139,12 @@ export const generateBatch = (
   })
   let llinkTokens: ReadonlyArray<ReadonlyArray<number>>
   try {
-    llinkTokens = generate(sys.llink, prompts.map((x) => x.llink), { ...options, overrides: { ...coords, vectors } }).tokens
+    llinkTokens = (await generate(sys.llink, prompts.map((x) => x.llink), { ...options, overrides: { ...coords, vectors } })).tokens
   } finally {
     vectors.dispose()
   }
-  const baseTokens = run(sys.base, "base")
-  const finetuneTokens = run(sys.finetune, "finetune")
+  const baseTokens = await run(sys.base, "base")
+  const finetuneTokens = await run(sys.finetune, "finetune")
   return rows.map((r, i) => ({
     id: ids[i],
     row: r.row,
@@ -193,7 +193,7 @@ export const runGenerate = (ctx: StageContext<GenerateParams>): Effect.Effect<St
             if (done._tag === "ok") {
               out.push(...done.rows)
             } else {
-              const fresh = yield* Effect.try({
+              const fresh = yield* Effect.tryPromise({
                 try: () => generateBatch(sys, batch, ids, z, p),
                 catch: (cause) => new StageError({ stage: STAGE, message: `batch ${b} (examples ${start}–${start + batch.length - 1}): ${cause instanceof Error ? cause.message : String(cause)}`, cause })
               })

@@ -55,8 +55,8 @@ export const runRetrieval = (ctx: StageContext<RetrievalParams>): Effect.Effect<
         catch: (cause) => new StageError({ stage: STAGE, message: `cannot build the projector: ${String(cause)}`, cause })
       }),
       (proj) =>
-        Effect.try({
-          try: () => withIntervals(projectorRanks(proj, z, h, n, matmul), n, p.bootstrap, "stageA"),
+        Effect.tryPromise({
+          try: async () => withIntervals(await projectorRanks(proj, z, h, n, matmul), n, p.bootstrap, "stageA"),
           catch: (cause) => new StageError({ stage: STAGE, message: `retrieval failed: ${String(cause)}`, cause })
         }),
       (proj) => Effect.sync(() => Projector.dispose(proj))

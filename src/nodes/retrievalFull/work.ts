@@ -34,6 +34,7 @@ import { RetrievalFullDoc } from "../../schemas/retrieval.ts"
 import type { RetrievalFullParams } from "./params.ts"
 import { PAPER_RETRIEVAL } from "../../schemas/paper.ts"
 import { hostMatmul } from "../../backend/host.ts"
+import { readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { readMatrixHead } from "../../artifacts/matrixHead.ts"
 import { leftPad, teacherPromptIds } from "../../prompts/teacher.ts"
@@ -45,19 +46,16 @@ export type { RetrievalFullParams }
 const STAGE = "retrievalFull"
 
 /** Mean over the K slots of each row: [B, K, d] → [B, d] (host values). */
-export const meanSlotVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number): Float32Array =>
-  tf.tidy(() => {
-    const slots = slotsFromZ(sys.projector, sys.slots, tf.tensor2d(z, [rows, dIn]))
-    return Float32Array.from(tf.mean(slots, 1).dataSync())
-  })
+export const meanSlotVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number): Promise<Float32Array> =>
+  readTidy(() => tf.mean(slotsFromZ(sys.projector, sys.slots, tf.tensor2d(z, [rows, dIn])), 1))
 
 /** Final hidden states at the last slot of the Stage B translation prompt, LoRA on. */
-export const lastSlotHiddenVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number): Float32Array => {
+export const lastSlotHiddenVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number): Promise<Float32Array> => {
   const ids = [sys.bosId, ...sys.tokenizer.encode(slotPrompt(taskInstruction("translate_to_english"), sys.K), { addSpecialTokens: false })]
   const positions = sys.slotIds.map((id) => ids.indexOf(id))
   if (positions.some((p) => p < 0)) throw new Error("the Stage B prompt lacks a slot token")
   const last = positions[positions.length - 1]
-  return tf.tidy(() => {
+  return readTidy(() => {
     const slots = slotsFromZ(sys.projector, sys.slots, tf.tensor2d(z, [rows, dIn]))
     const batch: Array<number> = []
     const position: Array<number> = []
@@ -70,20 +68,17 @@ export const lastSlotHiddenVectors = (sys: EvalSystems, z: Float32Array, rows: n
       { ids: Array.from({ length: rows }, () => ids), overrides: { batch, position, vectors: tf.reshape(slots, [rows * sys.K, sys.slots.config.dim]) as tf.Tensor2D } },
       { gather: { batch: Array.from({ length: rows }, (_, b) => b), position: Array.from({ length: rows }, () => last) } }
     )
-    return Float32Array.from(out.hidden.dataSync())
+    return out.hidden
   })
 }
 
 /** The fine-tuned decoder's final hidden states at `<foreign_emb>` after each foreign text (teacher-style prompt). */
-export const finetuneVectors = (sys: EvalSystems, foreign: ReadonlyArray<string>, teacher: RetrievalFullParams["teacher"]): Float32Array => {
+export const finetuneVectors = (sys: EvalSystems, foreign: ReadonlyArray<string>, teacher: RetrievalFullParams["teacher"]): Promise<Float32Array> => {
   const reserved = sys.finetuneDoc.addedTokens
   const prompts = foreign.map((f) => teacherPromptIds(sys.finetuneTokenizer, stripTokens(f, reserved), sys.foreignEmbId, teacher))
   const { ids, attentionMask } = leftPad(prompts, sys.padId)
   const T = ids[0].length
-  return tf.tidy(() => {
-    const out = forward(sys.finetune, { ids, attentionMask }, { gather: { batch: ids.map((_, b) => b), position: ids.map(() => T - 1) } })
-    return Float32Array.from(out.hidden.dataSync())
-  })
+  return readTidy(() => forward(sys.finetune, { ids, attentionMask }, { gather: { batch: ids.map((_, b) => b), position: ids.map(() => T - 1) } }).hidden)
 }
 
 export const runRetrievalFull = (ctx: StageContext<RetrievalFullParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
@@ -110,8 +105,8 @@ export const runRetrievalFull = (ctx: StageContext<RetrievalFullParams>): Effect
     const result = yield* Effect.acquireUseRelease(
       loadEvalSystems(STAGE, ctx.inputs),
       (sys) =>
-        Effect.try({
-          try: () => {
+        Effect.tryPromise({
+          try: async () => {
             const d = h.dim
             if (sys.base.config.hidden_size !== d) throw new Error(`h_E has width ${d} but the decoder's hidden size is ${sys.base.config.hidden_size}`)
             const full = new Float32Array(n * d)
@@ -119,9 +114,9 @@ export const runRetrievalFull = (ctx: StageContext<RetrievalFullParams>): Effect
             for (let start = 0; start < n; start += p.batchSize) {
               const rows = Math.min(p.batchSize, n - start)
               const zb = z.data.subarray(start * z.dim, (start + rows) * z.dim)
-              full.set(p.vector === "meanSlot" ? meanSlotVectors(sys, zb, rows, z.dim) : lastSlotHiddenVectors(sys, zb, rows, z.dim), start * d)
+              full.set(await (p.vector === "meanSlot" ? meanSlotVectors(sys, zb, rows, z.dim) : lastSlotHiddenVectors(sys, zb, rows, z.dim)), start * d)
               bar.advance(rows)
-              ft.set(finetuneVectors(sys, foreign.slice(start, start + rows), p.teacher), start * d)
+              ft.set(await finetuneVectors(sys, foreign.slice(start, start + rows), p.teacher), start * d)
               bar.advance(rows)
             }
             const teacher = h.data.subarray(0, n * d)

@@ -22,7 +22,9 @@
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import * as path from "node:path"
-import { AdamW, clipCoefficient, gradNorm } from "../../backend/adamw.ts"
+import { AdamW, clipCoefficient, clipScale, gradNorm, gradNormTensor } from "../../backend/adamw.ts"
+import { onHost, readScalars } from "../../backend/read.ts"
+import { DeviceQueue } from "../../train/deviceQueue.ts"
 import { devRetrieval } from "../../metrics/projectorRetrieval.ts"
 import type { RetrievalMetrics } from "../../metrics/retrieval.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
@@ -38,7 +40,7 @@ import type { StageAParams } from "./params.ts"
 import type { MatMulABt } from "../../train/hostMath.ts"
 import { TeacherQueue } from "../../train/queue.ts"
 import { linearAnneal, warmupCosine } from "../../train/schedule.ts"
-import { hardNegativesFromQueue, stageALoss } from "../../train/stageALoss.ts"
+import { type HardNegatives, hardNegativesFromQueue, stageALoss } from "../../train/stageALoss.ts"
 import type { StageALossConfig } from "../../train/stageALoss.ts"
 import {
   adamWStateFromOptimizer,
@@ -92,8 +94,10 @@ export interface TrainerSetup {
   readonly proj: Projector.Projector
   readonly opt: AdamW
   readonly queue: TeacherQueue
-  /** The product used for hard-negative scores. */
+  /** The product used for hard-negative scores (host queue). */
   readonly matmul: MatMulABt
+  /** On a device backend: the queue mirrored on the device; selection then stays on the device (`deviceQueue.ts`). */
+  readonly device?: DeviceQueue
   /** Optimizer steps already done (0 for a fresh run). */
   readonly step: number
   readonly cursor: DataCursor
@@ -103,8 +107,8 @@ export interface Trainer {
   /** Optimizer steps done so far. */
   readonly step: () => number
   readonly cursor: () => DataCursor
-  /** Runs one optimizer step (all micro-batches) and returns its metrics row (dev numbers null). Throws on failure. */
-  readonly next: () => MetricsRow
+  /** Runs one optimizer step (all micro-batches) and returns its metrics row (dev numbers null). Rejects on failure. */
+  readonly next: () => Promise<MetricsRow>
   /** Hard-negative score calls answered by the step's block product vs by the plain product (see `StepScores`). */
   readonly scoreStats: () => { readonly hits: number; readonly fallbacks: number }
 }
@@ -130,7 +134,109 @@ export const makeTrainer = (setup: TrainerSetup): Trainer => {
   const mb = p.microBatch
   let step = setup.step
   let cursor = setup.cursor
-  const next = (): MetricsRow => {
+  const device = setup.device
+  /** One step on a device backend: selection, loss, clipping and update without a read-back; one read at the end. */
+  const nextOnDevice = async (dq: DeviceQueue): Promise<MetricsRow> => {
+    const s = step
+    const tau = linearAnneal(s, { from: p.tauStart, to: p.tauEnd, totalSteps: p.steps })
+    const lr = warmupCosine(s, { peak: p.lr, warmupSteps: p.warmupSteps, totalSteps: p.steps, floor: p.minLr })
+    const rows = A * mb
+    const idx = new Uint32Array(rows)
+    let c = cursor
+    for (let k = 0; k < A; k++) {
+      const batch = order.nextBatch(c, mb, { dropLast: true })
+      idx.set(batch.indices, k * mb)
+      c = batch.next
+    }
+    const z = rowsOf(zTrain, idx)
+    const h = rowsOf(hTrain, idx)
+    const mask = new Float32Array(rows * dHidden)
+    for (let k = 0; k < A; k++) {
+      mask.set(Projector.dropoutMask(makeRng(Projector.dropoutSeed(p.seed, s, k)), mb, dHidden, p.dropout), k * mb * dHidden)
+    }
+    // Selection first, off the gradient tape: its top-k indices must not be differentiated (tfjs would try, and
+    // fail on their int32 type). The projections are recomputed under the tape with the same masks, hence equal.
+    const hAll = tf.tensor2d(h, [rows, dOut])
+    const chosen: Array<HardNegatives | null> = []
+    try {
+      const pFixed = tf.tidy(() => Projector.forward(proj, tf.tensor2d(z, [rows, dIn]), { mask }))
+      try {
+        for (let k = 0; k < A; k++) {
+          // tidy keeps the tensors of the returned selection and frees the rest
+          const sel = tf.tidy(() => {
+            const pk = tf.slice(pFixed, [k * mb, 0], [mb, dOut]) as tf.Tensor2D
+            const hk = tf.slice(hAll, [k * mb, 0], [mb, dOut]) as tf.Tensor2D
+            return dq.hardNegatives(pk, p.hardNegatives, p.hardNegativeRule, {
+              ...(p.excludePositives ? { exclude: { teachers: hk, minCosine: SAME_TEACHER_COSINE } } : {})
+            }) ?? undefined
+          })
+          chosen.push(sel ?? null)
+          dq.enqueue(h.subarray(k * mb * dOut, (k + 1) * mb * dOut), mb)
+        }
+      } finally {
+        pFixed.dispose()
+      }
+    } catch (cause) {
+      hAll.dispose()
+      throw cause
+    }
+    const freeChosen = () => {
+      hAll.dispose()
+      for (const c of chosen) if (c !== null) tf.dispose([c.vectors, ...(c.bias === undefined ? [] : [c.bias])])
+    }
+    const parts: Array<tf.Tensor> = []
+    let result: { value: tf.Scalar; grads: tf.NamedTensorMap }
+    try {
+      result = tf.variableGrads(() => {
+        const pAll = Projector.forward(proj, tf.tensor2d(z, [rows, dIn]), { mask })
+        const totals: Array<tf.Scalar> = []
+        for (let k = 0; k < A; k++) {
+          const pk = tf.slice(pAll, [k * mb, 0], [mb, dOut]) as tf.Tensor2D
+          const hk = tf.slice(hAll, [k * mb, 0], [mb, dOut]) as tf.Tensor2D
+          const loss = stageALoss({ p: pk, h: hk, negatives: chosen[k], tau }, lossConfig)
+          for (const term of [loss.total, loss.nce, loss.ncePH, loss.nceHP, loss.dir, loss.norm]) parts.push(tf.keep(term))
+          totals.push(loss.total)
+        }
+        return tf.div(tf.addN(totals), A) as tf.Scalar
+      }, [...proj.variables])
+    } catch (cause) {
+      freeChosen()
+      tf.dispose(parts)
+      throw cause
+    }
+    const { value, grads } = result
+    const norm = gradNormTensor(grads)
+    const scale = clipScale(norm, p.gradClip)
+    try {
+      opt.step(grads, { lr, gradScale: scale })
+      const values = await readScalars([...parts, norm])
+      step = s + 1
+      cursor = c
+      const mean = (j: number) => {
+        let acc = 0
+        for (let k = 0; k < A; k++) acc += values[k * 6 + j]
+        return acc / A
+      }
+      return {
+        step: s + 1,
+        loss: mean(0),
+        nce: mean(1),
+        ncePH: mean(2),
+        nceHP: mean(3),
+        dir: mean(4),
+        norm: mean(5),
+        tau,
+        lr,
+        gradNorm: values[values.length - 1],
+        devR1: null,
+        devMrr: null
+      }
+    } finally {
+      freeChosen()
+      tf.dispose([value, norm, scale, ...parts, ...Object.values(grads)])
+    }
+  }
+  const nextOnHost = (): MetricsRow => {
     const s = step
     const tau = linearAnneal(s, { from: p.tauStart, to: p.tauEnd, totalSteps: p.steps })
     const lr = warmupCosine(s, { peak: p.lr, warmupSteps: p.warmupSteps, totalSteps: p.steps, floor: p.minLr })
@@ -207,6 +313,7 @@ export const makeTrainer = (setup: TrainerSetup): Trainer => {
       tf.dispose([value, ...Object.values(grads)])
     }
   }
+  const next = (): Promise<MetricsRow> => (device === undefined ? Promise.resolve().then(nextOnHost) : nextOnDevice(device))
   return { step: () => step, cursor: () => cursor, next, scoreStats: () => ({ hits: scores.hits, fallbacks: scores.fallbacks }) }
 }
 
@@ -284,7 +391,9 @@ export const runStageA = (ctx: StageContext<StageAParams>): Effect.Effect<StageO
             if (queue.capacity !== p.queueSize || queue.dim !== dOut) {
               throw new Error(`checkpoint queue is ${queue.capacity}×${queue.dim}, expected ${p.queueSize}×${dOut}`)
             }
-            return { proj, opt, queue }
+            // on a device backend the queue is mirrored there, so selection needs no read-back
+            const device = onHost() ? undefined : new DeviceQueue(queue)
+            return { proj, opt, queue, device }
           } catch (cause) {
             // the release below never runs for a failed acquire: free the variables here, then report
             opt.dispose()
@@ -295,9 +404,10 @@ export const runStageA = (ctx: StageContext<StageAParams>): Effect.Effect<StageO
         catch: (cause) =>
           new StageError({ stage: STAGE, message: `cannot set up training: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
       }),
-      ({ proj, opt, queue }) =>
+      ({ proj, opt, queue, device }) =>
         Effect.gen(function*() {
           const trainer = makeTrainer({
+            ...(device === undefined ? {} : { device }),
             params: p,
             zTrain,
             hTrain,
@@ -315,7 +425,7 @@ export const runStageA = (ctx: StageContext<StageAParams>): Effect.Effect<StageO
 
           let lastDev: RetrievalMetrics | null = null
           while (trainer.step() < p.steps) {
-            let row = yield* Effect.try({
+            let row = yield* Effect.tryPromise({
               try: trainer.next,
               catch: (cause) =>
                 new StageError({
@@ -327,7 +437,7 @@ export const runStageA = (ctx: StageContext<StageAParams>): Effect.Effect<StageO
             const done = row.step
             const isLast = done === p.steps
             if (nEval > 0 && (isLast || (p.evalEvery > 0 && done % p.evalEvery === 0))) {
-              const dev = yield* Effect.try({
+              const dev = yield* Effect.tryPromise({
                 try: () => devRetrieval(proj, zHold, hHold, nEval, matmul),
                 catch: (cause) => new StageError({ stage: STAGE, message: `dev retrieval failed: ${String(cause)}`, cause })
               })
@@ -340,12 +450,16 @@ export const runStageA = (ctx: StageContext<StageAParams>): Effect.Effect<StageO
             }
             metrics.push(row)
             if (!isLast && p.checkpointEvery > 0 && done % p.checkpointEvery === 0) {
+              const [params, optState] = yield* Effect.tryPromise({
+                try: () => Promise.all([Projector.toHost(proj), opt.getStateAsync()]),
+                catch: (cause) => new StageError({ stage: STAGE, message: `cannot read the state back for a checkpoint: ${String(cause)}`, cause })
+              })
               yield* saveCheckpoint(
                 ckptRoot,
                 {
                   step: done,
-                  params: Projector.toHost(proj),
-                  optimizer: optimizerStateFromAdamW(opt.getState(), (n) => proj.names.get(n) ?? n),
+                  params,
+                  optimizer: optimizerStateFromAdamW(optState, (n) => proj.names.get(n) ?? n),
                   queue: queue.snapshot(),
                   rng: {},
                   cursor: trainer.cursor(),
@@ -359,7 +473,11 @@ export const runStageA = (ctx: StageContext<StageAParams>): Effect.Effect<StageO
           }
           bar.done()
 
-          yield* saveProjectorDir(ctx.outputs["projector"], config, Projector.toHost(proj), p.steps).pipe(asStageError(STAGE))
+          const finalWeights = yield* Effect.tryPromise({
+            try: () => Projector.toHost(proj),
+            catch: (cause) => new StageError({ stage: STAGE, message: `cannot read the projector back: ${String(cause)}`, cause })
+          })
+          yield* saveProjectorDir(ctx.outputs["projector"], config, finalWeights, p.steps).pipe(asStageError(STAGE))
           const writer = yield* openTableWriter(ctx.outputs["stageA.metrics"], METRICS_COLUMNS).pipe(asStageError(STAGE))
           yield* writer.write(metrics.map((r) => ({ ...r }))).pipe(asStageError(STAGE))
           const nRows = yield* writer.close.pipe(asStageError(STAGE))
@@ -385,8 +503,9 @@ export const runStageA = (ctx: StageContext<StageAParams>): Effect.Effect<StageO
             }
           }
         }),
-      ({ proj, opt }) =>
+      ({ proj, opt, device }) =>
         Effect.sync(() => {
+          device?.dispose()
           opt.dispose()
           Projector.dispose(proj)
         })

@@ -37,6 +37,7 @@ import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { openTableWriter } from "../../pipeline/table.ts"
 import { STAGEB_METRICS_COLUMNS } from "./metrics.ts"
 import type { StageBParams } from "./params.ts"
+import { readFloat32, readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 import { loadProjectorDir } from "../../artifacts/projector.ts"
@@ -164,11 +165,12 @@ export const runStageB = (ctx: StageContext<StageBParams>, options?: StageBRunOp
         embeddingSeed: doc.embeddingSeed,
         lora: { config: loraConfig, seed: deriveSeed(p.seed, "stageB.lora") }
       }).pipe(asStageError(STAGE))
-      return yield* Effect.try({
-        try: (): Resources => {
+      return yield* Effect.tryPromise({
+        try: async (): Promise<Resources> => {
           const id = instance++
           const proj = Projector.fromHost(projConfig, projDir.host, { trainable: false, prefix: `stageB${id}.projector/` })
-          const scaleInit = resolveScaleInit(p.scaleInit, { data: model.embed.dataSync() as Float32Array, rows: baseVocab, dim: H })
+          const embed = p.scaleInit === "median-embedding-norm" ? await readFloat32(model.embed) : new Float32Array(0)
+          const scaleInit = resolveScaleInit(p.scaleInit, { data: embed, rows: baseVocab, dim: H })
           const slotConfig: SlotConfig = makeSlotConfig(H, K, { adapterHidden: p.adapterHidden, gateInit: p.gateInit, gateMax: p.gateMax, scaleInit })
           const slots = initSlots(slotConfig, deriveSeed(p.seed, "stageB.slots"), { prefix: `stageB${id}.slots/` })
           return { model, proj, slots }
@@ -249,31 +251,33 @@ export const runStageB = (ctx: StageContext<StageBParams>, options?: StageBRunOp
                 logs: { loss: terms.total, lsft: terms.lsft, lzero: terms.lzero, contrast: terms.contrast, cos: terms.cos, nce: terms.nce }
               }
             },
-            evaluate: () => {
+            evaluate: async () => {
               if (val.examples.length === 0) return { valLoss: null, valLzero: null }
               let sumS = 0
               let sumZ = 0
               let n = 0
               for (let s = 0; s < val.examples.length; s += p.microBatch) {
                 const chunk = val.examples.slice(s, s + p.microBatch)
-                tf.tidy(() => {
+                let tokens = 0
+                const sums = await readTidy(() => {
                   const b = batchOf(chunk, zF, hE)
                   const input = { ids: b.padded.ids, attentionMask: b.padded.attentionMask }
                   const vectors = slotsFromZ(proj, slots, b.z)
                   const withSlots = targetNll(model, { ...input, overrides: slotOverrides(vectors, b.padded.slotPositions) }, b.targets, false)
                   const without = targetNll(model, input, b.targets, false)
-                  sumS += tf.sum(withSlots).dataSync()[0]
-                  sumZ += tf.sum(without).dataSync()[0]
-                  n += b.targets.tokens.length
+                  tokens = b.targets.tokens.length
+                  return tf.stack([tf.sum(withSlots), tf.sum(without)])
                 })
+                sumS += sums[0]
+                sumZ += sums[1]
+                n += tokens
               }
               return { valLoss: sumS / n, valLzero: sumZ / n }
             },
-            afterStep: () =>
-              tf.tidy(() => ({
-                gate: adapterGate(slots).dataSync()[0],
-                scale: slots.params.get("scale.scale")!.dataSync()[0]
-              }))
+            afterStep: async () => {
+              const [gate, scale] = await readTidy(() => tf.stack([tf.reshape(adapterGate(slots), []), tf.reshape(slots.params.get("scale.scale")!, [])]))
+              return { gate, scale }
+            }
           }
         })
         const rows: Array<MetricsRow> = result.rows.map((r) => ({

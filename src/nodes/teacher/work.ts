@@ -16,7 +16,6 @@
  * tokens only (0, 1, 2, … from the first real token). All prompts are tokenised first; batches group prompts of
  * similar length and are resumable like `encode` (`batches.ts`).
  */
-import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { asStageError } from "../../pipeline/stageError.ts"
 import type { LlamaModel } from "../../models/llama.ts"
@@ -27,6 +26,7 @@ import { loadTokenizer } from "../../models/tokenizer.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import type { TeacherParams } from "./params.ts"
+import { readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { readStringColumn, runBatchJob } from "../../artifacts/matrixJob.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
@@ -37,15 +37,10 @@ const STAGE = "teacher"
 
 /** h_E [n, hidden] of prompts that end with `<foreign_emb>` (`teacherPromptIds`), one forward pass, left-padded
  *  with `padId`; tensors are freed. */
-export const teacherFromIds = (model: LlamaModel, prompts: ReadonlyArray<ReadonlyArray<number>>, padId: number): Float32Array => {
+export const teacherFromIds = (model: LlamaModel, prompts: ReadonlyArray<ReadonlyArray<number>>, padId: number): Promise<Float32Array> => {
   const { ids, attentionMask } = leftPad(prompts, padId)
   const T = ids[0].length
-  const out = forward(model, { ids, attentionMask }, { gather: { batch: ids.map((_, b) => b), position: ids.map(() => T - 1) } })
-  try {
-    return Float32Array.from(out.hidden.dataSync())
-  } finally {
-    out.hidden.dispose()
-  }
+  return readTidy(() => forward(model, { ids, attentionMask }, { gather: { batch: ids.map((_, b) => b), position: ids.map(() => T - 1) } }).hidden)
 }
 
 /** h_E [n, hidden] of `english` (one forward pass; tensors are freed). */
@@ -56,7 +51,7 @@ export const teacherVectors = (
   feId: number,
   padId: number,
   o: TeacherPromptOptions
-): Float32Array => teacherFromIds(model, english.map((e) => teacherPromptIds(tok, e, feId, o)), padId)
+): Promise<Float32Array> => teacherFromIds(model, english.map((e) => teacherPromptIds(tok, e, feId, o)), padId)
 
 export const runTeacher = (ctx: StageContext<TeacherParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
   Effect.gen(function*() {
@@ -96,7 +91,7 @@ export const runTeacher = (ctx: StageContext<TeacherParams>): Effect.Effect<Stag
                 batchSize: p.batchSize,
                 dim,
                 lengths: prompts.map((q) => q.length),
-                compute: (rows) => tf.tidy(() => teacherFromIds(model, Array.from(rows, (i) => prompts[i]), padId))
+                compute: (rows) => teacherFromIds(model, Array.from(rows, (i) => prompts[i]), padId)
               },
               ctx.scratchDir,
               ctx.outputs[name],

@@ -1,0 +1,48 @@
+/**
+ * Reading tensors back to the host, the one way every backend supports: `await t.data()`. WebGPU in Node has no
+ * synchronous read-back (tfjs's `dataSync` there needs an OffscreenCanvas), so model and stage code reads with
+ * these helpers, and batches its per-step scalars into one read (`readScalars`) so a GPU waits once per step.
+ *
+ * `onHost()` says whether the current backend computes in this process's memory (`cpu`, `cpu-blas`, `wasm`): there
+ * host-side algorithms (the fp16 queue's scoring, fused cross-entropy loops, in-place AdamW) are the fast path; on a
+ * device backend (`webgpu`, `tensorflow`) the same work stays on the device.
+ */
+import * as tf from "@tensorflow/tfjs"
+
+const HOST_BACKENDS = new Set(["cpu", "cpu-blas", "wasm"])
+
+/** Whether the current tfjs backend keeps tensors in host memory. */
+export const onHost = (): boolean => HOST_BACKENDS.has(tf.getBackend())
+
+/** A host copy of a float32 tensor's values. */
+export const readFloat32 = async (t: tf.Tensor): Promise<Float32Array> => {
+  const values = await t.data()
+  return values instanceof Float32Array ? Float32Array.from(values) : Float32Array.from(values as ArrayLike<number>)
+}
+
+/** Int32 values (argmax results, indices). */
+export const readInt32 = async (t: tf.Tensor): Promise<Int32Array> => {
+  const values = await t.data()
+  return values instanceof Int32Array ? Int32Array.from(values) : Int32Array.from(values as ArrayLike<number>)
+}
+
+/** The values of several scalars in one read (disposes nothing it was given). */
+export const readScalars = async (scalars: ReadonlyArray<tf.Tensor>): Promise<Array<number>> => {
+  if (scalars.length === 0) return []
+  const stacked = tf.tidy(() => tf.stack(scalars.map((s) => tf.reshape(s, []))))
+  try {
+    return Array.from(await stacked.data())
+  } finally {
+    stacked.dispose()
+  }
+}
+
+/** Runs `make` inside a tidy, reads the tensor it returns, frees it. */
+export const readTidy = async (make: () => tf.Tensor): Promise<Float32Array> => {
+  const t = tf.tidy(make)
+  try {
+    return await readFloat32(t)
+  } finally {
+    t.dispose()
+  }
+}
