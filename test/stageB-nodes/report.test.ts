@@ -185,11 +185,11 @@ describe("report", () => {
     // Table 1's intervals; Table 2's judge statistics, with the paper's (W + ½T)/N derived from its shares.
     expect(md).toContain("| 0.512 | 0.415–0.609 | 0.750 | 0.860 | 0.620 | 0.550–0.690 |")
     expect(md).toContain("percentile bootstrap over queries, 1,000 resamples, seed 0")
-    for (const s of ["Preference 95% CI", "Win rate (W + ½T)/N", "Position consistency", "First shown won", "*79.0%*", "*61.0%*", "*66.0%*", "*57.0%*"]) {
+    for (const s of ["Preference 95% CI", "Win rate (W + ½T)/N", "Position consistency", "First / second shown won", "*79.0%*", "*61.0%*", "*66.0%*", "*57.0%*"]) {
       expect(md).toContain(s)
     }
     // Content, LLINK vs base: one pair, LLINK wins in both orders; 20 vs 3 characters.
-    expect(md).toContain("| 100.0% | 100.0–100.0% | 100.0% | 100.0–100.0% | 0.0% | 100.0% | 50.0% | 20.0 / 3.0 (6.67×) |")
+    expect(md).toContain("| 100.0% | 100.0–100.0% | 100.0% | 100.0–100.0% | 0.0% | 100.0% | 50.0% / 50.0% | 20.0 / 3.0 (6.67×) |")
     expect(results.judge.bootstrap).toEqual({ method: "percentile", level: 0.95, resamples: 1000, seed: 0, unit: "prompt" })
     expect(results.retrieval.bootstrap.unit).toBe("query")
     expect(results.judge.byBucket.content.vsBase.meanChars).toEqual({ system: 20, baseline: 3, ratio: 20 / 3 })

@@ -226,7 +226,7 @@ export const judgeTable = (r: ResultsDoc): Table => {
           ciCell(a.winRateCI, true),
           pct(a.flipRate),
           pct(a.positionConsistency),
-          pct(a.firstShownWinShare),
+          a.verdicts === 0 ? "–" : `${pct(a.firstShownWins / a.verdicts)} / ${pct(a.secondShownWins / a.verdicts)}`,
           a.meanChars.system === null || a.meanChars.baseline === null
             ? "–"
             : `${f1(a.meanChars.system)} / ${f1(a.meanChars.baseline)}${a.meanChars.ratio === null ? "" : ` (${a.meanChars.ratio.toFixed(2)}×)`}`
@@ -270,7 +270,7 @@ export const judgeTable = (r: ResultsDoc): Table => {
       "Win rate 95% CI",
       "Order flips",
       "Position consistency",
-      "First shown won",
+      "First / second shown won",
       "Mean chars LLINK / baseline"
     ],
     rows,
@@ -279,8 +279,9 @@ export const judgeTable = (r: ResultsDoc): Table => {
 }
 
 const JUDGE_NOTE =
-  "Position consistency: share of the pairs (both orders valid) whose two orders agree. First shown won: share of the " +
-  "single-order verdicts that picked the answer shown first (50% without position bias; ties count for neither). " +
+  "Position consistency: share of the pairs (both orders valid) whose two orders agree. First / second shown won: " +
+  "shares of the single-order verdicts that picked the answer shown first and the one shown second (equal without " +
+  "position bias; a tie picks neither). " +
   "Mean chars: mean output length in characters, and LLINK's over the baseline's."
 
 export const tokensTable = (r: ResultsDoc): Table => {
