@@ -127,8 +127,14 @@ describe("stageA", () => {
     const rp = Schema.decodeUnknownSync(RetrievalParams)({ evalN: N_HOLD })
     const ret = await runStage(retrieval, rp, { projector: r.outputs["projector"], "zF.holdout": inputs["zF.holdout"], "hE.holdout": inputs["hE.holdout"] }, dir)
     const doc = JSON.parse(fs.readFileSync(ret.outputs["retrieval"], "utf8")) as Record<string, Record<string, number>>
-    expect(Object.keys(doc)).toEqual(["stageA"])
-    expect(Object.keys(doc["stageA"])).toEqual(["n", "r1", "r5", "r10", "mrr", "meanRank", "chanceR1"])
+    expect(Object.keys(doc)).toEqual(["stageA", "bootstrap"])
+    expect(Object.keys(doc["stageA"])).toEqual(["n", "r1", "r5", "r10", "mrr", "meanRank", "chanceR1", "r1CI", "mrrCI"])
+    // the 95% bootstrap intervals over queries bracket the point estimates
+    const ci = doc["stageA"] as unknown as Record<"r1CI" | "mrrCI", { readonly lo: number; readonly hi: number }>
+    expect(ci.r1CI.lo).toBeLessThanOrEqual(doc["stageA"]["r1"])
+    expect(ci.r1CI.hi).toBeGreaterThanOrEqual(doc["stageA"]["r1"])
+    expect(ci.mrrCI.lo).toBeLessThanOrEqual(doc["stageA"]["mrr"])
+    expect(ci.mrrCI.hi).toBeGreaterThanOrEqual(doc["stageA"]["mrr"])
     expect(doc["stageA"]["n"]).toBe(N_HOLD)
     expect(doc["stageA"]["chanceR1"]).toBeCloseTo(chance, 12)
     expect(doc["stageA"]["r1"]).toBe(r1)
