@@ -11,6 +11,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { BlasBackend } from "./kernels.ts"
+import { sumAll } from "./ops.ts"
 
 export interface AdamWOptions {
   /** Learning rate; change it per step with `opt.lr = ...` or `step(grads, lr)` (schedules). */
@@ -288,7 +289,7 @@ export const gradNorm = (grads: Readonly<Record<string, tf.Tensor>>, options: { 
 export const gradNormTensor = (grads: Readonly<Record<string, tf.Tensor>>): tf.Scalar =>
   tf.tidy(() => {
     const names = Object.keys(grads)
-    return names.length === 0 ? tf.scalar(0) : (tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]))))) as tf.Scalar)
+    return names.length === 0 ? tf.scalar(0) : (tf.sqrt(sumAll(names.map((n) => tf.sum(tf.square(grads[n]))))) as tf.Scalar)
   })
 
 /** `clipCoefficient` on a scalar tensor: min(maxNorm / (norm + 1e-6), 1). */

@@ -45,3 +45,29 @@ export const layerNorm = <T extends tf.Tensor>(
     return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon))), g), b)
   })
 }
+
+/** Inputs per AddN on a device backend: a WebGPU kernel binds every input as a storage buffer, and adapters allow as
+ *  few as 8 per shader stage (inputs + output). */
+const ADDN_CHUNK = 6
+
+/**
+ * Σ xs (same shapes). `tf.addN` on the host backends (one kernel, the exact arithmetic llink's CPU runs always had);
+ * on a device backend in chunks, since one AddN over more inputs than the adapter can bind is an invalid WebGPU
+ * pipeline (a validation error, not an exception).
+ */
+export const sumAll = <T extends tf.Tensor>(xs: ReadonlyArray<T>): T => {
+  if (xs.length === 0) throw new Error("sumAll: no tensors")
+  if (xs.length <= ADDN_CHUNK || ["cpu", "cpu-blas", "wasm"].includes(tf.getBackend())) return tf.addN([...xs])
+  return tf.tidy(() => {
+    let level: Array<T> = [...xs]
+    while (level.length > 1) {
+      const next: Array<T> = []
+      for (let i = 0; i < level.length; i += ADDN_CHUNK) {
+        const chunk = level.slice(i, i + ADDN_CHUNK)
+        next.push(chunk.length === 1 ? chunk[0] : tf.addN(chunk))
+      }
+      level = next
+    }
+    return level[0]
+  })
+}

@@ -8,21 +8,32 @@
  * device backend (`webgpu`, `tensorflow`) the same work stays on the device.
  */
 import * as tf from "@tensorflow/tfjs"
+import { takeDeviceErrors } from "./webgpu.ts"
 
 const HOST_BACKENDS = new Set(["cpu", "cpu-blas", "wasm"])
 
 /** Whether the current tfjs backend keeps tensors in host memory. */
 export const onHost = (): boolean => HOST_BACKENDS.has(tf.getBackend())
 
+/** Fails when the WebGPU device reported an error since the last read (its results are not to be trusted). */
+const checkDevice = (): void => {
+  const errors = takeDeviceErrors()
+  if (errors.length > 0) {
+    throw new Error(`the GPU rejected work, so these results are wrong (${errors.length} error${errors.length === 1 ? "" : "s"}): ${errors[0].split("\n")[0]}`)
+  }
+}
+
 /** A host copy of a float32 tensor's values. */
 export const readFloat32 = async (t: tf.Tensor): Promise<Float32Array> => {
   const values = await t.data()
+  checkDevice()
   return values instanceof Float32Array ? Float32Array.from(values) : Float32Array.from(values as ArrayLike<number>)
 }
 
 /** Int32 values (argmax results, indices). */
 export const readInt32 = async (t: tf.Tensor): Promise<Int32Array> => {
   const values = await t.data()
+  checkDevice()
   return values instanceof Int32Array ? Int32Array.from(values) : Int32Array.from(values as ArrayLike<number>)
 }
 
@@ -31,7 +42,9 @@ export const readScalars = async (scalars: ReadonlyArray<tf.Tensor>): Promise<Ar
   if (scalars.length === 0) return []
   const stacked = tf.tidy(() => tf.stack(scalars.map((s) => tf.reshape(s, []))))
   try {
-    return Array.from(await stacked.data())
+    const values = Array.from(await stacked.data())
+    checkDevice()
+    return values
   } finally {
     stacked.dispose()
   }

@@ -192,8 +192,34 @@ export const startWebgpu = async (tf: typeof import("@tensorflow/tfjs")): Promis
   await import(spec)
   if (!(await tf.setBackend(WEBGPU_BACKEND))) throw new Error("the webgpu backend did not start")
   await tf.ready()
+  watchDeviceErrors((tf.backend() as { readonly device?: unknown }).device)
   return probe.adapter
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Device errors. A WebGPU validation error (a pipeline binding more buffers than the adapter allows, an
+// out-of-memory allocation) is not an exception: the command is dropped and the results are garbage. They are
+// collected here, and the read helpers (`src/backend/read.ts`) fail on the next read-back.
+
+const deviceErrors: Array<string> = []
+
+interface ErrorEventLike {
+  readonly error?: { readonly message?: string; readonly constructor?: { readonly name?: string } }
+}
+
+const watchDeviceErrors = (device: unknown): void => {
+  if (typeof device !== "object" || device === null) return
+  const record = (event: ErrorEventLike) => {
+    const kind = event.error?.constructor?.name ?? "GPUError"
+    deviceErrors.push(`${kind}: ${event.error?.message ?? "unknown error"}`)
+  }
+  const target = device as { addEventListener?: (type: string, f: (e: ErrorEventLike) => void) => void; onuncapturederror?: unknown }
+  if (typeof target.addEventListener === "function") target.addEventListener("uncapturederror", record)
+  else target.onuncapturederror = record
+}
+
+/** Device errors since the last call (and forgets them). */
+export const takeDeviceErrors = (): Array<string> => deviceErrors.splice(0, deviceErrors.length)
 
 /** One line for humans: `NVIDIA Hopper (NVIDIA H200), Vulkan` / `mesa software (llvmpipe…) — software`. */
 export const describeAdapter = (a: AdapterReport): string =>

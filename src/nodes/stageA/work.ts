@@ -23,6 +23,7 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import * as path from "node:path"
 import { AdamW, clipCoefficient, clipScale, gradNorm, gradNormTensor } from "../../backend/adamw.ts"
+import { sumAll } from "../../backend/ops.ts"
 import { onHost, readScalars } from "../../backend/read.ts"
 import { DeviceQueue } from "../../train/deviceQueue.ts"
 import { devRetrieval } from "../../metrics/projectorRetrieval.ts"
@@ -197,7 +198,7 @@ export const makeTrainer = (setup: TrainerSetup): Trainer => {
           for (const term of [loss.total, loss.nce, loss.ncePH, loss.nceHP, loss.dir, loss.norm]) parts.push(tf.keep(term))
           totals.push(loss.total)
         }
-        return tf.div(tf.addN(totals), A) as tf.Scalar
+        return tf.div(sumAll(totals), A) as tf.Scalar
       }, [...proj.variables])
     } catch (cause) {
       freeChosen()
