@@ -1,13 +1,15 @@
 /**
- * `llink forward --model DIR --ids 0,17,5,2`: prints `{"hidden": [[...], ...]}`, the final hidden state of every
- * position of one unpadded sequence (encoder: last layer; decoder: after the final RMSNorm). Meant for checking the
- * tfjs models against `transformers` on the same snapshot.
+ * `llink forward --model DIR --ids 0,17,5,2 [--logits]`: prints `{"backend": "cpu-blas", "hidden": [[...], ...]}`,
+ * the final hidden state of every position of one unpadded sequence (encoder: last layer; decoder: after the final
+ * RMSNorm), and with `--logits` (decoder only) the logits of every position too. Meant for checking the tfjs models
+ * against `transformers` on the same snapshot, on every tensor backend (`LLINK_BACKEND`).
  */
 import { Console, Effect } from "effect"
 import { Command, Flag } from "effect/cli"
 import { CheckpointError } from "../models/errors.ts"
 import { loadModelConfig } from "../models/hfconfig.ts"
 import { TensorBackend } from "../backend/tensorBackend.ts"
+import type * as tf from "@tensorflow/tfjs"
 
 // The model code loads only when the command runs (keeps `llink status` and a cached `run` fast); the tensor backend
 // is the one `LLINK_BACKEND` names (or the best available), as for `llink run`.
@@ -26,32 +28,51 @@ export const parseIds = (text: string): Array<number> => {
   return ids
 }
 
-/** The final hidden states [T][H] of `ids` under the model in `dir` (XLM-R or Llama, chosen by config.json). */
-export const forwardHidden = Effect.fn("Cli.forwardHidden")(function*(dir: string, ids: ReadonlyArray<number>) {
+export interface ForwardResult {
+  /** The tensorflow.js backend that computed it (`cpu-blas`, `webgpu`, …). */
+  readonly backend: string
+  /** [T][H] */
+  readonly hidden: Array<Array<number>>
+  /** [T][V], decoder with `logits` only. */
+  readonly logits?: Array<Array<number>>
+}
+
+/**
+ * The final hidden states [T][H] of `ids` under the model in `dir` (XLM-R or Llama, chosen by config.json), and the
+ * decoder's logits when asked.
+ */
+export const forwardHidden = Effect.fn("Cli.forwardHidden")(function*(
+  dir: string,
+  ids: ReadonlyArray<number>,
+  options?: { readonly logits?: boolean }
+) {
   const mc = yield* loadModelConfig(dir)
   const vocab = mc.config.vocab_size
   const bad = ids.find((id) => id >= vocab)
   if (bad !== undefined) {
     return yield* new CheckpointError({ file: dir, message: `token id ${bad} is outside the model's vocabulary (${vocab})` })
   }
-  const { tf } = yield* TensorBackend.use((b) => b.ready)
+  if (options?.logits === true && mc.kind === "xlmr") {
+    return yield* new CheckpointError({ file: dir, message: "--logits needs a decoder (this is an XLM-R encoder)" })
+  }
+  const { tf, tfBackend } = yield* TensorBackend.use((b) => b.ready)
   const { llama, xlmr } = yield* models
+  const first = (t: tf.Tensor) => Effect.promise(async () => ((await t.array()) as Array<Array<Array<number>>>)[0])
   if (mc.kind === "xlmr") {
     const model = yield* xlmr.loadEncoder(dir)
     const h = xlmr.encode(model, { ids: [ids], attentionMask: [ids.map(() => 1)] })
-    const all = (yield* Effect.promise(() => h.array())) as Array<Array<Array<number>>>
-    const out = all[0]
+    const hidden = yield* first(h)
     h.dispose()
     xlmr.disposeXlmr(model)
-    return out
+    return { backend: tfBackend, hidden } satisfies ForwardResult
   }
   const model = yield* llama.loadDecoder(dir)
-  const { hidden } = llama.forward(model, { ids: [ids] })
-  const all = (yield* Effect.promise(() => hidden.array())) as Array<Array<Array<number>>>
-  const out = all[0]
-  tf.dispose(hidden)
+  const out = llama.forward(model, { ids: [ids] }, { logits: options?.logits === true })
+  const hidden = yield* first(out.hidden)
+  const logits = out.logits === undefined ? undefined : yield* first(out.logits)
+  tf.dispose([out.hidden, ...(out.logits === undefined ? [] : [out.logits])])
   llama.disposeLlama(model)
-  return out
+  return (logits === undefined ? { backend: tfBackend, hidden } : { backend: tfBackend, hidden, logits }) satisfies ForwardResult
 })
 
 export const forwardCommand = Command.make(
@@ -61,11 +82,12 @@ export const forwardCommand = Command.make(
     ids: Flag.String("ids").pipe(
       Flag.mapTryCatch(parseIds, (e) => (e instanceof Error ? e.message : String(e))),
       Flag.withDescription("comma-separated token ids of one sequence, e.g. 0,17,5,2")
-    )
+    ),
+    logits: Flag.Boolean("logits").pipe(Flag.withDefault(false), Flag.withDescription("decoder only: print every position's logits too"))
   },
-  ({ model, ids }) =>
+  ({ model, ids, logits }) =>
     Effect.gen(function*() {
-      const hidden = yield* forwardHidden(model, ids)
-      yield* Console.log(JSON.stringify({ hidden }))
+      const result = yield* forwardHidden(model, ids, { logits })
+      yield* Console.log(JSON.stringify(result))
     }).pipe(Effect.provide(TensorBackend.layer))
 ).pipe(Command.withDescription("print the final hidden state of every position as JSON"))

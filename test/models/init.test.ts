@@ -207,15 +207,36 @@ describe("CLI", () => {
         const dir = path.join(tmp, "a", part)
         lines.length = 0
         await run(Command.runWith(forwardCommand, { version: "0" })(["--model", dir, "--ids", ids.join(",")]).pipe(Effect.provide(NodeServices.layer)))
-        const printed = JSON.parse(lines.join("\n")) as { hidden: Array<Array<number>> }
+        const printed = JSON.parse(lines.join("\n")) as { backend: string; hidden: Array<Array<number>> }
         const direct = await run(forwardHidden(dir, ids))
         expect(printed.hidden.length).toBe(ids.length)
         expect(printed.hidden[0].length).toBe(part === "encoder" ? 32 : 64)
-        expect(printed.hidden).toEqual(direct)
+        expect(printed.hidden).toEqual(direct.hidden)
+        expect(printed.backend).toBe(direct.backend)
       }
     } finally {
       spy.mockRestore()
     }
+  })
+
+  it("forward --logits prints the decoder's logits, and refuses for an encoder", async () => {
+    const dir = path.join(tmp, "a", "decoder")
+    const ids = [128000, 9906, 1917]
+    const withLogits = await run(forwardHidden(dir, ids, { logits: true }))
+    const plain = await run(forwardHidden(dir, ids))
+    expect(withLogits.hidden).toEqual(plain.hidden)
+    expect(plain.logits).toBeUndefined()
+    const logits = withLogits.logits ?? []
+    expect(logits.length).toBe(ids.length)
+    // the logit of token v at position t is hidden[t] · lm_head[v]; check one by hand
+    const model = await run(loadDecoder(dir))
+    const head = model.lmHead.slice([9906, 0], [1, 64])
+    const row = (await head.data()) as Float32Array
+    head.dispose()
+    disposeLlama(model)
+    const dot = withLogits.hidden[2].reduce((acc, h, k) => acc + h * row[k], 0)
+    expect(Math.abs(logits[2][9906] - dot)).toBeLessThan(1e-4 * Math.max(1, Math.abs(dot)))
+    await expect(run(forwardHidden(path.join(tmp, "a", "encoder"), [0, 5], { logits: true }))).rejects.toThrow(/--logits needs a decoder/)
   })
 
   it("init-models writes the pair from the command line", async () => {
