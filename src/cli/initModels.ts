@@ -1,7 +1,9 @@
 /**
- * `llink init-models --preset tiny --out DIR [--seed N] [--sentences FILE]`: writes a seeded random encoder/decoder
- * pair as Hugging Face snapshots, DIR/encoder (tiny XLM-R + a Unigram tokenizer trained on the sentences) and
- * DIR/decoder (tiny Llama + the real Llama-3 tokenizer), so the pipeline can run without downloading any model.
+ * `llink init-models --preset tiny|paper --out DIR [--seed N] [--sentences FILE]`: writes a seeded random
+ * encoder/decoder pair as Hugging Face snapshots. `tiny`: DIR/encoder (tiny XLM-R + a Unigram tokenizer trained on the
+ * sentences) and DIR/decoder (tiny Llama + the real Llama-3 tokenizer), so the pipeline can run without downloading
+ * any model. `paper`: the shapes of xlm-roberta-base and Llama-3.2-1B-Instruct (6 GB of float32), for numerics and
+ * speed at real size.
  */
 import { Console, Effect } from "effect"
 import { Command, Flag } from "effect/cli"
@@ -10,9 +12,11 @@ import { CheckpointError } from "../models/errors.ts"
 export const initModelsCommand = Command.make(
   "init-models",
   {
-    preset: Flag.Literals("preset", ["tiny"]).pipe(
+    preset: Flag.Literals("preset", ["tiny", "paper"]).pipe(
       Flag.withDefault("tiny" as const),
-      Flag.withDescription("model size preset (only `tiny`: XLM-R hidden 32 / Llama hidden 64)")
+      Flag.withDescription(
+        "`tiny` (XLM-R hidden 32 / Llama hidden 64, with tokenizers) or `paper` (xlm-roberta-base / Llama-3.2-1B shapes, random; the encoder has no tokenizer)"
+      )
     ),
     out: Flag.String("out").pipe(Flag.withDescription("output folder; gets encoder/ and decoder/")),
     seed: Flag.Int("seed").pipe(Flag.withDefault(0), Flag.withDescription("seed of the random initialisation")),
@@ -23,10 +27,15 @@ export const initModelsCommand = Command.make(
       )
     )
   },
-  ({ out, seed, sentences }) =>
+  ({ out, preset, seed, sentences }) =>
     Effect.gen(function*() {
       // The model code (and tfjs) loads only when the command runs.
-      const { initTinyModels, readCorpusSentences } = yield* Effect.promise(() => import("../models/init.ts"))
+      const { initPaperShapedModels, initTinyModels, readCorpusSentences } = yield* Effect.promise(() => import("../models/init.ts"))
+      if (preset === "paper") {
+        const dirs = yield* initPaperShapedModels(out, { seed })
+        yield* Console.log(`encoder: ${dirs.encoder}\ndecoder: ${dirs.decoder}`)
+        return
+      }
       const text =
         sentences._tag === "Some"
           ? yield* Effect.try({

@@ -291,6 +291,16 @@ export const tinyXlmrConfig: XlmRobertaConfig = {
   position_embedding_type: "absolute"
 }
 
+/** The shape of `xlm-roberta-base` (768 hidden, 12 layers, 12 heads, vocab 250,002), for random checkpoints. */
+export const baseXlmrConfig: XlmRobertaConfig = {
+  ...tinyXlmrConfig,
+  vocab_size: 250002,
+  hidden_size: 768,
+  num_hidden_layers: 12,
+  num_attention_heads: 12,
+  intermediate_size: 3072
+}
+
 /**
  * Tiny Llama with the real Llama-3 tokenizer: hidden 64, 2 layers, 4 heads over 2 KV heads (GQA), head_dim 16,
  * intermediate 128, vocab 128256, rope_theta 500000 with llama3 scaling, tied embeddings.
@@ -321,4 +331,15 @@ export const tinyLlamaConfig: LlamaConfig = {
   hidden_act: "silu",
   attention_bias: false,
   mlp_bias: false
+}
+
+/** The shape of Llama-3.2-1B-Instruct (2,048 hidden, 16 layers, 32 heads over 8 KV heads, 8,192 intermediate). */
+export const oneBLlamaConfig: LlamaConfig = {
+  ...tinyLlamaConfig,
+  hidden_size: 2048,
+  intermediate_size: 8192,
+  num_hidden_layers: 16,
+  num_attention_heads: 32,
+  num_key_value_heads: 8,
+  head_dim: 64
 }

@@ -12,11 +12,11 @@ import * as path from "node:path"
 import { Effect } from "effect"
 import { CheckpointError } from "./errors.ts"
 import type { LlamaConfig, XlmRobertaConfig } from "./hfconfig.ts"
-import { tinyLlamaConfig, tinyXlmrConfig, TINY_XLMR_VOCAB_SIZE, writeModelConfig } from "./hfconfig.ts"
+import { baseXlmrConfig, oneBLlamaConfig, tinyLlamaConfig, tinyXlmrConfig, TINY_XLMR_VOCAB_SIZE, writeModelConfig } from "./hfconfig.ts"
 import { llamaTensorSpecs } from "./llama.ts"
 import { deriveSeed, fillNormal, makeRng } from "./rng.ts"
 import type { HostTensor } from "./safetensors.ts"
-import { writeSafetensorsFile } from "./safetensors.ts"
+import { writeSafetensorsFile, writeShardedSafetensors } from "./safetensors.ts"
 import {
   buildUnigramTokenizerJson,
   llama3TokenizerFiles,
@@ -190,6 +190,31 @@ export const initTinyModels = Effect.fn("Init.tinyModels")(function*(outDir: str
   const lcfg: LlamaConfig = tinyLlamaConfig
   yield* writeModelConfig(decoder, { kind: "llama", config: lcfg })
   yield* writeSafetensorsFile(path.join(decoder, "model.safetensors"), initLlamaWeights(lcfg, deriveSeed(options.seed, "decoder")))
+  const files = yield* Effect.try({
+    try: () => llama3TokenizerFiles(),
+    catch: (e) =>
+      e instanceof CheckpointError ? e : new CheckpointError({ file: decoder, message: `Llama-3 tokenizer: ${String(e)}` })
+  })
+  yield* writeTokenizerFiles(decoder, files.tokenizer, files.config)
+  const dirs: TinyModelDirs = { encoder, decoder }
+  return dirs
+})
+
+/**
+ * Writes `outDir/encoder` and `outDir/decoder` with the real models' shapes (`xlm-roberta-base`,
+ * `Llama-3.2-1B-Instruct`) and seeded random weights, in 2 GiB safetensors shards as `save_pretrained` writes them:
+ * for checking numerics and speed at real size (`llink forward`, bench/device) where the real weights are absent.
+ * The decoder gets the real Llama-3 tokenizer; the encoder none (its 250,002-entry SentencePiece vocabulary cannot be
+ * made here), so it is for `forward` by token ids, not for a pipeline run. Float32: 1.1 GB + 4.9 GB.
+ */
+export const initPaperShapedModels = Effect.fn("Init.paperShapedModels")(function*(outDir: string, options: { readonly seed: number }) {
+  const encoder = path.join(outDir, "encoder")
+  const decoder = path.join(outDir, "decoder")
+  const maxShardBytes = 2 * 1024 ** 3
+  yield* writeModelConfig(encoder, { kind: "xlmr", config: baseXlmrConfig })
+  yield* writeShardedSafetensors(encoder, initXlmrWeights(baseXlmrConfig, deriveSeed(options.seed, "encoder")), { maxShardBytes })
+  yield* writeModelConfig(decoder, { kind: "llama", config: oneBLlamaConfig })
+  yield* writeShardedSafetensors(decoder, initLlamaWeights(oneBLlamaConfig, deriveSeed(options.seed, "decoder")), { maxShardBytes })
   const files = yield* Effect.try({
     try: () => llama3TokenizerFiles(),
     catch: (e) =>
