@@ -183,6 +183,8 @@ const tryWasm = async (reason: string, explicit: boolean): Promise<Attempt> => {
   }
   if (!(await tf.setBackend("wasm"))) return { ok: false, why: "the wasm backend did not start" }
   await tf.ready()
+  const { registerWasmKernels } = await import("./wasmKernels.ts")
+  registerWasmKernels()
   const notice = await slowNotice("wasm (XNNPACK, one thread)", explicit)
   return {
     ok: true,
