@@ -55,3 +55,10 @@ export const sftTrainFields = {
 
 /** The decoded shared fields. */
 export type SftTrainParams = Schema.Struct<typeof sftTrainFields>["Type"]
+
+/** The shared fields without the LoRA ones: the peer baselines (LangBridge, MindMerger) train only their bridge,
+ *  with the decoder frozen and no LoRA, as in their papers. Each peer sets its own learning rate and defaults. */
+export const bridgeTrainFields = (() => {
+  const { loraRank: _r, loraAlpha: _a, loraDropout: _d, loraTargets: _t, lrLora: _l, ...rest } = sftTrainFields
+  return rest
+})()
