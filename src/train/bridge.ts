@@ -113,7 +113,7 @@ export const withStates = (tokens: ReadonlyArray<BridgeTokens>, states: Readonly
   })
 
 /** The soft spans and stacked states [Σ n, d] of a batch. */
-export const batchStates = (exs: ReadonlyArray<BridgeExample>, dim: number): { readonly spans: Array<SoftSpan>; readonly data: Float32Array } => {
+export const batchStates = (exs: ReadonlyArray<Pick<BridgeExample, "encoderIds" | "states">>, dim: number): { readonly spans: Array<SoftSpan>; readonly data: Float32Array } => {
   const total = exs.reduce((a, e) => a + e.encoderIds.length, 0)
   const data = new Float32Array(total * dim)
   const spans: Array<SoftSpan> = []
