@@ -7,7 +7,7 @@
  */
 import { Schema } from "effect"
 import { Beta, dflt, Fraction, NonNegative, Size } from "../../schemas/fields.ts"
-import { bridgeTrainFields } from "../../train/sftParams.ts"
+import { bridgeTrainFields, peerRunFields } from "../../train/sftParams.ts"
 
 export const LangBridgeConfig = Schema.Struct({
   ...bridgeTrainFields,
@@ -24,14 +24,6 @@ export const LangBridgeConfig = Schema.Struct({
   accumulation: dflt(Size, 32)
 })
 
-/** The section plus what the stage reads from other sections. */
-export const LangBridgeParams = Schema.Struct({
-  ...LangBridgeConfig.fields,
-  /** `baselines` lists "langbridge". */
-  enabled: Schema.Boolean,
-  /** `encode.maxChars`, `encode.maxTokens`, `encode.batchSize`. */
-  encoderMaxChars: Size,
-  encoderMaxTokens: Size,
-  encoderBatch: Size
-})
+/** The section plus what the stage reads from other sections (`peerRunFields`). */
+export const LangBridgeParams = Schema.Struct({ ...LangBridgeConfig.fields, ...peerRunFields })
 export type LangBridgeParams = typeof LangBridgeParams.Type

@@ -3,12 +3,11 @@
  * code (CONE-MT/MindMerger `run_training.py`, `scripts/training_math.sh`, `deepspeed_config.py`): learning rate
  * 2e-5, AdamW betas (0.8, 0.999), weight decay 3e-7, gradient clip 1.0, batch 128, 3 epochs per phase; phase 1
  * ("mapping") on translation pairs (here the run's parallel `train` pairs, foreign → English), phase 2
- * ("augmentation") on the task data (here the Stage B instruction data). LLM and encoder frozen. Plus the run-wide
- * values the stage depends on: whether `baselines` lists it, and the encoder cuts of `encode`.
+ * ("augmentation") on the task data (here the Stage B instruction data). LLM and encoder frozen.
  */
 import { Schema } from "effect"
 import { Beta, Count, dflt, Fraction, NonNegative, Size } from "../../schemas/fields.ts"
-import { bridgeTrainFields } from "../../train/sftParams.ts"
+import { bridgeTrainFields, peerRunFields } from "../../train/sftParams.ts"
 
 export const MindMergerConfig = Schema.Struct({
   ...bridgeTrainFields,
@@ -27,14 +26,6 @@ export const MindMergerConfig = Schema.Struct({
   mappingMaxSteps: dflt(Count, 0)
 })
 
-/** The section plus what the stage reads from other sections. */
-export const MindMergerParams = Schema.Struct({
-  ...MindMergerConfig.fields,
-  /** `baselines` lists "mindmerger". */
-  enabled: Schema.Boolean,
-  /** `encode.maxChars`, `encode.maxTokens`, `encode.batchSize`. */
-  encoderMaxChars: Size,
-  encoderMaxTokens: Size,
-  encoderBatch: Size
-})
+/** The section plus what the stage reads from other sections (`peerRunFields`). */
+export const MindMergerParams = Schema.Struct({ ...MindMergerConfig.fields, ...peerRunFields })
 export type MindMergerParams = typeof MindMergerParams.Type

@@ -10,6 +10,7 @@ import type { TensorBackend } from "../../backend/tensorBackend.ts"
 import { importWork } from "../../pipeline/lazy.ts"
 import { defineStage } from "../../pipeline/stage.ts"
 import { BRIDGE_CONFIG, BRIDGE_METRICS_COLUMNS, BridgeDoc } from "../../schemas/bridge.ts"
+import { selectPeerParams } from "../../train/sftParams.ts"
 import type { LlinkConfig } from "../config.ts"
 import { MindMergerParams } from "./params.ts"
 
@@ -38,13 +39,7 @@ export const mindmerger = defineStage<MindMergerParams, TensorBackend>({
   params: MindMergerParams,
   selectParams: (config) => {
     const c = config as LlinkConfig
-    return {
-      ...c.mindmerger,
-      enabled: c.baselines.includes("mindmerger"),
-      encoderMaxChars: c.encode.maxChars,
-      encoderMaxTokens: c.encode.maxTokens,
-      encoderBatch: c.encode.batchSize
-    }
+    return selectPeerParams("mindmerger", c.mindmerger, c.baselines, c.encode)
   },
   run: (ctx) => Effect.flatMap(importWork("mindmerger", () => import("./work.ts")), (work) => work.runMindMerger(ctx))
 })
