@@ -13,10 +13,13 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
+import { readTidy } from "../backend/read.ts"
+import { truncateCodePoints } from "../text/unicode.ts"
 import { CheckpointError } from "./errors.ts"
 import type { XlmRobertaConfig } from "./hfconfig.ts"
 import { loadModelConfig } from "./hfconfig.ts"
 import type { HostTensor } from "./safetensors.ts"
+import type { TextTokenizer } from "./tokenizer.ts"
 import { loadSafetensorsDir } from "./safetensors.ts"
 import type { TensorSpec } from "./weights.ts"
 import { checkpointTensorNames, checkTensors, toTensor } from "./weights.ts"
@@ -303,6 +306,45 @@ export const padBatch = (
     ids: seqs.map((s) => [...s, ...new Array<number>(T - s.length).fill(padId)]),
     attentionMask: seqs.map((s) => [...new Array<number>(s.length).fill(1), ...new Array<number>(T - s.length).fill(0)])
   }
+}
+
+/** The cuts applied to a sentence before the encoder (config section `encode`). */
+export interface EncoderCut {
+  readonly maxChars: number
+  readonly maxTokens: number
+}
+
+/** Token ids of one sentence: cut to `maxChars` code points, `<s> … </s>`, at most `maxTokens` ids (the closing
+ *  `</s>` kept, as Hugging Face truncation). */
+export const encoderTokenIds = (tok: TextTokenizer, text: string, eosId: number, o: EncoderCut): Array<number> => {
+  const ids = [...tok.encode(truncateCodePoints(text, o.maxChars), { addSpecialTokens: true })]
+  if (ids.length <= o.maxTokens) return ids
+  return [...ids.slice(0, o.maxTokens - 1), eosId]
+}
+
+/**
+ * The last hidden states of every real token of each sequence (`encoderTokenIds`), in batches of `batchSize`
+ * sequences of similar length: `states[i]` is [seqs[i].length, hidden], row-major. Tensors are freed.
+ */
+export const tokenStates = async (
+  model: XlmrModel,
+  seqs: ReadonlyArray<ReadonlyArray<number>>,
+  batchSize: number
+): Promise<Array<Float32Array>> => {
+  const H = model.config.hidden_size
+  const order = seqs.map((_, i) => i).sort((a, b) => seqs[a].length - seqs[b].length || a - b)
+  const out: Array<Float32Array> = new Array(seqs.length)
+  for (let s = 0; s < order.length; s += batchSize) {
+    const rows = order.slice(s, s + batchSize)
+    const { ids, attentionMask } = padBatch(rows.map((i) => seqs[i]), model.config.pad_token_id)
+    const T = ids[0].length
+    const hidden = await readTidy(() => encode(model, { ids, attentionMask }))
+    rows.forEach((i, b) => {
+      const n = seqs[i].length
+      out[i] = hidden.slice(b * T * H, (b * T + n) * H)
+    })
+  }
+  return out
 }
 
 // ---------------------------------------------------------------------------------------------------------------

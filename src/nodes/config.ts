@@ -17,6 +17,8 @@ import { FinetuneConfig } from "./finetune/params.ts"
 import { GenerateConfig } from "./generate/params.ts"
 import { CorpusConfig } from "./ingest/params.ts"
 import { JudgeConfig } from "./judge/params.ts"
+import { LangBridgeConfig } from "./langbridge/params.ts"
+import { MindMergerConfig } from "./mindmerger/params.ts"
 import { ModelsConfig } from "./models/params.ts"
 import { ReportConfig } from "./report/params.ts"
 import { RetrievalConfig } from "./retrieval/params.ts"
@@ -28,7 +30,15 @@ import { SynthConfig } from "./synthesize/params.ts"
 import { TeacherConfig } from "./teacher/params.ts"
 import { TokstatsConfig } from "./tokstats/params.ts"
 
+/** The systems LLINK is compared with: the base decoder, the direct LoRA fine-tune and the two peers that feed
+ *  every encoder token state to the decoder (LangBridge, MindMerger). One left out is neither trained nor
+ *  generated, judged or reported. */
+export const Baseline = Schema.Literals(["base", "finetune", "langbridge", "mindmerger"])
+export const ALL_BASELINES = ["base", "finetune", "langbridge", "mindmerger"] as const
+
 export const LlinkConfig = Schema.Struct({
+  /** Which baselines run (see `Baseline`). */
+  baselines: dflt(Schema.Array(Baseline), [...ALL_BASELINES]),
   /** Root of the content-addressed cache (relative to the config file). */
   cacheDir: dflt(Schema.String, "runs/.cache"),
   corpus: dflt(CorpusConfig, {}),
@@ -46,7 +56,9 @@ export const LlinkConfig = Schema.Struct({
   retrievalFull: dflt(RetrievalFullConfig, {}),
   report: dflt(ReportConfig, {}),
   stageB: dflt(StageBConfig, {}),
-  finetune: dflt(FinetuneConfig, {})
+  finetune: dflt(FinetuneConfig, {}),
+  langbridge: dflt(LangBridgeConfig, {}),
+  mindmerger: dflt(MindMergerConfig, {})
 }).check(
   crossCheck(["retrieval", "n"], (c) =>
     c.retrieval.n === 0 && c.split.evalN === 0

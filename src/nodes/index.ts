@@ -11,6 +11,8 @@ import { finetune } from "./finetune/stage.ts"
 import { generate } from "./generate/stage.ts"
 import { ingest } from "./ingest/stage.ts"
 import { judge } from "./judge/stage.ts"
+import { langbridge } from "./langbridge/stage.ts"
+import { mindmerger } from "./mindmerger/stage.ts"
 import { models } from "./models/stage.ts"
 import { report } from "./report/stage.ts"
 import { retrieval } from "./retrieval/stage.ts"
@@ -35,6 +37,8 @@ export const stages: ReadonlyArray<AnyStage<TensorBackend>> = [
   synthesize,
   stageB,
   finetune,
+  langbridge,
+  mindmerger,
   generate,
   judge,
   retrievalFull,

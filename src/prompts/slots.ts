@@ -134,7 +134,16 @@ export const encodeExample = (
 ): EncodeResult => {
   const bos = tokenizer.bosId
   if (bos === undefined) throw new Error("the decoder tokenizer has no BOS token")
-  const promptIds = [bos, ...tokenizer.encode(prompt, { addSpecialTokens: false })]
+  return encodeOnPrompt(tokenizer, [bos, ...tokenizer.encode(prompt, { addSpecialTokens: false })], target, options)
+}
+
+/** `encodeExample` on prompt ids already built (BOS first): the target's tokens and labels after them. */
+export const encodeOnPrompt = (
+  tokenizer: TextTokenizer,
+  promptIds: ReadonlyArray<number>,
+  target: string,
+  options: EncodeOptions
+): EncodeResult => {
   const trimmed = target.trim()
   if (trimmed.length === 0) return { ok: false, reason: "empty target" }
   let targetIds = [...tokenizer.encode(` ${trimmed}`, { addSpecialTokens: false })]

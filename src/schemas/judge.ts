@@ -63,11 +63,19 @@ export const NumericFidelityAggregate = Schema.Struct({
 })
 export type NumericFidelityAggregate = typeof NumericFidelityAggregate.Type
 
-export const Comparisons = Schema.Struct({ vsBase: JudgeAggregate, vsFinetune: JudgeAggregate })
+/** LLINK against each baseline; the peer comparisons only when the peer is on (`baselines`). */
+export const Comparisons = Schema.Struct({
+  vsBase: JudgeAggregate,
+  vsFinetune: JudgeAggregate,
+  vsLangbridge: Schema.optionalKey(JudgeAggregate),
+  vsMindmerger: Schema.optionalKey(JudgeAggregate)
+})
 export const NumericBySystem = Schema.Struct({
   llink: NumericFidelityAggregate,
   base: NumericFidelityAggregate,
-  finetune: NumericFidelityAggregate
+  finetune: NumericFidelityAggregate,
+  langbridge: Schema.optionalKey(NumericFidelityAggregate),
+  mindmerger: Schema.optionalKey(NumericFidelityAggregate)
 })
 
 export const JudgeDoc = Schema.Struct({

@@ -50,6 +50,9 @@ export const ResultsDoc = Schema.Struct({
       llink: TokenUse,
       base: TokenUse,
       finetune: TokenUse,
+      /** The peers that are on (MindMerger's count includes its text prompt with the original text). */
+      langbridge: Schema.optionalKey(TokenUse),
+      mindmerger: Schema.optionalKey(TokenUse),
       /** Mean base prompt tokens / mean LLINK prompt tokens (paper: ≈ 3). */
       ratioBaseToLlink: Schema.NullOr(Schema.Number),
       ratioFinetuneToLlink: Schema.NullOr(Schema.Number),

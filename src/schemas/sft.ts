@@ -124,7 +124,17 @@ export interface GenerationRow {
   readonly llinkPromptTokens: number
   readonly basePromptTokens: number
   readonly finetunePromptTokens: number
+  /** The peer baselines' outputs and prompt lengths (BOS, one row per encoder token, the end vector, MindMerger's
+   *  text prompt); null when `baselines` leaves the peer out. */
+  readonly langbridge: string | null
+  readonly mindmerger: string | null
+  readonly langbridgePromptTokens: number | null
+  readonly mindmergerPromptTokens: number | null
 }
+
+/** The peer baselines (nullable columns of `generations`). */
+export const PEERS = ["langbridge", "mindmerger"] as const
+export type PeerName = (typeof PEERS)[number]
 
 const GENERATION_TEXT = ["task_type", "instruction", "foreign", "reference", "target", "llink", "base", "finetune"] as const
 const GENERATION_NUM = ["row", "llinkPromptTokens", "basePromptTokens", "finetunePromptTokens"] as const
@@ -143,7 +153,11 @@ export const GenerationColumns: ReadonlyArray<Column> = [
   { name: "finetune", type: "utf8" },
   { name: "llinkPromptTokens", type: "int32" },
   { name: "basePromptTokens", type: "int32" },
-  { name: "finetunePromptTokens", type: "int32" }
+  { name: "finetunePromptTokens", type: "int32" },
+  { name: "langbridge", type: "utf8", nullable: true },
+  { name: "mindmerger", type: "utf8", nullable: true },
+  { name: "langbridgePromptTokens", type: "int32", nullable: true },
+  { name: "mindmergerPromptTokens", type: "int32", nullable: true }
 ]
 
 /** A generations row read back, or a description of the bad cell. */
@@ -164,6 +178,16 @@ export const asGenerationRow = (row: Row): GenerationRow | string => {
     if (v === undefined) return `example ${id}: column "${f}" should be a number`
     n[f] = v
   }
+  const peer: Record<string, string | number | null> = {}
+  for (const name of PEERS) {
+    const text = row[name] ?? null
+    const tokens = row[`${name}PromptTokens`] ?? null
+    if (text !== null && typeof text !== "string") return `example ${id}: column "${name}" should be a string or null`
+    if (tokens !== null && typeof tokens !== "number") return `example ${id}: column "${name}PromptTokens" should be a number or null`
+    if ((text === null) !== (tokens === null)) return `example ${id}: "${name}" and "${name}PromptTokens" must both be set or both null`
+    peer[name] = text
+    peer[`${name}PromptTokens`] = tokens
+  }
   return {
     id,
     row: n["row"],
@@ -178,7 +202,11 @@ export const asGenerationRow = (row: Row): GenerationRow | string => {
     finetune: text["finetune"],
     llinkPromptTokens: n["llinkPromptTokens"],
     basePromptTokens: n["basePromptTokens"],
-    finetunePromptTokens: n["finetunePromptTokens"]
+    finetunePromptTokens: n["finetunePromptTokens"],
+    langbridge: peer["langbridge"] as string | null,
+    mindmerger: peer["mindmerger"] as string | null,
+    langbridgePromptTokens: peer["langbridgePromptTokens"] as number | null,
+    mindmergerPromptTokens: peer["mindmergerPromptTokens"] as number | null
   }
 }
 

@@ -55,3 +55,33 @@ export const sftTrainFields = {
 
 /** The decoded shared fields. */
 export type SftTrainParams = Schema.Struct<typeof sftTrainFields>["Type"]
+
+/** The shared fields without the LoRA ones: the peer baselines (LangBridge, MindMerger) train only their bridge,
+ *  with the decoder frozen and no LoRA, as in their papers. Each peer sets its own learning rate and defaults. */
+export const bridgeTrainFields = (() => {
+  const { loraRank: _r, loraAlpha: _a, loraDropout: _d, loraTargets: _t, lrLora: _l, ...rest } = sftTrainFields
+  return rest
+})()
+
+/** What a peer stage reads from other sections: whether `baselines` lists it, and the encoder cuts of `encode`. */
+export const peerRunFields = {
+  enabled: Schema.Boolean,
+  /** `encode.maxChars`, `encode.maxTokens`, `encode.batchSize`. */
+  encoderMaxChars: Size,
+  encoderMaxTokens: Size,
+  encoderBatch: Size
+}
+
+/** A peer stage's params: its own section plus `peerRunFields` from the rest of the config. */
+export const selectPeerParams = (
+  name: string,
+  section: object,
+  baselines: ReadonlyArray<string>,
+  encode: { readonly maxChars: number; readonly maxTokens: number; readonly batchSize: number }
+) => ({
+  ...section,
+  enabled: baselines.includes(name),
+  encoderMaxChars: encode.maxChars,
+  encoderMaxTokens: encode.maxTokens,
+  encoderBatch: encode.batchSize
+})

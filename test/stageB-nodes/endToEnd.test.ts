@@ -10,6 +10,8 @@ import { TensorBackend } from "../../src/backend/tensorBackend.ts"
 import { Effect, Schema } from "effect"
 import { describe, expect, it } from "vitest"
 import { finetune } from "../../src/nodes/finetune/stage.ts"
+import { langbridge } from "../../src/nodes/langbridge/stage.ts"
+import { mindmerger } from "../../src/nodes/mindmerger/stage.ts"
 import { generate } from "../../src/nodes/generate/stage.ts"
 import { stages as registered } from "../../src/nodes/index.ts"
 import { judge } from "../../src/nodes/judge/stage.ts"
@@ -29,7 +31,7 @@ const repoRoot = path.resolve(import.meta.dirname, "../..")
 /** The registered stages plus any of the Stage B / evaluation stages not registered yet, in DAG order. */
 const allStages = (): ReadonlyArray<AnyStage<TensorBackend>> => {
   const names = new Set(registered.map((s) => s.name))
-  const extra: ReadonlyArray<AnyStage<TensorBackend>> = [synthesize, stageB, finetune, generate, judge, retrievalFull, report]
+  const extra: ReadonlyArray<AnyStage<TensorBackend>> = [synthesize, stageB, finetune, langbridge, mindmerger, generate, judge, retrievalFull, report]
   return [...registered, ...extra.filter((s) => !names.has(s.name))]
 }
 
@@ -44,6 +46,8 @@ const tinyConfig = () => {
       synth: { mode: "offline", train: 24, val: 4, evalPerBucket: 3 },
       stageB: sft,
       finetune: sft,
+      langbridge: sft,
+      mindmerger: { ...sft, mappingMaxSteps: 2, mappingRows: 16 },
       generate: { maxNewTokens: 4, batchSize: 6 },
       judge: { mode: "offline" },
       report: { samples: 4 }
@@ -57,7 +61,7 @@ describe("end to end on tiny models", () => {
     const dag = await Effect.runPromise(buildDag(allStages()))
     const at = (s: string) => dag.order.indexOf(s)
     expect(at("synthesize")).toBeGreaterThan(at("split"))
-    expect(dag.upstream("generate")).toEqual(["models", "stageA", "stageB", "finetune", "encode", "synthesize"])
+    expect(new Set(dag.upstream("generate"))).toEqual(new Set(["models", "stageA", "stageB", "finetune", "langbridge", "mindmerger", "encode", "synthesize"]))
     expect(dag.upstream("judge")).toEqual(["generate"])
     expect(at("report")).toBe(dag.order.length - 1)
     expect(new Set(dag.upstream("report"))).toEqual(new Set(["retrieval", "retrievalFull", "judge", "tokstats", "clean", "stageA", "stageB", "generate", "synthesize"]))

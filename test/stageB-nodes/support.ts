@@ -119,8 +119,12 @@ export const generationRow = (g: Partial<GenerationRow> & Pick<GenerationRow, "i
   llinkPromptTokens: 30,
   basePromptTokens: 90,
   finetunePromptTokens: 95,
+  langbridge: null,
+  mindmerger: null,
+  langbridgePromptTokens: null,
+  mindmergerPromptTokens: null,
   ...g
-})
+} as GenerationRow)
 
 export const writeGenerations = async (file: string, rows: ReadonlyArray<GenerationRow>): Promise<string> => {
   await Effect.runPromise(writeTable(file, GenerationColumns, Stream.fromIterable(rows.map((r) => ({ ...r })))))

@@ -40,6 +40,9 @@ export const D_IN = 16
 export const HIDDEN = 64
 
 const SFT_COLUMNS: ReadonlyArray<Column> = [
+  { name: "id", type: "int32" },
+  { name: "bucket", type: "utf8" },
+  { name: "instruction", type: "utf8" },
   { name: "task_type", type: "utf8" },
   { name: "input", type: "utf8" },
   { name: "output", type: "utf8" },
@@ -127,6 +130,9 @@ export const writeFixture = async (root: string, name: string, o: FixtureOptions
   await writeMatrix(path.join(dir, "zF.arrow"), n, D_IN, z)
   await writeMatrix(path.join(dir, "hE.arrow"), n, HIDDEN, h)
   const rowOf = (i: number): Row => ({
+    id: i,
+    bucket: "content",
+    instruction: INSTRUCTION,
     task_type: "translate_to_english",
     input: `Instruction: ${INSTRUCTION}\nForeign: <foreign><foreign_emb></foreign>\nAnswer in English only.`,
     output: ANSWERS[classes[i]],

@@ -9,11 +9,10 @@
  */
 import { Effect } from "effect"
 import { asStageError } from "../../pipeline/stageError.ts"
-import { truncateCodePoints } from "../../text/unicode.ts"
 import type { TextTokenizer } from "../../models/tokenizer.ts"
 import { loadTokenizer } from "../../models/tokenizer.ts"
-import type { XlmrModel } from "../../models/xlmr.ts"
-import { disposeXlmr, embedSentences, loadEncoder, padBatch } from "../../models/xlmr.ts"
+import type { EncoderCut, XlmrModel } from "../../models/xlmr.ts"
+import { disposeXlmr, embedSentences, encoderTokenIds, loadEncoder, padBatch } from "../../models/xlmr.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import type { EncodeParams } from "./params.ts"
@@ -26,17 +25,10 @@ export type { EncodeParams }
 
 const STAGE = "encode"
 
-export interface ForeignEncodeOptions {
-  readonly maxChars: number
-  readonly maxTokens: number
-}
+export type ForeignEncodeOptions = EncoderCut
 
-/** Token ids of one foreign sentence: cut to `maxChars` code points, `<s> … </s>`, at most `maxTokens` ids. */
-export const foreignTokenIds = (tok: TextTokenizer, text: string, eosId: number, o: ForeignEncodeOptions): Array<number> => {
-  const ids = [...tok.encode(truncateCodePoints(text, o.maxChars), { addSpecialTokens: true })]
-  if (ids.length <= o.maxTokens) return ids
-  return [...ids.slice(0, o.maxTokens - 1), eosId]
-}
+/** Token ids of one foreign sentence (src/models/xlmr.ts `encoderTokenIds`). */
+export const foreignTokenIds = encoderTokenIds
 
 /** z_F [n, hidden] of already tokenised sentences (`foreignTokenIds`), one forward pass; tensors are freed. */
 export const encodeTokenized = (model: XlmrModel, seqs: ReadonlyArray<ReadonlyArray<number>>): Promise<Float32Array> => {

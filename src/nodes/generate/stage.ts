@@ -16,8 +16,8 @@ export const generate = defineStage<GenerateParams, TensorBackend>({
   name: "generate",
   source: import.meta.url,
   version: "1",
-  description: "Generations of LLINK, the base decoder and the direct fine-tune on the evaluation examples",
-  inputs: ["models", "projector", "stageB", "finetune", "zF.holdout", "sft.eval"],
+  description: "Generations of LLINK, the base decoder, the direct fine-tune and the peer baselines on the evaluation examples",
+  inputs: ["models", "projector", "stageB", "finetune", "langbridge", "mindmerger", "zF.holdout", "sft.eval"],
   outputs: [
     {
       name: "generations",

@@ -37,6 +37,8 @@ import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts
 import { readMatrixHead } from "../../artifacts/matrixHead.ts"
 import { instructionText, stripTokens } from "../../prompts/slots.ts"
 import { type EvalSystems, finetunePromptOf, gatherRows, llinkPromptOf, loadEvalSystems } from "../../artifacts/systems.ts"
+import { loadPeerSystems, peerPrompt, type PeerSystems, peerSoftRows } from "../../artifacts/peers.ts"
+import { readModelsRef } from "../../artifacts/models.ts"
 
 export type { GenerateParams }
 
@@ -119,13 +121,48 @@ const readBatch = (
 const decode = (tok: EvalSystems["tokenizer"], tokens: ReadonlyArray<number>): string =>
   tok.decode(tokens, { skipSpecialTokens: true }).trim()
 
-/** One batch through the three systems. */
+/** The peers' outputs and prompt lengths for a batch (null columns for a peer that is off). */
+const generatePeers = async (
+  peers: PeerSystems,
+  rows: ReadonlyArray<SftRow>,
+  options: { readonly maxNewTokens: number; readonly noRepeatNgramSize: number },
+  batchSize: number
+): Promise<Array<Pick<GenerationRow, "langbridge" | "mindmerger" | "langbridgePromptTokens" | "mindmergerPromptTokens">>> => {
+  const out = rows.map(() => ({ langbridge: null, mindmerger: null, langbridgePromptTokens: null, mindmergerPromptTokens: null } as {
+    langbridge: string | null
+    mindmerger: string | null
+    langbridgePromptTokens: number | null
+    mindmergerPromptTokens: number | null
+  }))
+  if (peers.encoder === null || peers.encoderTokenizer === null) return out
+  const encoder = peers.encoder
+  const encTok = peers.encoderTokenizer
+  const eos = encTok.eosId ?? encoder.config.eos_token_id
+  for (const peer of peers.peers) {
+    const prompts = rows.map((r) => peerPrompt(peer, encTok, eos, r))
+    const overrides = await peerSoftRows(peer, encoder, prompts.map((x) => x.encoderIds), batchSize)
+    let tokens: ReadonlyArray<ReadonlyArray<number>>
+    try {
+      tokens = (await generate(peer.model, prompts.map((x) => x.prompt), { ...options, padId: peer.padId, overrides })).tokens
+    } finally {
+      overrides.vectors.dispose()
+    }
+    rows.forEach((_, i) => {
+      out[i][peer.kind] = decode(peer.tokenizer, tokens[i])
+      out[i][`${peer.kind}PromptTokens`] = prompts[i].prompt.length
+    })
+  }
+  return out
+}
+
+/** One batch through the three systems (and the peers that are on). */
 export const generateBatch = async (
   sys: EvalSystems,
   rows: ReadonlyArray<SftRow>,
   ids: ReadonlyArray<number>,
   z: { readonly data: Float32Array; readonly dim: number },
-  p: GenerateParams
+  p: GenerateParams,
+  peers?: PeerSystems
 ): Promise<Array<GenerationRow>> => {
   const prompts = rows.map((r) => examplePrompts(sys, r))
   const options = { maxNewTokens: p.maxNewTokens, noRepeatNgramSize: p.noRepeatNgram, padId: sys.padId }
@@ -145,6 +182,7 @@ export const generateBatch = async (
   }
   const baseTokens = await run(sys.base, "base")
   const finetuneTokens = await run(sys.finetune, "finetune")
+  const peerRows = peers === undefined ? rows.map(() => ({ langbridge: null, mindmerger: null, langbridgePromptTokens: null, mindmergerPromptTokens: null })) : await generatePeers(peers, rows, options, p.batchSize)
   return rows.map((r, i) => ({
     id: ids[i],
     row: r.row,
@@ -159,7 +197,8 @@ export const generateBatch = async (
     finetune: decode(sys.finetuneTokenizer, finetuneTokens[i]),
     llinkPromptTokens: prompts[i].llink.length,
     basePromptTokens: prompts[i].base.length,
-    finetunePromptTokens: prompts[i].finetune.length
+    finetunePromptTokens: prompts[i].finetune.length,
+    ...peerRows[i]
   }))
 }
 
@@ -178,9 +217,17 @@ export const runGenerate = (ctx: StageContext<GenerateParams>): Effect.Effect<St
     const nBatches = Math.ceil(examples.length / p.batchSize)
     const bar = ctx.progress("examples", examples.length)
     let computed = 0
+    const loadAll = Effect.gen(function*() {
+      const sys = yield* loadEvalSystems(STAGE, ctx.inputs)
+      const models = yield* readModelsRef(ctx.inputs["models"]).pipe(asStageError(STAGE), Effect.tapError(() => Effect.sync(() => sys.dispose())))
+      const peers = yield* loadPeerSystems(STAGE, ctx.inputs, models, { model: sys.base, rows: sys.stageBDoc }).pipe(
+        Effect.tapError(() => Effect.sync(() => sys.dispose()))
+      )
+      return { sys, peers }
+    })
     const rows = yield* Effect.acquireUseRelease(
-      loadEvalSystems(STAGE, ctx.inputs),
-      (sys) =>
+      loadAll,
+      ({ sys, peers }) =>
         Effect.gen(function*() {
           const out: Array<GenerationRow> = []
           for (let b = 0; b < nBatches; b++) {
@@ -194,7 +241,7 @@ export const runGenerate = (ctx: StageContext<GenerateParams>): Effect.Effect<St
               out.push(...done.rows)
             } else {
               const fresh = yield* Effect.tryPromise({
-                try: () => generateBatch(sys, batch, ids, z, p),
+                try: () => generateBatch(sys, batch, ids, z, p, peers),
                 catch: (cause) => new StageError({ stage: STAGE, message: `batch ${b} (examples ${start}–${start + batch.length - 1}): ${cause instanceof Error ? cause.message : String(cause)}`, cause })
               })
               yield* Effect.try({
@@ -210,17 +257,29 @@ export const runGenerate = (ctx: StageContext<GenerateParams>): Effect.Effect<St
           }
           return out
         }),
-      (sys) => Effect.sync(() => sys.dispose())
+      ({ sys, peers }) => Effect.sync(() => {
+        peers.dispose()
+        sys.dispose()
+      })
     )
     bar.done()
     const n = yield* writeTable(ctx.outputs["generations"], GenerationColumns, Stream.fromIterable(rows.map((r) => ({ ...r })))).pipe(
       asStageError(STAGE)
     )
     const mean = (f: (r: GenerationRow) => number) => rows.reduce((a, r) => a + f(r), 0) / rows.length
-    const tokens = { llink: mean((r) => r.llinkPromptTokens), base: mean((r) => r.basePromptTokens), finetune: mean((r) => r.finetunePromptTokens) }
+    const meanOrNull = (f: (r: GenerationRow) => number | null) => (rows.some((r) => f(r) === null) ? null : mean((r) => f(r) ?? 0))
+    const tokens = {
+      llink: mean((r) => r.llinkPromptTokens),
+      base: mean((r) => r.basePromptTokens),
+      finetune: mean((r) => r.finetunePromptTokens),
+      langbridge: meanOrNull((r) => r.langbridgePromptTokens),
+      mindmerger: meanOrNull((r) => r.mindmergerPromptTokens)
+    }
     ctx.log(
-      `${n} examples × 3 systems (${backend}; ${computed} of ${nBatches} batches computed, the rest resumed); mean prompt tokens ` +
-        `LLINK ${tokens.llink.toFixed(1)}, base ${tokens.base.toFixed(1)}, fine-tune ${tokens.finetune.toFixed(1)}`
+      `${n} examples × ${3 + (tokens.langbridge === null ? 0 : 1) + (tokens.mindmerger === null ? 0 : 1)} systems (${backend}; ${computed} of ${nBatches} batches computed, the rest resumed); mean prompt tokens ` +
+        `LLINK ${tokens.llink.toFixed(1)}, base ${tokens.base.toFixed(1)}, fine-tune ${tokens.finetune.toFixed(1)}` +
+        (tokens.langbridge === null ? "" : `, LangBridge ${tokens.langbridge.toFixed(1)}`) +
+        (tokens.mindmerger === null ? "" : `, MindMerger ${tokens.mindmerger.toFixed(1)}`)
     )
     return {
       rows: { generations: n },

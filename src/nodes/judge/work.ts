@@ -18,13 +18,13 @@ import {
   pairMessages,
   parseVerdict
 } from "../../metrics/judge.ts"
-import { aggregateNumericFidelity, type NumericFidelityAggregate, numericFidelity } from "../../metrics/numeric.ts"
+import { aggregateNumericFidelity, numericFidelity } from "../../metrics/numeric.ts"
 import { writeJsonDoc } from "../../artifacts/json.ts"
 import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 import type { BootstrapConfig } from "../../schemas/bootstrap.ts"
 import { JudgeDoc } from "../../schemas/judge.ts"
 import type { JudgeParams } from "./params.ts"
-import { type GenerationRow, JudgePairColumns, readGenerations, type SystemName } from "../../schemas/sft.ts"
+import { type GenerationRow, JudgePairColumns, type PeerName, PEERS, readGenerations, type SystemName } from "../../schemas/sft.ts"
 import type { EndpointError, EndpointStats, LlmEndpointShape } from "../../services/endpoint.ts"
 import { endpointStageError, withStageEndpoint } from "../../services/stageEndpoint.ts"
 
@@ -32,9 +32,19 @@ const STAGE = "judge"
 
 export type { JudgeParams }
 
-export const COMPARISONS = ["vsBase", "vsFinetune"] as const
+export const COMPARISONS = ["vsBase", "vsFinetune", "vsLangbridge", "vsMindmerger"] as const
 export type Comparison = (typeof COMPARISONS)[number]
-const BASELINE: Readonly<Record<Comparison, SystemName>> = { vsBase: "base", vsFinetune: "finetune" }
+const BASELINE: Readonly<Record<Comparison, SystemName | PeerName>> = {
+  vsBase: "base",
+  vsFinetune: "finetune",
+  vsLangbridge: "langbridge",
+  vsMindmerger: "mindmerger"
+}
+/** The peer comparisons, judged only on examples where the peer answered (it is on). */
+const PEER_COMPARISONS: ReadonlyArray<Comparison> = ["vsLangbridge", "vsMindmerger"]
+
+/** The baseline's answer to an example (null: the peer is off). */
+const baselineOf = (row: GenerationRow, comparison: Comparison): string | null => row[BASELINE[comparison]]
 
 /** One judged comparison of one example. */
 export interface JudgedPair {
@@ -54,7 +64,7 @@ export const pairItemOf = (row: GenerationRow, comparison: Comparison, showSourc
   reference: row.reference,
   ...(showSource ? { source: row.foreign } : {}),
   system: row.llink,
-  baseline: row[BASELINE[comparison]]
+  baseline: baselineOf(row, comparison) ?? ""
 })
 
 /** Judges one order with the endpoint, re-sampling an unparseable answer up to `invalidRetries` times. */
@@ -115,19 +125,29 @@ export const summarizePairs = (pairs: ReadonlyArray<JudgedPair>, bootstrap?: Boo
       pairs.filter((p) => p.comparison === comparison && (bucket === undefined || p.example.bucket === bucket)).map((p) => p.outcome),
       { ...(bootstrap === undefined ? {} : { bootstrap }), label: `${comparison}:${bucket ?? "all"}` }
     )
-  const byBucket: Partial<Record<Bucket, Record<Comparison, JudgeAggregate>>> = {}
+  const byBucket: Partial<Record<Bucket, JudgeDoc["overall"]>> = {}
+  const present = PEER_COMPARISONS.filter((c) => pairs.some((p) => p.comparison === c))
+  const all = (bucket?: Bucket) => ({
+    vsBase: of("vsBase", bucket),
+    vsFinetune: of("vsFinetune", bucket),
+    ...Object.fromEntries(present.map((c) => [c, of(c, bucket)]))
+  })
   for (const bucket of ["content", "qa"] as const) {
-    if (pairs.some((p) => p.example.bucket === bucket)) byBucket[bucket] = { vsBase: of("vsBase", bucket), vsFinetune: of("vsFinetune", bucket) }
+    if (pairs.some((p) => p.example.bucket === bucket)) byBucket[bucket] = all(bucket)
   }
-  return { byBucket, overall: { vsBase: of("vsBase"), vsFinetune: of("vsFinetune") } }
+  return { byBucket, overall: all() }
 }
 
 /** Numeric fidelity of each system against the human reference. */
-export const numericBySystem = (rows: ReadonlyArray<GenerationRow>): Record<SystemName, NumericFidelityAggregate> => ({
-  llink: aggregateNumericFidelity(rows.map((r) => numericFidelity(r.reference, r.llink))),
-  base: aggregateNumericFidelity(rows.map((r) => numericFidelity(r.reference, r.base))),
-  finetune: aggregateNumericFidelity(rows.map((r) => numericFidelity(r.reference, r.finetune)))
-})
+export const numericBySystem = (rows: ReadonlyArray<GenerationRow>): JudgeDoc["numericFidelity"] => {
+  const peers = PEERS.filter((name) => rows.length > 0 && rows.every((r) => r[name] !== null))
+  return {
+    llink: aggregateNumericFidelity(rows.map((r) => numericFidelity(r.reference, r.llink))),
+    base: aggregateNumericFidelity(rows.map((r) => numericFidelity(r.reference, r.base))),
+    finetune: aggregateNumericFidelity(rows.map((r) => numericFidelity(r.reference, r.finetune))),
+    ...Object.fromEntries(peers.map((name) => [name, aggregateNumericFidelity(rows.map((r) => numericFidelity(r.reference, r[name] ?? "")))]))
+  }
+}
 
 const verdictText = (j: OrderJudgement): string => (j.verdict._tag === "valid" ? j.verdict.verdict : "invalid")
 
@@ -155,7 +175,9 @@ export const runJudge = (ctx: StageContext<JudgeParams>): Effect.Effect<StageOut
     const params = ctx.params
     const cfg = params.judge
     const rows = yield* readGenerations(STAGE, ctx.inputs["generations"])
-    const tasks = rows.flatMap((example) => COMPARISONS.map((comparison) => ({ example, comparison })))
+    const tasks = rows.flatMap((example) =>
+      COMPARISONS.filter((comparison) => baselineOf(example, comparison) !== null).map((comparison) => ({ example, comparison }))
+    )
     const bar = ctx.progress("pairs", tasks.length)
     const offline = params.mode === "offline"
 
@@ -181,7 +203,7 @@ export const runJudge = (ctx: StageContext<JudgeParams>): Effect.Effect<StageOut
     bar.done()
 
     const { byBucket, overall } = summarizePairs(pairs, cfg.bootstrap)
-    const numericFidelityByBucket: { -readonly [B in Bucket]?: Record<SystemName, NumericFidelityAggregate> } = {}
+    const numericFidelityByBucket: { -readonly [B in Bucket]?: JudgeDoc["numericFidelity"] } = {}
     for (const bucket of ["content", "qa"] as const) {
       const inBucket = rows.filter((r) => r.bucket === bucket)
       if (inBucket.length > 0) numericFidelityByBucket[bucket] = numericBySystem(inBucket)
@@ -208,7 +230,9 @@ export const runJudge = (ctx: StageContext<JudgeParams>): Effect.Effect<StageOut
       a?.preference == null ? "-" : `${p1(a.preference)}%${a.preferenceCI === null ? "" : ` [95% CI ${p1(a.preferenceCI.lo)}, ${p1(a.preferenceCI.hi)}]`}`
     ctx.log(
       `${offline ? "offline chrF judge" : `judge ${cfg.endpoint.model}`}: ${rows.length} examples; preference vs base ` +
-        `${pref(overall.vsBase)}, vs fine-tune ${pref(overall.vsFinetune)}`
+        `${pref(overall.vsBase)}, vs fine-tune ${pref(overall.vsFinetune)}` +
+        (overall.vsLangbridge === undefined ? "" : `, vs LangBridge ${pref(overall.vsLangbridge)}`) +
+        (overall.vsMindmerger === undefined ? "" : `, vs MindMerger ${pref(overall.vsMindmerger)}`)
     )
     const brief = (a: JudgeAggregate) => ({
       wins: a.wins,
@@ -228,6 +252,8 @@ export const runJudge = (ctx: StageContext<JudgeParams>): Effect.Effect<StageOut
         examples: rows.length,
         vsBase: brief(overall.vsBase),
         vsFinetune: brief(overall.vsFinetune),
+        ...(overall.vsLangbridge === undefined ? {} : { vsLangbridge: brief(overall.vsLangbridge) }),
+        ...(overall.vsMindmerger === undefined ? {} : { vsMindmerger: brief(overall.vsMindmerger) }),
         endpoint: stats
       }
     }

@@ -15,7 +15,7 @@ import type { JudgeDoc } from "../../schemas/judge.ts"
 import type { QualityDoc } from "../../schemas/quality.ts"
 import type { ResultsDoc } from "../../schemas/results.ts"
 import type { RetrievalDoc, RetrievalFullDoc } from "../../schemas/retrieval.ts"
-import type { GenerationRow } from "../../schemas/sft.ts"
+import { type GenerationRow, PEERS } from "../../schemas/sft.ts"
 import type { TokstatsDoc } from "../../schemas/tokstats.ts"
 import { PAPER_JUDGE, PAPER_RETRIEVAL, PAPER_TOKENS } from "../../schemas/paper.ts"
 import { escapeXml, histogramSvg, lineChartSvg } from "../../plots/svg.ts"
@@ -77,11 +77,13 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
     const llink = tokenUse(g.map((r) => r.llinkPromptTokens))
     const base = tokenUse(g.map((r) => r.basePromptTokens))
     const finetune = tokenUse(g.map((r) => r.finetunePromptTokens))
+    const peers = PEERS.filter((name) => g.length > 0 && g.every((r) => r[`${name}PromptTokens`] !== null))
     return {
       examples: g.length,
       llink,
       base,
       finetune,
+      ...Object.fromEntries(peers.map((name) => [name, tokenUse(g.map((r) => r[`${name}PromptTokens`] ?? 0))])),
       ratioBaseToLlink: llink.mean > 0 ? base.mean / llink.mean : null,
       ratioFinetuneToLlink: llink.mean > 0 ? finetune.mean / llink.mean : null,
       paperReduction: PAPER_TOKENS.decoderTokenReduction
@@ -200,17 +202,21 @@ export const retrievalTable = (r: ResultsDoc): Table => {
 }
 
 const BUCKET_NAMES = { content: "Content understanding", qa: "Q&A" } as const
-const COMPARISON_NAMES = { vsBase: "LLINK vs. Base", vsFinetune: "LLINK vs. Fine-tune" } as const
+const COMPARISON_NAMES = {
+  vsBase: "LLINK vs. Base",
+  vsFinetune: "LLINK vs. Fine-tune",
+  vsLangbridge: "LLINK vs. LangBridge",
+  vsMindmerger: "LLINK vs. MindMerger"
+} as const
 
 export const judgeTable = (r: ResultsDoc): Table => {
   const rows: Array<Array<string>> = []
   const paperRows = new Set<number>()
   for (const bucket of ["content", "qa"] as const) {
     const b = r.judge?.byBucket[bucket]
-    for (const comparison of ["vsBase", "vsFinetune"] as const) {
-      const paper = PAPER_JUDGE[bucket][comparison]
-      if (b !== undefined) {
-        const a = b[comparison]
+    for (const comparison of ["vsBase", "vsFinetune", "vsLangbridge", "vsMindmerger"] as const) {
+      const a = b?.[comparison]
+      if (a !== undefined) {
         const valid = a.n - a.invalid
         rows.push([
           BUCKET_NAMES[bucket],
@@ -232,10 +238,13 @@ export const judgeTable = (r: ResultsDoc): Table => {
             : `${f1(a.meanChars.system)} / ${f1(a.meanChars.baseline)}${a.meanChars.ratio === null ? "" : ` (${a.meanChars.ratio.toFixed(2)}×)`}`
         ])
       }
+      // the paper compares with the base model and the fine-tune only
+      if (comparison !== "vsBase" && comparison !== "vsFinetune") continue
+      const paper = PAPER_JUDGE[bucket][comparison]
       paperRows.add(rows.length)
       rows.push([
-        b === undefined ? BUCKET_NAMES[bucket] : "",
-        b === undefined ? COMPARISON_NAMES[comparison] : "",
+        a === undefined ? BUCKET_NAMES[bucket] : "",
+        a === undefined ? COMPARISON_NAMES[comparison] : "",
         `paper (n = ${int(paper.n)})`,
         String(paper.winsPct),
         String(paper.lossesPct),
@@ -284,6 +293,19 @@ const JUDGE_NOTE =
   "position bias; a tie picks neither). " +
   "Mean chars: mean output length in characters, and LLINK's over the baseline's."
 
+const PEER_ROWS = [
+  ["langbridge", "LangBridge", "BOS + one soft row per encoder token + end vector"],
+  ["mindmerger", "MindMerger", "BOS + one soft row per encoder token + boundary + the prompt with the original text's own tokens"]
+] as const
+
+/** What each peer baseline feeds the decoder (the report's "Peer baselines" section). */
+export const PEERS_NOTE = [
+  "LLINK feeds the decoder K soft tokens made from one pooled encoder vector. The peer baselines feed it every token state of the same frozen encoder (the run's XLM-R; both papers used mT5 encoders: LangBridge the mT5-XL LM-adapted encoder, MindMerger mT5-xl), with the decoder frozen and no LoRA:",
+  "LangBridge (Yoon et al., ACL 2024): [BOS, W·h₁+b, …, W·hₙ+b, enc_eos], a linear map of each encoder state plus a learned end vector, then the answer. The encoder reads the instruction with the text; trained on English-only data (the pair's English side), the foreign text goes through the encoder at evaluation.",
+  "MindMerger (Huang et al., NeurIPS 2024): [BOS, MLP(h₁), …, MLP(hₙ), end_boundary, the decoder's own embeddings of the prompt with the original text], MLP d → 2d → D with ReLU; phase 1 on the parallel pairs (translation), phase 2 on the Stage B instruction data. It keeps the original text's tokens, so its prompt is the longest (Tokens table).",
+  "Their pooled soft-input vectors are not scored in Table 1 (retrieval) in this version."
+] as const
+
 export const tokensTable = (r: ResultsDoc): Table => {
   const t = r.tokens
   const k = r.tokenizer
@@ -296,7 +318,15 @@ export const tokensTable = (r: ResultsDoc): Table => {
       ["Base prompt tokens (mean)", f1(t.base.mean), ""],
       ["Fine-tune prompt tokens (mean)", f1(t.finetune.mean), ""],
       ["Base / LLINK prompt tokens", t.ratioBaseToLlink === null ? "–" : `${t.ratioBaseToLlink.toFixed(2)}×`, `≈${t.paperReduction}×`],
-      ["Fine-tune / LLINK prompt tokens", t.ratioFinetuneToLlink === null ? "–" : `${t.ratioFinetuneToLlink.toFixed(2)}×`, ""]
+      ["Fine-tune / LLINK prompt tokens", t.ratioFinetuneToLlink === null ? "–" : `${t.ratioFinetuneToLlink.toFixed(2)}×`, ""],
+      ...PEER_ROWS.flatMap(([name, label, what]) => {
+        const u = t[name]
+        if (u === undefined) return []
+        return [
+          [`${label} prompt tokens (mean; ${what})`, f1(u.mean), ""],
+          [`${label} / LLINK prompt tokens`, t.llink.mean > 0 ? `${(u.mean / t.llink.mean).toFixed(2)}×` : "–", ""]
+        ]
+      })
     ]
   const tokenizerRows = k === null
     ? [["Tokenizer statistics (tokstats)", NOT_COMPUTED, ""]]
@@ -525,6 +555,9 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     "",
     JUDGE_NOTE,
     "",
+    "## Peer baselines",
+    "",
+    ...PEERS_NOTE.flatMap((l) => [l, ""]),
     "## Tokens",
     "",
     tableMd(tables.tokens),
@@ -572,6 +605,8 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     tableHtml(tables.judge),
     "<p>Shares are over the valid pairs; a pair whose two orders disagree counts as a tie.</p>",
     `<p>${html(JUDGE_NOTE)}</p>`,
+    `<h2 id="peers">Peer baselines</h2>`,
+    ...PEERS_NOTE.map((l) => `<p>${html(l)}</p>`),
     `<h2 id="tokens">Tokens</h2>`,
     tableHtml(tables.tokens),
     ...(tokenFig === undefined ? [] : [figureHtml(tokenFig)]),

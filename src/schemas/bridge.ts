@@ -1,0 +1,48 @@
+/**
+ * The index document (`config.json`) of the `langbridge` and `mindmerger` folders, written by those stages and read
+ * by generate, retrievalFull and the report (src/artifacts/bridge.ts). A peer switched off in `baselines` writes
+ * `enabled: false` and `trained: null`, and its consumers leave it out.
+ */
+import { Schema } from "effect"
+import type { Column } from "../pipeline/table.ts"
+import { EmbeddingInitRule } from "../artifacts/models.ts"
+import { InstructionSource } from "../train/sftParams.ts"
+
+export const BRIDGE_FORMAT = "llink-bridge"
+export const BRIDGE_CONFIG = "config.json"
+
+export const BridgeKind = Schema.Literals(["langbridge", "mindmerger"])
+
+export const BridgeDoc = Schema.Struct({
+  format: Schema.Literal(BRIDGE_FORMAT),
+  version: Schema.Literal(1),
+  kind: BridgeKind,
+  enabled: Schema.Boolean,
+  trained: Schema.NullOr(Schema.Struct({
+    /** The bridge module's widths (encoder d, decoder D). */
+    bridge: Schema.Struct({ kind: BridgeKind, dIn: Schema.Number, dOut: Schema.Number }),
+    /** The decoder's added tokens and their embedding-row rule (the decoder is loaded as the trainer loaded it). */
+    addedTokens: Schema.Array(Schema.String),
+    embeddingInit: EmbeddingInitRule,
+    embeddingSeed: Schema.Number,
+    prompt: Schema.Struct({ instruction: InstructionSource, appendEos: Schema.Boolean, maxSeqLen: Schema.Number }),
+    /** The cuts of the encoder's input (`encode.maxChars`, `encode.maxTokens`). */
+    encoder: Schema.Struct({ maxChars: Schema.Number, maxTokens: Schema.Number }),
+    /** Optimizer steps per phase (LangBridge: `task`; MindMerger: `mapping`, then `task`). */
+    steps: Schema.Record(Schema.String, Schema.Number)
+  }))
+})
+export type BridgeDoc = typeof BridgeDoc.Type
+
+/** The `langbridge.metrics` / `mindmerger.metrics` tables: one row per optimizer step of each phase. */
+export const BRIDGE_METRICS_COLUMNS: ReadonlyArray<Column> = [
+  /** "task" (the instruction data) or "mapping" (MindMerger's first phase, the parallel pairs). */
+  { name: "phase", type: "utf8" },
+  { name: "step", type: "int32" },
+  { name: "loss", type: "float64" },
+  { name: "lr", type: "float64" },
+  { name: "gradNorm", type: "float64" },
+  { name: "valLoss", type: "float64", nullable: true },
+  /** The validation loss with the mapped states replaced by zeros. */
+  { name: "valLzero", type: "float64", nullable: true }
+]
