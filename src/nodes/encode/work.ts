@@ -15,11 +15,11 @@ import { loadTokenizer } from "../../models/tokenizer.ts"
 import type { XlmrModel } from "../../models/xlmr.ts"
 import { disposeXlmr, embedSentences, loadEncoder, padBatch } from "../../models/xlmr.ts"
 import { StageError } from "../../pipeline/errors.ts"
-import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
+import type { FinishedShard, ShardContext, ShardOutcome, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import type { EncodeParams } from "./params.ts"
 import { readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
-import { readStringColumn, runBatchJob } from "../../artifacts/matrixJob.ts"
+import { mergeMatrixShards, readStringColumn, runBatchJob, runMatrixShard } from "../../artifacts/matrixJob.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 
 export type { EncodeParams }
@@ -103,4 +103,56 @@ export const runEncode = (ctx: StageContext<EncodeParams>): Effect.Effect<StageO
       (model) => Effect.sync(() => disposeXlmr(model))
     )
     return { rows: counts, metrics: { ...detail, backend } }
+  })
+
+/** The input tables (split name) and the output each fills. */
+export const ENCODE_TABLES = ["train", "holdout"] as const
+
+/** One shard of `encode` (rows of `train` or `holdout`): the same batches as `runEncode`, so the same vectors. */
+export const runEncodeShard = (ctx: ShardContext<EncodeParams>): Effect.Effect<ShardOutcome, StageError, TensorBackend> =>
+  Effect.gen(function*() {
+    const p = ctx.params
+    const { table, start, end } = ctx.range
+    const models = yield* readModelsRef(ctx.inputs["models"]).pipe(asStageError(STAGE))
+    yield* startBackend(STAGE)
+    const tok = yield* loadTokenizer(models.encoderDir).pipe(asStageError(STAGE))
+    const texts = (yield* readStringColumn(STAGE, ctx.inputs[table], "foreign")).slice(start, end)
+    return yield* Effect.acquireUseRelease(
+      loadEncoder(models.encoderDir).pipe(asStageError(STAGE)),
+      (model) => {
+        const eos = tok.eosId ?? model.config.eos_token_id
+        const seqs = texts.map((t) => foreignTokenIds(tok, t, eos, p))
+        const label = `zF.${table}[${start}, ${end})`
+        return runMatrixShard(
+          {
+            stage: STAGE,
+            label,
+            prefix: table,
+            batchSize: p.batchSize,
+            dim: model.config.hidden_size,
+            lengths: seqs.map((q) => q.length),
+            compute: (rows) => encodeTokenized(model, Array.from(rows, (i) => seqs[i]))
+          },
+          ctx.outDir,
+          ctx.progress(label, texts.length),
+          ctx.log
+        ).pipe(asStageError(STAGE))
+      },
+      (model) => Effect.sync(() => disposeXlmr(model))
+    )
+  })
+
+/** Writes `zF.train` and `zF.holdout` from the finished shards. */
+export const mergeEncode = (
+  ctx: StageContext<EncodeParams>,
+  shards: ReadonlyArray<FinishedShard>
+): Effect.Effect<StageOutcome, StageError> =>
+  Effect.gen(function*() {
+    const rows: Record<string, number> = {}
+    for (const table of ENCODE_TABLES) {
+      const name = `zF.${table}`
+      rows[name] = yield* mergeMatrixShards(STAGE, ctx.outputs[name], ctx.params.batchSize, shards.filter((s) => s.range.table === table))
+        .pipe(asStageError(STAGE))
+    }
+    return { rows, metrics: { shards: shards.length } }
   })
