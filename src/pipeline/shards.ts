@@ -160,6 +160,7 @@ export const runShard = <R>(
             params: job.params,
             inputs: job.inputs,
             range,
+            root: job.root,
             outDir: tmp,
             progress: hooks.progress,
             log: hooks.log

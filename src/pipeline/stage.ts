@@ -124,6 +124,8 @@ export interface ShardContext<P> {
   readonly params: P
   readonly inputs: Readonly<Record<string, string>>
   readonly range: ShardRange
+  /** The artifact store root, as every runner sees it (`<root>/requests` is the shared endpoint request cache). */
+  readonly root: string
   /** A temporary folder: everything written here is digested and published as the shard's output. */
   readonly outDir: string
   readonly progress: (label: string, total?: number) => Progress
