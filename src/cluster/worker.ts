@@ -9,7 +9,8 @@ import * as os from "node:os"
 import { Cause, Effect, Schema, Semaphore } from "effect"
 import type { AnyStage } from "../pipeline/dag.ts"
 import { stageCode } from "../pipeline/plan.ts"
-import { describeRange } from "../pipeline/shards.ts"
+import { describeRange, runShard } from "../pipeline/shards.ts"
+import type { Progress } from "../pipeline/stage.ts"
 import { ShardEntity, ShardFailed } from "./protocol.ts"
 
 export interface WorkerOptions {
@@ -66,6 +67,8 @@ const runInChild = (
     })
   })
 
+const quiet: Progress = { advance: () => {}, setTotal: () => {}, done: () => {} }
+
 const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 /** The entity layer of a runner over `stages` (needs the stages' services, e.g. the tensor backend). */
@@ -87,15 +90,24 @@ export const shardWorkerLayer = <R>(stages: ReadonlyArray<AnyStage<R>>, options:
                   `(${payload.code.slice(0, 12)}): run the same llink checkout on every machine`
               )
             }
-            // decoded here to fail fast with a clear message; the shard process decodes them again
-            yield* Schema.decodeUnknownEffect(stage.params)(payload.params).pipe(
+            // (a child process decodes them again from the JSON)
+            const params = yield* Schema.decodeUnknownEffect(stage.params)(payload.params).pipe(
               Effect.mapError((e) => failed(`parameters do not decode: ${e.message}`))
             )
             const t0 = performance.now()
             options.log(`${stage.name} ${describeRange(payload.range)}: started`)
-            const r = yield* runInChild(
+            const job = { stage: stage.name, key: payload.key, root: payload.root, params: payload.params, inputs: payload.inputs, range: payload.range }
+            const r = stage.sharding?.inline === true
+              ? yield* runShard(stage, { ...job, params }, payload.range, {
+                log: (line) => options.log(`${stage.name} ${describeRange(payload.range)}: ${line}`),
+                progress: () => quiet
+              }).pipe(
+                Effect.map((x) => ({ reused: x.reused, rows: x.shard.rows })),
+                Effect.mapError((e) => failed(message(e)))
+              )
+              : yield* runInChild(
               options.childScript,
-              { stage: stage.name, key: payload.key, root: payload.root, params: payload.params, inputs: payload.inputs, range: payload.range },
+              job,
               (line) => options.log(`${stage.name} ${describeRange(payload.range)}: ${line}`)
             ).pipe(Effect.mapError((e) => failed(e)))
             options.log(

@@ -150,6 +150,12 @@ export interface FinishedShard {
 /** Declared with methods, so that a `Stage<P, R>` stays an `AnyStage<R>` (methods are checked bivariantly). */
 export interface StageSharding<P, R> {
   /**
+   * The shard's work waits on I/O (endpoint requests) rather than computing: a cluster runner runs it in its own
+   * process. Otherwise (model code, whose long synchronous stretches would stall the runner's lease heartbeat) each
+   * shard runs in a child process of the runner.
+   */
+  readonly inline?: boolean
+  /**
    * The shards, in merge order. They must depend only on the parameters and the inputs' content (never on the
    * number of runners): a shard's range is part of its key, and the merge must reproduce the single-process bytes.
    */

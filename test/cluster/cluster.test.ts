@@ -10,6 +10,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
+import { type FakeOpenAI, type FakeRequest, startFakeOpenAI } from "../support/fakeOpenAI.ts"
 import { startTestPostgres } from "../support/postgres.ts"
 
 const repo = path.resolve(import.meta.dirname, "../..")
@@ -39,10 +40,10 @@ interface Manifest {
   readonly stages: Record<string, { readonly status: string; readonly outputs: Record<string, { readonly digest: string }> }>
 }
 
-const llinkRun = (label: string, extra: ReadonlyArray<string>): Promise<{ code: number | null; out: string; manifest: Manifest }> =>
+const llinkRun = (label: string, extra: ReadonlyArray<string>, until = "stageA"): Promise<{ code: number | null; out: string; manifest: Manifest }> =>
   new Promise((resolve) => {
-    const args = [main, "run", "--until", "stageA", ...SETS, "--set", `cacheDir=${path.join(dir, label, "cache")}`, "--run-dir", path.join(dir, label, "run"), ...extra]
-    const child = spawn(process.execPath, args, { cwd: repo, stdio: ["ignore", "pipe", "pipe"] })
+    const args = [main, "run", "--until", until, ...SETS, "--set", `cacheDir=${path.join(dir, label, "cache")}`, "--run-dir", path.join(dir, label, "run"), ...extra]
+    const child = spawn(process.execPath, args, { cwd: repo, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENAI_API_KEY: "test" } })
     let out = ""
     child.stdout.on("data", (b: Buffer) => (out += b.toString()))
     child.stderr.on("data", (b: Buffer) => (out += b.toString()))
@@ -152,5 +153,64 @@ describe.skipIf(!pg.ok)("llink on a cluster (PostgreSQL on loopback, 3 runners)"
     expect(done).toContain(killedShard)
     expect(computed(killed!.log)).not.toContain(killedShard)
     for (const x of survivors) x.proc.kill("SIGTERM")
+  })
+
+  it("a runner SIGKILLed mid-synthesize (endpoint with faults): the same tables, and only requests in flight at the kill are sent again", { timeout: 400_000 }, async () => {
+    if (!pg.ok) return
+    const reply = (r: FakeRequest): string => {
+      const task = /^Task type: (\S+)/m.exec(r.prompt)?.[1] ?? ""
+      const english = /Reference English translation:\n([\s\S]*?)\n\nReturn exactly/.exec(r.prompt)?.[1] ?? ""
+      return task === "qa_about_text"
+        ? JSON.stringify({ question: "What does the foreign text say?", answer: english })
+        : JSON.stringify({ instruction: `Please do ${task} for the foreign text.`, answer: english })
+    }
+    // every 9th request first fails with a 500 (retried by the endpoint), the others answer after 40 ms
+    const faults = (r: FakeRequest) => (r.attemptForPrompt === 0 && r.index % 9 === 4 ? "server_error" as const : "slow" as const)
+    const servers: Array<FakeOpenAI> = [await startFakeOpenAI({ content: reply, faults, slowMs: 40 }), await startFakeOpenAI({ content: reply, faults, slowMs: 40 })]
+    try {
+      const synthSets = (url: string) =>
+        ["synth.mode=endpoint", `synth.endpoint.baseUrl=${url}`, "synth.endpoint.concurrency=2", "synth.endpoint.backoffBaseMs=1",
+          "synth.train=100", "synth.val=10", "synth.evalPerBucket=2"].flatMap((x) => ["--set", x])
+      // the reference: one process (both runs' keys hold the URL, so each caches its own answers)
+      const ref = await llinkRun("synth-single", synthSets(servers[0].baseUrl), "synthesize")
+      expect(ref.code, ref.out.slice(-3000)).toBe(0)
+
+      const url = pg.url("synth")
+      const runners = await Promise.all([34631, 34632, 34633].map((p) => startRunner(url, p)))
+      let killed: Runner | undefined
+      let logAtKill = ""
+      const watch = setInterval(() => {
+        if (killed !== undefined) return
+        for (const x of runners) {
+          if (/\] synthesize train\[\d+, \d+\): started/.test(x.log)) {
+            killed = x
+            // let it get some answers in first
+            setTimeout(() => {
+              logAtKill = x.log
+              x.proc.removeAllListeners("exit")
+              x.proc.kill("SIGKILL")
+            }, 150)
+            return
+          }
+        }
+      }, 10)
+      const r = await llinkRun("synth-killed", [...synthSets(servers[1].baseUrl), "--cluster", url, "--lease", LEASE], "synthesize")
+      clearInterval(watch)
+      expect(r.code, r.out.slice(-3000)).toBe(0)
+      expect(killed, "no runner started a synthesize shard").toBeDefined()
+      expect(logAtKill, "the killed runner had finished its shard").not.toMatch(/synthesize train\[\d+, \d+\): done/)
+      expect(r.out).toMatch(/\[synthesize\] 4 shard\(s\): 0 already published, 4 to run in the cluster/)
+      const tables = (m: Manifest) => m.stages["synthesize"].outputs
+      for (const name of ["sft.train", "sft.val", "sft.eval", "synthesize.quarantine"]) {
+        expect(tables(r.manifest)[name].digest).toBe(tables(ref.manifest)[name].digest)
+      }
+      // answered more than once: at most the requests in flight on the killed runner (2 per runner)
+      const twice = [...servers[1].answeredByPrompt.values()].filter((n) => n > 1).length
+      expect(twice).toBeLessThanOrEqual(2)
+      expect(Math.max(...servers[0].answeredByPrompt.values())).toBe(1)
+      for (const x of runners) if (x !== killed) x.proc.kill("SIGTERM")
+    } finally {
+      for (const s of servers) await s.close()
+    }
   })
 })
