@@ -25,7 +25,7 @@ import { ArtifactError, StageError } from "../pipeline/errors.ts"
 import { errnoCode, writeFileAtomicSync } from "../pipeline/fsAtomic.ts"
 import { asStageError } from "../pipeline/stageError.ts"
 import { openMatrixWriter } from "../pipeline/matrix.ts"
-import type { FinishedShard, Progress, ShardRange } from "../pipeline/stage.ts"
+import type { FinishedShard, Progress, ShardContext, ShardRange } from "../pipeline/stage.ts"
 import { readTableAll, tableRowCount } from "../pipeline/table.ts"
 
 /** Batches per length-sorting window. */
@@ -422,3 +422,48 @@ export const mergeMatrixShards = (
     }
     return yield* writer.close
   })
+
+/**
+ * Writes the matrix outputs `<prefix>.<table>` (e.g. `zF.train`) from the finished shards of each table; returns
+ * the rows per output.
+ */
+export const mergeMatrixOutputs = (
+  stage: string,
+  outputs: Readonly<Record<string, string>>,
+  prefix: string,
+  tables: ReadonlyArray<string>,
+  batchSize: number,
+  shards: ReadonlyArray<FinishedShard>
+): Effect.Effect<Record<string, number>, StageError> =>
+  Effect.gen(function*() {
+    const rows: Record<string, number> = {}
+    for (const table of tables) {
+      const name = `${prefix}.${table}`
+      rows[name] = yield* mergeMatrixShards(stage, outputs[name], batchSize, shards.filter((s) => s.range.table === table))
+        .pipe(asStageError(stage))
+    }
+    return rows
+  })
+
+/**
+ * `runMatrixShard` for the shard in `ctx`, filling output `<prefix>.<table>`: `seqs` are the range's token id
+ * sequences (their lengths batch them), `compute` gets the sequences of one batch.
+ */
+export const runSequenceShard = (
+  stage: string,
+  ctx: ShardContext<unknown>,
+  prefix: string,
+  batchSize: number,
+  dim: number,
+  seqs: ReadonlyArray<ReadonlyArray<number>>,
+  compute: (batch: ReadonlyArray<ReadonlyArray<number>>) => Promise<Float32Array>
+): Effect.Effect<{ readonly rows: number; readonly metrics: Record<string, unknown> }, StageError> => {
+  const { table, start, end } = ctx.range
+  const label = `${prefix}.${table}[${start}, ${end})`
+  return runMatrixShard(
+    { stage, label, prefix: table, batchSize, dim, lengths: seqs.map((q) => q.length), compute: (rows) => compute(Array.from(rows, (i) => seqs[i])) },
+    ctx.outDir,
+    ctx.progress(label, seqs.length),
+    ctx.log
+  ).pipe(asStageError(stage))
+}

@@ -21,7 +21,7 @@ import * as path from "node:path"
 import { Context, Effect, Option, Schema } from "effect"
 import { canonicalJson, listFilesSync } from "./digest.ts"
 import { ArtifactError, StageError } from "./errors.ts"
-import { describeCause, errnoCode, fsyncDir, trySync, uniqueSuffix, writeFileDurableSync } from "./fsAtomic.ts"
+import { describeCause, errnoCode, fsyncDir, readTextIfExists, trySync, uniqueSuffix, writeFileDurableSync } from "./fsAtomic.ts"
 import type { AnyStage } from "./dag.ts"
 import type { FinishedShard, Progress, ShardRange, StageContext, StageOutcome } from "./stage.ts"
 import * as crypto from "node:crypto"
@@ -73,14 +73,7 @@ export const lookupShard = (
   const dir = shardDir(root, stage, key, range)
   const metaFile = path.join(dir, SHARD_META)
   return Effect.gen(function*() {
-    const text = yield* trySync(metaFile, "read", () => {
-      try {
-        return fs.readFileSync(metaFile, "utf8")
-      } catch (cause) {
-        if (errnoCode(cause) === "ENOENT" || errnoCode(cause) === "ENOTDIR") return undefined
-        throw cause
-      }
-    })
+    const text = yield* readTextIfExists(metaFile)
     if (text === undefined) return Option.none()
     const decoded = yield* Effect.result(
       Effect.try({ try: () => JSON.parse(text) as unknown, catch: (cause) => cause }).pipe(

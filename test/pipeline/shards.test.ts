@@ -7,11 +7,11 @@
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { makeRng } from "../../src/models/rng.ts"
 import type { AnyStage } from "../../src/pipeline/dag.ts"
-import { runShard, ShardExecutor, shardDir, shardsRoot } from "../../src/pipeline/shards.ts"
+import { shardDir, shardsRoot } from "../../src/pipeline/shards.ts"
+import { shuffle, testExecutor } from "../support/shardExecutor.ts"
 import type { ShardRange } from "../../src/pipeline/stage.ts"
 import { makeShardToy, type ShardToyHooks } from "./shardToy.ts"
 import { makeWorkspace, runToy, type Workspace } from "./toy.ts"
@@ -27,29 +27,8 @@ const squaresFile = (ws: Workspace, report: { readonly manifest: { readonly stag
 }
 
 /** Runs pending shards in a seeded shuffled order, two at a time, through `runShard` (as a cluster runner would). */
-const shuffledExecutor = (stages: ReadonlyArray<AnyStage>, seed: number, seen: Array<string>) =>
-  Layer.succeed(
-    ShardExecutor,
-    ShardExecutor.of({
-      describe: Effect.succeed("a shuffled test executor"),
-      runAll: (job, pending, onDone) => {
-        const stage = stages.find((s) => s.name === job.stage)!
-        const rng = makeRng(seed)
-        const order = [...pending]
-        for (let i = order.length - 1; i > 0; i--) {
-          const j = Math.floor(rng.uniform() * (i + 1))
-          ;[order[i], order[j]] = [order[j], order[i]]
-        }
-        return Effect.forEach(order, (r: ShardRange) =>
-          runShard(stage, job, r, { log: () => {}, progress: () => ({ advance: () => {}, setTotal: () => {}, done: () => {} }) }).pipe(
-            Effect.tap(() => Effect.sync(() => {
-              seen.push(`${r.start}`)
-              onDone(r, "test")
-            }))
-          ), { concurrency: 2, discard: true })
-      }
-    })
-  )
+const shuffledExecutor = (stages: ReadonlyArray<AnyStage>, seed: number, ran: Array<ShardRange>) =>
+  testExecutor(stages, { reorder: shuffle(seed), ran, concurrency: 2, provide: (effect) => effect })
 
 describe("sharded stages", () => {
   it("merge to the same bytes whatever order the shards ran in, and the shard folder is removed after publishing", async () => {
@@ -65,7 +44,7 @@ describe("sharded stages", () => {
       const b = makeWorkspace(`shards-b${seed}`)
       const h2 = hooks()
       const stages = makeShardToy(h2)
-      const seen: Array<string> = []
+      const seen: Array<ShardRange> = []
       const shuffled = await Effect.runPromise(
         runToy(b, stages, { value: config(23, 5) }).pipe(Effect.provide(shuffledExecutor(stages, seed, seen)))
       )
@@ -78,7 +57,7 @@ describe("sharded stages", () => {
       })
       const key = shuffled.report.manifest.stages["sq"].key!
       expect(fs.existsSync(shardsRoot(b.cacheDir, "sq", key))).toBe(false)
-      expect(shuffled.lines.join("\n")).toMatch(/5 shard\(s\): 0 already published, 5 to run in a shuffled test executor/)
+      expect(shuffled.lines.join("\n")).toMatch(/5 shard\(s\): 0 already published, 5 to run in a test executor/)
     }
   })
 

@@ -3,12 +3,11 @@
  * shuffled order through the shard activity a cluster runner executes, merge to exactly the bytes of the
  * single-process `run` — the batches are the same, so the vectors are too.
  */
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { TensorBackend } from "../../src/backend/tensorBackend.ts"
-import { makeRng } from "../../src/models/rng.ts"
 import { encode } from "../../src/nodes/encode/stage.ts"
 import { EncodeConfig } from "../../src/nodes/encode/params.ts"
 import { models } from "../../src/nodes/models/stage.ts"
@@ -16,7 +15,8 @@ import { ModelsConfig } from "../../src/nodes/models/params.ts"
 import { teacher } from "../../src/nodes/teacher/stage.ts"
 import { TeacherConfig } from "../../src/nodes/teacher/params.ts"
 import type { AnyStage } from "../../src/pipeline/dag.ts"
-import { runShard, runShardedStage, ShardExecutor } from "../../src/pipeline/shards.ts"
+import { runShardedStage } from "../../src/pipeline/shards.ts"
+import { shuffle, testExecutor } from "../support/shardExecutor.ts"
 import type { Progress, ShardRange, Stage } from "../../src/pipeline/stage.ts"
 import { runStage, sha256File, syntheticPairs, tempDir, writePairs } from "./support.ts"
 
@@ -36,44 +36,24 @@ beforeAll(async () => {
   inputs = { models: m.outputs["models"], train, holdout }
 })
 
-const shuffled = (stage: AnyStage<TensorBackend>, seed: number, ran: Array<string>) =>
-  Layer.succeed(
-    ShardExecutor,
-    ShardExecutor.of({
-      describe: Effect.succeed("shuffled"),
-      runAll: (job, pending, onDone) => {
-        const rng = makeRng(seed)
-        const order = [...pending]
-        for (let i = order.length - 1; i > 0; i--) {
-          const j = Math.floor(rng.uniform() * (i + 1))
-          ;[order[i], order[j]] = [order[j], order[i]]
-        }
-        return Effect.forEach(order, (r: ShardRange) =>
-          runShard(stage, job, r, { log: () => {}, progress: () => quiet }).pipe(
-            Effect.tap(() => Effect.sync(() => {
-              ran.push(`${r.table}:${r.start}`)
-              onDone(r, "test")
-            })),
-            Effect.provide(TensorBackend.layer)
-          ), { discard: true })
-      }
-    })
-  )
-
 const runSharded = async <P>(stage: Stage<P, TensorBackend>, params: P, label: string, seed: number) => {
   const out = path.join(dir, `${label}.out`)
   fs.mkdirSync(out, { recursive: true })
   const outputs = Object.fromEntries(stage.outputs.map((o) => [o.name, path.join(out, o.file)]))
-  const ran: Array<string> = []
+  const done: Array<ShardRange> = []
   const logs: Array<string> = []
   const ctx = { params, inputs, outputs, scratchDir: path.join(dir, `${label}.scratch`), runDir: dir, progress: () => quiet, log: (m: string) => logs.push(m) }
   const outcome = await Effect.runPromise(
     runShardedStage(stage as unknown as AnyStage<TensorBackend>, ctx, { root: path.join(dir, `${label}.cache`), key: "k" }).pipe(
-      Effect.provide(shuffled(stage as unknown as AnyStage<TensorBackend>, seed, ran)),
+      Effect.provide(testExecutor([stage as unknown as AnyStage<TensorBackend>], {
+        reorder: shuffle(seed),
+        ran: done,
+        provide: (effect) => Effect.provide(effect, TensorBackend.layer)
+      })),
       Effect.provide(TensorBackend.layer)
     )
   )
-  return { outcome, outputs, ran, logs }
+  return { outcome, outputs, ran: done.map((r) => `${r.table}:${r.start}`), logs }
 }
 
 describe("sharded encode and teacher", () => {

@@ -7,11 +7,12 @@
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 import { synthesize } from "../../src/nodes/synthesize/stage.ts"
 import type { AnyStage } from "../../src/pipeline/dag.ts"
-import { runShard, runShardedStage, ShardExecutor } from "../../src/pipeline/shards.ts"
+import { runShardedStage } from "../../src/pipeline/shards.ts"
+import { testExecutor } from "../support/shardExecutor.ts"
 import type { ShardRange } from "../../src/pipeline/stage.ts"
 import { type FakeOpenAI, type FakeRequest, startFakeOpenAI } from "../support/fakeOpenAI.ts"
 import { configOf, fixturePairs, makeContext, paramsOf, tmpDir, writePairs } from "./support.ts"
@@ -35,24 +36,6 @@ const reply = (r: FakeRequest): string => {
 const sha = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex")
 const OUTPUTS = ["sft.train", "sft.val", "sft.eval", "synthesize.quarantine"]
 
-const shuffled = (stage: AnyStage, ran: Array<number>) =>
-  Layer.succeed(
-    ShardExecutor,
-    ShardExecutor.of({
-      describe: Effect.succeed("shuffled"),
-      runAll: (job, pending, onDone) => {
-        const order = [...pending].reverse()
-        return Effect.forEach(order, (r: ShardRange) =>
-          runShard(stage, job, r, { log: () => {}, progress: () => ({ advance: () => {}, setTotal: () => {}, done: () => {} }) }).pipe(
-            Effect.tap(() => Effect.sync(() => {
-              ran.push(r.start)
-              onDone(r, "test")
-            }))
-          ), { discard: true })
-      }
-    })
-  )
-
 describe("sharded synthesize", () => {
   it("gives the single-process bytes and sends exactly the single-process requests", async () => {
     const base = tmpDir("synth-shards")
@@ -71,15 +54,14 @@ describe("sharded synthesize", () => {
       await Effect.runPromise(synthesize.run(single))
 
       const sharded = makeContext(synthesize, params(b.baseUrl), inputs, path.join(base, "sharded"))
-      const ran: Array<number> = []
+      const done: Array<ShardRange> = []
       const outcome = await Effect.runPromise(
         runShardedStage(synthesize as unknown as AnyStage, sharded, { root: path.join(base, "sharded", "cache"), key: "k" }).pipe(
-          Effect.provide(shuffled(synthesize as unknown as AnyStage, ran))
+          Effect.provide(testExecutor([synthesize as unknown as AnyStage], { reorder: (p) => [...p].reverse(), ran: done, provide: (e) => e }))
         )
       )
       // 36 positions in shards of 16 (concurrency 1 × 16)
-      expect([...ran].sort((x, y) => x - y)).toEqual([0, 16, 32])
-      expect(ran).toEqual([32, 16, 0])
+      expect(done.map((r) => r.start)).toEqual([32, 16, 0])
       for (const name of OUTPUTS) expect(sha(sharded.outputs[name])).toBe(sha(single.outputs[name]))
       // every request once, exactly as many as the single-process run sent, re-samples included
       expect(b.received()).toBe(a.received())

@@ -19,7 +19,7 @@ import type { FinishedShard, ShardContext, ShardOutcome, StageContext, StageOutc
 import type { EncodeParams } from "./params.ts"
 import { readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
-import { mergeMatrixShards, readStringColumn, runBatchJob, runMatrixShard } from "../../artifacts/matrixJob.ts"
+import { mergeMatrixOutputs, readStringColumn, runBatchJob, runSequenceShard } from "../../artifacts/matrixJob.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 
 export type { EncodeParams }
@@ -122,21 +122,7 @@ export const runEncodeShard = (ctx: ShardContext<EncodeParams>): Effect.Effect<S
       (model) => {
         const eos = tok.eosId ?? model.config.eos_token_id
         const seqs = texts.map((t) => foreignTokenIds(tok, t, eos, p))
-        const label = `zF.${table}[${start}, ${end})`
-        return runMatrixShard(
-          {
-            stage: STAGE,
-            label,
-            prefix: table,
-            batchSize: p.batchSize,
-            dim: model.config.hidden_size,
-            lengths: seqs.map((q) => q.length),
-            compute: (rows) => encodeTokenized(model, Array.from(rows, (i) => seqs[i]))
-          },
-          ctx.outDir,
-          ctx.progress(label, texts.length),
-          ctx.log
-        ).pipe(asStageError(STAGE))
+        return runSequenceShard(STAGE, ctx, "zF", p.batchSize, model.config.hidden_size, seqs, (batch) => encodeTokenized(model, batch))
       },
       (model) => Effect.sync(() => disposeXlmr(model))
     )
@@ -147,12 +133,8 @@ export const mergeEncode = (
   ctx: StageContext<EncodeParams>,
   shards: ReadonlyArray<FinishedShard>
 ): Effect.Effect<StageOutcome, StageError> =>
-  Effect.gen(function*() {
-    const rows: Record<string, number> = {}
-    for (const table of ENCODE_TABLES) {
-      const name = `zF.${table}`
-      rows[name] = yield* mergeMatrixShards(STAGE, ctx.outputs[name], ctx.params.batchSize, shards.filter((s) => s.range.table === table))
-        .pipe(asStageError(STAGE))
-    }
-    return { rows, metrics: { shards: shards.length } }
-  })
+  Effect.map(
+    mergeMatrixOutputs(STAGE, ctx.outputs, "zF", ENCODE_TABLES, ctx.params.batchSize, shards),
+    (rows) => ({ rows, metrics: { shards: shards.length } })
+  )
+

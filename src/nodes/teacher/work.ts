@@ -28,7 +28,7 @@ import type { FinishedShard, ShardContext, ShardOutcome, StageContext, StageOutc
 import type { TeacherParams } from "./params.ts"
 import { readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
-import { mergeMatrixShards, readStringColumn, runBatchJob, runMatrixShard } from "../../artifacts/matrixJob.ts"
+import { mergeMatrixOutputs, readStringColumn, runBatchJob, runSequenceShard } from "../../artifacts/matrixJob.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 
 export type { TeacherParams }
@@ -134,21 +134,7 @@ export const runTeacherShard = (ctx: ShardContext<TeacherParams>): Effect.Effect
         embeddingSeed: doc.embeddingSeed
       }).pipe(asStageError(STAGE)),
       (model) => {
-        const label = `hE.${table}[${start}, ${end})`
-        return runMatrixShard(
-          {
-            stage: STAGE,
-            label,
-            prefix: table,
-            batchSize: p.batchSize,
-            dim: model.config.hidden_size,
-            lengths: prompts.map((q) => q.length),
-            compute: (rows) => teacherFromIds(model, Array.from(rows, (i) => prompts[i]), padId)
-          },
-          ctx.outDir,
-          ctx.progress(label, texts.length),
-          ctx.log
-        ).pipe(asStageError(STAGE))
+        return runSequenceShard(STAGE, ctx, "hE", p.batchSize, model.config.hidden_size, prompts, (batch) => teacherFromIds(model, batch, padId))
       },
       (model) => Effect.sync(() => disposeLlama(model))
     )
@@ -159,12 +145,8 @@ export const mergeTeacher = (
   ctx: StageContext<TeacherParams>,
   shards: ReadonlyArray<FinishedShard>
 ): Effect.Effect<StageOutcome, StageError> =>
-  Effect.gen(function*() {
-    const rows: Record<string, number> = {}
-    for (const table of TEACHER_TABLES) {
-      const name = `hE.${table}`
-      rows[name] = yield* mergeMatrixShards(STAGE, ctx.outputs[name], ctx.params.batchSize, shards.filter((s) => s.range.table === table))
-        .pipe(asStageError(STAGE))
-    }
-    return { rows, metrics: { shards: shards.length, template: ctx.params.template } }
-  })
+  Effect.map(
+    mergeMatrixOutputs(STAGE, ctx.outputs, "hE", TEACHER_TABLES, ctx.params.batchSize, shards),
+    (rows) => ({ rows, metrics: { shards: shards.length, template: ctx.params.template } })
+  )
+
