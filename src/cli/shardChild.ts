@@ -25,13 +25,14 @@ const readStdin = Effect.promise(async () => {
   return Buffer.concat(chunks).toString("utf8")
 })
 
-const quiet = { advance: () => {}, setTotal: () => {}, done: () => {} }
-
-// A runner that dies (SIGKILL) must not leave its shard computing: exit once this process has been re-parented.
+// A runner that dies (SIGKILL) must not leave its shard computing: once this process has been re-parented, it exits,
+// checked after every batch (the progress hook; the event loop may be busy for long) and once a second.
 const parent = process.ppid
-setInterval(() => {
+const exitIfOrphaned = () => {
   if (process.ppid !== parent) process.exit(1)
-}, 1000).unref()
+}
+setInterval(exitIfOrphaned, 1000).unref()
+const watching = { advance: exitIfOrphaned, setTotal: () => {}, done: () => {} }
 
 const program = Effect.gen(function*() {
   const request = yield* Effect.flatMap(readStdin, (text) => Schema.decodeUnknownEffect(Schema.fromJsonString(Request))(text))
@@ -40,7 +41,7 @@ const program = Effect.gen(function*() {
   const params = yield* Schema.decodeUnknownEffect(stage.params)(request.params)
   const r = yield* runShard(stage, { ...request, params }, request.range, {
     log: (line) => process.stderr.write(`${line}\n`),
-    progress: () => quiet
+    progress: () => watching
   }).pipe(Effect.provide(TensorBackend.layer))
   return { ok: true, reused: r.reused, rows: r.shard.rows }
 })

@@ -23,7 +23,8 @@ export const startTestPostgres = (): TestPostgres => {
   const given = process.env["LLINK_TEST_POSTGRES"]
   if (given !== undefined && given !== "") return { ok: true, url: createdb(given), stop: () => {} }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-pg-"))
-  const port = String(20000 + (process.pid % 20000))
+  // away from the runner ports the tests and the bench use (34xxx)
+  const port = String(40000 + (process.pid % 10000))
   const r = run(["start", dir, port])
   if (r.status === 3) {
     fs.rmSync(dir, { recursive: true, force: true })
