@@ -7,6 +7,7 @@
  */
 import * as crypto from "node:crypto"
 import { Effect } from "effect"
+import { SqlClient } from "effect/sql"
 import type { AnyStage } from "../pipeline/dag.ts"
 import { StageError } from "../pipeline/errors.ts"
 import { stageCode } from "../pipeline/plan.ts"
@@ -24,9 +25,18 @@ const message = (e: unknown): string =>
 export const makeClusterExecutor = <R>(stages: ReadonlyArray<AnyStage<R>>, options: { readonly log: (line: string) => void }) =>
   Effect.gen(function*() {
     const clientFor = yield* ShardEntity.client
+    const sql = yield* SqlClient.SqlClient
+    /** Healthy registered runners (0 before any runner created the cluster's tables). */
+    const runners = sql<{ readonly n: number | string }>`SELECT count(*) AS n FROM cluster_runners WHERE healthy`.pipe(
+      Effect.map((rows) => Number(rows[0]?.n ?? 0)),
+      Effect.orElseSucceed(() => 0)
+    )
     const runId = `${process.pid}-${Date.now()}-${crypto.randomBytes(4).toString("hex")}`
     const executor: ShardExecutorShape = {
-      describe: Effect.succeed("the cluster"),
+      describe: Effect.map(runners, (n) => {
+        if (n === 0) options.log("no runner is registered yet: shards wait until one starts (`llink runner --cluster …`)")
+        return `the cluster (${n} runner${n === 1 ? "" : "s"})`
+      }),
       runAll: (job, pending, onDone) =>
         Effect.gen(function*() {
           const stage = stages.find((s) => s.name === job.stage)

@@ -33,9 +33,9 @@ const tuning = (o: ClusterOptions) => {
   }
 }
 
-/** The coordinator's cluster: sends shard messages, never owns shards. */
+/** The coordinator's cluster: sends shard messages, never owns shards (its SqlClient stays available). */
 export const clientLayer = (o: ClusterOptions) =>
-  NodeClusterSocket.layer({ clientOnly: true, storage: "sql", shardingConfig: tuning(o) }).pipe(Layer.provide(pgLayer(o.url)))
+  NodeClusterSocket.layer({ clientOnly: true, storage: "sql", shardingConfig: tuning(o) }).pipe(Layer.provideMerge(pgLayer(o.url)))
 
 /** A runner: registers at `host:port`, takes cluster shards, heartbeats through its lease. */
 export const runnerLayer = (o: ClusterOptions & { readonly host: string; readonly port: number }) =>

@@ -111,7 +111,7 @@ describe.skipIf(!pg.ok)("llink on a cluster (PostgreSQL on loopback, 3 runners)"
     const runners = await Promise.all([34611, 34612, 34613].map((p) => startRunner(url, p)))
     const r = await llinkRun("cluster", ["--cluster", url, "--lease", LEASE])
     expect(r.code, r.out.slice(-3000)).toBe(0)
-    expect(r.out).toMatch(/\[encode\] 3 shard\(s\): 0 already published, 3 to run in the cluster/)
+    expect(r.out).toMatch(/\[encode\] 3 shard\(s\): 0 already published, 3 to run in the cluster \(3 runners\)/)
     expect(digests(r.manifest)).toEqual(digests(single))
     const done = runners.flatMap((x) => computed(x.log))
     expect(done.filter((d) => d.startsWith("encode")).length).toBe(SHARDS_PER_STAGE)
