@@ -25,8 +25,8 @@ import { ArtifactError, StageError } from "../pipeline/errors.ts"
 import { errnoCode, writeFileAtomicSync } from "../pipeline/fsAtomic.ts"
 import { asStageError } from "../pipeline/stageError.ts"
 import { openMatrixWriter } from "../pipeline/matrix.ts"
-import type { Progress } from "../pipeline/stage.ts"
-import { readTableAll } from "../pipeline/table.ts"
+import type { FinishedShard, Progress, ShardContext, ShardRange } from "../pipeline/stage.ts"
+import { readTableAll, tableRowCount } from "../pipeline/table.ts"
 
 /** Batches per length-sorting window. */
 export const WINDOW_BATCHES = 64
@@ -177,17 +177,22 @@ export const saveFinishedBatch = (
 
 const describe = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
-/**
- * Runs `job` batch by batch (skipping batches finished in `scratchDir`), then writes the matrix artifact `out`
- * (row order, ids = row index). `progress` advances by rows; `log` receives a line when batches are reused.
- */
-export const runBatchJob = (
+/** Batch plan, reuse statistics and a loader of finished batches after `computeBatches`. */
+interface ComputedBatches {
+  readonly plan: ReadonlyArray<Int32Array>
+  readonly load: (i: number) => Effect.Effect<ReturnType<typeof loadFinishedBatch>, ArtifactError>
+  readonly computed: number
+  readonly reused: number
+  readonly fill: number
+}
+
+/** Computes every batch of `job` not already finished in `scratchDir` (see the module doc). */
+const computeBatches = (
   job: BatchJob,
   scratchDir: string,
-  out: string,
   progress: Progress,
   log: (line: string) => void
-): Effect.Effect<BatchJobResult, StageError | ArtifactError> =>
+): Effect.Effect<ComputedBatches, StageError | ArtifactError> =>
   Effect.gen(function*() {
     const { batchSize, dim, lengths } = job
     const n = lengths.length
@@ -249,6 +254,24 @@ export const runBatchJob = (
     if (reused > 0) log(`${job.label}: reused ${reused} of ${plan.length} finished batches from ${scratchDir}`)
     for (const note of notes.slice(0, 5)) log(`${job.label}: recomputed ${note}`)
 
+    return { plan, load, computed, reused, fill: paddedTokens === 0 ? 1 : realTokens / paddedTokens }
+  })
+
+/**
+ * Runs `job` batch by batch (skipping batches finished in `scratchDir`), then writes the matrix artifact `out`
+ * (row order, ids = row index). `progress` advances by rows; `log` receives a line when batches are reused.
+ */
+export const runBatchJob = (
+  job: BatchJob,
+  scratchDir: string,
+  out: string,
+  progress: Progress,
+  log: (line: string) => void
+): Effect.Effect<BatchJobResult, StageError | ArtifactError> =>
+  Effect.gen(function*() {
+    const { batchSize, dim, lengths } = job
+    const n = lengths.length
+    const { plan, load, computed, reused, fill } = yield* computeBatches(job, scratchDir, progress, log)
     // assemble the artifact window by window, in row order
     const writer = yield* openMatrixWriter(out, dim)
     const window = batchSize * WINDOW_BATCHES
@@ -274,7 +297,7 @@ export const runBatchJob = (
       }
     }
     const written = yield* writer.close
-    return { rows: written, batches: plan.length, computed, reused, fill: paddedTokens === 0 ? 1 : realTokens / paddedTokens }
+    return { rows: written, batches: plan.length, computed, reused, fill }
   })
 
 /** One string column of a table (e.g. `foreign` of `train`), every row checked to be a string. */
@@ -291,3 +314,156 @@ export const readStringColumn = (stage: string, file: string, column: string) =>
     }
     return out
   })
+
+/**
+ * Shards of a batched matrix job over `tables` (input artifact names): one per window of `batchSize ×
+ * WINDOW_BATCHES` rows of each table, in table then row order, and one empty shard for an empty table (so the merge
+ * still learns the vector size). Batches never cross windows, so a shard computes exactly the batches that
+ * `runBatchJob` computes for those rows, and `mergeMatrixShards` writes the same bytes.
+ */
+export const planMatrixShards = (
+  stage: string,
+  inputs: Readonly<Record<string, string>>,
+  tables: ReadonlyArray<string>,
+  batchSize: number
+): Effect.Effect<Array<ShardRange>, StageError> =>
+  Effect.gen(function*() {
+    const window = batchSize * WINDOW_BATCHES
+    const out: Array<ShardRange> = []
+    for (const table of tables) {
+      const n = yield* tableRowCount(inputs[table]).pipe(asStageError(stage))
+      if (n === 0) out.push({ table, start: 0, end: 0 })
+      for (let start = 0; start < n; start += window) out.push({ table, start, end: Math.min(n, start + window) })
+    }
+    return out
+  })
+
+const SHARD_FILE = "matrix.f32"
+
+/**
+ * Computes one shard of a matrix job: `job.lengths` are the shard's rows (row 0 = the range's first row) and
+ * `compute` gets indices into them. Writes `<outDir>/matrix.f32` (rows × dim float32, row order); the batches are
+ * kept in `<outDir>/.batches` only while the shard runs.
+ */
+export const runMatrixShard = (
+  job: BatchJob,
+  outDir: string,
+  progress: Progress,
+  log: (line: string) => void
+): Effect.Effect<{ readonly rows: number; readonly metrics: Record<string, unknown> }, StageError | ArtifactError> =>
+  Effect.gen(function*() {
+    const scratch = path.join(outDir, ".batches")
+    const { plan, load, computed, fill } = yield* computeBatches(job, scratch, progress, log)
+    const n = job.lengths.length
+    const buf = new Float32Array(n * job.dim)
+    for (let i = 0; i < plan.length; i++) {
+      const found = yield* load(i)
+      if (!found.ok) {
+        return yield* new ArtifactError({ path: batchFiles(scratch, job.prefix, i).data, message: `scratch batch ${i} vanished: ${found.reason}` })
+      }
+      const rows = plan[i]
+      for (let r = 0; r < rows.length; r++) buf.set(found.data.subarray(r * job.dim, (r + 1) * job.dim), rows[r] * job.dim)
+    }
+    const file = path.join(outDir, SHARD_FILE)
+    yield* Effect.try({
+      try: () => {
+        fs.writeFileSync(file, bytesOf(buf))
+        fs.rmSync(scratch, { recursive: true, force: true })
+      },
+      catch: (cause) => new ArtifactError({ path: file, message: `cannot write the shard: ${describe(cause)}`, cause })
+    })
+    return { rows: n, metrics: { dim: job.dim, batches: plan.length, computed, fill: Number(fill.toFixed(3)) } }
+  })
+
+/**
+ * Writes the matrix artifact `out` from the finished shards of one table (contiguous from row 0, in row order):
+ * record batches of `batchSize` rows restarting at every window, ids = row index — the bytes `runBatchJob` writes.
+ */
+export const mergeMatrixShards = (
+  stage: string,
+  out: string,
+  batchSize: number,
+  shards: ReadonlyArray<FinishedShard>
+): Effect.Effect<number, StageError | ArtifactError> =>
+  Effect.gen(function*() {
+    const first = shards[0]
+    const dim = first?.metrics["dim"]
+    if (first === undefined || typeof dim !== "number") {
+      return yield* new StageError({ stage, message: `${out}: no shard says the vector size` })
+    }
+    const writer = yield* openMatrixWriter(out, dim)
+    let next = 0
+    for (const shard of shards) {
+      const { start, end } = shard.range
+      if (start !== next || shard.rows !== end - start) {
+        return yield* new StageError({
+          stage,
+          message: `shards of ${shard.range.table} are not contiguous: expected row ${next}, got [${start}, ${end}) with ${shard.rows} rows`
+        })
+      }
+      const file = path.join(shard.dir, SHARD_FILE)
+      const data = yield* Effect.try({
+        try: () => {
+          requireLittleEndian(file)
+          const b = fs.readFileSync(file)
+          if (b.byteLength !== (end - start) * dim * 4) throw new Error(`${b.byteLength} bytes, expected ${(end - start) * dim * 4}`)
+          const a = new Float32Array((end - start) * dim)
+          bytesOf(a).set(b)
+          return a
+        },
+        catch: (cause) => new ArtifactError({ path: file, message: `cannot read the shard: ${describe(cause)}`, cause })
+      })
+      for (let r0 = start; r0 < end; r0 += batchSize) {
+        const r1 = Math.min(end, r0 + batchSize)
+        const ids = Int32Array.from({ length: r1 - r0 }, (_, k) => r0 + k)
+        yield* writer.write({ rows: r1 - r0, dim, data: data.subarray((r0 - start) * dim, (r1 - start) * dim) }, ids)
+      }
+      next = end
+    }
+    return yield* writer.close
+  })
+
+/**
+ * Writes the matrix outputs `<prefix>.<table>` (e.g. `zF.train`) from the finished shards of each table; returns
+ * the rows per output.
+ */
+export const mergeMatrixOutputs = (
+  stage: string,
+  outputs: Readonly<Record<string, string>>,
+  prefix: string,
+  tables: ReadonlyArray<string>,
+  batchSize: number,
+  shards: ReadonlyArray<FinishedShard>
+): Effect.Effect<Record<string, number>, StageError> =>
+  Effect.gen(function*() {
+    const rows: Record<string, number> = {}
+    for (const table of tables) {
+      const name = `${prefix}.${table}`
+      rows[name] = yield* mergeMatrixShards(stage, outputs[name], batchSize, shards.filter((s) => s.range.table === table))
+        .pipe(asStageError(stage))
+    }
+    return rows
+  })
+
+/**
+ * `runMatrixShard` for the shard in `ctx`, filling output `<prefix>.<table>`: `seqs` are the range's token id
+ * sequences (their lengths batch them), `compute` gets the sequences of one batch.
+ */
+export const runSequenceShard = (
+  stage: string,
+  ctx: ShardContext<unknown>,
+  prefix: string,
+  batchSize: number,
+  dim: number,
+  seqs: ReadonlyArray<ReadonlyArray<number>>,
+  compute: (batch: ReadonlyArray<ReadonlyArray<number>>) => Promise<Float32Array>
+): Effect.Effect<{ readonly rows: number; readonly metrics: Record<string, unknown> }, StageError> => {
+  const { table, start, end } = ctx.range
+  const label = `${prefix}.${table}[${start}, ${end})`
+  return runMatrixShard(
+    { stage, label, prefix: table, batchSize, dim, lengths: seqs.map((q) => q.length), compute: (rows) => compute(Array.from(rows, (i) => seqs[i])) },
+    ctx.outDir,
+    ctx.progress(label, seqs.length),
+    ctx.log
+  ).pipe(asStageError(stage))
+}

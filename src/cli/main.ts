@@ -13,6 +13,7 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { TensorBackend } from "../backend/tensorBackend.ts"
 import { stages } from "../nodes/index.ts"
 import { toolInfo } from "../pipeline/manifest.ts"
+import { clusterCommand, makeRunnerCommand } from "./cluster.ts"
 import { compareCommand } from "./compare.ts"
 import { makeDagCommand } from "./dag.ts"
 import { doctorCommand } from "./doctor.ts"
@@ -29,6 +30,8 @@ const subcommands = [
   makeRunCommand(stages),
   makeStatusCommand(stages),
   makeDagCommand(stages),
+  makeRunnerCommand(stages),
+  clusterCommand,
   compareCommand,
   initModelsCommand,
   forwardCommand,

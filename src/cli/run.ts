@@ -15,7 +15,9 @@ import { ArtifactStore } from "../pipeline/cache.ts"
 import { loadConfig } from "../nodes/config.ts"
 import type { AnyStage } from "../pipeline/dag.ts"
 import { makeConsoleReporter } from "../pipeline/progress.ts"
-import { runPipeline, type RunReport } from "../pipeline/runner.ts"
+import { runPipeline, type RunError, type RunReport } from "../pipeline/runner.ts"
+import type { ClusterError } from "../cluster/client.ts"
+import { parseLease } from "./cluster.ts"
 import { hintsForError, hintsForFailedRun, type RunInvocation } from "./runHints.ts"
 
 export const configFlag = Flag.String("config").pipe(
@@ -97,6 +99,14 @@ export const makeRunCommand = <R>(stages: ReadonlyArray<AnyStage<R>>) =>
       force: Flag.String("force").pipe(
         Flag.withDescription("rerun this stage even if its result is cached (repeatable)"),
         Flag.atLeast(0)
+      ),
+      cluster: Flag.String("cluster").pipe(
+        Flag.withDescription("send the shards of the sharded stages to the runners of this cluster (postgres://…)"),
+        Flag.optional
+      ),
+      lease: Flag.String("lease").pipe(
+        Flag.withDescription("with --cluster: how long a silent runner keeps its shards, e.g. 35s"),
+        Flag.withDefault("35 seconds")
       )
     },
     (flags) => {
@@ -117,17 +127,29 @@ export const makeRunCommand = <R>(stages: ReadonlyArray<AnyStage<R>>) =>
         }
         const config = yield* loadConfig({ file: Option.getOrUndefined(flags.config), sets: flags.set })
         const reporter = makeConsoleReporter()
-        const report = yield* runPipeline(stages, {
+        const pipeline = runPipeline(stages, {
           config,
           runDir: flags.runDir,
           only,
           until,
           force: flags.force,
           reporter
-        }).pipe(
-          Effect.provide(ArtifactStore.layer(config.value.cacheDir, reporter.warn)),
-          Effect.ensuring(Effect.sync(() => reporter.close()))
-        )
+        }).pipe(Effect.provide(ArtifactStore.layer(config.value.cacheDir, reporter.warn)))
+        const url = Option.getOrUndefined(flags.cluster)
+        const lease = parseLease(flags.lease)
+        if (lease === undefined) {
+          process.stderr.write(`error: --lease ${flags.lease}: expected a duration such as 35s, 500ms or 2m\n`)
+          process.exitCode = 2
+          return
+        }
+        // --cluster: the cluster client is loaded only then (src/cluster/client.ts).
+        const sharded: Effect.Effect<RunReport, RunError | ClusterError, R> = url === undefined
+          ? pipeline
+          : Effect.flatMap(
+            Effect.promise(() => import("../cluster/client.ts")),
+            (cluster) => cluster.withCluster(stages, { url, lease, log: (line) => reporter.log("cluster", line) }, pipeline)
+          )
+        const report = yield* sharded.pipe(Effect.ensuring(Effect.sync(() => reporter.close())))
         yield* Console.log(formatRunReport(report))
         for (const stage of report.stages) {
           if (stage.status === "failed") process.stderr.write(`${stage.stage} failed: ${stage.error ?? "unknown error"}\n`)

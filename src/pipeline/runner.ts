@@ -41,6 +41,7 @@ import {
 } from "./manifest.ts"
 import { prepareStage, upstreamArtifact, type PreparedStage, type RunConfig } from "./plan.ts"
 import { checkOutput } from "./shapes.ts"
+import { removeShards, runShardedStage } from "./shards.ts"
 import { makeConsoleReporter, type Reporter } from "./progress.ts"
 
 export interface RunOptions {
@@ -387,15 +388,18 @@ export const runPipeline = <R>(
                 })
                 reporter.log(name, force.has(name) ? "running (forced)" : "running")
                 const runStart = performance.now()
-                const outcome = yield* stage.run({
+                const ctx = {
                   params: prepared.params.value,
                   inputs: prepared.inputPaths,
                   outputs,
                   scratchDir,
                   runDir,
-                  progress: (label, total) => reporter.progress(name, label, total),
-                  log: (message) => reporter.log(name, message)
-                })
+                  progress: (label: string, total?: number) => reporter.progress(name, label, total),
+                  log: (message: string) => reporter.log(name, message)
+                }
+                const outcome = yield* (stage.sharding === undefined
+                  ? stage.run(ctx)
+                  : runShardedStage(stage, ctx, { root: store.root, key: prepared.key }))
                 const durationMs = Math.round(performance.now() - runStart)
                 for (const decl of stage.outputs) yield* checkOutput(name, decl, outputs[decl.name])
                 const metrics = yield* Effect.try({
@@ -435,6 +439,11 @@ export const runPipeline = <R>(
             const exit = yield* Effect.exit(attempt)
             if (Exit.isFailure(exit)) return yield* fail(prepared, describeCauseOf(exit.cause))
             const meta = exit.value
+            if (stage.sharding !== undefined) {
+              yield* removeShards(store.root, name, prepared.key).pipe(
+                Effect.catch((e) => Effect.sync(() => warn(`could not remove the shards of ${name}: ${e.message}`)))
+              )
+            }
             const rows = rowsOf(stage, meta.outputs)
             reports.set(name, { stage: name, status: "ran", key: meta.key, durationMs: elapsed(), rows })
             yield* record(name, entryFromMeta(store.root, meta, "ran"))

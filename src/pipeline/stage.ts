@@ -103,6 +103,69 @@ export interface Stage<P = unknown, R = never> {
   /** Files or folders outside the cache whose *content* enters the key (a corpus file, a model snapshot). */
   readonly externalInputs?: (params: P) => ReadonlyArray<string>
   readonly run: (ctx: StageContext<P>) => Effect.Effect<StageOutcome, StageError, R>
+  /**
+   * Present on stages whose heavy work splits into independent row ranges of their input tables (`shards.ts`).
+   * The runner then calls `plan`, runs every shard that is not already published under the stage key (in this
+   * process, or on cluster runners), and calls `merge`; `run` is not called. The merged outputs must not depend on
+   * where or in which order shards ran.
+   */
+  readonly sharding?: StageSharding<P, R>
+}
+
+/** Rows `[start, end)` of the input table `table` (an artifact name): the unit of work of a sharded stage. */
+export interface ShardRange {
+  readonly table: string
+  readonly start: number
+  readonly end: number
+}
+
+/** What a shard's run gets: the stage's parameters and inputs, its range, and a private folder to write into. */
+export interface ShardContext<P> {
+  readonly params: P
+  readonly inputs: Readonly<Record<string, string>>
+  readonly range: ShardRange
+  /** The artifact store root, as every runner sees it (`<root>/requests` is the shared endpoint request cache). */
+  readonly root: string
+  /** A temporary folder: everything written here is digested and published as the shard's output. */
+  readonly outDir: string
+  readonly progress: (label: string, total?: number) => Progress
+  readonly log: (message: string) => void
+}
+
+/** What a shard reports: rows computed and counters (kept in the shard's `_shard.json`). */
+export interface ShardOutcome {
+  readonly rows: number
+  readonly metrics?: Readonly<Record<string, unknown>>
+}
+
+/** A published shard, as `merge` sees it. */
+export interface FinishedShard {
+  readonly range: ShardRange
+  /** The shard's published folder (read-only). */
+  readonly dir: string
+  readonly rows: number
+  readonly metrics: Readonly<Record<string, unknown>>
+}
+
+/** Declared with methods, so that a `Stage<P, R>` stays an `AnyStage<R>` (methods are checked bivariantly). */
+export interface StageSharding<P, R> {
+  /**
+   * The shard's work waits on I/O (endpoint requests) rather than computing: a cluster runner runs it in its own
+   * process. Otherwise (model code, whose long synchronous stretches would stall the runner's lease heartbeat) each
+   * shard runs in a child process of the runner.
+   */
+  readonly inline?: boolean
+  /**
+   * The shards, in merge order. They must depend only on the parameters and the inputs' content (never on the
+   * number of runners): a shard's range is part of its key, and the merge must reproduce the single-process bytes.
+   */
+  plan(ctx: { readonly params: P; readonly inputs: Readonly<Record<string, string>> }): Effect.Effect<
+    ReadonlyArray<ShardRange>,
+    StageError
+  >
+  runShard(ctx: ShardContext<P>): Effect.Effect<ShardOutcome, StageError, R>
+  /** Writes the stage's declared outputs (`ctx.outputs`) from the finished shards, given in `plan` order. */
+  merge(ctx: StageContext<P>, shards: ReadonlyArray<FinishedShard>): Effect.Effect<StageOutcome, StageError, R>
 }
 
 /** Helper that keeps the generic parameter when declaring a stage. */

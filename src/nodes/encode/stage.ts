@@ -23,5 +23,15 @@ export const encode = defineStage<EncodeParams, TensorBackend>({
   ],
   params: EncodeConfig,
   selectParams: (config) => (config as LlinkConfig).encode,
-  run: (ctx) => Effect.flatMap(importWork("encode", () => import("./work.ts")), (work) => work.runEncode(ctx))
+  run: (ctx) => Effect.flatMap(importWork("encode", () => import("./work.ts")), (work) => work.runEncode(ctx)),
+  // One shard per window of rows of each table (`planMatrixShards`): the same batches, so the same bytes as `run`.
+  sharding: {
+    plan: (ctx) =>
+      Effect.flatMap(
+        importWork("encode", () => import("../../artifacts/matrixJob.ts")),
+        (m) => m.planMatrixShards("encode", ctx.inputs, ["train", "holdout"], ctx.params.batchSize)
+      ),
+    runShard: (ctx) => Effect.flatMap(importWork("encode", () => import("./work.ts")), (work) => work.runEncodeShard(ctx)),
+    merge: (ctx, shards) => Effect.flatMap(importWork("encode", () => import("./work.ts")), (work) => work.mergeEncode(ctx, shards))
+  }
 })

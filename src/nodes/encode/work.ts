@@ -14,11 +14,11 @@ import { loadTokenizer } from "../../models/tokenizer.ts"
 import type { EncoderCut, XlmrModel } from "../../models/xlmr.ts"
 import { disposeXlmr, embedSentences, encoderTokenIds, loadEncoder, padBatch } from "../../models/xlmr.ts"
 import { StageError } from "../../pipeline/errors.ts"
-import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
+import type { FinishedShard, ShardContext, ShardOutcome, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import type { EncodeParams } from "./params.ts"
 import { readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
-import { readStringColumn, runBatchJob } from "../../artifacts/matrixJob.ts"
+import { mergeMatrixOutputs, readStringColumn, runBatchJob, runSequenceShard } from "../../artifacts/matrixJob.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 
 export type { EncodeParams }
@@ -96,3 +96,37 @@ export const runEncode = (ctx: StageContext<EncodeParams>): Effect.Effect<StageO
     )
     return { rows: counts, metrics: { ...detail, backend } }
   })
+
+/** The input tables (split name) and the output each fills. */
+export const ENCODE_TABLES = ["train", "holdout"] as const
+
+/** One shard of `encode` (rows of `train` or `holdout`): the same batches as `runEncode`, so the same vectors. */
+export const runEncodeShard = (ctx: ShardContext<EncodeParams>): Effect.Effect<ShardOutcome, StageError, TensorBackend> =>
+  Effect.gen(function*() {
+    const p = ctx.params
+    const { table, start, end } = ctx.range
+    const models = yield* readModelsRef(ctx.inputs["models"]).pipe(asStageError(STAGE))
+    yield* startBackend(STAGE)
+    const tok = yield* loadTokenizer(models.encoderDir).pipe(asStageError(STAGE))
+    const texts = (yield* readStringColumn(STAGE, ctx.inputs[table], "foreign")).slice(start, end)
+    return yield* Effect.acquireUseRelease(
+      loadEncoder(models.encoderDir).pipe(asStageError(STAGE)),
+      (model) => {
+        const eos = tok.eosId ?? model.config.eos_token_id
+        const seqs = texts.map((t) => foreignTokenIds(tok, t, eos, p))
+        return runSequenceShard(STAGE, ctx, "zF", p.batchSize, model.config.hidden_size, seqs, (batch) => encodeTokenized(model, batch))
+      },
+      (model) => Effect.sync(() => disposeXlmr(model))
+    )
+  })
+
+/** Writes `zF.train` and `zF.holdout` from the finished shards. */
+export const mergeEncode = (
+  ctx: StageContext<EncodeParams>,
+  shards: ReadonlyArray<FinishedShard>
+): Effect.Effect<StageOutcome, StageError> =>
+  Effect.map(
+    mergeMatrixOutputs(STAGE, ctx.outputs, "zF", ENCODE_TABLES, ctx.params.batchSize, shards),
+    (rows) => ({ rows, metrics: { shards: shards.length } })
+  )
+

@@ -58,5 +58,13 @@ export const synthesize = defineStage<SynthesizeParams>({
     const mode = resolveLlmMode(synth.mode, synth.endpoint)
     return { synth, mode, baseUrl: mode === "offline" ? "" : publicBaseUrl(synth.endpoint) }
   },
-  run: (ctx) => Effect.flatMap(importWork("synthesize", () => import("./work.ts")), (work) => work.runSynthesize(ctx))
+  run: (ctx) => Effect.flatMap(importWork("synthesize", () => import("./work.ts")), (work) => work.runSynthesize(ctx)),
+  // With an endpoint: shards send the requests of ranges of training candidates into the shared request cache; the
+  // merge is `run`, which then finds them all answered (work.ts, `planSynthesizeShards`).
+  sharding: {
+    inline: true,
+    plan: (ctx) => Effect.flatMap(importWork("synthesize", () => import("./work.ts")), (work) => work.planSynthesizeShards(ctx.params, ctx.inputs)),
+    runShard: (ctx) => Effect.flatMap(importWork("synthesize", () => import("./work.ts")), (work) => work.runSynthesizeShard(ctx)),
+    merge: (ctx) => Effect.flatMap(importWork("synthesize", () => import("./work.ts")), (work) => work.runSynthesize(ctx))
+  }
 })

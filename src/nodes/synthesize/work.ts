@@ -1,13 +1,15 @@
 /** The `synthesize` stage's work (see stage.ts): candidates, requests (or offline templates), filters, quarantine. */
-import { Effect, Stream } from "effect"
+import { Effect, Option, Stream } from "effect"
 import { StageError } from "../../pipeline/errors.ts"
-import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import type { ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { readTableAll, type Row, writeTable } from "../../pipeline/table.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
 import { deriveSeed, makeRng } from "../../models/rng.ts"
 import type { SynthesizeParams } from "./params.ts"
 import { SftColumns, type SftRow, SynthQuarantineColumns } from "../../schemas/sft.ts"
-import type { EndpointError, EndpointStats, LlmEndpointShape } from "../../services/endpoint.ts"
+import { type EndpointError, type EndpointStats, LlmEndpoint, type LlmEndpointShape } from "../../services/endpoint.ts"
 import { endpointStageError, withStageEndpoint } from "../../services/stageEndpoint.ts"
 import {
   buildSynthesisMessages,
@@ -369,3 +371,58 @@ export const runSynthesize = (ctx: StageContext<SynthesizeParams>): Effect.Effec
     }
   })
 
+
+/**
+ * Sharding (`synthesize` with an endpoint): the shards are ranges of positions in the seeded visiting order of the
+ * training pairs, covering the first `val + train` positions (the fewest a run can visit). A shard sends the requests
+ * of its candidates — the same requests, with the same task types and re-samples, as `runSynthesize` sends for them —
+ * and so fills the shared request cache (`<cacheDir>/requests`). The merge is `runSynthesize` itself: every request
+ * a shard sent is a cache hit, so the tables are the single-process bytes, and only what the shards could not know
+ * (candidates past a shortfall, the eval pairs) is sent by the coordinator. Offline mode has no shards, nor has a
+ * run whose caller provides the `LlmEndpoint`.
+ */
+export const planSynthesizeShards = (params: SynthesizeParams, inputs: Readonly<Record<string, string>>): Effect.Effect<Array<ShardRange>, StageError> =>
+  Effect.gen(function*() {
+    // Offline, or an endpoint provided by the caller (a test's scripted one, not necessarily backed by the shared
+    // request cache): `run` does everything.
+    if (params.mode === "offline" || Option.isSome(yield* Effect.serviceOption(LlmEndpoint))) return []
+    const train = yield* readPairs(inputs["train"])
+    const n = Math.min(train.length, params.synth.val + params.synth.train)
+    const size = Math.max(16, params.synth.endpoint.concurrency * 16)
+    const out: Array<ShardRange> = []
+    for (let start = 0; start < n; start += size) out.push({ table: "train", start, end: Math.min(n, start + size) })
+    return out
+  })
+
+/** The training candidates at visiting positions [start, end), with the task types `runSynthesize` gives them. */
+const trainCandidates = (train: ReadonlyArray<Pair>, synth: Synth, start: number, end: number): Array<Candidate> => {
+  const taskTypes = [...new Set(synth.taskTypes)]
+  const order = seededOrder(train.length, synth.seed, "synthesize/train")
+  const out: Array<Candidate> = []
+  let assigned = 0
+  for (let k = 0; k < Math.min(end, order.length); k++) {
+    const row = order[k]
+    const pair = train[row]
+    const taskType = taskTypes[assigned % taskTypes.length]
+    if (prefilter(pair, synth) !== null) continue
+    assigned++
+    if (k >= start) out.push({ split: "train", row, id: pair.id, english: pair.english, foreign: pair.foreign, taskType })
+  }
+  return out
+}
+
+export const runSynthesizeShard = (ctx: ShardContext<SynthesizeParams>): Effect.Effect<ShardOutcome, StageError> =>
+  Effect.gen(function*() {
+    const params = ctx.params
+    const train = yield* readPairs(ctx.inputs["train"])
+    const candidates = trainCandidates(train, params.synth, ctx.range.start, ctx.range.end)
+    // the request cache is `<root>/requests` (withStageEndpoint takes it from a scratch path `<root>/<stage>/<key>`)
+    const { result, stats } = yield* withStageEndpoint(STAGE, params.synth.endpoint, path.join(ctx.root, STAGE, "shard"), (endpoint) =>
+      Effect.forEach(candidates, (c) => endpointOutcome(endpoint, c, params), { concurrency: Math.max(1, params.synth.endpoint.concurrency * 2) }))
+    const accepted = result.filter((o) => o._tag === "row").length
+    yield* Effect.try({
+      try: () => fs.writeFileSync(path.join(ctx.outDir, "outcomes.json"), JSON.stringify(result.map((o) => o._tag))),
+      catch: (cause) => new StageError({ stage: STAGE, message: `cannot write the shard's outcomes: ${String(cause)}`, cause })
+    })
+    return { rows: candidates.length, metrics: { accepted, requestsSent: stats.requestsSent, cacheHits: stats.cacheHits } }
+  })

@@ -27,5 +27,15 @@ export const teacher = defineStage<TeacherParams, TensorBackend>({
   ],
   params: TeacherConfig,
   selectParams: (config) => (config as LlinkConfig).teacher,
-  run: (ctx) => Effect.flatMap(importWork("teacher", () => import("./work.ts")), (work) => work.runTeacher(ctx))
+  run: (ctx) => Effect.flatMap(importWork("teacher", () => import("./work.ts")), (work) => work.runTeacher(ctx)),
+  // One shard per window of rows of each table (`planMatrixShards`): the same batches, so the same bytes as `run`.
+  sharding: {
+    plan: (ctx) =>
+      Effect.flatMap(
+        importWork("teacher", () => import("../../artifacts/matrixJob.ts")),
+        (m) => m.planMatrixShards("teacher", ctx.inputs, ["train", "holdout"], ctx.params.batchSize)
+      ),
+    runShard: (ctx) => Effect.flatMap(importWork("teacher", () => import("./work.ts")), (work) => work.runTeacherShard(ctx)),
+    merge: (ctx, shards) => Effect.flatMap(importWork("teacher", () => import("./work.ts")), (work) => work.mergeTeacher(ctx, shards))
+  }
 })

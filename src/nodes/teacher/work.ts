@@ -24,11 +24,11 @@ import type { TextTokenizer } from "../../models/tokenizer.ts"
 import { leftPad, teacherPromptIds, type TeacherPromptOptions } from "../../prompts/teacher.ts"
 import { loadTokenizer } from "../../models/tokenizer.ts"
 import { StageError } from "../../pipeline/errors.ts"
-import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
+import type { FinishedShard, ShardContext, ShardOutcome, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import type { TeacherParams } from "./params.ts"
 import { readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
-import { readStringColumn, runBatchJob } from "../../artifacts/matrixJob.ts"
+import { mergeMatrixOutputs, readStringColumn, runBatchJob, runSequenceShard } from "../../artifacts/matrixJob.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 
 export type { TeacherParams }
@@ -53,10 +53,10 @@ export const teacherVectors = (
   o: TeacherPromptOptions
 ): Promise<Float32Array> => teacherFromIds(model, english.map((e) => teacherPromptIds(tok, e, feId, o)), padId)
 
-export const runTeacher = (ctx: StageContext<TeacherParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
+/** The models, the backend, the decoder tokenizer and its `<foreign_emb>` and pad ids. */
+const teacherSetup = (inputs: Readonly<Record<string, string>>) =>
   Effect.gen(function*() {
-    const p = ctx.params
-    const models = yield* readModelsRef(ctx.inputs["models"]).pipe(asStageError(STAGE))
+    const models = yield* readModelsRef(inputs["models"]).pipe(asStageError(STAGE))
     const { doc } = models
     const backend = (yield* startBackend(STAGE)).tfBackend
     const tok = yield* loadTokenizer(models.decoderDir, { addedTokens: doc.addedTokens }).pipe(asStageError(STAGE))
@@ -68,6 +68,13 @@ export const runTeacher = (ctx: StageContext<TeacherParams>): Effect.Effect<Stag
     if (padId === undefined) {
       return yield* new StageError({ stage: STAGE, message: "the decoder tokenizer has no eos token to pad with", file: models.decoderDir })
     }
+    return { models, doc, backend, tok, feId, padId }
+  })
+
+export const runTeacher = (ctx: StageContext<TeacherParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
+  Effect.gen(function*() {
+    const p = ctx.params
+    const { models, doc, backend, tok, feId, padId } = yield* teacherSetup(ctx.inputs)
     const counts: Record<string, number> = {}
     const detail: Record<string, unknown> = {}
     yield* Effect.acquireUseRelease(
@@ -108,3 +115,38 @@ export const runTeacher = (ctx: StageContext<TeacherParams>): Effect.Effect<Stag
     )
     return { rows: counts, metrics: { ...detail, template: p.template, backend } }
   })
+
+/** The input tables (split name) and the output each fills. */
+export const TEACHER_TABLES = ["train", "holdout"] as const
+
+/** One shard of `teacher` (rows of `train` or `holdout`): the same batches as `runTeacher`, so the same vectors. */
+export const runTeacherShard = (ctx: ShardContext<TeacherParams>): Effect.Effect<ShardOutcome, StageError, TensorBackend> =>
+  Effect.gen(function*() {
+    const p = ctx.params
+    const { table, start, end } = ctx.range
+    const { models, doc, tok, feId, padId } = yield* teacherSetup(ctx.inputs)
+    const texts = (yield* readStringColumn(STAGE, ctx.inputs[table], "english")).slice(start, end)
+    const prompts = texts.map((e) => teacherPromptIds(tok, e, feId, p))
+    return yield* Effect.acquireUseRelease(
+      loadDecoder(models.decoderDir, {
+        addedTokens: doc.addedTokens,
+        embeddingInit: doc.embeddingInit,
+        embeddingSeed: doc.embeddingSeed
+      }).pipe(asStageError(STAGE)),
+      (model) => {
+        return runSequenceShard(STAGE, ctx, "hE", p.batchSize, model.config.hidden_size, prompts, (batch) => teacherFromIds(model, batch, padId))
+      },
+      (model) => Effect.sync(() => disposeLlama(model))
+    )
+  })
+
+/** Writes `hE.train` and `hE.holdout` from the finished shards. */
+export const mergeTeacher = (
+  ctx: StageContext<TeacherParams>,
+  shards: ReadonlyArray<FinishedShard>
+): Effect.Effect<StageOutcome, StageError> =>
+  Effect.map(
+    mergeMatrixOutputs(STAGE, ctx.outputs, "hE", TEACHER_TABLES, ctx.params.batchSize, shards),
+    (rows) => ({ rows, metrics: { shards: shards.length, template: ctx.params.template } })
+  )
+

@@ -1,0 +1,130 @@
+/**
+ * The runner side: the `LlinkShard` entity's handler. For each `RunShard` message it finds the stage, checks that
+ * this runner's code of the stage is the coordinator's (else the bytes could differ), decodes the parameters with
+ * the stage's Schema and runs the shard activity (`runShard`: skipped when the shard is already published, written
+ * through the shared artifact store otherwise). At most `slots` shards run at once in one runner.
+ */
+import { spawn } from "node:child_process"
+import * as os from "node:os"
+import { Cause, Effect, Schema, Semaphore } from "effect"
+import type { AnyStage } from "../pipeline/dag.ts"
+import { stageCode } from "../pipeline/plan.ts"
+import { describeRange, runShard } from "../pipeline/shards.ts"
+import type { Progress } from "../pipeline/stage.ts"
+import { ShardEntity, ShardFailed } from "./protocol.ts"
+
+export interface WorkerOptions {
+  /** The script that runs one shard in a child process (`src/cli/shardChild.ts`). */
+  readonly childScript: string
+  /** Shards run at once (1 for model stages on one device; more for endpoint-bound stages). */
+  readonly slots: number
+  readonly log: (line: string) => void
+}
+
+/**
+ * Runs one shard in a child process (`childScript`, the request as JSON on stdin), so that the shard's synchronous
+ * model code never blocks this process's event loop, which keeps the runner's lease. Interrupting kills the child.
+ */
+const runInChild = (
+  childScript: string,
+  request: Record<string, unknown>,
+  log: (line: string) => void
+): Effect.Effect<{ readonly reused: boolean; readonly rows: number }, string> =>
+  Effect.callback<{ readonly reused: boolean; readonly rows: number }, string>((resume) => {
+    const child = spawn(process.execPath, [childScript], { stdio: ["pipe", "pipe", "pipe"] })
+    let out = ""
+    let err = ""
+    child.stdout.on("data", (b: Buffer) => (out += b.toString()))
+    child.stderr.on("data", (b: Buffer) => {
+      err += b.toString()
+      let nl: number
+      while ((nl = err.indexOf("\n")) >= 0) {
+        log(err.slice(0, nl))
+        err = err.slice(nl + 1)
+      }
+    })
+    child.on("error", (e) => resume(Effect.fail(`cannot start the shard process: ${e.message}`)))
+    child.on("exit", (code, signal) => {
+      const last = out.trim().split("\n").pop() ?? ""
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(last)
+      } catch {
+        parsed = undefined
+      }
+      const r = parsed as { ok?: unknown; reused?: unknown; rows?: unknown; message?: unknown } | undefined
+      if (r?.ok === true && typeof r.reused === "boolean" && typeof r.rows === "number") {
+        resume(Effect.succeed({ reused: r.reused, rows: r.rows }))
+      } else if (typeof r?.message === "string") {
+        resume(Effect.fail(r.message))
+      } else {
+        resume(Effect.fail(`the shard process ended (${signal ?? `exit ${code}`}) without a result: ${err.slice(-500)}`))
+      }
+    })
+    child.stdin.end(JSON.stringify(request))
+    return Effect.sync(() => {
+      child.kill("SIGKILL")
+    })
+  })
+
+const quiet: Progress = { advance: () => {}, setTotal: () => {}, done: () => {} }
+
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/** The entity layer of a runner over `stages` (needs the stages' services, e.g. the tensor backend). */
+export const shardWorkerLayer = <R>(stages: ReadonlyArray<AnyStage<R>>, options: WorkerOptions) => {
+  // One semaphore per runner (the entity's build runs once per entity, i.e. per shard).
+  const slots = Semaphore.makeUnsafe(Math.max(1, options.slots))
+  return ShardEntity.toLayer(
+    Effect.sync(() =>
+      ShardEntity.of({
+        RunShard: ({ payload }) => {
+          const failed = (text: string) => new ShardFailed({ stage: payload.stage, range: payload.range, message: text })
+          const work = Effect.gen(function*() {
+            const stage = stages.find((s) => s.name === payload.stage)
+            if (stage === undefined) return yield* failed(`this runner has no stage ${payload.stage}`)
+            const code = yield* stageCode(stage).pipe(Effect.mapError((e) => failed(e.message)))
+            if ((code?.digest ?? "") !== payload.code) {
+              return yield* failed(
+                `this runner's code of ${stage.name} (${(code?.digest ?? "none").slice(0, 12)}) differs from the coordinator's ` +
+                  `(${payload.code.slice(0, 12)}): run the same llink checkout on every machine`
+              )
+            }
+            // (a child process decodes them again from the JSON)
+            const params = yield* Schema.decodeUnknownEffect(stage.params)(payload.params).pipe(
+              Effect.mapError((e) => failed(`parameters do not decode: ${e.message}`))
+            )
+            const t0 = performance.now()
+            options.log(`${stage.name} ${describeRange(payload.range)}: started`)
+            const job = { stage: stage.name, key: payload.key, root: payload.root, params: payload.params, inputs: payload.inputs, range: payload.range }
+            const r = stage.sharding?.inline === true
+              ? yield* runShard(stage, { ...job, params }, payload.range, {
+                log: (line) => options.log(`${stage.name} ${describeRange(payload.range)}: ${line}`),
+                progress: () => quiet
+              }).pipe(
+                Effect.map((x) => ({ reused: x.reused, rows: x.shard.rows })),
+                Effect.mapError((e) => failed(message(e)))
+              )
+              : yield* runInChild(
+              options.childScript,
+              job,
+              (line) => options.log(`${stage.name} ${describeRange(payload.range)}: ${line}`)
+            ).pipe(Effect.mapError((e) => failed(e)))
+            options.log(
+              `${stage.name} ${describeRange(payload.range)}: ${r.reused ? "already published" : "done"} in ${
+                ((performance.now() - t0) / 1000).toFixed(1)
+              }s`
+            )
+            return { computedBy: `${os.hostname()}:${process.pid}`, reused: r.reused, rows: r.rows }
+          })
+          return slots.withPermits(1)(work).pipe(
+            Effect.catchDefect((defect) => Effect.fail(failed(`defect: ${message(defect)}`))),
+            Effect.tapCause((cause) =>
+              Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.sync(() => options.log(`${payload.stage} ${describeRange(payload.range)}: ${Cause.pretty(cause).split("\n")[0]}`))
+            )
+          )
+        }
+      })
+    )
+  )
+}

@@ -1,0 +1,216 @@
+/**
+ * End to end on loopback: PostgreSQL, three `llink runner --cluster` processes and `llink run --cluster` on the
+ * embedded default (cut to `--until stageA`, with small batches so that `encode` and `teacher` have three shards each).
+ * Every stage's output digest equals the single-process run's, each shard is computed once; then again with one
+ * runner SIGKILLed while it computes a `teacher` shard: the shard moves to another runner after the lease, and the
+ * digests are still those of the single-process run. Skips when PostgreSQL is not installed.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { afterAll, describe, expect, it } from "vitest"
+import { type FakeOpenAI, type FakeRequest, startFakeOpenAI } from "../support/fakeOpenAI.ts"
+import { startTestPostgres } from "../support/postgres.ts"
+
+const repo = path.resolve(import.meta.dirname, "../..")
+const main = path.join(repo, "src/cli/main.ts")
+const pg = startTestPostgres()
+if (!pg.ok) console.warn(`[cluster] ${pg.reason}`)
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-cluster-"))
+const LEASE = "8s"
+
+const SETS = [
+  "stageA.steps=20",
+  "stageA.warmupSteps=2",
+  "stageA.checkpointEvery=10",
+  "stageA.evalEvery=10",
+  "encode.batchSize=4",
+  "teacher.batchSize=4"
+].flatMap((s) => ["--set", s])
+
+const runnerProcs: Array<ChildProcess> = []
+afterAll(() => {
+  for (const p of runnerProcs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL")
+  if (pg.ok) pg.stop()
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+
+interface Manifest {
+  readonly stages: Record<string, { readonly status: string; readonly outputs: Record<string, { readonly digest: string }> }>
+}
+
+const llinkRun = (label: string, extra: ReadonlyArray<string>, until = "stageA"): Promise<{ code: number | null; out: string; manifest: Manifest }> =>
+  new Promise((resolve) => {
+    const args = [main, "run", "--until", until, ...SETS, "--set", `cacheDir=${path.join(dir, label, "cache")}`, "--run-dir", path.join(dir, label, "run"), ...extra]
+    const child = spawn(process.execPath, args, { cwd: repo, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENAI_API_KEY: "test" } })
+    let out = ""
+    child.stdout.on("data", (b: Buffer) => (out += b.toString()))
+    child.stderr.on("data", (b: Buffer) => (out += b.toString()))
+    child.on("exit", (code) => {
+      const file = path.join(dir, label, "run", "manifest.json")
+      const manifest = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as Manifest) : { stages: {} }
+      resolve({ code, out, manifest })
+    })
+  })
+
+interface Runner {
+  readonly proc: ChildProcess
+  readonly port: number
+  log: string
+}
+
+const startRunner = (url: string, port: number): Promise<Runner> =>
+  new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [main, "runner", "--cluster", url, "--listen", `127.0.0.1:${port}`, "--lease", LEASE], {
+      cwd: repo,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    runnerProcs.push(proc)
+    const runner: Runner = { proc, port, log: "" }
+    const onData = (b: Buffer) => {
+      runner.log += b.toString()
+      if (runner.log.includes("Listening on")) resolve(runner)
+    }
+    proc.stdout!.on("data", onData)
+    proc.stderr!.on("data", onData)
+    proc.on("exit", (code) => reject(new Error(`runner ${port} exited (${code}): ${runner.log.slice(-2000)}`)))
+  })
+
+/** `stage range` of every shard a runner computed (not those it found published). */
+const computed = (log: string): Array<string> =>
+  [...log.matchAll(/\] (\w+ \w+\[\d+, \d+\)): done in/g)].map((m) => m[1])
+
+/** Output digests per stage; the human-facing `report` document is left out: it names the run folder. */
+const digests = (m: Manifest) =>
+  Object.fromEntries(
+    Object.entries(m.stages)
+      .filter(([, s]) => s.status === "ran" || s.status === "cached")
+      .map(([name, s]) => [
+        name,
+        Object.fromEntries(Object.entries(s.outputs).filter(([o]) => o !== "report").map(([o, v]) => [o, v.digest]))
+      ])
+  )
+
+const SHARDED = ["encode", "teacher"]
+const SHARDS_PER_STAGE = 3 // train: 400 rows in windows of 4 × 64 = 256; holdout: 120 rows
+
+describe.skipIf(!pg.ok)("llink on a cluster (PostgreSQL on loopback, 3 runners)", () => {
+  let single: Manifest = { stages: {} }
+
+  it("the single-process reference run", { timeout: 300_000 }, async () => {
+    const r = await llinkRun("single", [])
+    expect(r.code, r.out.slice(-3000)).toBe(0)
+    single = r.manifest
+    for (const s of [...SHARDED, "stageA"]) expect(single.stages[s].status).toBe("ran")
+  })
+
+  it("3 runners: every stage's digests equal the single-process run's, each shard computed once", { timeout: 400_000 }, async () => {
+    if (!pg.ok) return
+    const url = pg.url("e2e")
+    const runners = await Promise.all([34611, 34612, 34613].map((p) => startRunner(url, p)))
+    const r = await llinkRun("cluster", ["--cluster", url, "--lease", LEASE])
+    expect(r.code, r.out.slice(-3000)).toBe(0)
+    expect(r.out).toMatch(/\[encode\] 3 shard\(s\): 0 already published, 3 to run in the cluster \(3 runners\)/)
+    expect(digests(r.manifest)).toEqual(digests(single))
+    const done = runners.flatMap((x) => computed(x.log))
+    expect(done.filter((d) => d.startsWith("encode")).length).toBe(SHARDS_PER_STAGE)
+    expect(done.filter((d) => d.startsWith("teacher")).length).toBe(SHARDS_PER_STAGE)
+    expect(new Set(done).size).toBe(done.length)
+    const status = spawnSync(process.execPath, [main, "cluster", "status", "--cluster", url], { cwd: repo, encoding: "utf8" })
+    expect(status.status, status.stderr).toBe(0)
+    expect(status.stdout).toMatch(/127\.0\.0\.1:34611\s+yes/)
+    expect(status.stdout).toMatch(new RegExp(`teacher\\s+${SHARDS_PER_STAGE}\\s+0\\s+0`))
+    for (const x of runners) x.proc.kill("SIGTERM")
+  })
+
+  it("a runner SIGKILLed mid-teacher: its shard moves to another runner, the digests are unchanged", { timeout: 400_000 }, async () => {
+    if (!pg.ok) return
+    const url = pg.url("kill")
+    const runners = await Promise.all([34621, 34622, 34623].map((p) => startRunner(url, p)))
+    let killed: Runner | undefined
+    let killedShard = ""
+    const watch = setInterval(() => {
+      if (killed !== undefined) return
+      for (const x of runners) {
+        const m = /\] (teacher \w+\[\d+, \d+\)): started/.exec(x.log)
+        if (m !== null) {
+          killed = x
+          killedShard = m[1]
+          x.proc.removeAllListeners("exit")
+          x.proc.kill("SIGKILL")
+          return
+        }
+      }
+    }, 20)
+    const r = await llinkRun("killed", ["--cluster", url, "--lease", LEASE])
+    clearInterval(watch)
+    expect(r.code, r.out.slice(-3000)).toBe(0)
+    expect(killed, "no runner started a teacher shard").toBeDefined()
+    expect(digests(r.manifest)).toEqual(digests(single))
+    const survivors = runners.filter((x) => x !== killed)
+    const done = survivors.flatMap((x) => computed(x.log))
+    expect(done).toContain(killedShard)
+    expect(computed(killed!.log)).not.toContain(killedShard)
+    for (const x of survivors) x.proc.kill("SIGTERM")
+  })
+
+  it("a runner SIGKILLed mid-synthesize (endpoint with faults): the same tables, and only requests in flight at the kill are sent again", { timeout: 400_000 }, async () => {
+    if (!pg.ok) return
+    const reply = (r: FakeRequest): string => {
+      const task = /^Task type: (\S+)/m.exec(r.prompt)?.[1] ?? ""
+      const english = /Reference English translation:\n([\s\S]*?)\n\nReturn exactly/.exec(r.prompt)?.[1] ?? ""
+      return task === "qa_about_text"
+        ? JSON.stringify({ question: "What does the foreign text say?", answer: english })
+        : JSON.stringify({ instruction: `Please do ${task} for the foreign text.`, answer: english })
+    }
+    // every 9th request first fails with a 500 (retried by the endpoint), the others answer after 40 ms
+    const faults = (r: FakeRequest) => (r.attemptForPrompt === 0 && r.index % 9 === 4 ? "server_error" as const : "slow" as const)
+    const servers: Array<FakeOpenAI> = [await startFakeOpenAI({ content: reply, faults, slowMs: 40 }), await startFakeOpenAI({ content: reply, faults, slowMs: 40 })]
+    try {
+      const synthSets = (url: string) =>
+        ["synth.mode=endpoint", `synth.endpoint.baseUrl=${url}`, "synth.endpoint.concurrency=2", "synth.endpoint.backoffBaseMs=1",
+          "synth.train=100", "synth.val=10", "synth.evalPerBucket=2"].flatMap((x) => ["--set", x])
+      // the reference: one process (both runs' keys hold the URL, so each caches its own answers)
+      const ref = await llinkRun("synth-single", synthSets(servers[0].baseUrl), "synthesize")
+      expect(ref.code, ref.out.slice(-3000)).toBe(0)
+
+      const url = pg.url("synth")
+      const runners = await Promise.all([34631, 34632, 34633].map((p) => startRunner(url, p)))
+      let killed: Runner | undefined
+      let logAtKill = ""
+      const watch = setInterval(() => {
+        if (killed !== undefined) return
+        for (const x of runners) {
+          if (/\] synthesize train\[\d+, \d+\): started/.test(x.log)) {
+            killed = x
+            // let it get some answers in first
+            setTimeout(() => {
+              logAtKill = x.log
+              x.proc.removeAllListeners("exit")
+              x.proc.kill("SIGKILL")
+            }, 150)
+            return
+          }
+        }
+      }, 10)
+      const r = await llinkRun("synth-killed", [...synthSets(servers[1].baseUrl), "--cluster", url, "--lease", LEASE], "synthesize")
+      clearInterval(watch)
+      expect(r.code, r.out.slice(-3000)).toBe(0)
+      expect(killed, "no runner started a synthesize shard").toBeDefined()
+      expect(logAtKill, "the killed runner had finished its shard").not.toMatch(/synthesize train\[\d+, \d+\): done/)
+      expect(r.out).toMatch(/\[synthesize\] 4 shard\(s\): 0 already published, 4 to run in the cluster/)
+      const tables = (m: Manifest) => m.stages["synthesize"].outputs
+      for (const name of ["sft.train", "sft.val", "sft.eval", "synthesize.quarantine"]) {
+        expect(tables(r.manifest)[name].digest).toBe(tables(ref.manifest)[name].digest)
+      }
+      // answered more than once: at most the requests in flight on the killed runner (2 per runner)
+      const twice = [...servers[1].answeredByPrompt.values()].filter((n) => n > 1).length
+      expect(twice).toBeLessThanOrEqual(2)
+      expect(Math.max(...servers[0].answeredByPrompt.values())).toBe(1)
+      for (const x of runners) if (x !== killed) x.proc.kill("SIGTERM")
+    } finally {
+      for (const s of servers) await s.close()
+    }
+  })
+})
