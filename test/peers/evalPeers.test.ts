@@ -30,11 +30,10 @@ import { generatePeers } from "../../src/nodes/generate/work.ts"
 import { models } from "../../src/nodes/models/stage.ts"
 import { retrievalPeers } from "../../src/nodes/retrievalPeers/stage.ts"
 import { synthesize } from "../../src/nodes/synthesize/stage.ts"
-import { openMatrixWriter } from "../../src/pipeline/matrix.ts"
 import { finetunePrompt, instructionText } from "../../src/prompts/slots.ts"
 import { BRIDGE_CONFIG, BridgeDoc } from "../../src/schemas/bridge.ts"
 import { PEERS, type PeerName, readSftRows, type SftRow } from "../../src/schemas/sft.ts"
-import { configOf, fixturePairs, makeContext, paramsOf, readRows, tmpDir, writePairs } from "../stageB-nodes/support.ts"
+import { configOf, fixturePairs, makeContext, paramsOf, readRows, tmpDir, writePairs, writeRandomMatrix } from "../stageB-nodes/support.ts"
 
 const N_HOLD = 10
 const N_EVAL = 8
@@ -86,18 +85,7 @@ const writeBridgeDir = async (dir: string, c: BridgeConfig, host: Map<string, Ho
   await Effect.runPromise(writeJsonDoc(BridgeDoc, path.join(dir, BRIDGE_CONFIG), doc))
 }
 
-const randomMatrix = async (file: string, rows: number, dim: number, seed: number) => {
-  const rng = makeRng(seed)
-  const data = Float32Array.from({ length: rows * dim }, () => rng.normal())
-  await Effect.runPromise(
-    Effect.gen(function*() {
-      const w = yield* openMatrixWriter(file, dim)
-      yield* w.write({ rows, dim, data })
-      yield* w.close
-    })
-  )
-  return data
-}
+const randomMatrix = writeRandomMatrix
 
 beforeAll(async () => {
   const train = await writePairs(path.join(base, "train.parquet"), fixturePairs(30))

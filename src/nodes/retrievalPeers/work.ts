@@ -18,13 +18,13 @@ import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
-import { readTableAll } from "../../pipeline/table.ts"
 import { writeJsonDoc } from "../../artifacts/json.ts"
 import { PEER_RETRIEVAL_VECTOR, type RetrievalMetricsDoc, RetrievalPeersDoc } from "../../schemas/retrieval.ts"
 import type { RetrievalPeersParams } from "./params.ts"
 import { hostMatmul } from "../../backend/host.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { readMatrixHead } from "../../artifacts/matrixHead.ts"
+import { readStringColumn } from "../../artifacts/matrixJob.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 import { loadPeerBridges, peerPooledVectors } from "../../artifacts/peers.ts"
 import { peerRetrievalText } from "../../prompts/bridge.ts"
@@ -40,17 +40,12 @@ export const runRetrievalPeers = (ctx: StageContext<RetrievalPeersParams>): Effe
     const want = p.n === 0 ? p.evalN : p.n
     if (want < 1) return yield* new StageError({ stage: STAGE, message: `nothing to evaluate: retrieval.n = 0 and split.evalN = ${p.evalN}` })
     const models = yield* readModelsRef(ctx.inputs["models"]).pipe(asStageError(STAGE))
-    const evalRows = yield* readTableAll(ctx.inputs["eval"], { columns: ["foreign"] }).pipe(asStageError(STAGE))
+    const evalForeign = yield* readStringColumn(STAGE, ctx.inputs["eval"], "foreign")
     const h = yield* readMatrixHead(ctx.inputs["hE.holdout"], want).pipe(asStageError(STAGE))
-    const n = Math.min(want, h.rows, evalRows.length)
+    const n = Math.min(want, h.rows, evalForeign.length)
     if (n === 0) return yield* new StageError({ stage: STAGE, message: "no evaluation pairs (eval or hE.holdout is empty)" })
     if (n < want) ctx.log(`only ${n} pairs available; evaluating ${n} instead of ${want}`)
-    const foreign: Array<string> = []
-    for (let i = 0; i < n; i++) {
-      const f = evalRows[i]["foreign"]
-      if (typeof f !== "string") return yield* new StageError({ stage: STAGE, message: `eval row ${i}: column "foreign" is not a string`, file: ctx.inputs["eval"] })
-      foreign.push(f)
-    }
+    const foreign = evalForeign.slice(0, n)
     const started = yield* startBackend(STAGE)
     const { matmul } = hostMatmul(started)
     const d = h.dim
