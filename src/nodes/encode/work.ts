@@ -18,7 +18,8 @@ import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import type { EncodeParams } from "./params.ts"
 import { readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
-import { readStringColumn, runBatchJob } from "../../artifacts/matrixJob.ts"
+import { readStringColumn } from "../../artifacts/columns.ts"
+import { runBatchJob } from "../../artifacts/matrixJob.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 
 export type { EncodeParams }
