@@ -28,6 +28,8 @@ const SMALL = {
   synth: { mode: "offline", train: 24, val: 8, evalPerBucket: 4 },
   stageB: { maxSteps: 2, microBatch: 4, accumulation: 1, evalEvery: 0, checkpointEvery: 0, valMaxRows: 4, maxSeqLen: 96 },
   finetune: { maxSteps: 2, microBatch: 4, accumulation: 1, evalEvery: 0, checkpointEvery: 0, valMaxRows: 4, maxSeqLen: 96 },
+  langbridge: { maxSteps: 2, microBatch: 4, accumulation: 1, evalEvery: 0, checkpointEvery: 0, valMaxRows: 4, maxSeqLen: 96 },
+  mindmerger: { maxSteps: 2, mappingMaxSteps: 2, mappingRows: 16, microBatch: 4, accumulation: 1, evalEvery: 0, checkpointEvery: 0, valMaxRows: 4, maxSeqLen: 96 },
   generate: { maxNewTokens: 4, batchSize: 8 },
   judge: { mode: "offline" }
 }
@@ -61,7 +63,7 @@ describe("code in the cache key", () => {
     expect(users(SHARED).sort()).toEqual(["encode", "teacher"])
   })
 
-  it("an edit reruns exactly the stages whose code it touches; status names the file", () => {
+  it("an edit reruns exactly the stages whose code it touches; status names the file", { timeout: 600_000 }, () => {
     const dir = copyProject()
     const first = llink(dir, "run")
     expect(first.code, first.stderr).toBe(0)
