@@ -26,7 +26,7 @@ import { errnoCode, writeFileAtomicSync } from "../pipeline/fsAtomic.ts"
 import { asStageError } from "../pipeline/stageError.ts"
 import { openMatrixWriter } from "../pipeline/matrix.ts"
 import type { FinishedShard, Progress, ShardContext, ShardRange } from "../pipeline/stage.ts"
-import { readTableAll, tableRowCount } from "../pipeline/table.ts"
+import { tableRowCount } from "../pipeline/table.ts"
 
 /** Batches per length-sorting window. */
 export const WINDOW_BATCHES = 64
@@ -298,21 +298,6 @@ export const runBatchJob = (
     }
     const written = yield* writer.close
     return { rows: written, batches: plan.length, computed, reused, fill }
-  })
-
-/** One string column of a table (e.g. `foreign` of `train`), every row checked to be a string. */
-export const readStringColumn = (stage: string, file: string, column: string) =>
-  Effect.gen(function*() {
-    const rows = yield* readTableAll(file, { columns: [column] }).pipe(asStageError(stage))
-    const out: Array<string> = []
-    for (const [i, r] of rows.entries()) {
-      const v = r[column]
-      if (typeof v !== "string") {
-        return yield* new StageError({ stage, message: `row ${i}: column "${column}" is not a string`, file })
-      }
-      out.push(v)
-    }
-    return out
   })
 
 /**

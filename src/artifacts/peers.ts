@@ -1,15 +1,17 @@
 /**
- * The peer baselines as the evaluation stages run them (`generate`, `retrievalFull`): the run's frozen encoder and
+ * The peer baselines as the evaluation stages run them (`generate`, `retrievalPeers`): the run's frozen encoder and
  * its tokenizer (loaded only when a peer is on), and per trained peer its bridge (src/models/bridge.ts), the frozen
  * decoder it was trained with (no LoRA; shared with `base` when the added tokens and their rows agree) and what its
  * document recorded (prompt settings, encoder cuts). `peerPrompt` builds one example's decoder prompt and encoder
  * ids the way training did (src/prompts/bridge.ts, src/train/bridge.ts); `peerSoftRows` runs the encoder and the
- * bridge on a batch.
+ * bridge on a batch; `peerPooledVectors` gives a text's pooled soft-input vector (retrieval; no decoder loaded,
+ * `loadPeerBridges`).
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
+import { readTidy } from "../backend/read.ts"
 import type { BridgeModule } from "../models/bridge.ts"
-import { bridgeFromHost, bridgeOverrides, disposeBridge } from "../models/bridge.ts"
+import { bridgeFromHost, bridgeOverrides, disposeBridge, meanMappedStates } from "../models/bridge.ts"
 import type { EmbeddingOverrides, LlamaModel } from "../models/llama.ts"
 import { disposeLlama, loadDecoder } from "../models/llama.ts"
 import { loadTokenizer, type TextTokenizer } from "../models/tokenizer.ts"
@@ -47,9 +49,73 @@ const sameRows = (a: Rows, b: Rows): boolean =>
   a.embeddingInit === b.embeddingInit && a.embeddingSeed === b.embeddingSeed && a.addedTokens.length === b.addedTokens.length &&
   a.addedTokens.every((t, i) => t === b.addedTokens[i])
 
+/** A trained peer's bridge and what its document recorded (no decoder: what retrieval needs). */
+export interface PeerBridge {
+  readonly kind: PeerName
+  readonly doc: NonNullable<BridgeDoc["trained"]>
+  readonly bridge: BridgeModule
+}
+
+export interface PeerBridges {
+  readonly peers: ReadonlyArray<PeerBridge>
+  /** Null when no peer is on. */
+  readonly encoder: XlmrModel | null
+  readonly encoderTokenizer: TextTokenizer | null
+  readonly dispose: () => void
+}
+
 /**
- * Loads the peers whose folders are among `inputs` and trained (a switched-off peer, or one absent from `inputs`,
- * is left out). `base` (with its rows) is reused as a peer's decoder when the rows agree. Call `dispose()`.
+ * Loads the bridges of the peers whose folders are among `inputs` and trained (a switched-off peer, or one absent
+ * from `inputs`, is left out), and the run's encoder when any is. `dOut`, when given, must be every bridge's output
+ * width (the decoder's hidden size). Call `dispose()`.
+ */
+export const loadPeerBridges = (
+  stage: string,
+  inputs: Readonly<Record<string, string>>,
+  models: ResolvedModels,
+  dOut?: number
+): Effect.Effect<PeerBridges, StageError> =>
+  Effect.gen(function*() {
+    const owned: Array<() => void> = []
+    const dispose = () => {
+      for (const f of owned.reverse()) f()
+      owned.length = 0
+    }
+    return yield* Effect.gen(function*() {
+      const peers: Array<PeerBridge> = []
+      for (const kind of PEERS) {
+        const dir = inputs[kind]
+        if (dir === undefined) continue
+        const read = yield* readBridgeDir(dir).pipe(asStageError(stage))
+        if (read.trained === null || read.doc.trained === null) continue
+        if (dOut !== undefined && read.doc.trained.bridge.dOut !== dOut) {
+          return yield* new StageError({ stage, message: `the ${kind} bridge outputs ${read.doc.trained.bridge.dOut} values but the decoder's hidden size is ${dOut}`, file: dir })
+        }
+        const trained = read.trained
+        const bridge = yield* Effect.try({
+          try: () => bridgeFromHost(trained.config, trained.host, { trainable: false }),
+          catch: (cause) => new StageError({ stage, message: `cannot build the ${kind} bridge: ${String(cause)}`, cause })
+        })
+        owned.push(() => disposeBridge(bridge))
+        peers.push({ kind, doc: read.doc.trained, bridge })
+      }
+      if (peers.length === 0) return { peers, encoder: null, encoderTokenizer: null, dispose }
+      const encoderTokenizer = yield* loadTokenizer(models.encoderDir).pipe(asStageError(stage))
+      const encoder = yield* loadEncoder(models.encoderDir).pipe(asStageError(stage))
+      owned.push(() => disposeXlmr(encoder))
+      for (const peer of peers) {
+        if (encoder.config.hidden_size !== peer.bridge.config.dIn) {
+          return yield* new StageError({ stage, message: `the encoder's hidden size ${encoder.config.hidden_size} differs from the ${peer.kind} bridge's input ${peer.bridge.config.dIn}`, file: inputs[peer.kind] })
+        }
+      }
+      return { peers, encoder, encoderTokenizer, dispose }
+    }).pipe(Effect.tapError(() => Effect.sync(dispose)))
+  })
+
+/**
+ * Loads the peers for generation: their bridges and the encoder (`loadPeerBridges`), and per peer its tokenizer and
+ * the frozen decoder it was trained with. `base` (with its rows) is reused as a peer's decoder when the rows agree.
+ * Call `dispose()`.
  */
 export const loadPeerSystems = (
   stage: string,
@@ -58,22 +124,16 @@ export const loadPeerSystems = (
   base: { readonly model: LlamaModel; readonly rows: Rows }
 ): Effect.Effect<PeerSystems, StageError> =>
   Effect.gen(function*() {
+    const bridges = yield* loadPeerBridges(stage, inputs, models, base.model.config.hidden_size)
     const owned: Array<() => void> = []
     const dispose = () => {
       for (const f of owned.reverse()) f()
       owned.length = 0
+      bridges.dispose()
     }
     return yield* Effect.gen(function*() {
       const peers: Array<PeerSystem> = []
-      for (const kind of PEERS) {
-        const dir = inputs[kind]
-        if (dir === undefined) continue
-        const read = yield* readBridgeDir(dir).pipe(asStageError(stage))
-        if (read.trained === null || read.doc.trained === null) continue
-        const doc = read.doc.trained
-        if (doc.bridge.dOut !== base.model.config.hidden_size) {
-          return yield* new StageError({ stage, message: `the ${kind} bridge outputs ${doc.bridge.dOut} values but the decoder's hidden size is ${base.model.config.hidden_size}`, file: dir })
-        }
+      for (const { kind, doc, bridge } of bridges.peers) {
         const tokenizer = yield* loadTokenizer(models.decoderDir, { addedTokens: doc.addedTokens }).pipe(asStageError(stage))
         let model = base.model
         if (!sameRows(doc, base.rows)) {
@@ -83,22 +143,9 @@ export const loadPeerSystems = (
           owned.push(() => disposeLlama(own))
           model = own
         }
-        const trained = read.trained
-        const bridge = yield* Effect.try({
-          try: () => bridgeFromHost(trained.config, trained.host, { trainable: false }),
-          catch: (cause) => new StageError({ stage, message: `cannot build the ${kind} bridge: ${String(cause)}`, cause })
-        })
-        owned.push(() => disposeBridge(bridge))
         peers.push({ kind, doc, bridge, model, tokenizer, padId: tokenizer.padId ?? tokenizer.eosId ?? 0 })
       }
-      if (peers.length === 0) return { peers, encoder: null, encoderTokenizer: null, dispose }
-      const encoderTokenizer = yield* loadTokenizer(models.encoderDir).pipe(asStageError(stage))
-      const encoder = yield* loadEncoder(models.encoderDir).pipe(asStageError(stage))
-      owned.push(() => disposeXlmr(encoder))
-      if (encoder.config.hidden_size !== peers[0].bridge.config.dIn) {
-        return yield* new StageError({ stage, message: `the encoder's hidden size ${encoder.config.hidden_size} differs from the bridge's input ${peers[0].bridge.config.dIn}` })
-      }
-      return { peers, encoder, encoderTokenizer, dispose }
+      return { peers, encoder: bridges.encoder, encoderTokenizer: bridges.encoderTokenizer, dispose }
     }).pipe(Effect.tapError(() => Effect.sync(dispose)))
   })
 
@@ -126,4 +173,24 @@ export const peerSoftRows = async (
     return ov.vectors
   })
   return { ...coords, vectors }
+}
+
+/**
+ * Each text's pooled soft-input vector under `peer`'s bridge [texts.length, D]: the encoder reads the text cut as the
+ * peer's training cut its encoder input (`encoderTokenIds` with the recorded `encoder` cuts; `<s>` and `</s>`
+ * included), and the mapped states of its tokens are averaged (`meanMappedStates`; the end vector left out).
+ */
+export const peerPooledVectors = async (
+  peer: Pick<PeerBridge, "doc" | "bridge">,
+  encoder: XlmrModel,
+  encoderTokenizer: TextTokenizer,
+  texts: ReadonlyArray<string>,
+  batchSize: number
+): Promise<Float32Array> => {
+  const eos = encoderTokenizer.eosId ?? encoder.config.eos_token_id
+  const ids = texts.map((t) => encoderTokenIds(encoderTokenizer, t, eos, peer.doc.encoder))
+  const states = await tokenStates(encoder, ids, batchSize)
+  const { data } = batchStates(ids.map((encoderIds, i) => ({ encoderIds, states: states[i] })), peer.bridge.config.dIn)
+  const d = peer.bridge.config.dIn
+  return readTidy(() => meanMappedStates(peer.bridge, tf.tensor2d(data, [data.length / d, d]), ids.map((x) => x.length)))
 }

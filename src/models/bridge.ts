@@ -152,6 +152,20 @@ export const mapStates = (m: BridgeModule, states: tf.Tensor2D): tf.Tensor2D => 
   return linear(h, param(m, "mlp.linear2.weight"), param(m, "mlp.linear2.bias"))
 }
 
+/**
+ * One pooled soft-input vector per text: the mean of its mapped states (the rows `mapStates` gives its encoder
+ * tokens; the end vector, the same for every text, is left out). `states` [Σ lengths, d] holds the texts' token
+ * states one after another; the result is [lengths.length, D].
+ */
+export const meanMappedStates = (m: BridgeModule, states: tf.Tensor2D, lengths: ReadonlyArray<number>): tf.Tensor2D => {
+  const total = lengths.reduce((a, b) => a + b, 0)
+  if (states.shape[0] !== total) throw new Error(`bridge: ${states.shape[0]} state rows for texts of ${total} tokens`)
+  if (lengths.some((n) => !Number.isInteger(n) || n < 1)) throw new Error("bridge: every text needs at least one encoder token")
+  const segment = Int32Array.from(lengths.flatMap((n, i) => Array.from({ length: n }, () => i)))
+  const sums = tf.unsortedSegmentSum(mapStates(m, states), tf.tensor1d(segment, "int32"), lengths.length)
+  return tf.div(sums, tf.tensor2d(Float32Array.from(lengths), [lengths.length, 1])) as tf.Tensor2D
+}
+
 /** The learned vector appended after each example's mapped states [D]. */
 export const endVector = (m: BridgeModule): tf.Tensor1D => param(m, endName(m.config.kind)) as tf.Tensor1D
 

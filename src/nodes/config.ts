@@ -31,10 +31,13 @@ import { TeacherConfig } from "./teacher/params.ts"
 import { TokstatsConfig } from "./tokstats/params.ts"
 
 /** The systems LLINK is compared with: the base decoder, the direct LoRA fine-tune and the two peers that feed
- *  every encoder token state to the decoder (LangBridge, MindMerger). One left out is neither trained nor
- *  generated, judged or reported. */
+ *  every encoder token state to the decoder (LangBridge, MindMerger). A peer left out is neither trained nor
+ *  generated, judged, scored or reported. `base` and `finetune` must stay: they are the paper's comparisons, and
+ *  Table 1, Table 2, the tokens table and retrieval are built around them (a config without them fails at load). */
 export const Baseline = Schema.Literals(["base", "finetune", "langbridge", "mindmerger"])
 export const ALL_BASELINES = ["base", "finetune", "langbridge", "mindmerger"] as const
+/** The baselines every run has. */
+export const REQUIRED_BASELINES = ["base", "finetune"] as const
 
 export const LlinkConfig = Schema.Struct({
   /** Which baselines run (see `Baseline`). */
@@ -60,6 +63,12 @@ export const LlinkConfig = Schema.Struct({
   langbridge: dflt(LangBridgeConfig, {}),
   mindmerger: dflt(MindMergerConfig, {})
 }).check(
+  crossCheck("baselines", (c) => {
+    const missing = REQUIRED_BASELINES.filter((b) => !c.baselines.includes(b))
+    return missing.length === 0
+      ? undefined
+      : `must include ${REQUIRED_BASELINES.map((b) => `"${b}"`).join(" and ")} (the paper's comparisons; only the peers "langbridge" and "mindmerger" can be left out), got ${JSON.stringify(c.baselines)}`
+  }),
   crossCheck(["retrieval", "n"], (c) =>
     c.retrieval.n === 0 && c.split.evalN === 0
       ? "is 0 (use split.evalN) while split.evalN is 0 too: retrieval would evaluate nothing"

@@ -17,6 +17,7 @@ import { models } from "./models/stage.ts"
 import { report } from "./report/stage.ts"
 import { retrieval } from "./retrieval/stage.ts"
 import { retrievalFull } from "./retrievalFull/stage.ts"
+import { retrievalPeers } from "./retrievalPeers/stage.ts"
 import { split } from "./split/stage.ts"
 import { stageA } from "./stageA/stage.ts"
 import { stageB } from "./stageB/stage.ts"
@@ -42,5 +43,6 @@ export const stages: ReadonlyArray<AnyStage<TensorBackend>> = [
   generate,
   judge,
   retrievalFull,
+  retrievalPeers,
   report
 ]

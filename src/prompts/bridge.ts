@@ -11,7 +11,8 @@
  * - MindMerger, mapping phase: the encoder reads the foreign sentence, the target is its English side, no prompt.
  *
  * `{instruction}` is the Stage B instruction of the row (src/prompts/slots.ts `instructionText`); reserved-token
- * strings are stripped from every text, and texts are cut to the encoder's `maxChars` code points.
+ * strings are stripped from every text, and texts are cut to the encoder's `maxChars` code points. For retrieval
+ * (`peerRetrievalText`) the encoder reads the foreign sentence alone.
  */
 import type { SftRow } from "../schemas/sft.ts"
 import { truncateCodePoints } from "../text/unicode.ts"
@@ -26,6 +27,17 @@ export interface PeerTextSettings {
   readonly maxChars: number
 }
 
+/** A text as the peers put it anywhere: trimmed, cut to `maxChars` code points, reserved-token strings stripped. */
+export const peerCleanText = (t: string, s: Pick<PeerTextSettings, "reserved" | "maxChars">): string =>
+  stripTokens(truncateCodePoints(t.trim(), s.maxChars), s.reserved)
+
+/**
+ * What the encoder reads for a peer's retrieval vector (`retrievalPeers`): the foreign sentence alone, as LLINK's
+ * z_F is the encoder's reading of the sentence alone, cleaned like every peer text. The same for both peers
+ * (LangBridge's evaluation input would put a task instruction before it).
+ */
+export const peerRetrievalText = (foreign: string, s: Pick<PeerTextSettings, "reserved" | "maxChars">): string => peerCleanText(foreign, s)
+
 /** The encoder text and the decoder's text prompt of a task example ("train": LangBridge reads the English side). */
 export const peerTexts = (
   kind: PeerKind,
@@ -34,7 +46,7 @@ export const peerTexts = (
   side: "train" | "eval"
 ): { readonly encoderText: string; readonly llmPrompt: string } => {
   const instruction = instructionText(r.input, r.task_type, s.instruction, s.reserved)
-  const clean = (t: string) => stripTokens(truncateCodePoints(t.trim(), s.maxChars), s.reserved)
+  const clean = (t: string) => peerCleanText(t, s)
   if (kind === "langbridge") {
     const text = clean(side === "train" ? r.english_ref : r.foreign_raw)
     return { encoderText: `${instruction}\n${text}`, llmPrompt: "" }

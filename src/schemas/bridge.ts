@@ -1,6 +1,6 @@
 /**
  * The index document (`config.json`) of the `langbridge` and `mindmerger` folders, written by those stages and read
- * by generate, retrievalFull and the report (src/artifacts/bridge.ts). A peer switched off in `baselines` writes
+ * by generate and retrievalPeers (src/artifacts/bridge.ts). A peer switched off in `baselines` writes
  * `enabled: false` and `trained: null`, and its consumers leave it out.
  */
 import { Schema } from "effect"

@@ -28,6 +28,10 @@ export const ResultsDoc = Schema.Struct({
     full: Schema.NullOr(RetrievalMetricsDoc),
     finetune: Schema.NullOr(RetrievalMetricsDoc),
     fullVector: Schema.NullOr(Schema.String),
+    /** The peer baselines (null: off in `baselines`, or not computed); their vector rule is `peerVector`. */
+    langbridge: Schema.NullOr(RetrievalMetricsDoc),
+    mindmerger: Schema.NullOr(RetrievalMetricsDoc),
+    peerVector: Schema.NullOr(Schema.String),
     /** How the R@1 and MRR intervals were made (null: no retrieval computed). */
     bootstrap: Schema.NullOr(BootstrapSettings),
     paper: Paper

@@ -1,6 +1,7 @@
 /**
- * Bilingual retrieval results (paper Table 1): `retrieval` (Stage A, written by `retrieval`) and `retrieval.full`
- * (LLINK full and the direct fine-tune, written by `retrievalFull`), both read by the report.
+ * Bilingual retrieval results (paper Table 1): `retrieval` (Stage A, written by `retrieval`), `retrieval.full`
+ * (LLINK full and the direct fine-tune, written by `retrievalFull`) and `retrieval.peers` (the peer baselines' pooled
+ * soft-input vectors, written by `retrievalPeers`), all read by the report.
  */
 import { Schema } from "effect"
 import { BootstrapSettings, Interval } from "./bootstrap.ts"
@@ -33,3 +34,18 @@ export const RetrievalFullDoc = Schema.Struct({
   bootstrap: BootstrapSettings
 })
 export type RetrievalFullDoc = typeof RetrievalFullDoc.Type
+
+/** How a peer's retrieval vector is made (`retrievalPeers`). */
+export const PEER_RETRIEVAL_VECTOR = "meanMappedStates"
+
+export const RetrievalPeersDoc = Schema.Struct({
+  n: Schema.Number,
+  /** `meanMappedStates`: the encoder reads the foreign sentence alone; the mean of the bridge's map of its token
+   *  states (the end vector left out). */
+  vector: Schema.Literal(PEER_RETRIEVAL_VECTOR),
+  /** Null when the peer is off (`baselines`). */
+  langbridge: Schema.NullOr(RetrievalMetricsDoc),
+  mindmerger: Schema.NullOr(RetrievalMetricsDoc),
+  bootstrap: BootstrapSettings
+})
+export type RetrievalPeersDoc = typeof RetrievalPeersDoc.Type

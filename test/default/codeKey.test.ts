@@ -1,8 +1,7 @@
 /**
  * Code is part of every stage's cache key (DVC users expect it): in a temporary copy of the project, a small run,
- * then an edit of a file only `stageB` uses and of one `encode`, `teacher` and `mindmerger` share. `llink status`
- * names each file and marks exactly those stages (and, as blocked, what follows them) stale; the rerun reruns exactly
- * those four —
+ * then an edit of a file only `stageB` uses and of one `encode` and `teacher` share. `llink status` names each file
+ * and marks exactly those stages (and, as blocked, what follows them) stale; the rerun reruns exactly those three —
  * the edits are comments, so their outputs are byte-identical and everything downstream stays cached.
  */
 import { spawnSync } from "node:child_process"
@@ -61,7 +60,7 @@ describe("code in the cache key", () => {
     const users = (file: string) =>
       stages.filter((s) => Object.keys(graph.closure(path.join(repoRoot, "src/nodes", s.name, "stage.ts")).files).includes(file)).map((s) => s.name)
     expect(users(STAGE_B_ONLY)).toEqual(["stageB"])
-    expect(users(SHARED).sort()).toEqual(["encode", "mindmerger", "teacher"])
+    expect(users(SHARED).sort()).toEqual(["encode", "teacher"])
   })
 
   it("an edit reruns exactly the stages whose code it touches; status names the file", { timeout: 600_000 }, () => {
@@ -86,8 +85,7 @@ describe("code in the cache key", () => {
     expect(rowOf("stageB")).toMatch(/will run[\s\S]*code changed: src\/nodes\/stageB\/work\.ts/)
     expect(rowOf("encode")).toMatch(/will run\s+code changed: src\/artifacts\/matrixJob\.ts/)
     expect(rowOf("teacher")).toMatch(/will run\s+code changed: src\/artifacts\/matrixJob\.ts/)
-    expect(rowOf("mindmerger")).toMatch(/will run[\s\S]*code changed: src\/artifacts\/matrixJob\.ts/)
-    const stale = new Set(["encode", "teacher", "mindmerger", "stageA", "retrieval", "stageB", "generate", "judge", "retrievalFull", "report"])
+    const stale = new Set(["encode", "teacher", "stageA", "retrieval", "stageB", "generate", "judge", "retrievalFull", "retrievalPeers", "report"])
     for (const stage of stages) {
       if (stale.has(stage.name)) expect(rowOf(stage.name), stage.name).toMatch(/will run/)
       else expect(rowOf(stage.name), stage.name).toMatch(/up to date/)
@@ -96,7 +94,7 @@ describe("code in the cache key", () => {
     const second = llink(dir, "run")
     expect(second.code, second.stderr).toBe(0)
     const ran = Object.entries(statuses(second.stdout)).filter(([, s]) => s === "ran").map(([n]) => n).sort()
-    expect(ran).toEqual(["encode", "mindmerger", "stageB", "teacher"])
+    expect(ran).toEqual(["encode", "stageB", "teacher"])
     expect(Object.values(statuses(second.stdout)).filter((s) => s !== "ran" && s !== "cached")).toEqual([])
 
     const manifest = JSON.parse(fs.readFileSync(path.join(dir, "runs/default/manifest.json"), "utf8")) as {

@@ -47,10 +47,12 @@ describe("the embedded default (npx llink run)", () => {
 
     // Stage A learned: held-out retrieval far above chance.
     const results = JSON.parse(fs.readFileSync(path.join(runDir, "results.json"), "utf8")) as {
-      retrieval: { stageA: { r1: number; mrr: number; chanceR1: number } }
+      retrieval: { stageA: { r1: number; mrr: number; chanceR1: number; n: number }; langbridge: { n: number } | null; mindmerger: { n: number } | null }
     }
     console.log(`default run: Stage A R@1 ${results.retrieval.stageA.r1} (chance ${results.retrieval.stageA.chanceR1})`)
     expect(results.retrieval.stageA.r1).toBeGreaterThan(5 * results.retrieval.stageA.chanceR1)
+    // The peers' Table 1 rows are there, on the same slice.
+    for (const peer of ["langbridge", "mindmerger"] as const) expect(results.retrieval[peer]?.n).toBe(results.retrieval.stageA.n)
 
     // Stage B learned and uses the slots: L_SFT falls, and the last measured L_zero − L_SFT is positive.
     const metricsPath = first.stages.stageB.outputs["stageB.metrics"].path
@@ -86,7 +88,7 @@ describe("the embedded default (npx llink run)", () => {
     expect(partialResults.retrieval.full).toBeNull()
     expect(partialResults.judge).toBeNull()
     expect(partialResults.tokenizer).toBeNull() // tokstats is not upstream of retrieval
-    expect(partialResults.partial?.missing).toEqual(["retrieval.full", "judge", "tokstats", "stageB.metrics", "generations", "sft.eval"])
+    expect(partialResults.partial?.missing).toEqual(["retrieval.full", "retrieval.peers", "judge", "tokstats", "stageB.metrics", "generations", "sft.eval"])
     expect(fs.readFileSync(path.join(partialDir, "report.md"), "utf8")).toContain("PARTIAL RUN: not computed in this run: retrieval.full")
     fs.rmSync(dir, { recursive: true, force: true })
   })

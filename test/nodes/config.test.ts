@@ -55,6 +55,17 @@ describe("config values fail at load, naming the file, line, field, value and ru
     expect(error.message).toMatch(/^llink\.config\.json:4: retrieval\.n: is 0 \(use split\.evalN\) while split\.evalN is 0 too/)
   })
 
+  it("baselines without base or finetune fails at load, naming the field and the rule; the peers may go", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-badcfg-"))
+    fs.writeFileSync(path.join(dir, "llink.config.json"), `{\n  "split": { "evalN": 10 },\n  "baselines": ["base", "langbridge"]\n}\n`)
+    const error = await loadError(dir)
+    expect(error.message).toMatch(/^llink\.config\.json:3: baselines: must include "base" and "finetune" \(the paper's comparisons; only the peers "langbridge" and "mindmerger" can be left out\), got \["base","langbridge"\]/)
+    fs.writeFileSync(path.join(dir, "llink.config.json"), `{ "baselines": ["finetune", "base"] }\n`)
+    const ok = await Effect.runPromise(loadConfig({ cwd: dir }))
+    expect(ok.value.baselines).toEqual(["finetune", "base"])
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+
   it("K is one field, models.slots: the old stageB.slots and tokstats.slots are unknown keys", async () => {
     for (const section of ["stageB", "tokstats"]) {
       const { dir } = configWith(section, "slots", 8)

@@ -1,6 +1,7 @@
 /**
  * The peer bridges (src/models/bridge.ts) and their batches (src/train/bridge.ts) against plain float64 loops:
  * the LangBridge linear map and the MindMerger ReLU MLP, the placement of mapped states and end vectors in a batch,
+ * the pooled (mean mapped) state of each text,
  * the zeroed-states control, gradients of a decoder loss through the bridge against central finite differences,
  * seeded init, and the file round trip.
  */
@@ -20,6 +21,7 @@ import {
   initBridgeHost,
   loadBridgeHost,
   mapStates,
+  meanMappedStates,
   saveBridge
 } from "../../src/models/bridge.ts"
 import { makeRng } from "../../src/models/rng.ts"
@@ -96,6 +98,27 @@ describe.each([["langbridge", LB], ["mindmerger", MM]] as const)("%s bridge", (_
     // the control: the mapped rows become zeros, the end vectors stay
     const zeroed = tf.tidy(() => bridgeOverrides(m, tf.tensor2d(Float32Array.from(x), [N, c.dIn]), spans, { zeroStates: true }).vectors.arraySync())
     zeroed.forEach((r, i) => r.forEach((v, j) => expect(v).toBeCloseTo(i === 2 || i === 6 ? end[j] : 0, 6)))
+    disposeBridge(m)
+  })
+
+  it("pools each text's mapped states into their mean (the end vector left out), as the plain loop does", () => {
+    const host = randomHost(c, 13)
+    const m = bridgeFromHost(c, host, { trainable: false })
+    const lengths = [2, 1, 4]
+    const N = 7
+    const x = rand(N * c.dIn, 8)
+    const mapped = refMap(c, host, x, N)
+    const got = tf.tidy(() => meanMappedStates(m, tf.tensor2d(Float32Array.from(x), [N, c.dIn]), lengths).arraySync())
+    let row = 0
+    lengths.forEach((len, i) => {
+      for (let o = 0; o < c.dOut; o++) {
+        let sum = 0
+        for (let t = 0; t < len; t++) sum += mapped[(row + t) * c.dOut + o]
+        expect(got[i][o]).toBeCloseTo(sum / len, 5)
+      }
+      row += len
+    })
+    expect(() => tf.tidy(() => meanMappedStates(m, tf.tensor2d(Float32Array.from(x), [N, c.dIn]), [2, 2]))).toThrow(/7 state rows for texts of 4 tokens/)
     disposeBridge(m)
   })
 

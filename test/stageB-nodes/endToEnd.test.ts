@@ -17,6 +17,7 @@ import { stages as registered } from "../../src/nodes/index.ts"
 import { judge } from "../../src/nodes/judge/stage.ts"
 import { report } from "../../src/nodes/report/stage.ts"
 import { retrievalFull } from "../../src/nodes/retrievalFull/stage.ts"
+import { retrievalPeers } from "../../src/nodes/retrievalPeers/stage.ts"
 import { stageB } from "../../src/nodes/stageB/stage.ts"
 import { synthesize } from "../../src/nodes/synthesize/stage.ts"
 import { ArtifactStore } from "../../src/pipeline/cache.ts"
@@ -31,7 +32,7 @@ const repoRoot = path.resolve(import.meta.dirname, "../..")
 /** The registered stages plus any of the Stage B / evaluation stages not registered yet, in DAG order. */
 const allStages = (): ReadonlyArray<AnyStage<TensorBackend>> => {
   const names = new Set(registered.map((s) => s.name))
-  const extra: ReadonlyArray<AnyStage<TensorBackend>> = [synthesize, stageB, finetune, langbridge, mindmerger, generate, judge, retrievalFull, report]
+  const extra: ReadonlyArray<AnyStage<TensorBackend>> = [synthesize, stageB, finetune, langbridge, mindmerger, generate, judge, retrievalFull, retrievalPeers, report]
   return [...registered, ...extra.filter((s) => !names.has(s.name))]
 }
 
@@ -64,7 +65,7 @@ describe("end to end on tiny models", () => {
     expect(new Set(dag.upstream("generate"))).toEqual(new Set(["models", "stageA", "stageB", "finetune", "langbridge", "mindmerger", "encode", "synthesize"]))
     expect(dag.upstream("judge")).toEqual(["generate"])
     expect(at("report")).toBe(dag.order.length - 1)
-    expect(new Set(dag.upstream("report"))).toEqual(new Set(["retrieval", "retrievalFull", "judge", "tokstats", "clean", "stageA", "stageB", "generate", "synthesize"]))
+    expect(new Set(dag.upstream("report"))).toEqual(new Set(["retrieval", "retrievalFull", "retrievalPeers", "judge", "tokstats", "clean", "stageA", "stageB", "generate", "synthesize"]))
   })
 
   it("runs every stage, reports the recorded numbers with the lineage, and a rerun is all cached", async () => {
@@ -89,10 +90,12 @@ describe("end to end on tiny models", () => {
     expect(results.offline).toEqual({ synthesizer: true, judge: true })
     expect(results.retrieval.stageA.r1).toBe((manifest.stages["retrieval"].metrics["stageA"] as { r1: number }).r1)
     expect(results.retrieval.full.n).toBe(24)
+    expect(results.retrieval.peerVector).toBe("meanMappedStates")
+    for (const peer of ["langbridge", "mindmerger"]) expect(results.retrieval[peer].n).toBe(24)
     expect(results.tokens.examples).toBe(6)
     expect(results.tokens.ratioBaseToLlink).toBeGreaterThan(1)
     const html = fs.readFileSync(path.join(runDir, "report.html"), "utf8")
-    for (const stage of ["ingest", "synthesize", "stageB", "finetune", "generate", "judge", "retrievalFull"]) expect(html).toContain(`<td>${stage}</td>`)
+    for (const stage of ["ingest", "synthesize", "stageB", "finetune", "generate", "judge", "retrievalFull", "retrievalPeers"]) expect(html).toContain(`<td>${stage}</td>`)
     expect(html).toContain("Stage B: L_SFT vs L_zero")
     expect(html).toContain("<svg")
     expect(fs.existsSync(path.join(runDir, "artifacts", "report", "report.html"))).toBe(true)

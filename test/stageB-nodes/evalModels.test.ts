@@ -24,14 +24,14 @@ import { generate } from "../../src/nodes/generate/stage.ts"
 import { models } from "../../src/nodes/models/stage.ts"
 import { retrievalFull } from "../../src/nodes/retrievalFull/stage.ts"
 import { synthesize } from "../../src/nodes/synthesize/stage.ts"
-import { openMatrixWriter, readMatrix } from "../../src/pipeline/matrix.ts"
+import { readMatrix } from "../../src/pipeline/matrix.ts"
 import { readModelsRef } from "../../src/artifacts/models.ts"
 import { loadProjectorDir, saveProjectorDir } from "../../src/artifacts/projector.ts"
 import { teacherVectors } from "../../src/nodes/teacher/work.ts"
 import { FINETUNE_CONFIG, type FinetuneDoc, STAGEB_CONFIG, type StageBDoc } from "../../src/artifacts/stageB.ts"
 import { finetunePrompt, instructionText, slotPrompt, slotTokens } from "../../src/prompts/slots.ts"
 import { basePrompt } from "../../src/nodes/generate/work.ts"
-import { configOf, fixturePairs, makeContext, paramsOf, readRows, tmpDir, writePairs } from "./support.ts"
+import { configOf, fixturePairs, makeContext, paramsOf, readRows, tmpDir, writePairs, writeRandomMatrix } from "./support.ts"
 
 const D_IN = 24
 const FT_MAX_CHARS = 20
@@ -43,18 +43,7 @@ const inputs: Record<string, string> = {}
 let decoderDir = ""
 let addedTokens: ReadonlyArray<string> = []
 
-const randomMatrix = async (file: string, rows: number, dim: number, seed: number) => {
-  const rng = makeRng(seed)
-  const data = Float32Array.from({ length: rows * dim }, () => rng.normal())
-  await Effect.runPromise(
-    Effect.gen(function*() {
-      const w = yield* openMatrixWriter(file, dim)
-      yield* w.write({ rows, dim, data })
-      yield* w.close
-    })
-  )
-  return data
-}
+const randomMatrix = writeRandomMatrix
 
 const randomizeLora = (adapters: ReturnType<typeof createLora>, seed: number) => {
   const rng = makeRng(seed)

@@ -46,6 +46,14 @@ const fixtures = async (base: string, options: { readonly offlineSynth: boolean;
     n: 100,
     bootstrap
   })
+  // The peers' rows: LangBridge scored, MindMerger off (`baselines`).
+  const retrievalPeers = writeJson(path.join(base, "retrieval.peers.json"), {
+    n: 100,
+    vector: "meanMappedStates",
+    langbridge: { ...metricsRow(100), r1: 0.013, r5: 0.061, r10: 0.118, mrr: 0.052, meanRank: 46.25, r1CI: { lo: 0.001, hi: 0.035 }, mrrCI: { lo: 0.03, hi: 0.075 } },
+    mindmerger: null,
+    bootstrap
+  })
   const side = (tpc: number) => ({ tokens: 100, chars: 100 / tpc, tokensPerChar: tpc, charsPerSentence: 1, tokensPerSentence: { mean: 10, p50: 9, p95: 20, max: 30 } })
   const tokstats = writeJson(path.join(base, "tokstats.json"), {
     pairs: 400,
@@ -98,6 +106,7 @@ const fixtures = async (base: string, options: { readonly offlineSynth: boolean;
   const inputs = {
     retrieval,
     "retrieval.full": retrievalFull,
+    "retrieval.peers": retrievalPeers,
     judge: jctx.outputs["judge"],
     tokstats,
     "clean.quality": quality,
@@ -182,6 +191,14 @@ describe("report", () => {
     expect(html).not.toMatch(/<(script|link|img)\b/)
 
     expect(md).toContain("| LLINK (Stage A) | this run (n = 100) | 0.512 |")
+    // The peers' Table 1 rows (no paper rows: the paper has no peers), and how their vector is formed.
+    expect(md).toContain("| LangBridge (mean mapped state) | this run (n = 100) | 0.013 | 0.001–0.035 | 0.061 | 0.118 | 0.052 | 0.030–0.075 | 46.3 | 0.010 |")
+    expect(md).toContain("| MindMerger (mean mapped state) | off in this run (baselines) | – |")
+    expect(md).toContain("Peer query vectors: meanMappedStates")
+    expect(md).toContain("the mean of the rows its trained bridge makes from the encoder's token states of the foreign sentence read alone")
+    expect(results.retrieval.langbridge.r1).toBe(0.013)
+    expect(results.retrieval.mindmerger).toBeNull()
+    expect(results.retrieval.peerVector).toBe("meanMappedStates")
     // Table 1's intervals; Table 2's judge statistics, with the paper's (W + ½T)/N derived from its shares.
     expect(md).toContain("| 0.512 | 0.415–0.609 | 0.750 | 0.860 | 0.620 | 0.550–0.690 |")
     expect(md).toContain("percentile bootstrap over queries, 1,000 resamples, seed 0")

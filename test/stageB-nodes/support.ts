@@ -11,6 +11,8 @@ import { LlinkConfig } from "../../src/nodes/config.ts"
 import { PairColumns } from "../../src/schemas/rows.ts"
 import type { StageError } from "../../src/pipeline/errors.ts"
 import { GenerationColumns, type GenerationRow } from "../../src/schemas/sft.ts"
+import { makeRng } from "../../src/models/rng.ts"
+import { openMatrixWriter } from "../../src/pipeline/matrix.ts"
 
 const made: Array<string> = []
 /** A fresh temp folder, removed when the test file ends (`removeTmpDirs`, registered below). */
@@ -129,4 +131,18 @@ export const generationRow = (g: Partial<GenerationRow> & Pick<GenerationRow, "i
 export const writeGenerations = async (file: string, rows: ReadonlyArray<GenerationRow>): Promise<string> => {
   await Effect.runPromise(writeTable(file, GenerationColumns, Stream.fromIterable(rows.map((r) => ({ ...r })))))
   return file
+}
+
+/** A seeded N(0, 1) matrix written as an Arrow matrix file (the `zF.*` / `hE.*` layout); returns its values. */
+export const writeRandomMatrix = async (file: string, rows: number, dim: number, seed: number) => {
+  const rng = makeRng(seed)
+  const data = Float32Array.from({ length: rows * dim }, () => rng.normal())
+  await Effect.runPromise(
+    Effect.gen(function*() {
+      const w = yield* openMatrixWriter(file, dim)
+      yield* w.write({ rows, dim, data })
+      yield* w.close
+    })
+  )
+  return data
 }

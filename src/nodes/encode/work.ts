@@ -18,7 +18,8 @@ import type { FinishedShard, ShardContext, ShardOutcome, StageContext, StageOutc
 import type { EncodeParams } from "./params.ts"
 import { readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
-import { mergeMatrixOutputs, readStringColumn, runBatchJob, runSequenceShard } from "../../artifacts/matrixJob.ts"
+import { readStringColumn } from "../../artifacts/columns.ts"
+import { mergeMatrixOutputs, runBatchJob, runSequenceShard } from "../../artifacts/matrixJob.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 
 export type { EncodeParams }

@@ -121,8 +121,9 @@ const readBatch = (
 const decode = (tok: EvalSystems["tokenizer"], tokens: ReadonlyArray<number>): string =>
   tok.decode(tokens, { skipSpecialTokens: true }).trim()
 
-/** The peers' outputs and prompt lengths for a batch (null columns for a peer that is off). */
-const generatePeers = async (
+/** The peers' outputs and prompt lengths for a batch (null columns for a peer that is off): each peer's prompts
+ *  (`peerPrompt`) and soft rows (`peerSoftRows`), generated greedily with `options` and the peer's pad id. */
+export const generatePeers = async (
   peers: PeerSystems,
   rows: ReadonlyArray<SftRow>,
   options: { readonly maxNewTokens: number; readonly noRepeatNgramSize: number },

@@ -14,7 +14,7 @@
  */
 import { Effect } from "effect"
 import type { TensorBackend } from "../../backend/tensorBackend.ts"
-import { readStringColumn } from "../../artifacts/matrixJob.ts"
+import { readStringColumn } from "../../artifacts/columns.ts"
 import type { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { peerTaskTexts } from "../../prompts/bridge.ts"

@@ -14,7 +14,7 @@ import type { Manifest } from "../../pipeline/manifest.ts"
 import type { JudgeDoc } from "../../schemas/judge.ts"
 import type { QualityDoc } from "../../schemas/quality.ts"
 import type { ResultsDoc } from "../../schemas/results.ts"
-import type { RetrievalDoc, RetrievalFullDoc } from "../../schemas/retrieval.ts"
+import type { RetrievalDoc, RetrievalFullDoc, RetrievalPeersDoc } from "../../schemas/retrieval.ts"
 import { type GenerationRow, PEERS } from "../../schemas/sft.ts"
 import type { TokstatsDoc } from "../../schemas/tokstats.ts"
 import { PAPER_JUDGE, PAPER_RETRIEVAL, PAPER_TOKENS } from "../../schemas/paper.ts"
@@ -28,6 +28,7 @@ export interface ReportInputs {
   readonly title: string
   readonly retrieval: RetrievalDoc | undefined
   readonly retrievalFull: RetrievalFullDoc | undefined
+  readonly retrievalPeers: RetrievalPeersDoc | undefined
   readonly judge: JudgeDoc | undefined
   readonly tokstats: TokstatsDoc | undefined
   readonly quality: QualityDoc | undefined
@@ -72,6 +73,7 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
   const j = inputs.judge
   const stageA = inputs.retrieval?.stageA ?? null
   const rf = inputs.retrievalFull
+  const rp = inputs.retrievalPeers
   const tokens = (() => {
     if (g === undefined) return null
     const llink = tokenUse(g.map((r) => r.llinkPromptTokens))
@@ -93,12 +95,15 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
     title: inputs.title,
     offline: { synthesizer: inputs.synthOffline, judge: j?.offline ?? null },
     retrieval: {
-      n: stageA?.n ?? rf?.n ?? null,
+      n: stageA?.n ?? rf?.n ?? rp?.n ?? null,
       stageA,
       full: rf?.full ?? null,
       finetune: rf?.finetune ?? null,
       fullVector: rf?.fullVector ?? null,
-      bootstrap: inputs.retrieval?.bootstrap ?? rf?.bootstrap ?? null,
+      langbridge: rp?.langbridge ?? null,
+      mindmerger: rp?.mindmerger ?? null,
+      peerVector: rp?.vector ?? null,
+      bootstrap: inputs.retrieval?.bootstrap ?? rf?.bootstrap ?? rp?.bootstrap ?? null,
       paper: PAPER_RETRIEVAL
     },
     judge: j === undefined
@@ -190,6 +195,15 @@ export const retrievalTable = (r: ResultsDoc): Table => {
     )
     paperRows.add(rows.length)
     rows.push(["", `paper (n = ${int(paper.n)})`, f3(paper.r1), "–", f3(paper.r5), f3(paper.r10), f3(paper.mrr), "–", f1(paper.meanRank), f3(1 / paper.n)])
+  }
+  // The peers: not in the paper; `peerVector` is null when `retrievalPeers` did not run, a null row means "off".
+  for (const [name, label] of [["langbridge", "LangBridge (mean mapped state)"], ["mindmerger", "MindMerger (mean mapped state)"]] as const) {
+    const run = r.retrieval[name]
+    rows.push(
+      run !== null
+        ? [label, `this run (n = ${int(run.n)})`, f3(run.r1), ciCell(run.r1CI), f3(run.r5), f3(run.r10), f3(run.mrr), ciCell(run.mrrCI), f1(run.meanRank), f3(run.chanceR1)]
+        : [label, r.retrieval.peerVector === null ? NOT_COMPUTED : "off in this run (baselines)", "–", "–", "–", "–", "–", "–", "–", "–"]
+    )
   }
   const b = r.retrieval.bootstrap
   return {
@@ -298,12 +312,16 @@ const PEER_ROWS = [
   ["mindmerger", "MindMerger", "BOS + one soft row per encoder token + boundary + the prompt with the original text's own tokens"]
 ] as const
 
+/** How the peers' Table 1 vectors are formed (src/nodes/retrievalPeers/work.ts). */
+export const PEER_VECTOR_NOTE =
+  "Peer rows of Table 1 (not in the paper): each peer's query vector is its pooled soft input, the mean of the rows its trained bridge makes from the encoder's token states of the foreign sentence read alone (<s> and </s> included; the learned end vector left out, as it is the same for every sentence), compared by cosine with the same teacher vectors h_E on the same eval slice. The peers are never trained toward h_E, and their rows live in the decoder's input-embedding space while h_E is a final hidden state, so near-chance numbers are expected; LangBridge at evaluation would read a task instruction before the sentence, which this vector leaves out."
+
 /** What each peer baseline feeds the decoder (the report's "Peer baselines" section). */
 export const PEERS_NOTE = [
   "LLINK feeds the decoder K soft tokens made from one pooled encoder vector. The peer baselines feed it every token state of the same frozen encoder (the run's XLM-R; both papers used mT5 encoders: LangBridge the mT5-XL LM-adapted encoder, MindMerger mT5-xl), with the decoder frozen and no LoRA:",
   "LangBridge (Yoon et al., ACL 2024): [BOS, W·h₁+b, …, W·hₙ+b, enc_eos], a linear map of each encoder state plus a learned end vector, then the answer. The encoder reads the instruction with the text; trained on English-only data (the pair's English side), the foreign text goes through the encoder at evaluation.",
   "MindMerger (Huang et al., NeurIPS 2024): [BOS, MLP(h₁), …, MLP(hₙ), end_boundary, the decoder's own embeddings of the prompt with the original text], MLP d → 2d → D with ReLU; phase 1 on the parallel pairs (translation), phase 2 on the Stage B instruction data. It keeps the original text's tokens, so its prompt is the longest (Tokens table).",
-  "Their pooled soft-input vectors are not scored in Table 1 (retrieval) in this version."
+  PEER_VECTOR_NOTE
 ] as const
 
 export const tokensTable = (r: ResultsDoc): Table => {
@@ -537,7 +555,8 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
   const lineage = inputs.manifest === undefined ? undefined : lineageTable(inputs.manifest)
   const training = trainingFigures(inputs.stageAMetrics, inputs.stageBMetrics)
   const tokenFig = tokenFigure(inputs.generations ?? [])
-  const fullVectorNote = r.retrieval.fullVector === null ? "" : ` LLINK (Full) query vector: ${r.retrieval.fullVector}.`
+  const fullVectorNote = (r.retrieval.fullVector === null ? "" : ` LLINK (Full) query vector: ${r.retrieval.fullVector}.`) +
+    (r.retrieval.peerVector === null ? "" : ` Peer query vectors: ${r.retrieval.peerVector} (see Peer baselines).`)
 
   const md = [
     `# ${r.title}`,

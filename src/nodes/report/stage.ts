@@ -35,6 +35,7 @@ export const RESULTS_JSON = "results.json"
 export const REPORT_INPUTS = [
   "retrieval",
   "retrieval.full",
+  "retrieval.peers",
   "judge",
   "tokstats",
   "clean.quality",

@@ -12,7 +12,7 @@ import type { DocSchema } from "../../pipeline/stage.ts"
 import { JudgeDoc } from "../../schemas/judge.ts"
 import { QualityDoc } from "../../schemas/quality.ts"
 import { ResultsDoc } from "../../schemas/results.ts"
-import { RetrievalDoc, RetrievalFullDoc } from "../../schemas/retrieval.ts"
+import { RetrievalDoc, RetrievalFullDoc, RetrievalPeersDoc } from "../../schemas/retrieval.ts"
 import { readGenerations } from "../../schemas/sft.ts"
 import { TokstatsDoc } from "../../schemas/tokstats.ts"
 import type { ReportParams } from "./params.ts"
@@ -113,6 +113,7 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
     if (missing.length > 0) ctx.log(`partial report: not computed in this run: ${missing.join(", ")}`)
     const retrieval = yield* optionalDoc(RetrievalDoc, inputs["retrieval"])
     const retrievalFull = yield* optionalDoc(RetrievalFullDoc, inputs["retrieval.full"])
+    const retrievalPeers = yield* optionalDoc(RetrievalPeersDoc, inputs["retrieval.peers"])
     const judge = yield* optionalDoc(JudgeDoc, inputs["judge"])
     const tokstats = yield* optionalDoc(TokstatsDoc, inputs["tokstats"])
     const quality = yield* optionalDoc(QualityDoc, inputs["clean.quality"])
@@ -128,6 +129,7 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
       title: p.title,
       retrieval,
       retrievalFull,
+      retrievalPeers,
       judge,
       tokstats,
       quality,
@@ -162,7 +164,8 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
     const f3 = (x: number | null | undefined) => (x === null || x === undefined ? "–" : x.toFixed(3))
     const pref = (x: number | null | undefined) => (x === null || x === undefined ? "–" : `${(x * 100).toFixed(1)}%`)
     ctx.log(
-      `R@1 Stage A ${f3(r.retrieval.stageA?.r1)}, full ${f3(r.retrieval.full?.r1)}, fine-tune ${f3(r.retrieval.finetune?.r1)}; ` +
+      `R@1 Stage A ${f3(r.retrieval.stageA?.r1)}, full ${f3(r.retrieval.full?.r1)}, fine-tune ${f3(r.retrieval.finetune?.r1)}, ` +
+        `LangBridge ${f3(r.retrieval.langbridge?.r1)}, MindMerger ${f3(r.retrieval.mindmerger?.r1)}; ` +
         `judge${r.offline.judge === true ? " (offline chrF)" : ""} preference vs base ${pref(r.judge?.overall.vsBase.preference)}, ` +
         `vs fine-tune ${pref(r.judge?.overall.vsFinetune.preference)}; report: ${path.join(ctx.runDir, REPORT_HTML)}`
     )
@@ -170,7 +173,13 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
       rows: {},
       metrics: {
         offline: r.offline,
-        r1: { stageA: r.retrieval.stageA?.r1 ?? null, full: r.retrieval.full?.r1 ?? null, finetune: r.retrieval.finetune?.r1 ?? null },
+        r1: {
+          stageA: r.retrieval.stageA?.r1 ?? null,
+          full: r.retrieval.full?.r1 ?? null,
+          finetune: r.retrieval.finetune?.r1 ?? null,
+          langbridge: r.retrieval.langbridge?.r1 ?? null,
+          mindmerger: r.retrieval.mindmerger?.r1 ?? null
+        },
         preference: { vsBase: r.judge?.overall.vsBase.preference ?? null, vsFinetune: r.judge?.overall.vsFinetune.preference ?? null },
         ratioBaseToLlink: r.tokens?.ratioBaseToLlink ?? null,
         lineage: manifest !== undefined,
