@@ -60,8 +60,6 @@ export type ColumnValues =
     readonly stream: Buffer
     /** `ends[k]`: end offset in `stream` of the k-th non-null value (its start is `ends[k-1]`, or 0). */
     readonly ends: Int32Array
-    /** The non-null values as strings (dictionary keys). */
-    readonly strings: ReadonlyArray<string>
     readonly validity: Uint8Array | undefined
     readonly nullCount: number
   }
@@ -371,6 +369,16 @@ const numericStats = (col: FastColumn, v: ColumnValues & { readonly type: "int32
   }
 }
 
+/** Bytewise comparison of `s[a0, a1)` and `s[b0, b1)` (negative, 0, positive), as Rust's `[u8]` ordering. */
+const compareBytes = (s: Uint8Array, a0: number, a1: number, b0: number, b1: number): number => {
+  const n = Math.min(a1 - a0, b1 - b0)
+  for (let i = 0; i < n; i++) {
+    const d = s[a0 + i] - s[b0 + i]
+    if (d !== 0) return d
+  }
+  return a1 - a0 - (b1 - b0)
+}
+
 const utf8Stats = (v: ColumnValues & { readonly type: "utf8" }): ChunkStats => {
   const count = v.ends.length
   if (count === 0) return { min: undefined, max: undefined, minExact: false, maxExact: false }
@@ -383,11 +391,10 @@ const utf8Stats = (v: ColumnValues & { readonly type: "utf8" }): ChunkStats => {
   for (let k = 1; k < count; k++) {
     const a = ends[k - 1] + 4
     const b = ends[k]
-    if (s.compare(s, minStart, minEnd, a, b) < 0) {
+    if (compareBytes(s, a, b, minStart, minEnd) < 0) {
       minStart = a
       minEnd = b
-    }
-    if (s.compare(s, maxStart, maxEnd, a, b) > 0) {
+    } else if (compareBytes(s, a, b, maxStart, maxEnd) > 0) {
       maxStart = a
       maxEnd = b
     }
@@ -621,7 +628,8 @@ const prepareChunk = (col: FastColumn, v: ColumnValues, n: number): PreparedChun
     if (dict !== undefined) {
       for (let k = valueOffset; k < valueOffset + toWrite; k++) {
         let key: DictKey
-        if (isUtf8) key = v.strings[k]
+        // the bytes as a latin1 string: one char per byte, so equal keys are equal values
+        if (isUtf8) key = v.stream.toString("latin1", valueStart(k) + 4, valueStart(k + 1))
         else if (width === 4) key = v.values[numericRow(k)]
         else {
           f64[0] = v.values[numericRow(k)]
@@ -740,16 +748,24 @@ const startPool = (): Pool => {
 }
 
 /**
- * Compresses the page bodies as parquet-rs does (zstd level 1, one-shot), on the compression worker; the bodies are
- * copied to it, so the caller may reuse them once this returns.
+ * Compresses the page bodies as parquet-rs does (zstd level 1, one-shot), on the compression worker. The bodies
+ * are copied into one buffer that is handed over (not cloned), so the caller may reuse them once this returns.
  */
 export const compressPages = (bodies: ReadonlyArray<Uint8Array>): Promise<Array<Uint8Array>> => {
+  if (process.env["LLINK_ZSTD_SYNC"] === "1") return Promise.resolve(compressPagesSync(bodies))
   const p = (pool ??= startPool())
   const id = p.nextId++
+  const sizes = bodies.map((b) => b.length)
+  const packed = new Uint8Array(sizes.reduce((a, b) => a + b, 0))
+  let at = 0
+  for (const b of bodies) {
+    packed.set(b, at)
+    at += b.length
+  }
   return new Promise((resolve, reject) => {
     p.pending.set(id, { resolve, reject })
     if (p.pending.size === 1) p.worker.ref()
-    p.worker.postMessage({ id, bodies })
+    p.worker.postMessage({ id, packed, sizes }, [packed.buffer])
   })
 }
 

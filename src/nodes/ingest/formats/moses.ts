@@ -5,7 +5,7 @@
  */
 import type { ByteSource } from "../bytes.ts"
 import { alignedLines, lineBatches } from "../lines.ts"
-import { emptySide, quarantine, type RecordBatch, rawPair } from "./records.ts"
+import { checkSides, CONTROL_CHAR, quarantine, type RecordBatch, rawPair } from "./records.ts"
 
 export async function* readMoses(english: ByteSource, foreign: ByteSource): AsyncGenerator<RecordBatch> {
   for await (const ab of alignedLines(lineBatches(english), lineBatches(foreign))) {
@@ -32,9 +32,10 @@ export async function* readMoses(english: ByteSource, foreign: ByteSource): Asyn
         batch.bad.push(quarantine(foreign, line, faultFo, fo))
         continue
       }
-      const empty = emptySide(en, fo)
+      const empty = checkSides(en, fo)
       if (empty !== undefined) {
-        batch.bad.push(quarantine(empty === "empty-english" ? english : foreign, line, empty, `${en}\t${fo}`))
+        const side = empty === "empty-english" || (empty === "control-char" && CONTROL_CHAR.test(en)) ? english : foreign
+        batch.bad.push(quarantine(side, line, empty, `${en}\t${fo}`))
         continue
       }
       batch.pairs.push(rawPair(en, fo, `${english.label}:${line}`, null))
