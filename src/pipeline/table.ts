@@ -52,6 +52,9 @@ export interface TableWriter {
   readonly writeColumns: (batch: ColumnBatch) => Effect.Effect<void, ArtifactError>
   /** Flushes, writes the footer, fsyncs; returns the row count. */
   readonly close: Effect.Effect<number, ArtifactError>
+  /** Closes the file handle without a footer (after a failure elsewhere, e.g. the reader's): the partial file stays
+   *  for the runner to discard; later calls fail. A no-op once closed or failed. */
+  readonly abort: Effect.Effect<void>
 }
 
 /**
@@ -484,10 +487,8 @@ const validateColumns = (path: string, columns: ReadonlyArray<Column>): Artifact
   return undefined
 }
 
-interface WriterHandle extends TableWriter {
-  /** Marks the writer failed and closes the file handle without a footer; the partial file stays for the runner. */
-  readonly abort: Effect.Effect<void>
-}
+/** `abort` marks the writer failed and closes the file handle without a footer; the partial file stays. */
+type WriterHandle = TableWriter
 
 /** One batch encoded by parquet-wasm: its bytes, and the row groups found in them with their byte range. */
 interface EncodedBatch {
@@ -804,8 +805,8 @@ export const openTableWriter: (
   columns: ReadonlyArray<Column>,
   options?: TableWriterOptions
 ) => Effect.Effect<TableWriter, ArtifactError> = Effect.fn("table.openTableWriter")(function*(path, columns, options) {
-  const { write, writeColumns, close } = yield* openWriter(path, columns, options)
-  const writer: TableWriter = { write, writeColumns, close }
+  const { write, writeColumns, close, abort } = yield* openWriter(path, columns, options)
+  const writer: TableWriter = { write, writeColumns, close, abort }
   return writer
 })
 

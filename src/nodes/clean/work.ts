@@ -169,6 +169,7 @@ export const runClean = (ctx: StageContext<CleanParams>): Effect.Effect<StageOut
           progress.advance(rows.length)
         })
       ),
+      Effect.onError(() => Effect.andThen(keptWriter.abort, rejectWriter.abort)),
       asStageError(STAGE)
     )
     const keptRows = yield* keptWriter.close.pipe(asStageError(STAGE))
