@@ -47,7 +47,8 @@ export const readerOptions = (p: CorpusParams): ReaderOptions => ({
   englishColumn: p.englishColumn,
   foreignColumn: p.foreignColumn ?? (p.englishColumn === 0 ? 1 : 0),
   columns: p.columns,
-  header: p.header
+  header: p.header,
+  allowLineCountMismatch: p.allowLineCountMismatch
 })
 
 const COMPRESSION_EXT = /\.(gz|xz)$/i
@@ -274,7 +275,7 @@ const batches = (plan: CorpusPlan, options: ReaderOptions): AsyncIterable<Record
     case "wmt20":
       return plan.scores === undefined ? readTsv(plan.source, options) : readTsvWithScores(plan.source, plan.scores, options)
     case "moses":
-      return readMoses(plan.english, plan.foreign)
+      return readMoses(plan.english, plan.foreign, options)
     case "tmx":
       return readTmx(plan.source, options)
     case "jsonl":

@@ -6,10 +6,12 @@ import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { openTableWriter } from "../../pipeline/table.ts"
 import type { ColumnBatch, Row } from "../../pipeline/table.ts"
 import { planFiles, readCorpus, readerOptions, readTsvCorpusColumns, resolveCorpus } from "./corpus.ts"
-import type { Quarantined } from "./formats/records.ts"
+import type { LineCounts, Quarantined } from "./formats/records.ts"
 import type { TsvColumns } from "./formats/tsvBytes.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
 import { PairColumns, QuarantineColumns } from "../../schemas/rows.ts"
+import { IngestSummaryDoc } from "../../schemas/ingestSummary.ts"
+import { writeJsonDoc } from "../../artifacts/json.ts"
 
 const STAGE = "ingest"
 
@@ -82,9 +84,12 @@ export const runIngest = (ctx: StageContext<CorpusParams>): Effect.Effect<StageO
     const quarantineWriter = yield* openTableWriter(ctx.outputs["ingest.quarantine"], QuarantineColumns).pipe(
       asStageError(STAGE)
     )
+    // a failed read (a corrupt file) leaves both writers open: close their handles
+    const abortWriters = Effect.andThen(pairsWriter.abort, quarantineWriter.abort)
     const progress = ctx.progress("pairs")
     const byReason: Record<string, number> = {}
     let nextId = 0
+    let lineCounts: LineCounts | undefined
     const writeBad = (bad: ReadonlyArray<Quarantined>) =>
       Effect.gen(function*() {
         if (bad.length === 0) return
@@ -107,6 +112,7 @@ export const runIngest = (ctx: StageContext<CorpusParams>): Effect.Effect<StageO
             progress.advance(batch.count + batch.bad.length)
           })
         ),
+        Effect.onError(() => abortWriters),
         asStageError(STAGE)
       )
     } else {
@@ -118,9 +124,11 @@ export const runIngest = (ctx: StageContext<CorpusParams>): Effect.Effect<StageO
               yield* pairsWriter.write(batch.pairs)
             }
             yield* writeBad(batch.bad)
+            if (batch.lineCounts !== undefined) lineCounts = batch.lineCounts
             progress.advance(batch.pairs.length + batch.bad.length)
           })
         ),
+        Effect.onError(() => abortWriters),
         asStageError(STAGE)
       )
     }
@@ -129,6 +137,21 @@ export const runIngest = (ctx: StageContext<CorpusParams>): Effect.Effect<StageO
     progress.done()
     const reasons = describeReasons(byReason)
     ctx.log(`${pairs} pairs, ${quarantined} quarantined${quarantined > 0 ? ` (${reasons})` : ""}`)
+    if (lineCounts !== undefined) {
+      ctx.log(
+        `warning: ${lineCounts.english.file} has ${lineCounts.english.lines} lines and ${lineCounts.foreign.file} ` +
+          `${lineCounts.foreign.lines}; paired by position (corpus.allowLineCountMismatch)`
+      )
+    }
+    const summary: IngestSummaryDoc = {
+      format: plan.format,
+      files: [...files],
+      pairs,
+      quarantined,
+      byReason,
+      lineCountMismatch: lineCounts ?? null
+    }
+    yield* writeJsonDoc(IngestSummaryDoc, ctx.outputs["ingest.summary"], summary).pipe(asStageError(STAGE))
     if (pairs === 0) {
       return yield* new StageError({
         stage: STAGE,
@@ -139,6 +162,13 @@ export const runIngest = (ctx: StageContext<CorpusParams>): Effect.Effect<StageO
     }
     return {
       rows: { pairs, "ingest.quarantine": quarantined },
-      metrics: { format: plan.format, files, pairs, quarantined, byReason }
+      metrics: {
+        format: plan.format,
+        files,
+        pairs,
+        quarantined,
+        byReason,
+        ...(lineCounts === undefined ? {} : { lineCountMismatch: lineCounts })
+      }
     }
   })

@@ -54,6 +54,14 @@ export interface Quarantined {
 export interface RecordBatch {
   readonly pairs: Array<RawPair>
   readonly bad: Array<Quarantined>
+  /** Moses, in the last batch, when the two files' line counts differ and `allowLineCountMismatch` accepted it. */
+  readonly lineCounts?: LineCounts
+}
+
+/** The line counts of a Moses pair whose files differ in length (labels as in quarantine rows). */
+export interface LineCounts {
+  readonly english: { readonly file: string; readonly lines: number }
+  readonly foreign: { readonly file: string; readonly lines: number }
 }
 
 /** Language codes and column choices every reader needs. */
@@ -67,6 +75,8 @@ export interface ReaderOptions {
   readonly columns: number
   /** TSV: skip the first line (a header). */
   readonly header: boolean
+  /** Moses: pair two files of different lengths by position instead of failing. */
+  readonly allowLineCountMismatch: boolean
 }
 
 export const quarantine = (
