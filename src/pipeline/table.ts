@@ -31,10 +31,12 @@ import { Effect, Exit, Semaphore, Stream } from "effect"
 import { isUtf8 } from "node:buffer"
 import * as fs from "node:fs"
 import type { FileHandle } from "node:fs/promises"
+import { Worker } from "node:worker_threads"
 import * as pq from "parquet-wasm"
 import { artifactError, messageOf, openRegularFile } from "./artifactFile.ts"
 import { ArtifactError } from "./errors.ts"
 import * as Footer from "./parquetFooter.ts"
+import { PARQUET_READ_WORKER_TAG } from "./parquetReadWorker.ts"
 import * as Fast from "./parquetWrite.ts"
 
 export type ColumnType = "utf8" | "int32" | "float32" | "float64" | "bool"
@@ -262,8 +264,8 @@ export interface ColumnBatch {
 export type ColumnPart =
   /** utf8: cell i is `bytes[starts[i], ends[i])`, which must be valid UTF-8 (checked). */
   | { readonly kind: "utf8"; readonly bytes: Uint8Array; readonly starts: Int32Array; readonly ends: Int32Array }
-  /** int32 / float64: cell i is `values[i]`. */
-  | { readonly kind: "number"; readonly values: ArrayLike<number> }
+  /** int32 / float64: cell i is `values[i]` (null in a nullable column). */
+  | { readonly kind: "number"; readonly values: ArrayLike<number | null> }
   /** every cell null (a nullable column). */
   | { readonly kind: "null" }
 
@@ -919,8 +921,56 @@ const supportedColumns = (
   return Effect.succeed(out)
 }
 
-/** Decodes row group `index` on its own: its bytes plus a footer for it alone, through the synchronous reader. */
-const decodeRowGroup = (source: ParquetSource, index: number): Effect.Effect<arrow.Table, ArtifactError> =>
+interface ReadPool {
+  readonly worker: Worker
+  readonly pending: Map<number, { readonly resolve: (ipc: Uint8Array) => void; readonly reject: (e: Error) => void }>
+  nextId: number
+}
+let readPool: ReadPool | undefined
+
+const isReadReply = (m: unknown): m is { readonly id: number; readonly ipc?: Uint8Array; readonly error?: string } =>
+  typeof m === "object" && m !== null && "id" in m && typeof m.id === "number"
+
+const startReadPool = (): ReadPool => {
+  const worker = new Worker(new URL("./parquetReadWorker.ts", import.meta.url), { workerData: PARQUET_READ_WORKER_TAG })
+  const p: ReadPool = { worker, pending: new Map(), nextId: 0 }
+  const failAll = (e: Error): void => {
+    for (const waiter of p.pending.values()) waiter.reject(e)
+    p.pending.clear()
+    if (readPool === p) readPool = undefined
+  }
+  worker.on("message", (m: unknown) => {
+    if (!isReadReply(m)) return failAll(new Error("parquet read worker sent a malformed reply"))
+    const waiter = p.pending.get(m.id)
+    if (waiter === undefined) return failAll(new Error(`parquet read worker: ${m.error ?? `unknown request ${m.id}`}`))
+    p.pending.delete(m.id)
+    if (p.pending.size === 0) worker.unref()
+    if (m.ipc !== undefined) waiter.resolve(m.ipc)
+    else waiter.reject(new Error(m.error ?? "no output"))
+  })
+  worker.on("error", (e) => failAll(e))
+  worker.on("exit", (code) => failAll(new Error(`parquet read worker exited with code ${code}`)))
+  worker.unref()
+  return p
+}
+
+/** `pq.readParquet(file).intoIPCStream()` on the decoding worker (`parquetReadWorker.ts`); `file` is handed over. */
+const decodeOnWorker = (file: Uint8Array, batchSize: number): Promise<Uint8Array> => {
+  const p = (readPool ??= startReadPool())
+  const id = p.nextId++
+  const own = file.byteOffset === 0 && file.byteLength === file.buffer.byteLength ? file : file.slice()
+  return new Promise((resolve, reject) => {
+    p.pending.set(id, { resolve, reject })
+    if (p.pending.size === 1) p.worker.ref()
+    p.worker.postMessage({ id, file: own, batchSize }, [own.buffer as ArrayBuffer])
+  })
+}
+
+/**
+ * Decodes row group `index` on its own: its bytes plus a footer for it alone, through the synchronous reader (on
+ * the decoding worker when `onWorker`).
+ */
+const decodeRowGroup = (source: ParquetSource, index: number, onWorker = false): Effect.Effect<arrow.Table, ArtifactError> =>
   Effect.gen(function*() {
     const { path, footer } = source
     const rg = footer.rowGroups[index]
@@ -933,8 +983,19 @@ const decodeRowGroup = (source: ParquetSource, index: number): Effect.Effect<arr
       try: () => readFully(source.fh, mini.file, mini.dataAt, rg.end - rg.start, rg.start),
       catch: (e) => artifactError(path, `cannot read ${where}: ${messageOf(e)}`, e)
     })
+    const batchSize = Math.max(1, rg.rows)
+    if (onWorker) {
+      const ipc = yield* Effect.tryPromise({
+        try: () => decodeOnWorker(mini.file, batchSize),
+        catch: (e) => artifactError(path, `corrupt data in ${where}: ${messageOf(e)}`, e)
+      })
+      return yield* Effect.try({
+        try: () => arrow.tableFromIPC(ipc),
+        catch: (e) => artifactError(path, `corrupt data in ${where}: ${messageOf(e)}`, e)
+      })
+    }
     return yield* Effect.try({
-      try: () => arrow.tableFromIPC(pq.readParquet(mini.file, { batchSize: Math.max(1, rg.rows) }).intoIPCStream()),
+      try: () => arrow.tableFromIPC(pq.readParquet(mini.file, { batchSize }).intoIPCStream()),
       catch: (e) => artifactError(path, `corrupt data in ${where}: ${messageOf(e)}`, e)
     })
   })
@@ -983,9 +1044,14 @@ const tableRows = (table: arrow.Table, names: ReadonlyArray<string>): Array<Row>
  * Streams the rows of `path` one row group at a time: each element is one row group's rows. `columns` selects
  * (and orders) the cells each row carries; an unknown name fails before any row is read.
  */
+export interface ReadOptions {
+  /** Which cells the rows carry, in this order (default: every column). */
+  readonly columns?: ReadonlyArray<string>
+}
+
 export const readTableBatches = (
   path: string,
-  options?: { readonly columns?: ReadonlyArray<string> }
+  options?: ReadOptions
 ): Stream.Stream<ReadonlyArray<Row>, ArtifactError> =>
   Stream.unwrap(
     Effect.gen(function*() {
@@ -1017,10 +1083,106 @@ export const readTableBatches = (
     })
   ).pipe(Stream.withSpan("table.readTable", { attributes: { path } }))
 
+/**
+ * One record batch of a row group as Arrow holds it, without building rows or strings: a utf8 column's cell i is
+ * `bytes[offsets[i], offsets[i + 1])`, a numeric column's is `numbers[i]`; `valid(i)` is false for a null.
+ */
+export interface RawColumn {
+  readonly valid: (i: number) => boolean
+  readonly bytes?: Buffer
+  readonly offsets?: Int32Array
+  readonly numbers?: ArrayLike<number>
+}
+export interface RawBatch {
+  readonly rows: number
+  readonly columns: Readonly<Record<string, RawColumn>>
+}
+
+const rawColumn = (vector: arrow.Vector, name: string): RawColumn => {
+  const simple = vector.data.length === 1 ? vector.data[0] : undefined
+  if (simple !== undefined && (arrow.DataType.isUtf8(vector.type) || arrow.DataType.isInt(vector.type) || arrow.DataType.isFloat(vector.type))) {
+    const base = simple.offset
+    const bitmap = simple.nullCount > 0 ? simple.nullBitmap : undefined
+    const valid = bitmap === undefined ? () => true : (i: number) => (bitmap[(i + base) >> 3] & (1 << ((i + base) & 7))) !== 0
+    if (arrow.DataType.isUtf8(vector.type)) {
+      const v = simple.values
+      return {
+        valid,
+        bytes: Buffer.from(v.buffer, v.byteOffset, v.byteLength),
+        offsets: simple.valueOffsets.subarray(base, base + simple.length + 1)
+      }
+    }
+    const values = simple.values as Int32Array | Float64Array
+    if (values instanceof Int32Array || values instanceof Float64Array) return { valid, numbers: values.subarray(base, base + simple.length) }
+  }
+  // any other layout: through the cells
+  const n = vector.length
+  const cells = Array.from({ length: n }, (_, i): unknown => vector.get(i))
+  const valid = (i: number) => cells[i] !== null && cells[i] !== undefined
+  if (arrow.DataType.isUtf8(vector.type)) {
+    const parts = cells.map((c) => Buffer.from(typeof c === "string" ? c : "", "utf8"))
+    const offsets = new Int32Array(n + 1)
+    for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i] + parts[i].length
+    return { valid, bytes: Buffer.concat(parts), offsets }
+  }
+  return {
+    valid,
+    numbers: Float64Array.from(cells, (c) => {
+      if (c === null || c === undefined) return 0
+      if (typeof c !== "number") throw new CellError(`column "${name}" holds a ${typeof c}, not a number`)
+      return c
+    })
+  }
+}
+
+/**
+ * Streams the record batches of `path` (one per row group as written here) as raw columns (`RawBatch`), decoding
+ * the next row group on a worker thread meanwhile (when there is more than one). For readers that work on bytes
+ * (clean) and drop each batch before the next: its buffers are the decoded row group's.
+ */
+export const readTableRaw = (path: string, names: ReadonlyArray<string>): Stream.Stream<RawBatch, ArtifactError> =>
+  Stream.unwrap(
+    Effect.gen(function*() {
+      const source = yield* openParquet(path)
+      const stored = yield* storedColumns(source)
+      const available = stored.map((c) => c.name)
+      const unknown = names.filter((n) => !available.includes(n))
+      if (unknown.length > 0) {
+        return yield* artifactError(
+          path,
+          `${path} has no column ${unknown.map((n) => `"${n}"`).join(", ")} (columns: ${available.join(", ")})`
+        )
+      }
+      yield* supportedColumns(source, stored, names)
+      const groups = source.footer.rowGroups.flatMap((rg, i) => (rg.rows > 0 ? [i] : []))
+      const onWorker = groups.length > 1
+      return Stream.fromIterable(groups).pipe(
+        Stream.mapEffect((i) =>
+          decodeRowGroup(source, i, onWorker).pipe(
+            Effect.flatMap((table) =>
+              Effect.try({
+                try: () =>
+                  table.batches.map((batch): RawBatch => ({
+                    rows: batch.numRows,
+                    columns: Object.fromEntries(names.map((name) => {
+                      const vector = batch.getChild(name)
+                      if (vector === null) throw new CellError(`row group lacks column "${name}"`)
+                      return [name, rawColumn(vector, name)]
+                    }))
+                  })),
+                catch: (e) => artifactError(path, `cannot read row group ${i} of ${path}: ${messageOf(e)}`, e)
+              })
+            )
+          ), { concurrency: onWorker ? 2 : 1 }),
+        Stream.flatMap((batches) => Stream.fromIterable(batches))
+      )
+    })
+  ).pipe(Stream.withSpan("table.readTableRaw", { attributes: { path } }))
+
 /** Streams rows back, one row group at a time. `columns` selects a subset. */
 export const readTable = (
   path: string,
-  options?: { readonly columns?: ReadonlyArray<string> }
+  options?: ReadOptions
 ): Stream.Stream<Row, ArtifactError> =>
   readTableBatches(path, options).pipe(Stream.flatMap((rows) => Stream.fromArray(rows)))
 

@@ -144,3 +144,48 @@ export const textFlags = (s: string): number => {
   if (prevSpace && s.length > 0) flags |= NEEDS_SPACE_FIX
   return flags
 }
+
+/**
+ * `textFlags` of the text that the UTF-8 bytes `buf[s, e)` decode to, without decoding them into a string. The
+ * bytes must be valid UTF-8. A character above U+FFFF (two UTF-16 code units, both ≥ U+0300 outside the Khmer
+ * blocks) sets `MAYBE_NOT_NFC`, as in `textFlags`.
+ */
+export const textFlagsUtf8 = (buf: Uint8Array, s: number, e: number): number => {
+  let flags = 0
+  let prev = 0
+  let prevSpace = true
+  let i = s
+  while (i < e) {
+    const b = buf[i]
+    let c: number
+    if (b < 0x80) {
+      c = b
+      i++
+    } else if (b < 0xe0) {
+      c = ((b & 0x1f) << 6) | (buf[i + 1] & 0x3f)
+      i += 2
+    } else if (b < 0xf0) {
+      c = ((b & 0x0f) << 12) | ((buf[i + 1] & 0x3f) << 6) | (buf[i + 2] & 0x3f)
+      i += 3
+    } else {
+      // a surrogate pair in UTF-16: neither unit is a space or zero-width; both are ≥ U+0300 outside Khmer
+      flags |= MAYBE_NOT_NFC
+      prevSpace = false
+      prev = 0xdc00
+      i += 4
+      continue
+    }
+    if (c === 0x200b || c === 0xfeff || c === 0x2060) flags |= HAS_ZERO_WIDTH
+    const space = isJsSpace(c)
+    if (space && (c !== 0x20 || prevSpace)) flags |= NEEDS_SPACE_FIX
+    prevSpace = space
+    if (c >= 0x300 && !((c >= 0x1780 && c <= 0x17ff) || (c >= 0x19e0 && c <= 0x19ff) || (c >= 0x200b && c <= 0x200d))) {
+      flags |= MAYBE_NOT_NFC
+    } else if (c === 0x17d2 && prev === 0x17dd) {
+      flags |= MAYBE_NOT_NFC
+    }
+    prev = c
+  }
+  if (prevSpace && e > s) flags |= NEEDS_SPACE_FIX
+  return flags
+}

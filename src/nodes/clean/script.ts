@@ -94,6 +94,77 @@ export const analyzeForeign = (s: string, ranges: ScriptRanges): ForeignFacts =>
   return { share: counted === 0 ? 0 : inside / counted, length, damage }
 }
 
+/**
+ * `analyzeForeign` of the text the UTF-8 bytes `buf[s, e)` decode to, without decoding them into a string (the
+ * bytes must be valid UTF-8). Same code points in the same order, so the same facts.
+ */
+export const analyzeForeignUtf8 = (buf: Uint8Array, s: number, e: number, ranges: ScriptRanges): ForeignFacts => {
+  let inside = 0
+  let counted = 0
+  let length = 0
+  let flags = 0
+  let prev = -1
+  let i = s
+  // `next`: the character after the current one (-1 at the end), decoded one step ahead; as `analyzeForeign` reads
+  // the code unit there, a code point above U+FFFF stands in for its high surrogate: both are neither a space nor
+  // a consonant
+  let next = -1
+  let nextAt = s // where the character after `next` starts
+  const advance = (): void => {
+    if (nextAt >= e) {
+      next = -1
+      return
+    }
+    const x = buf[nextAt]
+    if (x < 0x80) {
+      next = x
+      nextAt++
+    } else if (x < 0xe0) {
+      next = ((x & 0x1f) << 6) | (buf[nextAt + 1] & 0x3f)
+      nextAt += 2
+    } else if (x < 0xf0) {
+      next = ((x & 0x0f) << 12) | ((buf[nextAt + 1] & 0x3f) << 6) | (buf[nextAt + 2] & 0x3f)
+      nextAt += 3
+    } else {
+      next = ((x & 0x07) << 18) | ((buf[nextAt + 1] & 0x3f) << 12) | ((buf[nextAt + 2] & 0x3f) << 6) | (buf[nextAt + 3] & 0x3f)
+      nextAt += 4
+    }
+  }
+  advance()
+  while (i < e) {
+    const cp = next
+    i = nextAt
+    advance()
+    length++
+    let hit = false
+    for (let r = 0; r < ranges.length; r++) {
+      if (cp >= ranges[r][0] && cp <= ranges[r][1]) {
+        hit = true
+        break
+      }
+    }
+    if (hit) {
+      inside++
+      counted++
+    } else if (cp < 0x80) {
+      if ((cp >= 0x30 && cp <= 0x39) || (cp >= 0x41 && cp <= 0x5a) || (cp >= 0x61 && cp <= 0x7a)) counted++
+    } else if (LETTER_OR_DIGIT.test(String.fromCodePoint(cp))) {
+      counted++
+    }
+    if (cp === COENG) {
+      if ((prev >= 0 && isJsSpace(prev)) || (next >= 0 && next <= 0xffff && isJsSpace(next))) flags |= SPACE_AROUND_COENG
+      if (!isConsonant(next)) flags |= COENG_AT_WORD_END
+    } else if (isDependentVowel(cp) && !isVowelBase(prev)) {
+      flags |= ORPHAN_VOWEL
+    }
+    prev = cp
+  }
+  const damage: ReadonlyArray<KhmerDamageKind> = flags === 0
+    ? NO_DAMAGE
+    : KHMER_DAMAGE_KINDS.filter((_, k) => (flags & (1 << k)) !== 0)
+  return { share: counted === 0 ? 0 : inside / counted, length, damage }
+}
+
 /** Share of the letters of `s` inside `ranges` (see `analyzeForeign`). */
 export const scriptShare = (s: string, ranges: ScriptRanges): number => analyzeForeign(s, ranges).share
 
