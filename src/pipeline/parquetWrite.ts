@@ -752,7 +752,6 @@ const startPool = (): Pool => {
  * are copied into one buffer that is handed over (not cloned), so the caller may reuse them once this returns.
  */
 export const compressPages = (bodies: ReadonlyArray<Uint8Array>): Promise<Array<Uint8Array>> => {
-  if (process.env["LLINK_ZSTD_SYNC"] === "1") return Promise.resolve(compressPagesSync(bodies))
   const p = (pool ??= startPool())
   const id = p.nextId++
   const sizes = bodies.map((b) => b.length)
