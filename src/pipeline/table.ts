@@ -1055,19 +1055,7 @@ export const readTableBatches = (
 ): Stream.Stream<ReadonlyArray<Row>, ArtifactError> =>
   Stream.unwrap(
     Effect.gen(function*() {
-      const source = yield* openParquet(path)
-      const stored = yield* storedColumns(source)
-      const available = stored.map((c) => c.name)
-      const names = options?.columns ?? available
-      const unknown = names.filter((n) => !available.includes(n))
-      if (unknown.length > 0) {
-        return yield* artifactError(
-          path,
-          `${path} has no column ${unknown.map((n) => `"${n}"`).join(", ")} (columns: ${available.join(", ")})`
-        )
-      }
-      yield* supportedColumns(source, stored, names)
-      const groups = source.footer.rowGroups.flatMap((rg, i) => (rg.rows > 0 ? [i] : []))
+      const { source, names, groups } = yield* openForReading(path, options?.columns)
       return Stream.fromIterable(groups).pipe(
         Stream.mapEffect((i) =>
           decodeRowGroup(source, i).pipe(
@@ -1082,6 +1070,24 @@ export const readTableBatches = (
       )
     })
   ).pipe(Stream.withSpan("table.readTable", { attributes: { path } }))
+
+/** Opens `path` for reading the columns `wanted` (default: all; an unknown one fails): the non-empty row groups. */
+const openForReading = Effect.fn("table.openForReading")(function*(path: string, wanted: ReadonlyArray<string> | undefined) {
+  const source = yield* openParquet(path)
+  const stored = yield* storedColumns(source)
+  const available = stored.map((c) => c.name)
+  const names = wanted ?? available
+  const unknown = names.filter((n) => !available.includes(n))
+  if (unknown.length > 0) {
+    return yield* artifactError(
+      path,
+      `${path} has no column ${unknown.map((n) => `"${n}"`).join(", ")} (columns: ${available.join(", ")})`
+    )
+  }
+  yield* supportedColumns(source, stored, names)
+  const groups = source.footer.rowGroups.flatMap((rg, i) => (rg.rows > 0 ? [i] : []))
+  return { source, names, groups }
+})
 
 /**
  * One record batch of a row group as Arrow holds it, without building rows or strings: a utf8 column's cell i is
@@ -1143,18 +1149,7 @@ const rawColumn = (vector: arrow.Vector, name: string): RawColumn => {
 export const readTableRaw = (path: string, names: ReadonlyArray<string>): Stream.Stream<RawBatch, ArtifactError> =>
   Stream.unwrap(
     Effect.gen(function*() {
-      const source = yield* openParquet(path)
-      const stored = yield* storedColumns(source)
-      const available = stored.map((c) => c.name)
-      const unknown = names.filter((n) => !available.includes(n))
-      if (unknown.length > 0) {
-        return yield* artifactError(
-          path,
-          `${path} has no column ${unknown.map((n) => `"${n}"`).join(", ")} (columns: ${available.join(", ")})`
-        )
-      }
-      yield* supportedColumns(source, stored, names)
-      const groups = source.footer.rowGroups.flatMap((rg, i) => (rg.rows > 0 ? [i] : []))
+      const { source, groups } = yield* openForReading(path, names)
       const onWorker = groups.length > 1
       return Stream.fromIterable(groups).pipe(
         Stream.mapEffect((i) =>

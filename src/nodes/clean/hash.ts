@@ -5,6 +5,8 @@
  * 4 million pairs), the only way a non-duplicate could be taken for one.
  */
 
+import { utf8At, utf8Width } from "../../text/unicode.ts"
+
 /** Hashes `a`, a U+0000 separator and `b`; writes the two 32-bit halves into `out`. */
 export const hashPair = (a: string, b: string, out: Uint32Array): void => {
   let h1 = 0x811c9dc5
@@ -28,11 +30,15 @@ export const hashPair = (a: string, b: string, out: Uint32Array): void => {
     h2 = (h2 << 13) | (h2 >>> 19)
     h2 = (Math.imul(h2, 5) + 0xe6546b64) | 0
   }
-  // finalisers
+  finish(h1, h2, a.length + b.length, out)
+}
+
+/** The finalisers of both halves (`units`: the code units hashed, the separator aside). */
+const finish = (h1: number, h2: number, units: number, out: Uint32Array): void => {
   h1 ^= h1 >>> 16
   h1 = Math.imul(h1, 0x85ebca6b)
   h1 ^= h1 >>> 13
-  h2 ^= a.length + b.length
+  h2 ^= units
   h2 ^= h2 >>> 16
   h2 = Math.imul(h2, 0x85ebca6b)
   h2 ^= h2 >>> 13
@@ -70,22 +76,12 @@ export const hashPairUtf8 = (
       c = pending
       pending = -1
     } else if (i < e) {
-      const x = buf[i]
-      if (x < 0x80) {
-        c = x
-        i++
-      } else if (x < 0xe0) {
-        c = ((x & 0x1f) << 6) | (buf[i + 1] & 0x3f)
-        i += 2
-      } else if (x < 0xf0) {
-        c = ((x & 0x0f) << 12) | ((buf[i + 1] & 0x3f) << 6) | (buf[i + 2] & 0x3f)
-        i += 3
-      } else {
-        const cp = ((x & 0x07) << 18) | ((buf[i + 1] & 0x3f) << 12) | ((buf[i + 2] & 0x3f) << 6) | (buf[i + 3] & 0x3f)
-        c = 0xd800 + ((cp - 0x10000) >> 10)
-        pending = 0xdc00 + ((cp - 0x10000) & 0x3ff)
+      c = utf8At(buf, i)
+      i += utf8Width(buf[i])
+      if (c > 0xffff) {
+        pending = 0xdc00 + ((c - 0x10000) & 0x3ff)
+        c = 0xd800 + ((c - 0x10000) >> 10)
         units++ // two code units
-        i += 4
       }
       units++
     } else if (b0 !== -1) {
@@ -102,17 +98,7 @@ export const hashPairUtf8 = (
     h2 = (h2 << 13) | (h2 >>> 19)
     h2 = (Math.imul(h2, 5) + 0xe6546b64) | 0
   }
-  h1 ^= h1 >>> 16
-  h1 = Math.imul(h1, 0x85ebca6b)
-  h1 ^= h1 >>> 13
-  h2 ^= units
-  h2 ^= h2 >>> 16
-  h2 = Math.imul(h2, 0x85ebca6b)
-  h2 ^= h2 >>> 13
-  h2 = Math.imul(h2, 0xc2b2ae35)
-  h2 ^= h2 >>> 16
-  out[0] = h1 >>> 0
-  out[1] = h2 >>> 0
+  finish(h1, h2, units, out)
 }
 
 /** A growable set of 64-bit keys (pairs of uint32), open addressing with linear probing. */

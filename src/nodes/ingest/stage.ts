@@ -7,7 +7,8 @@
  * - `ingest.summary`: the counts per quarantine reason, and a Moses line-count mismatch when one was accepted
  *   (`corpus.allowLineCountMismatch`), for the report.
  *
- * Rows stream through in batches (one per 64 KiB chunk), so memory stays flat whatever the corpus size. Nothing is
+ * Rows stream through in batches (one per 64 KiB chunk; 1 MiB for a plain TSV, read on bytes: formats/tsvBytes.ts),
+ * so memory stays flat whatever the corpus size. Nothing is
  * altered here (no normalisation): that is `clean`'s job. A structurally broken file (truncated gzip/xz, unreadable
  * zip, not TMX) fails the stage naming the file and the byte or line; a corpus with no usable pair fails too.
  */
