@@ -3,8 +3,8 @@
  * for it alone) into an Arrow IPC stream with parquet-wasm's synchronous reader, off the main thread, so a reader of
  * a large table decodes the next row group while it processes this one (`readTableBatches`).
  *
- * Protocol: `{ id, file: Uint8Array, batchSize }` in (the file transferred), `{ id, ipc: Uint8Array }` (transferred)
- * or `{ id, error }` back.
+ * Protocol: `{ id, file: Uint8Array, batchSize }` in (the file transferred), `{ id, result: Uint8Array }` (the
+ * IPC stream, transferred) or `{ id, error }` back (`workerClient.ts`).
  */
 import { parentPort, workerData } from "node:worker_threads"
 import * as pq from "parquet-wasm"
@@ -27,7 +27,7 @@ if (port !== null && workerData === PARQUET_READ_WORKER_TAG) {
       const out = pq.readParquet(m.file, { batchSize: m.batchSize }).intoIPCStream()
       // a buffer of its own, so that handing it over detaches nothing else
       const ipc = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : out.slice()
-      port.postMessage({ id: m.id, ipc }, [ipc.buffer as ArrayBuffer])
+      port.postMessage({ id: m.id, result: ipc }, [ipc.buffer as ArrayBuffer])
     } catch (e) {
       // reported to the caller, which fails the read naming the row group and the file
       port.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e) })

@@ -28,9 +28,9 @@
  * with another type is written by parquet-wasm. `test/artifacts/parquetWrite.test.ts` checks byte identity with
  * parquet-wasm on random tables of every supported shape, and `LLINK_PARQUET_ENGINE=wasm` forces the old path.
  */
-import { Worker } from "node:worker_threads"
 import * as zlib from "node:zlib"
 import { Writer } from "./parquetFooter.ts"
+import { workerClient } from "./workerClient.ts"
 import { oneShotOptions, ZSTD_WORKER_TAG } from "./zstdWorker.ts"
 
 export type FastColumnType = "int32" | "float64" | "utf8"
@@ -713,47 +713,15 @@ export const pageBodies = (group: PreparedRowGroup): Array<Uint8Array> =>
   group.chunks.flatMap((c) => [...(c.dictionary === undefined ? [] : [c.dictionary.body]), ...c.data.map((p) => p.body)])
 
 /** The compression worker (started on first use, shared by every writer of the process; see `zstdWorker.ts`). */
-interface Pool {
-  readonly worker: Worker
-  readonly pending: Map<number, { readonly resolve: (out: Array<Uint8Array>) => void; readonly reject: (e: Error) => void }>
-  nextId: number
-}
+const compressor = workerClient(new URL("./zstdWorker.ts", import.meta.url), ZSTD_WORKER_TAG, "zstd worker")
 
-let pool: Pool | undefined
-
-const isReply = (m: unknown): m is { readonly id: number; readonly out?: Array<Uint8Array>; readonly error?: string } =>
-  typeof m === "object" && m !== null && "id" in m && typeof m.id === "number"
-
-const startPool = (): Pool => {
-  const worker = new Worker(new URL("./zstdWorker.ts", import.meta.url), { workerData: ZSTD_WORKER_TAG })
-  const p: Pool = { worker, pending: new Map(), nextId: 0 }
-  const failAll = (e: Error): void => {
-    for (const waiter of p.pending.values()) waiter.reject(e)
-    p.pending.clear()
-    if (pool === p) pool = undefined
-  }
-  worker.on("message", (m: unknown) => {
-    if (!isReply(m)) return failAll(new Error("zstd worker sent a malformed reply"))
-    const waiter = p.pending.get(m.id)
-    if (waiter === undefined) return failAll(new Error(`zstd worker: ${m.error ?? `unknown request ${m.id}`}`))
-    p.pending.delete(m.id)
-    if (p.pending.size === 0) worker.unref()
-    if (m.out !== undefined) waiter.resolve(m.out)
-    else waiter.reject(new Error(`zstd worker: ${m.error ?? "no output"}`))
-  })
-  worker.on("error", (e) => failAll(e))
-  worker.on("exit", (code) => failAll(new Error(`zstd worker exited with code ${code}`)))
-  worker.unref()
-  return p
-}
+const isBodies = (out: unknown): out is Array<Uint8Array> => Array.isArray(out) && out.every((b) => b instanceof Uint8Array)
 
 /**
  * Compresses the page bodies as parquet-rs does (zstd level 1, one-shot), on the compression worker. The bodies
  * are copied into one buffer that is handed over (not cloned), so the caller may reuse them once this returns.
  */
-export const compressPages = (bodies: ReadonlyArray<Uint8Array>): Promise<Array<Uint8Array>> => {
-  const p = (pool ??= startPool())
-  const id = p.nextId++
+export const compressPages = async (bodies: ReadonlyArray<Uint8Array>): Promise<Array<Uint8Array>> => {
   const sizes = bodies.map((b) => b.length)
   const packed = new Uint8Array(sizes.reduce((a, b) => a + b, 0))
   let at = 0
@@ -761,11 +729,9 @@ export const compressPages = (bodies: ReadonlyArray<Uint8Array>): Promise<Array<
     packed.set(b, at)
     at += b.length
   }
-  return new Promise((resolve, reject) => {
-    p.pending.set(id, { resolve, reject })
-    if (p.pending.size === 1) p.worker.ref()
-    p.worker.postMessage({ id, packed, sizes }, [packed.buffer])
-  })
+  const out = await compressor.request({ packed, sizes }, [packed.buffer])
+  if (!isBodies(out)) throw new Error("zstd worker: the reply holds no page bodies")
+  return out
 }
 
 /** The same, on the calling thread. */

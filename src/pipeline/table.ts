@@ -31,12 +31,12 @@ import { Effect, Exit, Semaphore, Stream } from "effect"
 import { isUtf8 } from "node:buffer"
 import * as fs from "node:fs"
 import type { FileHandle } from "node:fs/promises"
-import { Worker } from "node:worker_threads"
 import * as pq from "parquet-wasm"
 import { artifactError, messageOf, openRegularFile } from "./artifactFile.ts"
 import { ArtifactError } from "./errors.ts"
 import * as Footer from "./parquetFooter.ts"
 import { PARQUET_READ_WORKER_TAG } from "./parquetReadWorker.ts"
+import { workerClient } from "./workerClient.ts"
 import * as Fast from "./parquetWrite.ts"
 
 export type ColumnType = "utf8" | "int32" | "float32" | "float64" | "bool"
@@ -921,49 +921,15 @@ const supportedColumns = (
   return Effect.succeed(out)
 }
 
-interface ReadPool {
-  readonly worker: Worker
-  readonly pending: Map<number, { readonly resolve: (ipc: Uint8Array) => void; readonly reject: (e: Error) => void }>
-  nextId: number
-}
-let readPool: ReadPool | undefined
+/** The decoding worker (started on first use; see `parquetReadWorker.ts`). */
+const decoder = workerClient(new URL("./parquetReadWorker.ts", import.meta.url), PARQUET_READ_WORKER_TAG, "parquet read worker")
 
-const isReadReply = (m: unknown): m is { readonly id: number; readonly ipc?: Uint8Array; readonly error?: string } =>
-  typeof m === "object" && m !== null && "id" in m && typeof m.id === "number"
-
-const startReadPool = (): ReadPool => {
-  const worker = new Worker(new URL("./parquetReadWorker.ts", import.meta.url), { workerData: PARQUET_READ_WORKER_TAG })
-  const p: ReadPool = { worker, pending: new Map(), nextId: 0 }
-  const failAll = (e: Error): void => {
-    for (const waiter of p.pending.values()) waiter.reject(e)
-    p.pending.clear()
-    if (readPool === p) readPool = undefined
-  }
-  worker.on("message", (m: unknown) => {
-    if (!isReadReply(m)) return failAll(new Error("parquet read worker sent a malformed reply"))
-    const waiter = p.pending.get(m.id)
-    if (waiter === undefined) return failAll(new Error(`parquet read worker: ${m.error ?? `unknown request ${m.id}`}`))
-    p.pending.delete(m.id)
-    if (p.pending.size === 0) worker.unref()
-    if (m.ipc !== undefined) waiter.resolve(m.ipc)
-    else waiter.reject(new Error(m.error ?? "no output"))
-  })
-  worker.on("error", (e) => failAll(e))
-  worker.on("exit", (code) => failAll(new Error(`parquet read worker exited with code ${code}`)))
-  worker.unref()
-  return p
-}
-
-/** `pq.readParquet(file).intoIPCStream()` on the decoding worker (`parquetReadWorker.ts`); `file` is handed over. */
-const decodeOnWorker = (file: Uint8Array, batchSize: number): Promise<Uint8Array> => {
-  const p = (readPool ??= startReadPool())
-  const id = p.nextId++
+/** `pq.readParquet(file).intoIPCStream()` on the decoding worker; `file` is handed over. */
+const decodeOnWorker = async (file: Uint8Array, batchSize: number): Promise<Uint8Array> => {
   const own = file.byteOffset === 0 && file.byteLength === file.buffer.byteLength ? file : file.slice()
-  return new Promise((resolve, reject) => {
-    p.pending.set(id, { resolve, reject })
-    if (p.pending.size === 1) p.worker.ref()
-    p.worker.postMessage({ id, file: own, batchSize }, [own.buffer as ArrayBuffer])
-  })
+  const ipc = await decoder.request({ file: own, batchSize }, [own.buffer as ArrayBuffer])
+  if (!(ipc instanceof Uint8Array)) throw new Error("parquet read worker: the reply holds no IPC stream")
+  return ipc
 }
 
 /**

@@ -8,7 +8,7 @@
  * same frames; here it runs on its own thread, so the main thread reads and lays out the next row group meanwhile.
  *
  * Protocol: `{ id, packed: Uint8Array, sizes: number[] }` in (the bodies back to back, transferred),
- * `{ id, out: Uint8Array[] }` (transferred) or `{ id, error }` back.
+ * `{ id, result: Uint8Array[] }` (transferred) or `{ id, error }` back (`workerClient.ts`).
  */
 import { parentPort, workerData } from "node:worker_threads"
 import * as zlib from "node:zlib"
@@ -48,7 +48,7 @@ if (port !== null && workerData === ZSTD_WORKER_TAG) {
         at += size
         return own(zlib.zstdCompressSync(body, oneShotOptions(size)))
       })
-      port.postMessage({ id: m.id, out }, out.map((o) => o.buffer))
+      port.postMessage({ id: m.id, result: out }, out.map((o) => o.buffer))
     } catch (e) {
       // reported to the caller, which fails the table writer with this message
       port.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e) })
