@@ -61,7 +61,7 @@ describe("code in the cache key", () => {
     expect(users(SHARED).sort()).toEqual(["encode", "teacher"])
   })
 
-  it("an edit reruns exactly the stages whose code it touches; status names the file", () => {
+  it("an edit reruns exactly the stages whose code it touches; status names the file", { timeout: 600_000 }, () => {
     const dir = copyProject()
     const first = llink(dir, "run")
     expect(first.code, first.stderr).toBe(0)

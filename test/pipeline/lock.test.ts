@@ -70,14 +70,15 @@ describe("run-dir lock", () => {
   })
 
   it.skipIf(!fs.existsSync("/proc/self/stat"))("takes over a lock whose holder is a zombie (needs Linux /proc)", async () => {
-    // `sh` forks a child that exits at once, then execs into `sleep`, which never reaps it: the child stays a zombie
-    const parent = spawn("sh", ["-c", "sh -c 'exit 0' & echo $!; exec sleep 30"], { stdio: ["ignore", "pipe", "ignore"] })
+    // `sh` starts a child that exits a second later, then execs into `sleep`, which never reaps it: once it has
+    // exited, the child stays a zombie (exiting later than the exec, so `sh` cannot reap it first)
+    const parent = spawn("sh", ["-c", "sleep 1 & echo $!; exec sleep 60"], { stdio: ["ignore", "pipe", "ignore"] })
     try {
       const zombie = await new Promise<number>((resolve, reject) => {
         parent.stdout.once("data", (d: Buffer) => resolve(Number(String(d).trim())))
         parent.once("error", reject)
       })
-      for (let i = 0; i < 200 && procStat(zombie)?.state !== "Z"; i++) await new Promise((r) => setTimeout(r, 10))
+      for (let i = 0; i < 300 && procStat(zombie)?.state !== "Z"; i++) await new Promise((r) => setTimeout(r, 50))
       expect(procStat(zombie)?.state).toBe("Z")
       expect(pidAlive(zombie)).toBe(false)
       const dir = tmpDir("zombie")

@@ -60,7 +60,7 @@ describe("end to end on tiny models", () => {
     expect(dag.upstream("generate")).toEqual(["models", "stageA", "stageB", "finetune", "encode", "synthesize"])
     expect(dag.upstream("judge")).toEqual(["generate"])
     expect(at("report")).toBe(dag.order.length - 1)
-    expect(new Set(dag.upstream("report"))).toEqual(new Set(["retrieval", "retrievalFull", "judge", "tokstats", "clean", "stageA", "stageB", "generate", "synthesize"]))
+    expect(new Set(dag.upstream("report"))).toEqual(new Set(["retrieval", "retrievalFull", "judge", "tokstats", "clean", "ingest", "stageA", "stageB", "generate", "synthesize"]))
   })
 
   it("runs every stage, reports the recorded numbers with the lineage, and a rerun is all cached", async () => {
