@@ -4,12 +4,14 @@
  * written to os.tmpdir() by a child process (so its memory does not count) and removed afterwards. Runs the
  * stages' `run` functions directly (no runner, no cache).
  *
- * Prints, in order:
+ * Each measurement runs in a process of its own, so each peak RSS (process.resourceUsage().maxRSS) is that
+ * step's alone. Prints, in order:
+ * - the ingest stage (reader + Parquet writing of `pairs` and `ingest.quarantine`): pairs/s, wall and CPU time
+ *   (all threads), peak RSS — the goal is ≥ 200k pairs/s with peak RSS < 300 MB;
  * - the corpus reader alone (decompress/split/parse/quarantine, no Parquet writing): lines/s;
- * - the ingest stage (reader + Parquet writing of `pairs` and `ingest.quarantine`): pairs/s, wall and CPU time,
- *   and peak RSS (process.resourceUsage().maxRSS) — the goal is ≥ 200k pairs/s with peak RSS < 300 MB;
- * - the clean stage: rows/s.
+ * - the clean stage on ingest's `pairs`: rows/s and peak RSS — the goal is ≥ 150k rows/s, < 300 MB.
  * Measurements, not verdicts; on a shared machine compare CPU seconds rather than wall seconds.
+ * `KEEP=1` keeps the temporary folder (corpus and outputs) and prints its path.
  */
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -24,7 +26,7 @@ import type { Stage, StageContext } from "../src/pipeline/stage.ts"
 import { CleanConfig } from "../src/nodes/clean/params.ts"
 import { CorpusConfig } from "../src/nodes/ingest/params.ts"
 
-const PAIRS = process.argv[2] === undefined || process.argv[2] === "--generate" ? 1_000_000 : Number(process.argv[2])
+const PAIRS = process.argv[2] === undefined || process.argv[2].startsWith("--") ? 1_000_000 : Number(process.argv[2])
 
 const EN_WORDS = (
   "the a of to and in is that for on with as was at by from this be are have it an which not were has their will " +
@@ -107,19 +109,13 @@ const timed = async <A>(f: () => Promise<A>): Promise<{ seconds: number; cpu: nu
 }
 const rate = (n: number, s: number) => Math.round(n / s).toLocaleString("en-US")
 
-const main = async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-bench-ingest-"))
-  try {
-    const corpus = path.join(dir, "en-km.txt")
-    const g0 = Date.now()
-    const gen = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--generate", corpus, String(PAIRS)], { stdio: "inherit" })
-    if (gen.status !== 0) throw new Error(`corpus generation failed (exit ${gen.status ?? gen.signal})`)
-    const bytes = fs.statSync(corpus).size
-    console.log(`corpus: ${PAIRS.toLocaleString("en-US")} lines, ${(bytes / 1e6).toFixed(0)} MB (generated in ${((Date.now() - g0) / 1000).toFixed(1)} s)`)
+/** One measurement, in this process (`--step <name> <dir> <corpus>`). */
+const step = async (name: string, dir: string, corpus: string) => {
+  const bytes = fs.statSync(corpus).size
+  const params = Schema.decodeUnknownSync(CorpusConfig)({ path: corpus })
+  const ictx = context(ingest, params, {}, dir)
+  if (name === "ingest") {
     console.log(`RSS after loading the modules: ${mb(process.resourceUsage().maxRSS)}`)
-    const params = Schema.decodeUnknownSync(CorpusConfig)({ path: corpus })
-
-    const ictx = context(ingest, params, {}, dir)
     const ing = await timed(() => Effect.runPromise(ingest.run(ictx)))
     const pairs = ing.value.rows["pairs"]
     console.log(
@@ -128,7 +124,7 @@ const main = async () => {
         `(${rate(pairs, ing.cpu)} per CPU-second), ${(bytes / 1e6 / ing.seconds).toFixed(0)} MB/s; ` +
         `peak RSS ${mb(process.resourceUsage().maxRSS)}; pairs.parquet ${(fs.statSync(ictx.outputs["pairs"]).size / 1e6).toFixed(0)} MB`
     )
-
+  } else if (name === "reader") {
     const reader = await timed(async () => {
       const plan = await Effect.runPromise(resolveCorpus(params))
       let n = 0
@@ -141,20 +137,42 @@ const main = async () => {
       `corpus reader alone (no Parquet writing): ${reader.value.toLocaleString("en-US")} lines in ${reader.seconds.toFixed(1)} s wall / ` +
         `${reader.cpu.toFixed(1)} s CPU → ${rate(reader.value, reader.seconds)} lines/s`
     )
-
+  } else {
+    console.log(`RSS after loading the modules: ${mb(process.resourceUsage().maxRSS)}`)
     const cctx = context(clean, Schema.decodeUnknownSync(CleanConfig)({}), { pairs: ictx.outputs["pairs"] }, dir)
     const cl = await timed(() => Effect.runPromise(clean.run(cctx)))
+    const rows = cl.value.rows["clean"] + cl.value.rows["clean.rejects"]
     console.log(
-      `clean: ${pairs.toLocaleString("en-US")} rows in ${cl.seconds.toFixed(1)} s wall / ${cl.cpu.toFixed(1)} s CPU → ` +
-        `${rate(pairs, cl.seconds)} rows/s; peak RSS ${mb(process.resourceUsage().maxRSS)}`
+      `clean: ${rows.toLocaleString("en-US")} rows in ${cl.seconds.toFixed(1)} s wall / ${cl.cpu.toFixed(1)} s CPU → ` +
+        `${rate(rows, cl.seconds)} rows/s (${rate(rows, cl.cpu)} per CPU-second); peak RSS ${mb(process.resourceUsage().maxRSS)}`
     )
+  }
+}
+
+const main = async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-bench-ingest-"))
+  try {
+    const corpus = path.join(dir, "en-km.txt")
+    const g0 = Date.now()
+    const self = fileURLToPath(import.meta.url)
+    const gen = spawnSync(process.execPath, [self, "--generate", corpus, String(PAIRS)], { stdio: "inherit" })
+    if (gen.status !== 0) throw new Error(`corpus generation failed (exit ${gen.status ?? gen.signal})`)
+    const bytes = fs.statSync(corpus).size
+    console.log(`corpus: ${PAIRS.toLocaleString("en-US")} lines, ${(bytes / 1e6).toFixed(0)} MB (generated in ${((Date.now() - g0) / 1000).toFixed(1)} s)`)
+    for (const name of ["ingest", "reader", "clean"]) {
+      const r = spawnSync(process.execPath, [self, "--step", name, dir, corpus], { stdio: "inherit" })
+      if (r.status !== 0) throw new Error(`${name} failed (exit ${r.status ?? r.signal})`)
+    }
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true })
+    if (process.env["KEEP"] === "1") console.log(`kept ${dir}`)
+    else fs.rmSync(dir, { recursive: true, force: true })
   }
 }
 
 if (process.argv[2] === "--generate") {
   generateCorpus(process.argv[3], Number(process.argv[4]))
+} else if (process.argv[2] === "--step") {
+  await step(process.argv[3], process.argv[4], process.argv[5])
 } else {
   await main()
 }

@@ -99,15 +99,40 @@ export const readTextIfExists = (file: string): Effect.Effect<string | undefined
     }
   })
 
-/** Whether a process with this pid is alive on this machine (`EPERM` means alive but owned by another user). */
+/**
+ * What Linux's `/proc/PID/stat` says of a process: its state letter (`R`, `S`, `Z` for a zombie, …) and its start
+ * time (clock ticks after boot, field 22), which tells a process from a later one that reuses its pid. Undefined
+ * when the file is absent (no such process, or not Linux).
+ */
+export const procStat = (pid: number): { readonly state: string; readonly startTicks: number } | undefined => {
+  let text: string
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, "latin1")
+  } catch (cause) {
+    const code = errnoCode(cause)
+    if (code === "ENOENT" || code === "ESRCH" || code === "ENOTDIR") return undefined
+    throw cause
+  }
+  // "pid (comm) state ppid …": comm may hold spaces and parentheses, so fields start after the last ')'
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ")
+  const startTicks = Number(fields[19])
+  return fields[0] === undefined || !Number.isFinite(startTicks) ? undefined : { state: fields[0], startTicks }
+}
+
+/**
+ * Whether a process with this pid is alive on this machine (`EPERM` means alive but owned by another user). A zombie
+ * (exited, not yet reaped by its parent: state `Z`, or `X` while being reaped) is not alive.
+ */
 export const pidAlive = (pid: number): boolean => {
   if (!Number.isInteger(pid) || pid <= 0) return false
   try {
     process.kill(pid, 0)
-    return true
   } catch (cause) {
-    return errnoCode(cause) === "EPERM"
+    if (errnoCode(cause) !== "EPERM") return false
   }
+  const stat = procStat(pid)
+  if (stat !== undefined) return stat.state !== "Z" && stat.state !== "X"
+  return !fs.existsSync("/proc/self/stat") // no procfs (not Linux): trust kill(0); with one, it has just exited
 }
 
 /**

@@ -28,9 +28,9 @@
  * with another type is written by parquet-wasm. `test/artifacts/parquetWrite.test.ts` checks byte identity with
  * parquet-wasm on random tables of every supported shape, and `LLINK_PARQUET_ENGINE=wasm` forces the old path.
  */
-import { Worker } from "node:worker_threads"
 import * as zlib from "node:zlib"
 import { Writer } from "./parquetFooter.ts"
+import { workerClient } from "./workerClient.ts"
 import { oneShotOptions, ZSTD_WORKER_TAG } from "./zstdWorker.ts"
 
 export type FastColumnType = "int32" | "float64" | "utf8"
@@ -60,8 +60,6 @@ export type ColumnValues =
     readonly stream: Buffer
     /** `ends[k]`: end offset in `stream` of the k-th non-null value (its start is `ends[k-1]`, or 0). */
     readonly ends: Int32Array
-    /** The non-null values as strings (dictionary keys). */
-    readonly strings: ReadonlyArray<string>
     readonly validity: Uint8Array | undefined
     readonly nullCount: number
   }
@@ -371,6 +369,16 @@ const numericStats = (col: FastColumn, v: ColumnValues & { readonly type: "int32
   }
 }
 
+/** Bytewise comparison of `s[a0, a1)` and `s[b0, b1)` (negative, 0, positive), as Rust's `[u8]` ordering. */
+const compareBytes = (s: Uint8Array, a0: number, a1: number, b0: number, b1: number): number => {
+  const n = Math.min(a1 - a0, b1 - b0)
+  for (let i = 0; i < n; i++) {
+    const d = s[a0 + i] - s[b0 + i]
+    if (d !== 0) return d
+  }
+  return a1 - a0 - (b1 - b0)
+}
+
 const utf8Stats = (v: ColumnValues & { readonly type: "utf8" }): ChunkStats => {
   const count = v.ends.length
   if (count === 0) return { min: undefined, max: undefined, minExact: false, maxExact: false }
@@ -383,11 +391,10 @@ const utf8Stats = (v: ColumnValues & { readonly type: "utf8" }): ChunkStats => {
   for (let k = 1; k < count; k++) {
     const a = ends[k - 1] + 4
     const b = ends[k]
-    if (s.compare(s, minStart, minEnd, a, b) < 0) {
+    if (compareBytes(s, a, b, minStart, minEnd) < 0) {
       minStart = a
       minEnd = b
-    }
-    if (s.compare(s, maxStart, maxEnd, a, b) > 0) {
+    } else if (compareBytes(s, a, b, maxStart, maxEnd) > 0) {
       maxStart = a
       maxEnd = b
     }
@@ -621,7 +628,8 @@ const prepareChunk = (col: FastColumn, v: ColumnValues, n: number): PreparedChun
     if (dict !== undefined) {
       for (let k = valueOffset; k < valueOffset + toWrite; k++) {
         let key: DictKey
-        if (isUtf8) key = v.strings[k]
+        // the bytes as a latin1 string: one char per byte, so equal keys are equal values
+        if (isUtf8) key = v.stream.toString("latin1", valueStart(k) + 4, valueStart(k + 1))
         else if (width === 4) key = v.values[numericRow(k)]
         else {
           f64[0] = v.values[numericRow(k)]
@@ -705,52 +713,25 @@ export const pageBodies = (group: PreparedRowGroup): Array<Uint8Array> =>
   group.chunks.flatMap((c) => [...(c.dictionary === undefined ? [] : [c.dictionary.body]), ...c.data.map((p) => p.body)])
 
 /** The compression worker (started on first use, shared by every writer of the process; see `zstdWorker.ts`). */
-interface Pool {
-  readonly worker: Worker
-  readonly pending: Map<number, { readonly resolve: (out: Array<Uint8Array>) => void; readonly reject: (e: Error) => void }>
-  nextId: number
-}
+const compressor = workerClient(new URL("./zstdWorker.ts", import.meta.url), ZSTD_WORKER_TAG, "zstd worker")
 
-let pool: Pool | undefined
-
-const isReply = (m: unknown): m is { readonly id: number; readonly out?: Array<Uint8Array>; readonly error?: string } =>
-  typeof m === "object" && m !== null && "id" in m && typeof m.id === "number"
-
-const startPool = (): Pool => {
-  const worker = new Worker(new URL("./zstdWorker.ts", import.meta.url), { workerData: ZSTD_WORKER_TAG })
-  const p: Pool = { worker, pending: new Map(), nextId: 0 }
-  const failAll = (e: Error): void => {
-    for (const waiter of p.pending.values()) waiter.reject(e)
-    p.pending.clear()
-    if (pool === p) pool = undefined
-  }
-  worker.on("message", (m: unknown) => {
-    if (!isReply(m)) return failAll(new Error("zstd worker sent a malformed reply"))
-    const waiter = p.pending.get(m.id)
-    if (waiter === undefined) return failAll(new Error(`zstd worker: ${m.error ?? `unknown request ${m.id}`}`))
-    p.pending.delete(m.id)
-    if (p.pending.size === 0) worker.unref()
-    if (m.out !== undefined) waiter.resolve(m.out)
-    else waiter.reject(new Error(`zstd worker: ${m.error ?? "no output"}`))
-  })
-  worker.on("error", (e) => failAll(e))
-  worker.on("exit", (code) => failAll(new Error(`zstd worker exited with code ${code}`)))
-  worker.unref()
-  return p
-}
+const isBodies = (out: unknown): out is Array<Uint8Array> => Array.isArray(out) && out.every((b) => b instanceof Uint8Array)
 
 /**
- * Compresses the page bodies as parquet-rs does (zstd level 1, one-shot), on the compression worker; the bodies are
- * copied to it, so the caller may reuse them once this returns.
+ * Compresses the page bodies as parquet-rs does (zstd level 1, one-shot), on the compression worker. The bodies
+ * are copied into one buffer that is handed over (not cloned), so the caller may reuse them once this returns.
  */
-export const compressPages = (bodies: ReadonlyArray<Uint8Array>): Promise<Array<Uint8Array>> => {
-  const p = (pool ??= startPool())
-  const id = p.nextId++
-  return new Promise((resolve, reject) => {
-    p.pending.set(id, { resolve, reject })
-    if (p.pending.size === 1) p.worker.ref()
-    p.worker.postMessage({ id, bodies })
-  })
+export const compressPages = async (bodies: ReadonlyArray<Uint8Array>): Promise<Array<Uint8Array>> => {
+  const sizes = bodies.map((b) => b.length)
+  const packed = new Uint8Array(sizes.reduce((a, b) => a + b, 0))
+  let at = 0
+  for (const b of bodies) {
+    packed.set(b, at)
+    at += b.length
+  }
+  const out = await compressor.request({ packed, sizes }, [packed.buffer])
+  if (!isBodies(out)) throw new Error("zstd worker: the reply holds no page bodies")
+  return out
 }
 
 /** The same, on the calling thread. */

@@ -28,7 +28,7 @@ import {
   StageError,
   UnknownStageError
 } from "./errors.ts"
-import { describeCause, removeStaleTempFiles, trySync, uniqueSuffix } from "./fsAtomic.ts"
+import { describeCause, errnoCode, removeStaleTempFiles, trySync, uniqueSuffix } from "./fsAtomic.ts"
 import { withRunLock } from "./lock.ts"
 import {
   manifestPath,
@@ -93,6 +93,14 @@ export type RunError =
 
 /** A stage failure as one line: `<file>:<line>: <reason>` for errors that carry a location. */
 export const formatFailure = (error: unknown): string => {
+  const text = formatError(error)
+  const full = diskFull(error)
+  if (full === undefined) return text
+  return `${text}${text.includes(full) ? "" : ` (${full})`}: the disk is full; free space and rerun (published ` +
+    `results are unchanged, only this stage's temporary folder was discarded)`
+}
+
+const formatError = (error: unknown): string => {
   if (error instanceof StageError) {
     const where = error.file !== undefined ? `${error.file}${error.line !== undefined ? `:${error.line}` : ""}: ` : ""
     return `${where}${error.message}`
@@ -100,6 +108,17 @@ export const formatFailure = (error: unknown): string => {
   if (error instanceof ArtifactError) return `${error.path}: ${error.message}`
   if (error instanceof Error) return error.message
   return String(error)
+}
+
+/** `ENOSPC` / `EDQUOT` when `error` or one of its causes is a full-disk (or quota) error. */
+const diskFull = (error: unknown): string | undefined => {
+  let e: unknown = error
+  for (let depth = 0; depth < 6 && e instanceof Error; depth++) {
+    const code = errnoCode(e)
+    if (code === "ENOSPC" || code === "EDQUOT") return code
+    e = e.cause
+  }
+  return undefined
 }
 
 const describeCauseOf = (cause: Cause.Cause<unknown>): string => {

@@ -28,12 +28,15 @@
  */
 import * as arrow from "apache-arrow"
 import { Effect, Exit, Semaphore, Stream } from "effect"
+import { isUtf8 } from "node:buffer"
 import * as fs from "node:fs"
 import type { FileHandle } from "node:fs/promises"
 import * as pq from "parquet-wasm"
 import { artifactError, messageOf, openRegularFile } from "./artifactFile.ts"
 import { ArtifactError } from "./errors.ts"
 import * as Footer from "./parquetFooter.ts"
+import { PARQUET_READ_WORKER_TAG } from "./parquetReadWorker.ts"
+import { workerClient } from "./workerClient.ts"
 import * as Fast from "./parquetWrite.ts"
 
 export type ColumnType = "utf8" | "int32" | "float32" | "float64" | "bool"
@@ -47,8 +50,13 @@ export type Row = Readonly<Record<string, Cell>>
 export interface TableWriter {
   /** Buffers rows and flushes a row group (record batch) every `rowGroupSize` rows. */
   readonly write: (rows: ReadonlyArray<Row>) => Effect.Effect<void, ArtifactError>
+  /** The same as `write`, with the cells given column by column (see `ColumnBatch`). */
+  readonly writeColumns: (batch: ColumnBatch) => Effect.Effect<void, ArtifactError>
   /** Flushes, writes the footer, fsyncs; returns the row count. */
   readonly close: Effect.Effect<number, ArtifactError>
+  /** Closes the file handle without a footer (after a failure elsewhere, e.g. the reader's): the partial file stays
+   *  for the runner to discard; later calls fail. A no-op once closed or failed. */
+  readonly abort: Effect.Effect<void>
 }
 
 /**
@@ -245,90 +253,182 @@ const buildBatch = (
 }
 
 /**
- * One column of a row group laid out for the JavaScript encoder (`parquetWrite.ts`): the same checks and messages
- * as `buildColumn`, but utf8 values go straight into a PLAIN stream (`u32le(length) ‖ bytes` per value). The
- * buffers are fresh per row group: the page bodies are views into them while they are compressed off-thread.
- * `sizeHint` (the previous group's stream size) avoids regrowing the stream.
+ * Rows given column by column, for the JavaScript engine's fast path (ingest's TSV reader: no row objects, no
+ * decoded strings). Every column of the table is given, each with `rows` cells.
  */
-const buildFastColumn = (
-  column: Column,
-  rows: ReadonlyArray<Row>,
-  firstRow: number,
-  dictionary: boolean,
-  sizeHint: number
-): Fast.ColumnValues => {
-  const n = rows.length
-  const nullable = column.nullable === true
-  const validity = new Uint8Array((n + 7) >> 3)
-  let nullCount = 0
-  const bad = (i: number, value: unknown, expected: string): CellError =>
-    new CellError(
-      `row ${firstRow + i}, column "${column.name}" (${column.type}${nullable ? ", nullable" : ""}): ` +
+export interface ColumnBatch {
+  readonly rows: number
+  readonly columns: Readonly<Record<string, ColumnPart>>
+}
+
+export type ColumnPart =
+  /** utf8: cell i is `bytes[starts[i], ends[i])`, which must be valid UTF-8 (checked). */
+  | { readonly kind: "utf8"; readonly bytes: Uint8Array; readonly starts: Int32Array; readonly ends: Int32Array }
+  /** int32 / float64: cell i is `values[i]` (null in a nullable column). */
+  | { readonly kind: "number"; readonly values: ArrayLike<number | null> }
+  /** every cell null (a nullable column). */
+  | { readonly kind: "null" }
+
+/**
+ * One column of the row group being filled, laid out for the JavaScript encoder (`parquetWrite.ts`) as cells
+ * arrive: utf8 values go straight into a PLAIN stream (`u32le(length) ‖ bytes` per value), numbers into a typed
+ * array. Also samples the first `DICTIONARY_SAMPLE` cells (as `mostlyDistinctColumns` does for the other engine).
+ * The buffers are reused from one row group to the next: the compressor copies the page bodies when it is handed
+ * them, and the row group in flight keeps only their lengths.
+ */
+class ColumnBuilder {
+  readonly column: Column
+  private readonly nullable: boolean
+  rows = 0
+  nullCount = 0
+  validity = new Uint8Array(128)
+  // utf8
+  stream = Buffer.allocUnsafeSlow(1 << 16)
+  pos = 0
+  ends = new Int32Array(1024)
+  values = 0
+  // numbers
+  numbers: Int32Array | Float64Array
+  readonly sample = new Set<unknown>()
+  constructor(column: Column) {
+    this.column = column
+    this.nullable = column.nullable === true
+    this.numbers = column.type === "int32" ? new Int32Array(1024) : new Float64Array(column.type === "float64" ? 1024 : 0)
+  }
+  reset(): void {
+    this.rows = 0
+    this.nullCount = 0
+    this.validity.fill(0)
+    this.pos = 0
+    this.values = 0
+    this.sample.clear()
+  }
+  private bad(row: number, value: unknown, expected: string): CellError {
+    const c = this.column
+    return new CellError(
+      `row ${row}, column "${c.name}" (${c.type}${this.nullable ? ", nullable" : ""}): ` +
         `expected ${expected}, got ${value === undefined ? "no value" : JSON.stringify(value)}`
     )
-  const present = (i: number, value: Cell | undefined): boolean => {
-    if (value === null || value === undefined) {
-      if (!nullable) throw bad(i, value, "a value (column is not nullable)")
-      nullCount++
-      return false
-    }
-    validity[i >> 3] |= 1 << (i & 7)
-    return true
   }
-  const name = column.name
-  switch (column.type) {
-    case "utf8": {
-      let stream = Buffer.allocUnsafeSlow(Math.max(1 << 16, sizeHint))
-      const ends = new Int32Array(n)
-      const strings: Array<string> = []
-      let pos = 0
-      let k = 0
-      for (let i = 0; i < n; i++) {
-        const v = rows[i][name]
-        if (!present(i, v)) continue
-        if (typeof v !== "string") throw bad(i, v, "a string")
-        if (!v.isWellFormed()) throw bad(i, v, "well-formed UTF-16 (found a lone surrogate)")
-        const need = pos + 4 + 3 * v.length
-        if (need > stream.length) {
-          const bigger = Buffer.allocUnsafeSlow(Math.max(2 * stream.length, need))
-          stream.copy(bigger, 0, 0, pos)
-          stream = bigger
-        }
-        const written = stream.write(v, pos + 4, "utf8")
-        stream.writeUInt32LE(written, pos)
-        pos += 4 + written
-        if (pos > 0x7fffffff) {
-          throw new CellError(`column "${name}": rows ${firstRow}.. hold over 2 GiB of text; use a smaller rowGroupSize`)
-        }
-        ends[k++] = pos
-        if (dictionary) strings.push(v)
-      }
-      return {
-        type: "utf8",
-        stream: stream.subarray(0, pos),
-        ends: ends.subarray(0, k),
-        strings,
-        validity: nullCount > 0 ? validity : undefined,
-        nullCount
-      }
+  /** Room for one more row. */
+  private grow(): void {
+    if (this.rows >> 3 >= this.validity.length) {
+      const v = new Uint8Array(this.validity.length * 2)
+      v.set(this.validity)
+      this.validity = v
     }
-    case "int32":
-    case "float64": {
-      const values = column.type === "int32" ? new Int32Array(n) : new Float64Array(n)
-      for (let i = 0; i < n; i++) {
-        const v = rows[i][name]
-        if (!present(i, v)) continue
-        if (column.type === "int32") {
-          if (typeof v !== "number" || !Number.isInteger(v) || v < -2147483648 || v > 2147483647) {
-            throw bad(i, v, "an integer in the int32 range")
-          }
-        } else if (typeof v !== "number") throw bad(i, v, "a number")
-        values[i] = v
+    if (this.column.type === "utf8") {
+      if (this.values >= this.ends.length) {
+        const e = new Int32Array(this.ends.length * 2)
+        e.set(this.ends)
+        this.ends = e
       }
-      return { type: column.type, values, validity: nullCount > 0 ? validity : undefined, nullCount }
+    } else if (this.rows >= this.numbers.length) {
+      const n = this.column.type === "int32" ? new Int32Array(this.numbers.length * 2) : new Float64Array(this.numbers.length * 2)
+      n.set(this.numbers)
+      this.numbers = n
     }
-    default:
-      throw new CellError(`column "${name}": type ${column.type} is not written by the JavaScript encoder`)
+  }
+  private room(bytes: number): void {
+    const need = this.pos + bytes
+    if (need <= this.stream.length) return
+    const bigger = Buffer.allocUnsafeSlow(Math.max(2 * this.stream.length, need))
+    this.stream.copy(bigger, 0, 0, this.pos)
+    this.stream = bigger
+  }
+  private afterValue(row: number): void {
+    if (this.pos > 0x7fffffff) {
+      throw new CellError(`column "${this.column.name}": rows ${row - this.rows}.. hold over 2 GiB of text; use a smaller rowGroupSize`)
+    }
+    this.ends[this.values++] = this.pos
+    this.validity[this.rows >> 3] |= 1 << (this.rows & 7)
+    this.rows++
+  }
+  /** A cell from a row object; `row` is its table row number (for messages). */
+  push(value: Cell | undefined, row: number): void {
+    this.grow()
+    if (this.rows < DICTIONARY_SAMPLE) this.sample.add(value)
+    if (value === null || value === undefined) return this.pushNull(value, row)
+    switch (this.column.type) {
+      case "utf8": {
+        if (typeof value !== "string") throw this.bad(row, value, "a string")
+        if (!value.isWellFormed()) throw this.bad(row, value, "well-formed UTF-16 (found a lone surrogate)")
+        this.room(4 + 3 * value.length)
+        const written = this.stream.write(value, this.pos + 4, "utf8")
+        this.stream.writeUInt32LE(written, this.pos)
+        this.pos += 4 + written
+        return this.afterValue(row)
+      }
+      case "int32":
+        if (typeof value !== "number" || !Number.isInteger(value) || value < -2147483648 || value > 2147483647) {
+          throw this.bad(row, value, "an integer in the int32 range")
+        }
+        return this.pushNumber(value)
+      case "float64":
+        if (typeof value !== "number") throw this.bad(row, value, "a number")
+        return this.pushNumber(value)
+      default:
+        throw new CellError(`column "${this.column.name}": type ${this.column.type} is not written by the JavaScript encoder`)
+    }
+  }
+  private pushNumber(v: number): void {
+    this.numbers[this.rows] = v
+    this.validity[this.rows >> 3] |= 1 << (this.rows & 7)
+    this.rows++
+  }
+  pushNull(value: null | undefined, row: number): void {
+    if (!this.nullable) throw this.bad(row, value, "a value (column is not nullable)")
+    if (this.column.type !== "utf8") this.numbers[this.rows] = 0
+    this.nullCount++
+    this.rows++
+  }
+  /** `count` cells of `part` starting at its cell `from`; `row` is the table row number of the first. */
+  pushPart(part: ColumnPart, from: number, count: number, row: number): void {
+    const c = this.column
+    if (part.kind === "null") {
+      for (let i = 0; i < count; i++) {
+        this.grow()
+        if (this.rows < DICTIONARY_SAMPLE) this.sample.add(null)
+        this.pushNull(null, row + i)
+      }
+      return
+    }
+    if (part.kind === "number") {
+      for (let i = 0; i < count; i++) this.push(part.values[from + i], row + i)
+      return
+    }
+    if (c.type !== "utf8") throw new CellError(`column "${c.name}" (${c.type}): given utf8 bytes`)
+    const { starts, ends } = part
+    const bytes = Buffer.isBuffer(part.bytes) ? part.bytes : Buffer.from(part.bytes.buffer, part.bytes.byteOffset, part.bytes.byteLength)
+    for (let i = 0; i < count; i++) {
+      this.grow()
+      const s = starts[from + i]
+      const e = ends[from + i]
+      if (this.rows < DICTIONARY_SAMPLE) this.sample.add(bytes.toString("utf8", s, e))
+      this.room(4 + e - s)
+      this.stream.writeUInt32LE(e - s, this.pos)
+      bytes.copy(this.stream, this.pos + 4, s, e)
+      this.pos += 4 + e - s
+      this.afterValue(row + i)
+    }
+  }
+  /** The row group's cells for the encoder (views into this builder's buffers). */
+  cells(): Fast.ColumnValues {
+    const validity = this.nullCount > 0 ? this.validity.subarray(0, (this.rows + 7) >> 3) : undefined
+    if (this.column.type === "utf8") {
+      return { type: "utf8", stream: this.stream.subarray(0, this.pos), ends: this.ends.subarray(0, this.values), validity, nullCount: this.nullCount }
+    }
+    return {
+      type: this.column.type === "int32" ? "int32" : "float64",
+      values: this.numbers.subarray(0, this.rows),
+      validity,
+      nullCount: this.nullCount
+    }
+  }
+  /** `mostlyDistinctColumns`'s verdict for this column over the sampled cells. */
+  mostlyDistinct(): boolean {
+    const n = Math.min(this.rows, DICTIONARY_SAMPLE)
+    return n >= 64 && this.column.type !== "bool" && this.sample.size * 2 > n
   }
 }
 
@@ -389,10 +489,8 @@ const validateColumns = (path: string, columns: ReadonlyArray<Column>): Artifact
   return undefined
 }
 
-interface WriterHandle extends TableWriter {
-  /** Marks the writer failed and closes the file handle without a footer; the partial file stays for the runner. */
-  readonly abort: Effect.Effect<void>
-}
+/** `abort` marks the writer failed and closes the file handle without a footer; the partial file stays. */
+type WriterHandle = TableWriter
 
 /** One batch encoded by parquet-wasm: its bytes, and the row groups found in them with their byte range. */
 interface EncodedBatch {
@@ -419,6 +517,23 @@ export interface TableWriterOptions {
 const chooseEngine = (columns: ReadonlyArray<Column>, wanted: TableEngine | undefined): TableEngine => {
   const requested = wanted ?? (process.env["LLINK_PARQUET_ENGINE"] === "wasm" ? "wasm" : "js")
   return requested === "js" && Fast.supportsColumns(columns) ? "js" : "wasm"
+}
+
+/** A column batch as row objects (for the parquet-wasm engine). */
+const columnBatchRows = (columns: ReadonlyArray<Column>, batch: ColumnBatch): Array<Row> => {
+  const out: Array<Record<string, Cell>> = Array.from({ length: batch.rows }, () => ({}))
+  for (const c of columns) {
+    const part = batch.columns[c.name]
+    for (let i = 0; i < batch.rows; i++) {
+      out[i][c.name] =
+        part.kind === "null"
+          ? null
+          : part.kind === "number"
+          ? part.values[i]
+          : Buffer.from(part.bytes.buffer, part.bytes.byteOffset + part.starts[i], part.ends[i] - part.starts[i]).toString("utf8")
+    }
+  }
+  return out
 }
 
 /** A row group handed to the compressor, waiting to be written once the one before it is on disk. */
@@ -457,7 +572,7 @@ const openWriter = Effect.fn("table.openWriter")(function*(
   const rowGroups: Array<Uint8Array> = []
   const scratch: Scratch = new Map()
   const engine = chooseEngine(columns, options?.engine)
-  const sizeHints = new Map<string, number>()
+  const builders = engine === "js" ? columns.map((c) => new ColumnBuilder(c)) : []
   let inFlight: InFlight | undefined
 
   const closeHandle = io("close", () => fh.close()).pipe(
@@ -537,48 +652,65 @@ const openWriter = Effect.fn("table.openWriter")(function*(
   })
 
   /**
-   * The JavaScript path: lay out the row group, start compressing its pages on the thread pool, and write the
-   * previous row group meanwhile (so the caller reads and cleans the next rows while this one compresses).
+   * The JavaScript path: lay out the row group held by the builders, hand its pages to the compression worker,
+   * and write the previous row group meanwhile (so the caller reads and cleans the next rows while this one
+   * compresses).
    */
-  const flushFast = (batchRows: ReadonlyArray<Row>): Effect.Effect<void, ArtifactError> =>
+  const flushFast: Effect.Effect<void, ArtifactError> = Effect.gen(function*() {
+    const firstRow = rows
+    const n = builders[0].rows
+    if (n === 0) return
+    const started = yield* Effect.try({
+      try: () => {
+        const fast = builders.map((b): Fast.FastColumn => ({
+          name: b.column.name,
+          type: b.column.type as Fast.FastColumnType,
+          nullable: b.column.nullable === true,
+          dictionary: !b.mostlyDistinct()
+        }))
+        const prepared = Fast.prepareRowGroup(fast, builders.map((b) => b.cells()), n)
+        // the worker copies the bodies now: the builders may be refilled right after
+        const compressed = Fast.compressPages(Fast.pageBodies(prepared)).then(
+          (ok) => ({ ok }),
+          (error: unknown) => ({ error })
+        )
+        for (const b of builders) b.reset()
+        return { prepared, compressed }
+      },
+      catch: (e) =>
+        artifactError(path, `cannot write ${path}: encoding rows ${firstRow}..${firstRow + n - 1} failed: ${messageOf(e)}`, e)
+    })
+    yield* drain
+    inFlight = { prepared: started.prepared, compressed: started.compressed, firstRow }
+    rows += n
+  })
+
+  /** Puts cells into the builders; `fill` adds `count` rows starting at table row `row`. */
+  const fillFast = (count: number, fill: (from: number, take: number) => void): Effect.Effect<void, ArtifactError> =>
     Effect.gen(function*() {
-      const firstRow = rows
-      const prepared = yield* Effect.try({
-        try: () => {
-          const plain = new Set(mostlyDistinctColumns(columns, batchRows))
-          const fast = columns.map((c): Fast.FastColumn => ({
-            name: c.name,
-            type: c.type as Fast.FastColumnType,
-            nullable: c.nullable === true,
-            dictionary: !plain.has(c.name)
-          }))
-          const values = columns.map((c, i) => {
-            const v = buildFastColumn(c, batchRows, firstRow, fast[i].dictionary, sizeHints.get(c.name) ?? 0)
-            if (v.type === "utf8") sizeHints.set(c.name, Math.ceil(v.stream.length * 1.05))
-            return v
-          })
-          return Fast.prepareRowGroup(fast, values, batchRows.length)
-        },
-        catch: (e) =>
-          artifactError(
-            path,
+      let i = 0
+      while (i < count) {
+        const take = Math.min(rowGroupSize - builders[0].rows, count - i)
+        yield* Effect.try({
+          try: () => fill(i, take),
+          catch: (e) =>
             e instanceof CellError
-              ? `cannot write ${path}: ${e.message}`
-              : `cannot write ${path}: encoding rows ${firstRow}..${firstRow + batchRows.length - 1} failed: ${messageOf(e)}`,
-            e
-          )
-      })
-      const compressed = Fast.compressPages(Fast.pageBodies(prepared)).then(
-        (ok) => ({ ok }),
-        (error: unknown) => ({ error })
-      )
-      yield* drain
-      inFlight = { prepared, compressed, firstRow }
-      rows += batchRows.length
+              ? artifactError(path, `cannot write ${path}: ${e.message}`, e)
+              : artifactError(path, `cannot write ${path}: ${messageOf(e)}`, e)
+        })
+        i += take
+        if (builders[0].rows === rowGroupSize) yield* flushFast
+      }
     })
 
-  const flush = (batchRows: ReadonlyArray<Row>): Effect.Effect<void, ArtifactError> =>
-    engine === "js" ? flushFast(batchRows) : flushWasm(batchRows)
+  const writeRowsFast = (input: ReadonlyArray<Row>): Effect.Effect<void, ArtifactError> =>
+    fillFast(input.length, (from, take) => {
+      for (let k = from; k < from + take; k++) {
+        const r = input[k]
+        const row = rows + builders[0].rows
+        for (const b of builders) b.push(r[b.column.name], row)
+      }
+    })
 
   const flushWasm = (batchRows: ReadonlyArray<Row>): Effect.Effect<void, ArtifactError> =>
     Effect.gen(function*() {
@@ -596,8 +728,7 @@ const openWriter = Effect.fn("table.openWriter")(function*(
   yield* io("write", () => writeFully(fh, Footer.MAGIC, 0)).pipe(Effect.tapError(() => abort))
   position = Footer.MAGIC.length
 
-  const write = (input: ReadonlyArray<Row>): Effect.Effect<void, ArtifactError> =>
-    guarded("write", () =>
+  const writeRowsWasm = (input: ReadonlyArray<Row>): Effect.Effect<void, ArtifactError> =>
       Effect.gen(function*() {
         let i = 0
         while (i < input.length) {
@@ -607,19 +738,49 @@ const openWriter = Effect.fn("table.openWriter")(function*(
           if (pending.length === rowGroupSize) {
             const full = pending
             pending = []
-            yield* flush(full)
+            yield* flushWasm(full)
           }
         }
       })
-    )
+
+  const write = (input: ReadonlyArray<Row>): Effect.Effect<void, ArtifactError> =>
+    guarded("write", () => (engine === "js" ? writeRowsFast(input) : writeRowsWasm(input)))
+
+  const writeColumns = (batch: ColumnBatch): Effect.Effect<void, ArtifactError> =>
+    guarded("write", () => {
+      const parts = columns.map((c) => batch.columns[c.name])
+      const missing = columns.filter((_, i) => parts[i] === undefined).map((c) => c.name)
+      if (missing.length > 0) {
+        return Effect.fail(artifactError(path, `cannot write ${path}: the column batch lacks ${missing.join(", ")}`))
+      }
+      const checked = new Set<Uint8Array>()
+      for (const part of parts) {
+        if (part.kind !== "utf8" || checked.has(part.bytes)) continue
+        checked.add(part.bytes)
+        if (!isUtf8(part.bytes)) {
+          // the source holds invalid bytes somewhere (e.g. a quarantined line): check the cells themselves
+          for (let i = 0; i < batch.rows; i++) {
+            if (!isUtf8(part.bytes.subarray(part.starts[i], part.ends[i]))) {
+              return Effect.fail(artifactError(path, `cannot write ${path}: row ${rows + i}: cell bytes are not valid UTF-8`))
+            }
+          }
+        }
+      }
+      if (engine === "wasm") return writeRowsWasm(columnBatchRows(columns, batch))
+      return fillFast(batch.rows, (from, take) => {
+        const row = rows + builders[0].rows
+        builders.forEach((b, i) => b.pushPart(parts[i], from, take, row))
+      })
+    })
 
   const close: Effect.Effect<number, ArtifactError> = guarded("close", () =>
     Effect.gen(function*() {
       if (pending.length > 0) {
         const rest = pending
         pending = []
-        yield* flush(rest)
+        yield* flushWasm(rest)
       }
+      if (engine === "js") yield* flushFast
       yield* drain
       const tail = Footer.footerTail(Footer.composeFooter(template, rows, rowGroups))
       yield* io("write", () => writeFully(fh, tail, position))
@@ -631,7 +792,7 @@ const openWriter = Effect.fn("table.openWriter")(function*(
     })
   )
 
-  const handle: WriterHandle = { write, close, abort }
+  const handle: WriterHandle = { write, writeColumns, close, abort }
   return handle
 })
 
@@ -646,8 +807,8 @@ export const openTableWriter: (
   columns: ReadonlyArray<Column>,
   options?: TableWriterOptions
 ) => Effect.Effect<TableWriter, ArtifactError> = Effect.fn("table.openTableWriter")(function*(path, columns, options) {
-  const { write, close } = yield* openWriter(path, columns, options)
-  const writer: TableWriter = { write, close }
+  const { write, writeColumns, close, abort } = yield* openWriter(path, columns, options)
+  const writer: TableWriter = { write, writeColumns, close, abort }
   return writer
 })
 
@@ -760,8 +921,22 @@ const supportedColumns = (
   return Effect.succeed(out)
 }
 
-/** Decodes row group `index` on its own: its bytes plus a footer for it alone, through the synchronous reader. */
-const decodeRowGroup = (source: ParquetSource, index: number): Effect.Effect<arrow.Table, ArtifactError> =>
+/** The decoding worker (started on first use; see `parquetReadWorker.ts`). */
+const decoder = workerClient(new URL("./parquetReadWorker.ts", import.meta.url), PARQUET_READ_WORKER_TAG, "parquet read worker")
+
+/** `pq.readParquet(file).intoIPCStream()` on the decoding worker; `file` is handed over. */
+const decodeOnWorker = async (file: Uint8Array, batchSize: number): Promise<Uint8Array> => {
+  const own = file.byteOffset === 0 && file.byteLength === file.buffer.byteLength ? file : file.slice()
+  const ipc = await decoder.request({ file: own, batchSize }, [own.buffer as ArrayBuffer])
+  if (!(ipc instanceof Uint8Array)) throw new Error("parquet read worker: the reply holds no IPC stream")
+  return ipc
+}
+
+/**
+ * Decodes row group `index` on its own: its bytes plus a footer for it alone, through the synchronous reader (on
+ * the decoding worker when `onWorker`).
+ */
+const decodeRowGroup = (source: ParquetSource, index: number, onWorker = false): Effect.Effect<arrow.Table, ArtifactError> =>
   Effect.gen(function*() {
     const { path, footer } = source
     const rg = footer.rowGroups[index]
@@ -774,8 +949,19 @@ const decodeRowGroup = (source: ParquetSource, index: number): Effect.Effect<arr
       try: () => readFully(source.fh, mini.file, mini.dataAt, rg.end - rg.start, rg.start),
       catch: (e) => artifactError(path, `cannot read ${where}: ${messageOf(e)}`, e)
     })
+    const batchSize = Math.max(1, rg.rows)
+    if (onWorker) {
+      const ipc = yield* Effect.tryPromise({
+        try: () => decodeOnWorker(mini.file, batchSize),
+        catch: (e) => artifactError(path, `corrupt data in ${where}: ${messageOf(e)}`, e)
+      })
+      return yield* Effect.try({
+        try: () => arrow.tableFromIPC(ipc),
+        catch: (e) => artifactError(path, `corrupt data in ${where}: ${messageOf(e)}`, e)
+      })
+    }
     return yield* Effect.try({
-      try: () => arrow.tableFromIPC(pq.readParquet(mini.file, { batchSize: Math.max(1, rg.rows) }).intoIPCStream()),
+      try: () => arrow.tableFromIPC(pq.readParquet(mini.file, { batchSize }).intoIPCStream()),
       catch: (e) => artifactError(path, `corrupt data in ${where}: ${messageOf(e)}`, e)
     })
   })
@@ -824,25 +1010,18 @@ const tableRows = (table: arrow.Table, names: ReadonlyArray<string>): Array<Row>
  * Streams the rows of `path` one row group at a time: each element is one row group's rows. `columns` selects
  * (and orders) the cells each row carries; an unknown name fails before any row is read.
  */
+export interface ReadOptions {
+  /** Which cells the rows carry, in this order (default: every column). */
+  readonly columns?: ReadonlyArray<string>
+}
+
 export const readTableBatches = (
   path: string,
-  options?: { readonly columns?: ReadonlyArray<string> }
+  options?: ReadOptions
 ): Stream.Stream<ReadonlyArray<Row>, ArtifactError> =>
   Stream.unwrap(
     Effect.gen(function*() {
-      const source = yield* openParquet(path)
-      const stored = yield* storedColumns(source)
-      const available = stored.map((c) => c.name)
-      const names = options?.columns ?? available
-      const unknown = names.filter((n) => !available.includes(n))
-      if (unknown.length > 0) {
-        return yield* artifactError(
-          path,
-          `${path} has no column ${unknown.map((n) => `"${n}"`).join(", ")} (columns: ${available.join(", ")})`
-        )
-      }
-      yield* supportedColumns(source, stored, names)
-      const groups = source.footer.rowGroups.flatMap((rg, i) => (rg.rows > 0 ? [i] : []))
+      const { source, names, groups } = yield* openForReading(path, options?.columns)
       return Stream.fromIterable(groups).pipe(
         Stream.mapEffect((i) =>
           decodeRowGroup(source, i).pipe(
@@ -858,10 +1037,113 @@ export const readTableBatches = (
     })
   ).pipe(Stream.withSpan("table.readTable", { attributes: { path } }))
 
+/** Opens `path` for reading the columns `wanted` (default: all; an unknown one fails): the non-empty row groups. */
+const openForReading = Effect.fn("table.openForReading")(function*(path: string, wanted: ReadonlyArray<string> | undefined) {
+  const source = yield* openParquet(path)
+  const stored = yield* storedColumns(source)
+  const available = stored.map((c) => c.name)
+  const names = wanted ?? available
+  const unknown = names.filter((n) => !available.includes(n))
+  if (unknown.length > 0) {
+    return yield* artifactError(
+      path,
+      `${path} has no column ${unknown.map((n) => `"${n}"`).join(", ")} (columns: ${available.join(", ")})`
+    )
+  }
+  yield* supportedColumns(source, stored, names)
+  const groups = source.footer.rowGroups.flatMap((rg, i) => (rg.rows > 0 ? [i] : []))
+  return { source, names, groups }
+})
+
+/**
+ * One record batch of a row group as Arrow holds it, without building rows or strings: a utf8 column's cell i is
+ * `bytes[offsets[i], offsets[i + 1])`, a numeric column's is `numbers[i]`; `valid(i)` is false for a null.
+ */
+export interface RawColumn {
+  readonly valid: (i: number) => boolean
+  readonly bytes?: Buffer
+  readonly offsets?: Int32Array
+  readonly numbers?: ArrayLike<number>
+}
+export interface RawBatch {
+  readonly rows: number
+  readonly columns: Readonly<Record<string, RawColumn>>
+}
+
+const rawColumn = (vector: arrow.Vector, name: string): RawColumn => {
+  const simple = vector.data.length === 1 ? vector.data[0] : undefined
+  if (simple !== undefined && (arrow.DataType.isUtf8(vector.type) || arrow.DataType.isInt(vector.type) || arrow.DataType.isFloat(vector.type))) {
+    const base = simple.offset
+    const bitmap = simple.nullCount > 0 ? simple.nullBitmap : undefined
+    const valid = bitmap === undefined ? () => true : (i: number) => (bitmap[(i + base) >> 3] & (1 << ((i + base) & 7))) !== 0
+    if (arrow.DataType.isUtf8(vector.type)) {
+      const v = simple.values
+      return {
+        valid,
+        bytes: Buffer.from(v.buffer, v.byteOffset, v.byteLength),
+        offsets: simple.valueOffsets.subarray(base, base + simple.length + 1)
+      }
+    }
+    const values = simple.values as Int32Array | Float64Array
+    if (values instanceof Int32Array || values instanceof Float64Array) return { valid, numbers: values.subarray(base, base + simple.length) }
+  }
+  // any other layout: through the cells
+  const n = vector.length
+  const cells = Array.from({ length: n }, (_, i): unknown => vector.get(i))
+  const valid = (i: number) => cells[i] !== null && cells[i] !== undefined
+  if (arrow.DataType.isUtf8(vector.type)) {
+    const parts = cells.map((c) => Buffer.from(typeof c === "string" ? c : "", "utf8"))
+    const offsets = new Int32Array(n + 1)
+    for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i] + parts[i].length
+    return { valid, bytes: Buffer.concat(parts), offsets }
+  }
+  return {
+    valid,
+    numbers: Float64Array.from(cells, (c) => {
+      if (c === null || c === undefined) return 0
+      if (typeof c !== "number") throw new CellError(`column "${name}" holds a ${typeof c}, not a number`)
+      return c
+    })
+  }
+}
+
+/**
+ * Streams the record batches of `path` (one per row group as written here) as raw columns (`RawBatch`), decoding
+ * the next row group on a worker thread meanwhile (when there is more than one). For readers that work on bytes
+ * (clean) and drop each batch before the next: its buffers are the decoded row group's.
+ */
+export const readTableRaw = (path: string, names: ReadonlyArray<string>): Stream.Stream<RawBatch, ArtifactError> =>
+  Stream.unwrap(
+    Effect.gen(function*() {
+      const { source, groups } = yield* openForReading(path, names)
+      const onWorker = groups.length > 1
+      return Stream.fromIterable(groups).pipe(
+        Stream.mapEffect((i) =>
+          decodeRowGroup(source, i, onWorker).pipe(
+            Effect.flatMap((table) =>
+              Effect.try({
+                try: () =>
+                  table.batches.map((batch): RawBatch => ({
+                    rows: batch.numRows,
+                    columns: Object.fromEntries(names.map((name) => {
+                      const vector = batch.getChild(name)
+                      if (vector === null) throw new CellError(`row group lacks column "${name}"`)
+                      return [name, rawColumn(vector, name)]
+                    }))
+                  })),
+                catch: (e) => artifactError(path, `cannot read row group ${i} of ${path}: ${messageOf(e)}`, e)
+              })
+            )
+          ), { concurrency: onWorker ? 2 : 1 }),
+        Stream.flatMap((batches) => Stream.fromIterable(batches))
+      )
+    })
+  ).pipe(Stream.withSpan("table.readTableRaw", { attributes: { path } }))
+
 /** Streams rows back, one row group at a time. `columns` selects a subset. */
 export const readTable = (
   path: string,
-  options?: { readonly columns?: ReadonlyArray<string> }
+  options?: ReadOptions
 ): Stream.Stream<Row, ArtifactError> =>
   readTableBatches(path, options).pipe(Stream.flatMap((rows) => Stream.fromArray(rows)))
 

@@ -7,8 +7,8 @@
  * call with an output buffer of at least `ZSTD_compressBound` bytes takes zstd's one-shot shortcut and writes the
  * same frames; here it runs on its own thread, so the main thread reads and lays out the next row group meanwhile.
  *
- * Protocol: `{ id, bodies: Uint8Array[] }` in, `{ id, out: Uint8Array[] }` (buffers transferred) or
- * `{ id, error }` back.
+ * Protocol: `{ id, packed: Uint8Array, sizes: number[] }` in (the bodies back to back, transferred),
+ * `{ id, result: Uint8Array[] }` (transferred) or `{ id, error }` back (`workerClient.ts`).
  */
 import { parentPort, workerData } from "node:worker_threads"
 import * as zlib from "node:zlib"
@@ -30,9 +30,9 @@ const own = (b: Uint8Array): Uint8Array<ArrayBuffer> => {
   return copy
 }
 
-const isRequest = (m: unknown): m is { readonly id: number; readonly bodies: ReadonlyArray<Uint8Array> } =>
-  typeof m === "object" && m !== null && "id" in m && typeof m.id === "number" && "bodies" in m &&
-  Array.isArray(m.bodies) && m.bodies.every((b) => b instanceof Uint8Array)
+const isRequest = (m: unknown): m is { readonly id: number; readonly packed: Uint8Array; readonly sizes: ReadonlyArray<number> } =>
+  typeof m === "object" && m !== null && "id" in m && typeof m.id === "number" && "packed" in m &&
+  m.packed instanceof Uint8Array && "sizes" in m && Array.isArray(m.sizes) && m.sizes.every((n) => typeof n === "number")
 
 const port = parentPort
 if (port !== null && workerData === ZSTD_WORKER_TAG) {
@@ -42,8 +42,13 @@ if (port !== null && workerData === ZSTD_WORKER_TAG) {
       return
     }
     try {
-      const out = m.bodies.map((b) => own(zlib.zstdCompressSync(b, oneShotOptions(b.length))))
-      port.postMessage({ id: m.id, out }, out.map((o) => o.buffer))
+      let at = 0
+      const out = m.sizes.map((size) => {
+        const body = m.packed.subarray(at, at + size)
+        at += size
+        return own(zlib.zstdCompressSync(body, oneShotOptions(size)))
+      })
+      port.postMessage({ id: m.id, result: out }, out.map((o) => o.buffer))
     } catch (e) {
       // reported to the caller, which fails the table writer with this message
       port.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e) })

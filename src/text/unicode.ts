@@ -130,17 +130,56 @@ export const textFlags = (s: string): number => {
   let prevSpace = true // a space at the start needs fixing
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i)
-    if (c === 0x200b || c === 0xfeff || c === 0x2060) flags |= HAS_ZERO_WIDTH
-    const space = isJsSpace(c)
-    if (space && (c !== 0x20 || prevSpace)) flags |= NEEDS_SPACE_FIX
-    prevSpace = space
-    if (c >= 0x300 && !((c >= 0x1780 && c <= 0x17ff) || (c >= 0x19e0 && c <= 0x19ff) || (c >= 0x200b && c <= 0x200d))) {
-      flags |= MAYBE_NOT_NFC
-    } else if (c === 0x17d2 && prev === 0x17dd) {
-      flags |= MAYBE_NOT_NFC
-    }
+    flags |= unitFlags(c, prev, prevSpace)
+    prevSpace = isJsSpace(c)
     prev = c
   }
   if (prevSpace && s.length > 0) flags |= NEEDS_SPACE_FIX
+  return flags
+}
+
+/** The `textFlags` bits that the UTF-16 code unit `c` sets after `prev` (`prevSpace`: whether that was a space). */
+const unitFlags = (c: number, prev: number, prevSpace: boolean): number =>
+  (c === 0x200b || c === 0xfeff || c === 0x2060 ? HAS_ZERO_WIDTH : 0) |
+  (isJsSpace(c) && (c !== 0x20 || prevSpace) ? NEEDS_SPACE_FIX : 0) |
+  ((c >= 0x300 && !((c >= 0x1780 && c <= 0x17ff) || (c >= 0x19e0 && c <= 0x19ff) || (c >= 0x200b && c <= 0x200d))) ||
+      (c === 0x17d2 && prev === 0x17dd)
+    ? MAYBE_NOT_NFC
+    : 0)
+
+/** Bytes of the UTF-8 sequence that starts with `lead`. */
+export const utf8Width = (lead: number): number => (lead < 0x80 ? 1 : lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4)
+
+/** The code point of the valid UTF-8 sequence starting at `buf[i]`. */
+export const utf8At = (buf: Uint8Array, i: number): number => {
+  const b = buf[i]
+  if (b < 0x80) return b
+  if (b < 0xe0) return ((b & 0x1f) << 6) | (buf[i + 1] & 0x3f)
+  if (b < 0xf0) return ((b & 0x0f) << 12) | ((buf[i + 1] & 0x3f) << 6) | (buf[i + 2] & 0x3f)
+  return ((b & 0x07) << 18) | ((buf[i + 1] & 0x3f) << 12) | ((buf[i + 2] & 0x3f) << 6) | (buf[i + 3] & 0x3f)
+}
+
+/**
+ * `textFlags` of the text that the UTF-8 bytes `buf[s, e)` decode to, without decoding them into a string (the
+ * bytes must be valid UTF-8): the same code units, a character above U+FFFF as its surrogate pair.
+ */
+export const textFlagsUtf8 = (buf: Uint8Array, s: number, e: number): number => {
+  let flags = 0
+  let prev = 0
+  let prevSpace = true
+  for (let i = s; i < e; i += utf8Width(buf[i])) {
+    let c = utf8At(buf, i)
+    if (c > 0xffff) {
+      const high = 0xd800 + ((c - 0x10000) >> 10)
+      flags |= unitFlags(high, prev, prevSpace)
+      prevSpace = false
+      prev = high
+      c = 0xdc00 + ((c - 0x10000) & 0x3ff)
+    }
+    flags |= unitFlags(c, prev, prevSpace)
+    prevSpace = isJsSpace(c)
+    prev = c
+  }
+  if (prevSpace && e > s) flags |= NEEDS_SPACE_FIX
   return flags
 }

@@ -7,8 +7,9 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, Stream } from "effect"
 import { describe, expect, it } from "vitest"
-import { khmerDamage, scriptShare } from "../../src/nodes/clean/script.ts"
-import { codePointLength, isSurelyNfc, truncateCodePoints } from "../../src/text/unicode.ts"
+import { analyzeForeign, analyzeForeignUtf8, khmerDamage, scriptShare } from "../../src/nodes/clean/script.ts"
+import { hashPair, hashPairUtf8 } from "../../src/nodes/clean/hash.ts"
+import { codePointLength, isSurelyNfc, textFlags, textFlagsUtf8, truncateCodePoints } from "../../src/text/unicode.ts"
 import { clean } from "../../src/nodes/clean/stage.ts"
 import { normalizeText } from "../../src/nodes/clean/work.ts"
 import { type Row, writeTable } from "../../src/pipeline/table.ts"
@@ -111,6 +112,34 @@ describe("text helpers", () => {
       const s = Array.from({ length: 1 + Math.floor(rand() * 12) }, () => alphabet[Math.floor(rand() * alphabet.length)]).join("")
       expect(normalizeText(s, true)).toBe(reference(s, true))
       expect(normalizeText(s, false)).toBe(reference(s, false))
+    }
+  })
+
+  it("the UTF-8 versions of textFlags, analyzeForeign and hashPair give what the string versions give (fuzzed)", () => {
+    // every class the byte versions decode differently: ASCII, 2-byte (é, NBSP), 3-byte (Khmer, COENG, U+17DD,
+    // zero-width, U+3000), 4-byte (emoji, 𝔸), spaces around COENG, dependent vowels without a base
+    const alphabet = ["a", "Z", "7", " ", "\t", "é", "\u0301", "\u00A0", "ក", "ខ", "្", "ត", "\u17DD", "ា", "ុ", "។", "\u200B",
+      "\u200C", "\uFEFF", "\u2060", "\u3000", "😀", "𝔸", "中", "ş", "\u19E0"]
+    const ranges: ReadonlyArray<readonly [number, number]> = [[0x1780, 0x17ff], [0x19e0, 0x19ff]]
+    let seed = 11
+    const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32)
+    const word = () => Array.from({ length: Math.floor(rand() * 10) }, () => alphabet[Math.floor(rand() * alphabet.length)]).join("")
+    const a = new Uint32Array(2)
+    const b = new Uint32Array(2)
+    for (let k = 0; k < 5000; k++) {
+      const x = word()
+      const y = word()
+      // inside a larger buffer, so the ranges do not start at 0
+      const buf = Buffer.from(`<${x}|${y}>`)
+      const xs = 1
+      const xe = xs + Buffer.byteLength(x)
+      const ys = xe + 1
+      const ye = ys + Buffer.byteLength(y)
+      expect([x, textFlagsUtf8(buf, xs, xe)]).toEqual([x, textFlags(x)])
+      expect([y, analyzeForeignUtf8(buf, ys, ye, ranges)]).toEqual([y, analyzeForeign(y, ranges)])
+      hashPair(x, y, a)
+      hashPairUtf8(buf, xs, xe, buf, ys, ye, b)
+      expect([x, y, [...b]]).toEqual([x, y, [...a]])
     }
   })
 

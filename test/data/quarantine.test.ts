@@ -68,6 +68,46 @@ describe("quarantine: line formats", () => {
     expect(ran.outcome.rows).toEqual({ pairs: 2, "ingest.quarantine": 8 })
   })
 
+  it("C0 control characters other than TAB (NUL, ESC, form feed, a CR inside a line) quarantine the row as control-char", async () => {
+    const dir = tempDir("qctl")
+    const lines = [
+      "Good one.\tល្អ។", // 1
+      "Nul\u0000byte\tក", // 2
+      "Escape\tខ\u001b[0m", // 3
+      "Form\u000cfeed\tគ", // 4
+      "Inner\rreturn\tឃ", // 5
+      "Windows line end.\tង\r", // 6: CRLF, kept
+      "\u0000\tច", // 7: NUL is not whitespace: not empty, control-char
+      "Bell\u0007\tឆ" // 8
+    ]
+    const tsv = path.join(dir, "ctl.tsv")
+    fs.writeFileSync(tsv, lines.join("\n") + "\n")
+    const gz = path.join(dir, "ctl.tsv.gz")
+    fs.writeFileSync(gz, zlib.gzipSync(lines.join("\n")))
+    const expected = [2, 3, 4, 5, 7, 8].map((line) => [line, "control-char"])
+    for (const file of [tsv, gz]) {
+      const { ran, pairs, quarantine } = await ingestFile(dir, { path: file })
+      expect(pairs.map((p) => [p.english, p.foreign, p.origin])).toEqual([
+        ["Good one.", "ល្អ។", `${path.basename(file)}:1`],
+        ["Windows line end.", "ង", `${path.basename(file)}:6`]
+      ])
+      expect(quarantine.map((q) => [q.line, q.reason])).toEqual(expected)
+      expect(quarantine[0].raw).toBe("Nul\u0000byte\tក")
+      expect(ran.outcome.metrics?.byReason).toEqual({ "control-char": 6 })
+    }
+    // the string readers: TSV with a score file, Moses (the row names the side that holds it), JSONL
+    fs.writeFileSync(path.join(dir, "scores.txt"), lines.map(() => "0.5").join("\n") + "\n")
+    const scored = await ingestFile(dir, { path: tsv, format: "wmt20", scorePath: path.join(dir, "scores.txt") })
+    expect(scored.quarantine.map((q) => [q.line, q.reason])).toEqual(expected)
+    fs.writeFileSync(path.join(dir, "m.en"), "One.\nT\u0000wo.\nThree.\n")
+    fs.writeFileSync(path.join(dir, "m.km"), "មួយ។\nពីរ។\nបី\u001b។\n")
+    const moses = await ingestFile(dir, { path: path.join(dir, "m.en") })
+    expect(q3(moses.quarantine)).toEqual([["m.en", 2, "control-char"], ["m.km", 3, "control-char"]])
+    fs.writeFileSync(path.join(dir, "j.jsonl"), [{ english: "Fine.", foreign: "ល្អ។" }, { english: "Bad\u0000", foreign: "ក" }].map((o) => JSON.stringify(o)).join("\n"))
+    const jsonl = await ingestFile(dir, { path: path.join(dir, "j.jsonl") })
+    expect(q3(jsonl.quarantine)).toEqual([["j.jsonl", 2, "control-char"]])
+  })
+
   it("TSV: invalid UTF-8 is found on the right line even deep inside a large gzip file", async () => {
     const dir = tempDir("qtsvbig")
     const file = path.join(dir, "big.tsv.gz")
@@ -82,11 +122,29 @@ describe("quarantine: line formats", () => {
     expect(pairs[17_344]).toMatchObject({ english: "Sentence 17346.", origin: "big.tsv.gz:17346" })
   })
 
-  it("Moses: extra lines of the longer side are quarantined, and faults name the side's file", async () => {
+  it("Moses: files of different line counts stop the stage, naming both files and both counts", async () => {
+    const dir = tempDir("qmosesfail")
+    fs.writeFileSync(path.join(dir, "c.en"), "One.\nTwo.\nThree.\nFour.\nFive.\nSix.\n")
+    fs.writeFileSync(path.join(dir, "c.km"), "មួយ។\nពីរ។\nបី។\nបួន។\n")
+    const e = await failure(dir, { path: path.join(dir, "c.en") })
+    expect(e.message).toContain("not aligned")
+    expect(e.message).toContain(`c.en (${path.join(dir, "c.en")}) has 6 lines`)
+    expect(e.message).toContain(`c.km (${path.join(dir, "c.km")}) has 4 lines`)
+    expect(e.message).toContain("corpus.allowLineCountMismatch")
+    // the foreign side longer, one line apart, inside a zip
+    const zip = path.join(dir, "c.zip")
+    fs.writeFileSync(zip, zipSync({ "x.en": strToU8("One.\n"), "x.km": strToU8("មួយ។\nពីរ។") }))
+    const z = await failure(dir, { path: zip, format: "moses" })
+    expect(z.message).toContain("c.zip!x.en")
+    expect(z.message).toContain("has 1 line,")
+    expect(z.message).toMatch(/c\.zip!x\.km \(.*\) has 2 lines/)
+  })
+
+  it("Moses with allowLineCountMismatch: extra lines of the longer side are quarantined, the summary says so; faults name the side's file", async () => {
     const dir = tempDir("qmoses")
     fs.writeFileSync(path.join(dir, "c.en"), "One.\nTwo.\nThree.\nFour.\nFive.\nSix.\n")
     fs.writeFileSync(path.join(dir, "c.km"), Buffer.concat([Buffer.from("មួយ។\n"), Buffer.from([0xff, 0x0a]), Buffer.from("\nបួន។\n")]))
-    const { pairs, quarantine, ran } = await ingestFile(dir, { path: path.join(dir, "c.en") })
+    const { pairs, quarantine, ran } = await ingestFile(dir, { path: path.join(dir, "c.en"), allowLineCountMismatch: true })
     expect(pairs.map((p) => [p.english, p.foreign])).toEqual([
       ["One.", "មួយ។"],
       ["Four.", "បួន។"]
@@ -99,11 +157,15 @@ describe("quarantine: line formats", () => {
     ])
     expect(quarantine.map((q) => q.raw).slice(2)).toEqual(["Five.", "Six."])
     expect(ran.outcome.metrics?.byReason).toMatchObject({ "extra-line-english": 2 })
+    const counts = { english: { file: "c.en", lines: 6 }, foreign: { file: "c.km", lines: 4 } }
+    expect(ran.outcome.metrics?.lineCountMismatch).toEqual(counts)
+    const summary = JSON.parse(fs.readFileSync(ran.outputs["ingest.summary"], "utf8")) as Record<string, unknown>
+    expect(summary).toMatchObject({ format: "moses", pairs: 2, quarantined: 4, lineCountMismatch: counts })
 
     const dir2 = tempDir("qmoses2")
     fs.writeFileSync(path.join(dir2, "c.en"), "One.\n")
     fs.writeFileSync(path.join(dir2, "c.km"), "មួយ។\nពីរ។\n")
-    const other = await ingestFile(dir2, { path: path.join(dir2, "c.km") })
+    const other = await ingestFile(dir2, { path: path.join(dir2, "c.km"), allowLineCountMismatch: true })
     expect(q3(other.quarantine)).toEqual([["c.km", 2, "extra-line-foreign"]])
   })
 

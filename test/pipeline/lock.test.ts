@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url"
 import { Effect, Fiber } from "effect"
 import { describe, expect, it } from "vitest"
 import { LockError } from "../../src/pipeline/errors.ts"
-import { removeStaleTempFiles } from "../../src/pipeline/fsAtomic.ts"
+import { pidAlive, procStat, removeStaleTempFiles } from "../../src/pipeline/fsAtomic.ts"
 import { lockPath, withRunLock } from "../../src/pipeline/lock.ts"
 import { cacheEntries, makeToyStages, makeWorkspace, publishedKeys, runToy, statusOf, tmpDir, type ToyHooks } from "./toy.ts"
 
@@ -19,7 +19,7 @@ const deadPid = (): number => {
   return child.pid ?? 999_999_999
 }
 
-const writeLock = (runDir: string, info: { pid: number; hostname: string }) => {
+const writeLock = (runDir: string, info: { pid: number; hostname: string; procStart?: number }) => {
   fs.mkdirSync(runDir, { recursive: true })
   fs.writeFileSync(lockPath(runDir), JSON.stringify({ ...info, startedAt: "2025-01-01T00:00:00.000Z", token: "t" }))
 }
@@ -67,6 +67,65 @@ describe("run-dir lock", () => {
     expect(error).toBeInstanceOf(LockError)
     expect(error.message).toContain("if that run is gone, delete")
     expect(fs.existsSync(lockPath(dir))).toBe(true)
+  })
+
+  it.skipIf(!fs.existsSync("/proc/self/stat"))("takes over a lock whose holder is a zombie (needs Linux /proc)", async () => {
+    // `sh` starts a child that exits a second later, then execs into `sleep`, which never reaps it: once it has
+    // exited, the child stays a zombie (exiting later than the exec, so `sh` cannot reap it first)
+    const parent = spawn("sh", ["-c", "sleep 1 & echo $!; exec sleep 60"], { stdio: ["ignore", "pipe", "ignore"] })
+    try {
+      const zombie = await new Promise<number>((resolve, reject) => {
+        parent.stdout.once("data", (d: Buffer) => resolve(Number(String(d).trim())))
+        parent.once("error", reject)
+      })
+      for (let i = 0; i < 300 && procStat(zombie)?.state !== "Z"; i++) await new Promise((r) => setTimeout(r, 50))
+      expect(procStat(zombie)?.state).toBe("Z")
+      expect(pidAlive(zombie)).toBe(false)
+      const dir = tmpDir("zombie")
+      writeLock(dir, { pid: zombie, hostname: os.hostname(), procStart: procStat(zombie)?.startTicks })
+      const warnings: Array<string> = []
+      await Effect.runPromise(withRunLock(dir, (m) => warnings.push(m), () => Effect.void))
+      expect(warnings).toEqual([expect.stringContaining(`pid ${zombie} on ${os.hostname()}`)])
+      expect(warnings[0]).toContain("zombie")
+    } finally {
+      parent.kill("SIGKILL")
+    }
+  })
+
+  it.skipIf(!fs.existsSync("/proc/self/stat"))("takes over a lock whose pid now belongs to a process started at another time", async () => {
+    const dir = tmpDir("reused")
+    const mine = procStat(process.pid)?.startTicks ?? 0
+    writeLock(dir, { pid: process.pid, hostname: os.hostname(), procStart: mine + 1 })
+    const warnings: Array<string> = []
+    await Effect.runPromise(withRunLock(dir, (m) => warnings.push(m), () => Effect.void))
+    expect(warnings).toEqual([expect.stringContaining(`pid ${process.pid} now belongs to another process`)])
+  })
+
+  it("a lock held by a live process (same start time) fails, saying how to check the holder and what to delete", async () => {
+    const holder = spawn("sleep", ["30"], { stdio: "ignore" })
+    try {
+      const pid = holder.pid ?? 0
+      const dir = tmpDir("held")
+      const start = procStat(pid)?.startTicks
+      writeLock(dir, { pid, hostname: os.hostname(), ...(start === undefined ? {} : { procStart: start }) })
+      const error = await Effect.runPromise(Effect.flip(withRunLock(dir, () => undefined, () => Effect.void)))
+      expect(error).toBeInstanceOf(LockError)
+      expect(error.message).toContain(`locked by another run (pid ${pid} on ${os.hostname()}`)
+      expect(error.message).toContain(`ps -o pid,stat,lstart,args -p ${pid}`)
+      expect(error.message).toContain(`delete ${lockPath(dir)}`)
+      // a lock written before start times were recorded: a live pid still holds it
+      writeLock(dir, { pid, hostname: os.hostname() })
+      expect(await Effect.runPromise(Effect.flip(withRunLock(dir, () => undefined, () => Effect.void)))).toBeInstanceOf(LockError)
+    } finally {
+      holder.kill("SIGKILL")
+    }
+  })
+
+  it("records the holder's start time in the lock file", async () => {
+    const dir = tmpDir("procstart")
+    const recorded = await Effect.runPromise(withRunLock(dir, () => undefined, () =>
+      Effect.sync(() => JSON.parse(fs.readFileSync(lockPath(dir), "utf8")) as { procStart?: number })))
+    expect(recorded.procStart).toBe(procStat(process.pid)?.startTicks)
   })
 
   it("takes over an unreadable lock file", async () => {

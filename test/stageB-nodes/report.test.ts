@@ -77,6 +77,14 @@ const fixtures = async (base: string, options: { readonly offlineSynth: boolean;
     khmerDamage: {},
     settings: { minScriptShare: 0.5, scriptRanges: [[6016, 6143]], dedupe: true, removeZeroWidth: true }
   })
+  const ingestSummary = writeJson(path.join(base, "summary.json"), {
+    format: "moses",
+    files: ["c.en", "c.km"],
+    pairs: 520,
+    quarantined: 9,
+    byReason: { "extra-line-english": 2, "control-char": 6, "invalid-utf8": 1 },
+    lineCountMismatch: { english: { file: "c.en", lines: 531 }, foreign: { file: "c.km", lines: 529 } }
+  })
   const stageAMetrics = path.join(base, "stageA.metrics.parquet")
   await Effect.runPromise(
     writeTable(
@@ -110,6 +118,7 @@ const fixtures = async (base: string, options: { readonly offlineSynth: boolean;
     judge: jctx.outputs["judge"],
     tokstats,
     "clean.quality": quality,
+    "ingest.summary": ingestSummary,
     "stageA.metrics": stageAMetrics,
     "stageB.metrics": stageBMetrics,
     generations,
@@ -185,6 +194,11 @@ describe("report", () => {
     // Data and lineage.
     expect(html).toContain("Pairs in")
     expect(html).toContain("rejected: duplicate")
+    // ingest: quarantine reasons (most frequent first) and the accepted Moses mismatch
+    expect(md).toContain("| Quarantined at ingest | 9 |")
+    expect(md.indexOf("quarantined: control-char | 6")).toBeLessThan(md.indexOf("quarantined: extra-line-english | 2"))
+    expect(md).toContain("WARNING: Moses line counts differ (accepted by corpus.allowLineCountMismatch")
+    expect(md).toContain("c.en: 531 lines, c.km: 529 lines")
     expect(html).toContain("<td>synthesize</td>")
     expect(html).toContain("<td>cached</td>")
     expect(html).toContain("{&quot;mode&quot;:&quot;offline&quot;,&quot;seed&quot;:17}")

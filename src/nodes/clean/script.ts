@@ -14,7 +14,7 @@
  *     (U+17B6–U+17D1, U+17D3, U+17DD), nor ZWNJ/ZWJ.
  */
 
-import { isJsSpace } from "../../text/unicode.ts"
+import { isJsSpace, utf8At, utf8Width } from "../../text/unicode.ts"
 
 export type ScriptRanges = ReadonlyArray<readonly [number, number]>
 
@@ -46,6 +46,26 @@ export interface ForeignFacts {
 
 const NO_DAMAGE: ReadonlyArray<KhmerDamageKind> = []
 
+const NOT_A_LETTER = 0
+const LETTER = 1
+const INSIDE = 2
+
+/** Whether `cp` is inside the script ranges, another letter (or mark, or digit), or neither. */
+const letterKind = (cp: number, ranges: ScriptRanges): number => {
+  for (let r = 0; r < ranges.length; r++) if (cp >= ranges[r][0] && cp <= ranges[r][1]) return INSIDE
+  if (cp < 0x80) return (cp >= 0x30 && cp <= 0x39) || (cp >= 0x41 && cp <= 0x5a) || (cp >= 0x61 && cp <= 0x7a) ? LETTER : NOT_A_LETTER
+  return LETTER_OR_DIGIT.test(String.fromCodePoint(cp)) ? LETTER : NOT_A_LETTER
+}
+
+/** The damage bits `cp` shows between `prev` and `next` (-1: none). */
+const damageFlags = (cp: number, prev: number, next: number): number => {
+  if (cp === COENG) {
+    return ((prev >= 0 && isJsSpace(prev)) || (next >= 0 && isJsSpace(next)) ? SPACE_AROUND_COENG : 0) |
+      (isConsonant(next) ? 0 : COENG_AT_WORD_END)
+  }
+  return isDependentVowel(cp) && !isVowelBase(prev) ? ORPHAN_VOWEL : 0
+}
+
 /** Script share, length and Khmer damage of `s`, in one pass. */
 export const analyzeForeign = (s: string, ranges: ScriptRanges): ForeignFacts => {
   let inside = 0
@@ -64,28 +84,38 @@ export const analyzeForeign = (s: string, ranges: ScriptRanges): ForeignFacts =>
       }
     }
     length++
-    let hit = false
-    for (let r = 0; r < ranges.length; r++) {
-      if (cp >= ranges[r][0] && cp <= ranges[r][1]) {
-        hit = true
-        break
-      }
-    }
-    if (hit) {
-      inside++
-      counted++
-    } else if (cp < 0x80) {
-      if ((cp >= 0x30 && cp <= 0x39) || (cp >= 0x41 && cp <= 0x5a) || (cp >= 0x61 && cp <= 0x7a)) counted++
-    } else if (LETTER_OR_DIGIT.test(String.fromCodePoint(cp))) {
-      counted++
-    }
-    if (cp === COENG) {
-      const next = i + 1 < n ? s.charCodeAt(i + 1) : -1
-      if ((prev >= 0 && isJsSpace(prev)) || (next >= 0 && isJsSpace(next))) flags |= SPACE_AROUND_COENG
-      if (!isConsonant(next)) flags |= COENG_AT_WORD_END
-    } else if (isDependentVowel(cp) && !isVowelBase(prev)) {
-      flags |= ORPHAN_VOWEL
-    }
+    const k = letterKind(cp, ranges)
+    if (k === INSIDE) inside++
+    if (k !== NOT_A_LETTER) counted++
+    flags |= damageFlags(cp, prev, i + 1 < n ? s.charCodeAt(i + 1) : -1)
+    prev = cp
+  }
+  const damage: ReadonlyArray<KhmerDamageKind> = flags === 0
+    ? NO_DAMAGE
+    : KHMER_DAMAGE_KINDS.filter((_, k) => (flags & (1 << k)) !== 0)
+  return { share: counted === 0 ? 0 : inside / counted, length, damage }
+}
+
+/**
+ * `analyzeForeign` of the text the UTF-8 bytes `buf[s, e)` decode to, without decoding them into a string (the
+ * bytes must be valid UTF-8). Same code points in the same order, so the same facts.
+ */
+export const analyzeForeignUtf8 = (buf: Uint8Array, s: number, e: number, ranges: ScriptRanges): ForeignFacts => {
+  let inside = 0
+  let counted = 0
+  let length = 0
+  let flags = 0
+  let prev = -1
+  for (let i = s; i < e;) {
+    const cp = utf8At(buf, i)
+    i += utf8Width(buf[i])
+    length++
+    const k = letterKind(cp, ranges)
+    if (k === INSIDE) inside++
+    if (k !== NOT_A_LETTER) counted++
+    // the character after (where `analyzeForeign` reads a code unit: for a character above U+FFFF its high
+    // surrogate, but neither is a space or a consonant, so `damageFlags` answers the same)
+    flags |= damageFlags(cp, prev, i < e ? utf8At(buf, i) : -1)
     prev = cp
   }
   const damage: ReadonlyArray<KhmerDamageKind> = flags === 0

@@ -2,15 +2,16 @@
 import { Effect, Stream } from "effect"
 import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
-import { openTableWriter, readTable, type Row } from "../../pipeline/table.ts"
-import { HashSet64, hashPair } from "./hash.ts"
-import { analyzeForeign, KHMER_DAMAGE_KINDS, type KhmerDamageKind } from "./script.ts"
+import { isUtf8 } from "node:buffer"
+import { type ColumnBatch, openTableWriter, type RawColumn, readTableRaw, type Row } from "../../pipeline/table.ts"
+import { HashSet64, hashPair, hashPairUtf8 } from "./hash.ts"
+import { analyzeForeign, analyzeForeignUtf8, KHMER_DAMAGE_KINDS, type KhmerDamageKind } from "./script.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
-import { codePointLength, HAS_ZERO_WIDTH, MAYBE_NOT_NFC, NEEDS_SPACE_FIX, textFlags, truncateCodePoints } from "../../text/unicode.ts"
+import { codePointLength, HAS_ZERO_WIDTH, MAYBE_NOT_NFC, NEEDS_SPACE_FIX, textFlags, textFlagsUtf8, truncateCodePoints } from "../../text/unicode.ts"
 import { writeJsonDoc } from "../../artifacts/json.ts"
 import { QualityDoc } from "../../schemas/quality.ts"
 import type { CleanParams } from "./params.ts"
-import { asPairRow, PairColumns, RejectColumns } from "../../schemas/rows.ts"
+import { asPairRow, type PairRow, PairColumns, RejectColumns } from "../../schemas/rows.ts"
 
 const STAGE = "clean"
 
@@ -78,6 +79,60 @@ export const normalizeText = (s: string, removeZeroWidth: boolean): string => {
   return t
 }
 
+const PAIR_COLUMNS = PairColumns.map((c) => c.name)
+
+/** Whether a utf8 column's bytes are valid UTF-8 with every cell starting on a character boundary (so each cell is). */
+const wholeCharacters = (col: RawColumn): boolean => {
+  const bytes = col.bytes!
+  const offsets = col.offsets!
+  const n = offsets.length - 1
+  if (!isUtf8(bytes.subarray(offsets[0], offsets[n]))) return false
+  for (let i = 0; i < n; i++) if (offsets[i] < offsets[i + 1] && (bytes[offsets[i]] & 0xc0) === 0x80) return false
+  return true
+}
+
+/** Characters (code points) of the valid UTF-8 `buf[s, e)`: the bytes that are not continuation bytes. */
+const characters = (buf: Uint8Array, s: number, e: number): number => {
+  let n = 0
+  for (let i = s; i < e; i++) if ((buf[i] & 0xc0) !== 0x80) n++
+  return n
+}
+
+/** Kept rows `rows` of a raw batch, unchanged, as a column batch of byte ranges into the input. */
+const keptColumns = (
+  rows: ReadonlyArray<number>,
+  ids: ArrayLike<number>,
+  scores: ArrayLike<number>,
+  score: RawColumn,
+  eb: Buffer,
+  eo: Int32Array,
+  fb: Buffer,
+  fo: Int32Array,
+  ob: Buffer,
+  oo: Int32Array
+): ColumnBatch => {
+  const n = rows.length
+  const range = (offsets: Int32Array) => {
+    const starts = new Int32Array(n)
+    const ends = new Int32Array(n)
+    for (let k = 0; k < n; k++) {
+      starts[k] = offsets[rows[k]]
+      ends[k] = offsets[rows[k] + 1]
+    }
+    return { starts, ends }
+  }
+  return {
+    rows: n,
+    columns: {
+      id: { kind: "number", values: rows.map((i) => ids[i]) },
+      english: { kind: "utf8", bytes: eb, ...range(eo) },
+      foreign: { kind: "utf8", bytes: fb, ...range(fo) },
+      origin: { kind: "utf8", bytes: ob, ...range(oo) },
+      score: { kind: "number", values: rows.map((i) => (score.valid(i) ? scores[i] : null)) }
+    }
+  }
+}
+
 export const runClean = (ctx: StageContext<CleanParams>): Effect.Effect<StageOutcome, StageError> =>
   Effect.gen(function*() {
     const p = ctx.params
@@ -126,49 +181,145 @@ export const runClean = (ctx: StageContext<CleanParams>): Effect.Effect<StageOut
       return t
     }
 
-    yield* readTable(ctx.inputs["pairs"]).pipe(
-      Stream.runForEachArray((rows) =>
+    const pairsFile = ctx.inputs["pairs"]
+    const fail = (message: string) => new StageError({ stage: STAGE, message, file: pairsFile })
+    /** The normalisation, rejection and truncation of one pair given as strings (the general path). */
+    const cleanStrings = (pair: PairRow, kept: (row: Row) => void, rejected: Array<Row>): void => {
+      const english = normalizeCounting(pair.english)
+      const foreign = normalizeCounting(pair.foreign)
+      const facts = analyzeForeign(foreign, ranges)
+      let reason: RejectReason | undefined
+      if (english === "") reason = "empty-english"
+      else if (foreign === "") reason = "empty-foreign"
+      else if (p.minScriptShare > 0 && facts.share < p.minScriptShare) reason = "script-share"
+      else if (p.dedupe) {
+        hashPair(english, foreign, key)
+        if (!seen.add(key[0], key[1])) reason = "duplicate"
+      }
+      if (reason !== undefined) {
+        byReason[reason]++
+        rejected.push({ id: pair.id, reason, english, foreign })
+        return
+      }
+      noteDamage(facts.damage, pair.id)
+      englishLengths.add(codePointLength(english))
+      foreignLengths.add(facts.length)
+      const cut = facts.length > p.maxForeignChars ? truncateCodePoints(foreign, p.maxForeignChars) : foreign
+      if (cut !== foreign) truncated++
+      kept({ id: pair.id, english, foreign: cut, origin: pair.origin, score: pair.score })
+    }
+    const noteDamage = (kinds: ReadonlyArray<KhmerDamageKind>, id: number): void => {
+      for (const kind of kinds) {
+        const d = damage[kind]
+        d.rows++
+        if (d.exampleIds.length < EXAMPLES) d.exampleIds.push(id)
+      }
+    }
+
+    // Most pairs need no normalisation (textFlags 0 on both sides: no character that NFC, zero-width removal or the
+    // whitespace fix could change, nothing above U+FFFF). Those are checked on their UTF-8 bytes (the same facts and
+    // hash as on the strings) and, when kept whole, written as byte ranges of the input; every other pair takes the
+    // string path above. The output is the same either way.
+    yield* readTableRaw(pairsFile, PAIR_COLUMNS).pipe(
+      Stream.runForEach((batch) =>
         Effect.gen(function*() {
-          const kept: Array<Row> = []
+          const c = batch.columns
+          const ids = c["id"].numbers
+          const scores = c["score"].numbers
+          const en = c["english"]
+          const fo = c["foreign"]
+          const or = c["origin"]
+          if (ids === undefined || scores === undefined || en.bytes === undefined || fo.bytes === undefined || or.bytes === undefined) {
+            return yield* fail(`pairs table: the columns are not (int32 id, utf8 english/foreign/origin, float64 score)`)
+          }
+          const eb = en.bytes
+          const eo = en.offsets!
+          const fb = fo.bytes
+          const fo0 = fo.offsets!
+          const ob = or.bytes
+          const oo = or.offsets!
+          const text = (col: RawColumn, i: number): string | null =>
+            col.valid(i) ? col.bytes!.toString("utf8", col.offsets![i], col.offsets![i + 1]) : null
+          const rowAt = (i: number): Row => ({
+            id: c["id"].valid(i) ? ids[i] : null,
+            english: text(en, i),
+            foreign: text(fo, i),
+            origin: text(or, i),
+            score: c["score"].valid(i) ? scores[i] : null
+          })
+          const onBytes = wholeCharacters(en) && wholeCharacters(fo)
           const rejected: Array<Row> = []
-          for (const raw of rows) {
-            const pair = asPairRow(raw)
-            if (typeof pair === "string") {
-              return yield* new StageError({ stage: STAGE, message: `pairs table, row ${rowsIn + 1}: ${pair}`, file: ctx.inputs["pairs"] })
+          // kept rows in order: runs of unchanged rows (indices into the batch) and of rows given as strings
+          let run: Array<number> = []
+          let strings: Array<Row> = []
+          const flushRun = Effect.suspend(() => {
+            if (run.length === 0) return Effect.void
+            const rows = run
+            run = []
+            return keptWriter.writeColumns(keptColumns(rows, ids, scores, c["score"], eb, eo, fb, fo0, ob, oo))
+          })
+          const flushStrings = Effect.suspend(() => {
+            if (strings.length === 0) return Effect.void
+            const rows = strings
+            strings = []
+            return keptWriter.write(rows)
+          })
+          for (let i = 0; i < batch.rows; i++) {
+            if (!c["id"].valid(i) || !en.valid(i) || !fo.valid(i) || !or.valid(i)) {
+              const problem = asPairRow(rowAt(i))
+              return yield* fail(`pairs table, row ${rowsIn + 1}: ${typeof problem === "string" ? problem : "a null cell"}`)
             }
             rowsIn++
-            const english = normalizeCounting(pair.english)
-            const foreign = normalizeCounting(pair.foreign)
-            const facts = analyzeForeign(foreign, ranges)
+            const es = eo[i]
+            const ee = eo[i + 1]
+            const fs = fo0[i]
+            const fe = fo0[i + 1]
+            if (!onBytes || textFlagsUtf8(eb, es, ee) !== 0 || textFlagsUtf8(fb, fs, fe) !== 0) {
+              const pair = asPairRow(rowAt(i))
+              if (typeof pair === "string") return yield* fail(`pairs table, row ${rowsIn}: ${pair}`)
+              let keptRow: Row | undefined
+              cleanStrings(pair, (row) => (keptRow = row), rejected)
+              if (keptRow !== undefined) {
+                yield* flushRun.pipe(asStageError(STAGE))
+                strings.push(keptRow)
+              }
+              continue
+            }
+            const id = ids[i]
+            const facts = analyzeForeignUtf8(fb, fs, fe, ranges)
             let reason: RejectReason | undefined
-            if (english === "") reason = "empty-english"
-            else if (foreign === "") reason = "empty-foreign"
+            if (es === ee) reason = "empty-english"
+            else if (fs === fe) reason = "empty-foreign"
             else if (p.minScriptShare > 0 && facts.share < p.minScriptShare) reason = "script-share"
             else if (p.dedupe) {
-              hashPair(english, foreign, key)
+              hashPairUtf8(eb, es, ee, fb, fs, fe, key)
               if (!seen.add(key[0], key[1])) reason = "duplicate"
             }
             if (reason !== undefined) {
               byReason[reason]++
-              rejected.push({ id: pair.id, reason, english, foreign })
+              rejected.push({ id, reason, english: eb.toString("utf8", es, ee), foreign: fb.toString("utf8", fs, fe) })
               continue
             }
-            for (const kind of facts.damage) {
-              const d = damage[kind]
-              d.rows++
-              if (d.exampleIds.length < EXAMPLES) d.exampleIds.push(pair.id)
-            }
-            englishLengths.add(codePointLength(english))
+            noteDamage(facts.damage, id)
+            englishLengths.add(characters(eb, es, ee))
             foreignLengths.add(facts.length)
-            const cut = facts.length > p.maxForeignChars ? truncateCodePoints(foreign, p.maxForeignChars) : foreign
-            if (cut !== foreign) truncated++
-            kept.push({ id: pair.id, english, foreign: cut, origin: pair.origin, score: pair.score })
+            if (facts.length > p.maxForeignChars) {
+              truncated++
+              yield* flushRun.pipe(asStageError(STAGE))
+              const row = rowAt(i)
+              strings.push({ ...row, foreign: truncateCodePoints(String(row.foreign), p.maxForeignChars) })
+              continue
+            }
+            if (strings.length > 0) yield* flushStrings.pipe(asStageError(STAGE))
+            run.push(i)
           }
-          if (kept.length > 0) yield* keptWriter.write(kept).pipe(asStageError(STAGE))
+          yield* flushRun.pipe(asStageError(STAGE))
+          yield* flushStrings.pipe(asStageError(STAGE))
           if (rejected.length > 0) yield* rejectWriter.write(rejected).pipe(asStageError(STAGE))
-          progress.advance(rows.length)
+          progress.advance(batch.rows)
         })
       ),
+      Effect.onError(() => Effect.andThen(keptWriter.abort, rejectWriter.abort)),
       asStageError(STAGE)
     )
     const keptRows = yield* keptWriter.close.pipe(asStageError(STAGE))

@@ -24,8 +24,16 @@ export interface ByteSource {
   readonly file: string
   /** Short name used in quarantine rows and origins: the base name, plus `!entry` inside an archive. */
   readonly label: string
-  /** Opens a fresh stream of the (decompressed) bytes. */
-  readonly open: () => AsyncIterable<Buffer>
+  /**
+   * Opens a fresh stream of the (decompressed) bytes, in chunks of about `chunkSize` bytes (default 64 KiB; the
+   * byte-level TSV reader asks for 1 MiB, which costs far fewer reads).
+   */
+  readonly open: (chunkSize?: number) => AsyncIterable<Buffer>
+  /**
+   * Plain (uncompressed) files only: the bytes read into one reused buffer, each chunk valid only until the next
+   * is asked for (no garbage per chunk). The byte-level TSV reader copies what it keeps.
+   */
+  readonly openTransient?: (chunkSize: number) => AsyncIterable<Buffer>
 }
 
 const CHUNK = 1 << 16
@@ -76,9 +84,9 @@ export const sniffContainer = (head: Uint8Array): Container => {
 }
 
 /** Counts the bytes flowing through a Node stream (for error positions). */
-const countingRead = (file: string, start?: number, end?: number) => {
+const countingRead = (file: string, start?: number, end?: number, chunkSize = CHUNK) => {
   const counter = { bytes: 0 }
-  const stream = fs.createReadStream(file, { highWaterMark: CHUNK, start, end })
+  const stream = fs.createReadStream(file, { highWaterMark: chunkSize, start, end })
   stream.on("data", (chunk: string | Buffer) => {
     counter.bytes += chunk.length
   })
@@ -91,7 +99,8 @@ export async function* decompress(
   label: string,
   input: Readable,
   counter: { readonly bytes: number },
-  compression: Compression
+  compression: Compression,
+  chunkSize = CHUNK
 ): AsyncGenerator<Buffer> {
   if (compression === "none") {
     try {
@@ -103,7 +112,7 @@ export async function* decompress(
   }
   let out: Readable
   if (compression === "gzip") {
-    const gunzip = zlib.createGunzip({ chunkSize: CHUNK })
+    const gunzip = zlib.createGunzip({ chunkSize })
     input.on("error", (e) => gunzip.destroy(e))
     out = input.pipe(gunzip)
   } else {
@@ -131,6 +140,26 @@ export async function* decompress(
   }
 }
 
+/** Reads a plain file into one reused buffer (see `ByteSource.openTransient`); errors name the file and byte. */
+async function* readTransient(file: string, label: string, chunkSize: number): AsyncGenerator<Buffer> {
+  let fh: fs.promises.FileHandle | undefined
+  let at = 0
+  try {
+    fh = await fs.promises.open(file, "r")
+    const buf = Buffer.allocUnsafeSlow(chunkSize)
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, chunkSize, at)
+      if (bytesRead === 0) return
+      at += bytesRead
+      yield buf.subarray(0, bytesRead)
+    }
+  } catch (cause) {
+    throw new InputFileError({ file, message: `${label}: read failed: ${describeError(cause)}`, byte: at })
+  } finally {
+    await fh?.close()
+  }
+}
+
 /** A byte source for a plain, gzip or xz file (recognised by its magic bytes). */
 export const fileSource = Effect.fn("bytes.fileSource")(function*(file: string) {
   const head = yield* readHead(file, 8)
@@ -142,10 +171,11 @@ export const fileSource = Effect.fn("bytes.fileSource")(function*(file: string) 
   const source: ByteSource = {
     file,
     label: path.basename(file),
-    open: () => {
-      const { stream, counter } = countingRead(file)
-      return decompress(file, path.basename(file), stream, counter, compression)
-    }
+    open: (chunkSize = CHUNK) => {
+      const { stream, counter } = countingRead(file, undefined, undefined, chunkSize)
+      return decompress(file, path.basename(file), stream, counter, compression, chunkSize)
+    },
+    ...(compression === "none" ? { openTransient: (chunkSize: number) => readTransient(file, path.basename(file), chunkSize) } : {})
   }
   return source
 })

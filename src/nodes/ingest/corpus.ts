@@ -26,6 +26,7 @@ import { readParquet } from "./formats/parquet.ts"
 import type { ReaderOptions, RecordBatch } from "./formats/records.ts"
 import { readTmx } from "./formats/tmx.ts"
 import { readTsv, readTsvWithScores } from "./formats/tsv.ts"
+import { readTsvColumns, type TsvColumns } from "./formats/tsvBytes.ts"
 import { lineBatches } from "./lines.ts"
 import { sameLang } from "../../text/unicode.ts"
 import { listZip, type ZipEntry, zipEntrySource } from "./zip.ts"
@@ -46,7 +47,8 @@ export const readerOptions = (p: CorpusParams): ReaderOptions => ({
   englishColumn: p.englishColumn,
   foreignColumn: p.foreignColumn ?? (p.englishColumn === 0 ? 1 : 0),
   columns: p.columns,
-  header: p.header
+  header: p.header,
+  allowLineCountMismatch: p.allowLineCountMismatch
 })
 
 const COMPRESSION_EXT = /\.(gz|xz)$/i
@@ -273,7 +275,7 @@ const batches = (plan: CorpusPlan, options: ReaderOptions): AsyncIterable<Record
     case "wmt20":
       return plan.scores === undefined ? readTsv(plan.source, options) : readTsvWithScores(plan.source, plan.scores, options)
     case "moses":
-      return readMoses(plan.english, plan.foreign)
+      return readMoses(plan.english, plan.foreign, options)
     case "tmx":
       return readTmx(plan.source, options)
     case "jsonl":
@@ -285,6 +287,19 @@ const batches = (plan: CorpusPlan, options: ReaderOptions): AsyncIterable<Record
 
 const planMainFile = (plan: CorpusPlan): string =>
   plan.format === "parquet" ? plan.file : plan.format === "moses" ? plan.english.file : plan.source.file
+
+/**
+ * A plain TSV corpus (no score file) streamed on bytes: its pairs as byte ranges (see `formats/tsvBytes.ts`);
+ * undefined for every other plan, which goes through `readCorpus`.
+ */
+export const readTsvCorpusColumns = (
+  plan: CorpusPlan,
+  options: ReaderOptions
+): Stream.Stream<TsvColumns, InputFileError> | undefined => {
+  if (plan.format !== "tsv" || plan.scores !== undefined) return undefined
+  const source = plan.source
+  return Stream.suspend(() => Stream.fromAsyncIterable(readTsvColumns(source, options), (cause) => toInputFileError(source.file, cause)))
+}
 
 /** Streams the corpus as record batches (pairs and quarantined rows, in file order). */
 export const readCorpus = (plan: CorpusPlan, options: ReaderOptions): Stream.Stream<RecordBatch, InputFileError> =>

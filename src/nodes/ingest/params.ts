@@ -25,7 +25,12 @@ export const CorpusConfig = Schema.Struct({
   /** TSV: the exact number of tab-separated fields of a good line (other lines are quarantined). */
   columns: dflt(Schema.Int.check(Schema.isGreaterThanOrEqualTo(2, { message: "Expected a whole number ≥ 2" })), 2),
   /** TSV: the first line is a header to skip. */
-  header: dflt(Schema.Boolean, false)
+  header: dflt(Schema.Boolean, false),
+  /** Moses: accept two files with different line counts, pairing lines by position and quarantining the extra
+   *  lines of the longer one (`extra-line-english` / `extra-line-foreign`). Off by default: a missing or extra
+   *  line shifts every later pair, so a count mismatch stops the stage naming both files and both counts. The
+   *  report says when a run accepted one. */
+  allowLineCountMismatch: dflt(Schema.Boolean, false)
 }).check(
   crossCheck("englishColumn", (c) =>
     c.englishColumn < c.columns ? undefined : `must be < corpus.columns (${c.columns}), got ${c.englishColumn}`),

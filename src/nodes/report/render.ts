@@ -12,6 +12,7 @@
  */
 import type { Manifest } from "../../pipeline/manifest.ts"
 import type { JudgeDoc } from "../../schemas/judge.ts"
+import type { IngestSummaryDoc } from "../../schemas/ingestSummary.ts"
 import type { QualityDoc } from "../../schemas/quality.ts"
 import type { ResultsDoc } from "../../schemas/results.ts"
 import type { RetrievalDoc, RetrievalFullDoc, RetrievalPeersDoc } from "../../schemas/retrieval.ts"
@@ -32,6 +33,8 @@ export interface ReportInputs {
   readonly judge: JudgeDoc | undefined
   readonly tokstats: TokstatsDoc | undefined
   readonly quality: QualityDoc | undefined
+  /** `ingest.summary`: quarantine reasons and an accepted Moses line-count mismatch. */
+  readonly ingestSummary?: IngestSummaryDoc | undefined
   readonly stageAMetrics: MetricsTable
   readonly stageBMetrics: MetricsTable
   readonly generations: ReadonlyArray<GenerationRow> | undefined
@@ -397,15 +400,36 @@ export const samplesTable = (generations: ReadonlyArray<GenerationRow>, count: n
   }
 }
 
-export const qualityTable = (q: QualityDoc): Table => ({
-  caption: "Data: cleaning summary",
+/** The ingest rows of the data table: pairs read, rows quarantined per reason, an accepted line-count mismatch. */
+const ingestRows = (s: IngestSummaryDoc): Array<Array<string>> => [
+  ...(s.lineCountMismatch === null
+    ? []
+    : [[
+      "WARNING: Moses line counts differ (accepted by corpus.allowLineCountMismatch; lines paired by position)",
+      `${s.lineCountMismatch.english.file}: ${int(s.lineCountMismatch.english.lines)} lines, ` +
+      `${s.lineCountMismatch.foreign.file}: ${int(s.lineCountMismatch.foreign.lines)} lines`
+    ]]),
+  [`Pairs read (${s.format}: ${s.files.join(" + ")})`, int(s.pairs)],
+  ["Quarantined at ingest", int(s.quarantined)],
+  ...Object.entries(s.byReason)
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .map(([reason, n]) => [`  quarantined: ${reason}`, int(n)])
+]
+
+export const qualityTable = (q: QualityDoc | undefined, ingestSummary?: IngestSummaryDoc): Table => ({
+  caption: "Data: ingest and cleaning summary",
   header: ["Quantity", "Value"],
   rows: [
-    ["Pairs in", int(q.rowsIn)],
-    ["Kept", int(q.kept)],
-    ["Rejected", int(q.rejected)],
-    ...Object.entries(q.byReason).map(([reason, n]) => [`  rejected: ${reason}`, int(n)]),
-    [`Foreign sides truncated to ${q.maxForeignChars} chars`, int(q.truncated)]
+    ...(ingestSummary === undefined ? [["Ingest quarantine (ingest)", NOT_COMPUTED]] : ingestRows(ingestSummary)),
+    ...(q === undefined
+      ? [["Cleaning (clean)", NOT_COMPUTED]]
+      : [
+        ["Pairs in", int(q.rowsIn)],
+        ["Kept", int(q.kept)],
+        ["Rejected", int(q.rejected)],
+        ...Object.entries(q.byReason).map(([reason, n]) => [`  rejected: ${reason}`, int(n)]),
+        [`Foreign sides truncated to ${q.maxForeignChars} chars`, int(q.truncated)]
+      ])
   ]
 })
 
@@ -548,9 +572,7 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     tokens: tokensTable(r),
     numeric: numericTable(r, inputs.judge?.numericFidelityByBucket),
     samples: samplesTable(inputs.generations ?? [], inputs.samples),
-    quality: inputs.quality === undefined
-      ? { caption: "Data: cleaning summary", header: ["Quantity", "Value"], rows: [["Cleaning (clean)", NOT_COMPUTED]] }
-      : qualityTable(inputs.quality)
+    quality: qualityTable(inputs.quality, inputs.ingestSummary)
   }
   const lineage = inputs.manifest === undefined ? undefined : lineageTable(inputs.manifest)
   const training = trainingFigures(inputs.stageAMetrics, inputs.stageBMetrics)

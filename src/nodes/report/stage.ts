@@ -39,6 +39,7 @@ export const REPORT_INPUTS = [
   "judge",
   "tokstats",
   "clean.quality",
+  "ingest.summary",
   "stageA.metrics",
   "stageB.metrics",
   "generations",

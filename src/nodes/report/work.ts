@@ -10,6 +10,7 @@ import { readTableAll } from "../../pipeline/table.ts"
 import { readJsonDoc, writeJsonDoc } from "../../artifacts/json.ts"
 import type { DocSchema } from "../../pipeline/stage.ts"
 import { JudgeDoc } from "../../schemas/judge.ts"
+import { IngestSummaryDoc } from "../../schemas/ingestSummary.ts"
 import { QualityDoc } from "../../schemas/quality.ts"
 import { ResultsDoc } from "../../schemas/results.ts"
 import { RetrievalDoc, RetrievalFullDoc, RetrievalPeersDoc } from "../../schemas/retrieval.ts"
@@ -117,6 +118,7 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
     const judge = yield* optionalDoc(JudgeDoc, inputs["judge"])
     const tokstats = yield* optionalDoc(TokstatsDoc, inputs["tokstats"])
     const quality = yield* optionalDoc(QualityDoc, inputs["clean.quality"])
+    const ingestSummary = yield* optionalDoc(IngestSummaryDoc, inputs["ingest.summary"])
     const metricsOf = (file: string | undefined) => (file === undefined ? Effect.succeed(new Map() as MetricsTable) : readMetricsTable(file))
     const stageAMetrics = yield* metricsOf(inputs["stageA.metrics"])
     const stageBMetrics = yield* metricsOf(inputs["stageB.metrics"])
@@ -133,6 +135,7 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
       judge,
       tokstats,
       quality,
+      ingestSummary,
       stageAMetrics,
       stageBMetrics,
       generations,

@@ -7,7 +7,7 @@
 import type { ByteSource } from "../bytes.ts"
 import { lineBatches } from "../lines.ts"
 import { primaryLang } from "../../../text/unicode.ts"
-import { emptySide, quarantine, type RecordBatch, type ReaderOptions, rawPair } from "./records.ts"
+import { checkSides, quarantine, type RecordBatch, type ReaderOptions, rawPair } from "./records.ts"
 
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
@@ -63,7 +63,7 @@ export async function* readJsonl(source: ByteSource, options: ReaderOptions): As
         batch.bad.push(quarantine(source, line, "missing-field", text))
         continue
       }
-      const empty = emptySide(english, foreign)
+      const empty = checkSides(english, foreign)
       if (empty !== undefined) {
         batch.bad.push(quarantine(source, line, empty, text))
         continue

@@ -1,25 +1,40 @@
 /**
  * OPUS "Moses" corpora: two line-aligned files, one sentence a line (`X.en` / `X.km`), plain, compressed, or two
- * entries of one zip. Line k of one file is the translation of line k of the other. When the files have different
- * line counts, the extra lines of the longer one are quarantined (`extra-line-english` / `extra-line-foreign`).
+ * entries of one zip. Line k of one file is the translation of line k of the other.
+ *
+ * Two files with different line counts are not aligned (a missing or extra line shifts every later pair), so the
+ * reader fails naming both files and both counts, after reading both to the end. With `allowLineCountMismatch`
+ * the lines are paired by position, the extra lines of the longer file are quarantined (`extra-line-english` /
+ * `extra-line-foreign`), and the last batch carries both counts (`lineCounts`) for the metrics and the report.
  */
+import { InputFileError } from "../../../pipeline/errors.ts"
 import type { ByteSource } from "../bytes.ts"
 import { alignedLines, lineBatches } from "../lines.ts"
-import { emptySide, quarantine, type RecordBatch, rawPair } from "./records.ts"
+import { checkSides, CONTROL_CHAR, quarantine, type ReaderOptions, type RecordBatch, rawPair } from "./records.ts"
 
-export async function* readMoses(english: ByteSource, foreign: ByteSource): AsyncGenerator<RecordBatch> {
+const lines = (n: number) => `${n.toLocaleString("en-US")} line${n === 1 ? "" : "s"}`
+
+export async function* readMoses(
+  english: ByteSource,
+  foreign: ByteSource,
+  options: Pick<ReaderOptions, "allowLineCountMismatch">
+): AsyncGenerator<RecordBatch> {
+  let englishLines = 0
+  let foreignLines = 0
   for await (const ab of alignedLines(lineBatches(english), lineBatches(foreign))) {
     const batch: RecordBatch = { pairs: [], bad: [] }
     for (let k = 0; k < ab.a.length; k++) {
       const line = ab.firstLine + k
       const en = ab.a[k]
       const fo = ab.b[k]
+      if (en !== undefined) englishLines = line
+      if (fo !== undefined) foreignLines = line
       if (fo === undefined) {
-        batch.bad.push(quarantine(english, line, "extra-line-english", en ?? ""))
+        if (options.allowLineCountMismatch) batch.bad.push(quarantine(english, line, "extra-line-english", en ?? ""))
         continue
       }
       if (en === undefined) {
-        batch.bad.push(quarantine(foreign, line, "extra-line-foreign", fo))
+        if (options.allowLineCountMismatch) batch.bad.push(quarantine(foreign, line, "extra-line-foreign", fo))
         continue
       }
       const faultEn = ab.faultsA?.get(k)
@@ -32,13 +47,30 @@ export async function* readMoses(english: ByteSource, foreign: ByteSource): Asyn
         batch.bad.push(quarantine(foreign, line, faultFo, fo))
         continue
       }
-      const empty = emptySide(en, fo)
+      const empty = checkSides(en, fo)
       if (empty !== undefined) {
-        batch.bad.push(quarantine(empty === "empty-english" ? english : foreign, line, empty, `${en}\t${fo}`))
+        const side = empty === "empty-english" || (empty === "control-char" && CONTROL_CHAR.test(en)) ? english : foreign
+        batch.bad.push(quarantine(side, line, empty, `${en}\t${fo}`))
         continue
       }
       batch.pairs.push(rawPair(en, fo, `${english.label}:${line}`, null))
     }
     yield batch
+  }
+  if (englishLines === foreignLines) return
+  if (!options.allowLineCountMismatch) {
+    throw new InputFileError({
+      file: english.file,
+      message:
+        `the Moses files are not aligned: ${english.label} (${english.file}) has ${lines(englishLines)}, ` +
+        `${foreign.label} (${foreign.file}) has ${lines(foreignLines)}. A missing or extra line shifts every later ` +
+        `pair; fix the files, or set corpus.allowLineCountMismatch to true to pair the lines by position and ` +
+        `quarantine the ${lines(Math.abs(englishLines - foreignLines))} the longer file has over the other`
+    })
+  }
+  yield {
+    pairs: [],
+    bad: [],
+    lineCounts: { english: { file: english.label, lines: englishLines }, foreign: { file: foreign.label, lines: foreignLines } }
   }
 }

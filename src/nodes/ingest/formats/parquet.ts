@@ -15,7 +15,7 @@ import * as parquet from "parquet-wasm/node"
 import { InputFileError } from "../../../pipeline/errors.ts"
 import { describeError } from "../bytes.ts"
 import { sameLang } from "../../../text/unicode.ts"
-import { emptySide, quarantine, type RecordBatch, type ReaderOptions, rawPair } from "./records.ts"
+import { checkSides, quarantine, type RecordBatch, type ReaderOptions, rawPair } from "./records.ts"
 
 type Layout =
   | { readonly kind: "struct"; readonly column: string; readonly english: string; readonly foreign: string; readonly score?: string }
@@ -119,7 +119,7 @@ export async function* readParquet(file: string, options: ReaderOptions): AsyncG
           batch.bad.push(quarantine(label, line, "missing-field", `${String(e)}\t${String(f)}`))
           continue
         }
-        const empty = emptySide(e, f)
+        const empty = checkSides(e, f)
         if (empty !== undefined) {
           batch.bad.push(quarantine(label, line, empty, `${e}\t${f}`))
           continue

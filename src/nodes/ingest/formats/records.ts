@@ -13,6 +13,7 @@ export type QuarantineReason =
   | "wrong-column-count"
   | "empty-english"
   | "empty-foreign"
+  | "control-char"
   | "extra-line-english"
   | "extra-line-foreign"
   | "score-missing"
@@ -53,6 +54,14 @@ export interface Quarantined {
 export interface RecordBatch {
   readonly pairs: Array<RawPair>
   readonly bad: Array<Quarantined>
+  /** Moses, in the last batch, when the two files' line counts differ and `allowLineCountMismatch` accepted it. */
+  readonly lineCounts?: LineCounts
+}
+
+/** The line counts of a Moses pair whose files differ in length (labels as in quarantine rows). */
+export interface LineCounts {
+  readonly english: { readonly file: string; readonly lines: number }
+  readonly foreign: { readonly file: string; readonly lines: number }
 }
 
 /** Language codes and column choices every reader needs. */
@@ -66,6 +75,8 @@ export interface ReaderOptions {
   readonly columns: number
   /** TSV: skip the first line (a header). */
   readonly header: boolean
+  /** Moses: pair two files of different lengths by position instead of failing. */
+  readonly allowLineCountMismatch: boolean
 }
 
 export const quarantine = (
@@ -82,6 +93,24 @@ export const quarantine = (
  */
 export const detach = (s: string): string => (" " + s).slice(1)
 
-/** Checks both sides of a candidate pair; returns the reason it is bad, if any. */
-export const emptySide = (english: string, foreign: string): QuarantineReason | undefined =>
-  english.trim() === "" ? "empty-english" : foreign.trim() === "" ? "empty-foreign" : undefined
+/**
+ * C0 control characters other than TAB (NUL, ESC, form feed, a CR inside a line, ...): no sentence holds them, so
+ * a row that does is binary debris (crawled PDFs and images, broken encodings), quarantined as `control-char`.
+ */
+export const CONTROL_CHAR = /[\x00-\x08\x0a-\x1f]/
+
+/**
+ * Checks both sides of a candidate pair; returns the reason it is bad, if any: an empty side (nothing but
+ * whitespace), then a C0 control character in either side, or anywhere in `row` when given (a TSV line: its
+ * other columns too).
+ */
+export const checkSides = (english: string, foreign: string, row?: string): QuarantineReason | undefined =>
+  english.trim() === ""
+    ? "empty-english"
+    : foreign.trim() === ""
+    ? "empty-foreign"
+    : row !== undefined
+    ? (CONTROL_CHAR.test(row) ? "control-char" : undefined)
+    : CONTROL_CHAR.test(english) || CONTROL_CHAR.test(foreign)
+    ? "control-char"
+    : undefined

@@ -16,7 +16,7 @@ import { TextDecoder } from "node:util"
 import { InputFileError } from "../../../pipeline/errors.ts"
 import type { ByteSource } from "../bytes.ts"
 import { sameLang } from "../../../text/unicode.ts"
-import { type QuarantineReason, quarantine, type RecordBatch, type ReaderOptions, rawPair } from "./records.ts"
+import { checkSides, type QuarantineReason, quarantine, type RecordBatch, type ReaderOptions, rawPair } from "./records.ts"
 
 const NATIVE_CODE = /<(bpt|ept|ph|it|ut)\b[^>]*>[\s\S]*?<\/\1\s*>/g
 const NATIVE_EMPTY = /<(?:bpt|ept|ph|it|ut)\b[^>]*\/>/g
@@ -82,8 +82,8 @@ export const parseUnit = (unit: string, options: ReaderOptions): Unit => {
   const opened = unit.match(TUV_OPEN)?.length ?? 0
   if (opened !== matched) return { reason: "tmx-unparsable" }
   if (english === undefined || foreign === undefined) return { reason: "tmx-missing-side" }
-  if (english.trim() === "") return { reason: "empty-english" }
-  if (foreign.trim() === "") return { reason: "empty-foreign" }
+  const bad = checkSides(english, foreign)
+  if (bad !== undefined) return { reason: bad }
   return { english, foreign }
 }
 

@@ -8,7 +8,7 @@
  */
 import type { ByteSource } from "../bytes.ts"
 import { alignedLines, type LineBatch, lineBatches, type LineFault } from "../lines.ts"
-import { emptySide, quarantine, type RawPair, type Quarantined, type ReaderOptions, type RecordBatch, rawPair } from "./records.ts"
+import { checkSides, quarantine, type RawPair, type Quarantined, type ReaderOptions, type RecordBatch, rawPair } from "./records.ts"
 
 /** Parses one TSV line into a pair or a quarantine row. */
 const parseLine = (
@@ -40,8 +40,8 @@ const parseLine = (
     english = fields[options.englishColumn]
     foreign = fields[options.foreignColumn]
   }
-  const empty = emptySide(english, foreign)
-  if (empty !== undefined) return quarantine(source, line, empty, text)
+  const bad = checkSides(english, foreign, text)
+  if (bad !== undefined) return quarantine(source, line, bad, text)
   return rawPair(english, foreign, `${source.label}:${line}`, score)
 }
 
