@@ -157,6 +157,17 @@ export interface TinyModelDirs {
   readonly decoder: string
 }
 
+/** The real Llama-3 tokenizer files into a decoder folder, as Llama-3.2-Instruct ships them. */
+const writeLlama3Tokenizer = (decoder: string) =>
+  Effect.gen(function*() {
+    const files = yield* Effect.try({
+      try: () => llama3TokenizerFiles(),
+      catch: (e) =>
+        e instanceof CheckpointError ? e : new CheckpointError({ file: decoder, message: `Llama-3 tokenizer: ${String(e)}` })
+    })
+    yield* writeTokenizerFiles(decoder, files.tokenizer, files.config)
+  })
+
 /**
  * Writes `outDir/encoder` (tiny XLM-R + a Unigram tokenizer trained on `sentences`) and `outDir/decoder` (tiny Llama
  * + the real Llama-3 tokenizer), seeded. The encoder's `vocab_size` is set to its tokenizer's vocabulary size.
@@ -190,12 +201,7 @@ export const initTinyModels = Effect.fn("Init.tinyModels")(function*(outDir: str
   const lcfg: LlamaConfig = tinyLlamaConfig
   yield* writeModelConfig(decoder, { kind: "llama", config: lcfg })
   yield* writeSafetensorsFile(path.join(decoder, "model.safetensors"), initLlamaWeights(lcfg, deriveSeed(options.seed, "decoder")))
-  const files = yield* Effect.try({
-    try: () => llama3TokenizerFiles(),
-    catch: (e) =>
-      e instanceof CheckpointError ? e : new CheckpointError({ file: decoder, message: `Llama-3 tokenizer: ${String(e)}` })
-  })
-  yield* writeTokenizerFiles(decoder, files.tokenizer, files.config)
+  yield* writeLlama3Tokenizer(decoder)
   const dirs: TinyModelDirs = { encoder, decoder }
   return dirs
 })
@@ -215,12 +221,7 @@ export const initPaperShapedModels = Effect.fn("Init.paperShapedModels")(functio
   yield* writeShardedSafetensors(encoder, initXlmrWeights(baseXlmrConfig, deriveSeed(options.seed, "encoder")), { maxShardBytes })
   yield* writeModelConfig(decoder, { kind: "llama", config: oneBLlamaConfig })
   yield* writeShardedSafetensors(decoder, initLlamaWeights(oneBLlamaConfig, deriveSeed(options.seed, "decoder")), { maxShardBytes })
-  const files = yield* Effect.try({
-    try: () => llama3TokenizerFiles(),
-    catch: (e) =>
-      e instanceof CheckpointError ? e : new CheckpointError({ file: decoder, message: `Llama-3 tokenizer: ${String(e)}` })
-  })
-  yield* writeTokenizerFiles(decoder, files.tokenizer, files.config)
+  yield* writeLlama3Tokenizer(decoder)
   const dirs: TinyModelDirs = { encoder, decoder }
   return dirs
 })

@@ -3,32 +3,13 @@
  * kernel tfjs-backend-wasm 4.22 lacks, registered by src/backend/wasmKernels.ts) against a plain loop, and the first
  * Stage A and Stage B steps (the fixture of test/webgpu/steps.test.ts, in its own process) against cpu-blas.
  */
-import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as tf from "@tensorflow/tfjs"
 import { describe, expect, it } from "vitest"
 import { initBackend } from "../../src/backend/service.ts"
-
-const repoRoot = path.resolve(import.meta.dirname, "../..")
-
-const steps = (backend: string, dir: string): Record<string, unknown> => {
-  const r = spawnSync(path.join(repoRoot, "node_modules/.bin/node"), [path.join(repoRoot, "test/webgpu/fixtures/steps.ts"), dir], {
-    encoding: "utf8",
-    env: { ...process.env, LLINK_BACKEND: backend },
-    timeout: 600_000
-  })
-  if (r.status !== 0) throw new Error(`steps on ${backend} exited ${r.status}:\n${r.stderr}`)
-  return JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, unknown>
-}
-
-const worst = (a: unknown, b: unknown, at = ""): Array<string> => {
-  if (typeof a === "number" && typeof b === "number") return Math.abs(a - b) / Math.max(1, Math.abs(b)) <= 1e-4 ? [] : [`${at}: ${a} vs ${b}`]
-  if (a === null || b === null || typeof a !== "object" || typeof b !== "object") return a === b ? [] : [`${at}: ${String(a)} vs ${String(b)}`]
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)])
-  return [...keys].flatMap((k) => worst((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${at}.${k}`))
-}
+import { differences, runSteps } from "../support/steps.ts"
 
 describe("the wasm backend", () => {
   it("differentiates gather (UnsortedSegmentSum) as a plain loop does", async () => {
@@ -53,12 +34,12 @@ describe("the wasm backend", () => {
   it("Stage A and Stage B steps give the losses and gradient norms of cpu-blas", { timeout: 600_000 }, () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-wasm-steps-"))
     try {
-      const cpu = steps("blas", path.join(dir, "cpu"))
-      const wasm = steps("wasm", path.join(dir, "wasm"))
+      const cpu = runSteps("blas", path.join(dir, "cpu"))
+      const wasm = runSteps("wasm", path.join(dir, "wasm"))
       expect([cpu["backend"], wasm["backend"]]).toEqual(["cpu-blas", "wasm"])
       const { backend: _c, ...cpuNumbers } = cpu
       const { backend: _w, ...wasmNumbers } = wasm
-      expect(worst(wasmNumbers, cpuNumbers)).toEqual([])
+      expect(differences(wasmNumbers, cpuNumbers)).toEqual([])
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }
