@@ -136,8 +136,8 @@ export const makeTrainer = (setup: TrainerSetup): Trainer => {
   let step = setup.step
   let cursor = setup.cursor
   const device = setup.device
-  /** One step on a device backend: selection, loss, clipping and update without a read-back; one read at the end. */
-  const nextOnDevice = async (dq: DeviceQueue): Promise<MetricsRow> => {
+  /** The current step's schedule values, its rows micro-batch after micro-batch, their teachers and dropout masks. */
+  const stepInputs = () => {
     const s = step
     const tau = linearAnneal(s, { from: p.tauStart, to: p.tauEnd, totalSteps: p.steps })
     const lr = warmupCosine(s, { peak: p.lr, warmupSteps: p.warmupSteps, totalSteps: p.steps, floor: p.minLr })
@@ -149,12 +149,15 @@ export const makeTrainer = (setup: TrainerSetup): Trainer => {
       idx.set(batch.indices, k * mb)
       c = batch.next
     }
-    const z = rowsOf(zTrain, idx)
-    const h = rowsOf(hTrain, idx)
     const mask = new Float32Array(rows * dHidden)
     for (let k = 0; k < A; k++) {
       mask.set(Projector.dropoutMask(makeRng(Projector.dropoutSeed(p.seed, s, k)), mb, dHidden, p.dropout), k * mb * dHidden)
     }
+    return { s, tau, lr, rows, idx, c, z: rowsOf(zTrain, idx), h: rowsOf(hTrain, idx), mask }
+  }
+  /** One step on a device backend: selection, loss, clipping and update without a read-back; one read at the end. */
+  const nextOnDevice = async (dq: DeviceQueue): Promise<MetricsRow> => {
+    const { s, tau, lr, rows, c, z, h, mask } = stepInputs()
     // Selection first, off the gradient tape: its top-k indices must not be differentiated (tfjs would try, and
     // fail on their int32 type). The projections are recomputed under the tape with the same masks, hence equal.
     const hAll = tf.tensor2d(h, [rows, dOut])
@@ -238,24 +241,7 @@ export const makeTrainer = (setup: TrainerSetup): Trainer => {
     }
   }
   const nextOnHost = (): MetricsRow => {
-    const s = step
-    const tau = linearAnneal(s, { from: p.tauStart, to: p.tauEnd, totalSteps: p.steps })
-    const lr = warmupCosine(s, { peak: p.lr, warmupSteps: p.warmupSteps, totalSteps: p.steps, floor: p.minLr })
-    // the step's rows, micro-batch after micro-batch, and their dropout masks
-    const rows = A * mb
-    const idx = new Uint32Array(rows)
-    let c = cursor
-    for (let k = 0; k < A; k++) {
-      const batch = order.nextBatch(c, mb, { dropLast: true })
-      idx.set(batch.indices, k * mb)
-      c = batch.next
-    }
-    const z = rowsOf(zTrain, idx)
-    const h = rowsOf(hTrain, idx)
-    const mask = new Float32Array(rows * dHidden)
-    for (let k = 0; k < A; k++) {
-      mask.set(Projector.dropoutMask(makeRng(Projector.dropoutSeed(p.seed, s, k)), mb, dHidden, p.dropout), k * mb * dHidden)
-    }
+    const { s, tau, lr, rows, c, z, h, mask } = stepInputs()
     const sums = { loss: 0, nce: 0, ncePH: 0, nceHP: 0, dir: 0, norm: 0 }
     const { value, grads } = tf.variableGrads(() => {
       const pAll = Projector.forward(proj, tf.tensor2d(z, [rows, dIn]), { mask })
