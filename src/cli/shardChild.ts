@@ -26,11 +26,14 @@ const readStdin = Effect.promise(async () => {
 })
 
 // A runner that dies (SIGKILL) must not leave its shard computing: once this process has been re-parented, it exits,
-// checked after every batch (the progress hook; the event loop may be busy for long) and once a second.
-const parent = process.ppid
+// checked at once, after every batch (the progress hook; the event loop may be busy for long) and once a second. The
+// runner passes its pid: reading `process.ppid` here would be too late when the runner died while this process was
+// still loading its modules (it would then compute and publish the shard that another runner is given).
+const parent = Number(process.env["LLINK_RUNNER_PID"] ?? process.ppid)
 const exitIfOrphaned = () => {
   if (process.ppid !== parent) process.exit(1)
 }
+exitIfOrphaned()
 setInterval(exitIfOrphaned, 1000).unref()
 const watching = { advance: exitIfOrphaned, setTotal: () => {}, done: () => {} }
 

@@ -31,7 +31,10 @@ const runInChild = (
   log: (line: string) => void
 ): Effect.Effect<{ readonly reused: boolean; readonly rows: number }, string> =>
   Effect.callback<{ readonly reused: boolean; readonly rows: number }, string>((resume) => {
-    const child = spawn(process.execPath, [childScript], { stdio: ["pipe", "pipe", "pipe"] })
+    const child = spawn(process.execPath, [childScript], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, LLINK_RUNNER_PID: String(process.pid) }
+    })
     let out = ""
     let err = ""
     child.stdout.on("data", (b: Buffer) => (out += b.toString()))
