@@ -7,7 +7,8 @@
  * 3. `webgpu` (Dawn + `@tensorflow/tfjs-backend-webgpu`, `./webgpu.ts`) on a HARDWARE adapter only — lavapipe and
  *    SwiftShader are correct but slower than the CPU backends, so only `LLINK_BACKEND=webgpu` uses them;
  * 4. `cpu-blas` (stock CPU kernels + OpenBLAS or Accelerate, when one loads);
- * 5. `wasm` (`@tensorflow/tfjs-backend-wasm`, XNNPACK; ~8× slower than cpu-blas here, ~40× faster than stock);
+ * 5. `wasm` (`@tensorflow/tfjs-backend-wasm`, XNNPACK on every core, `./wasmThreads.ts`; ~5× slower than cpu-blas
+ *    here, ~80× faster than stock);
  * 6. the stock `cpu`, the last resort.
  * The slower fallbacks (wasm, cpu) carry a one-line `notice` with the measured speed and the install command that
  * fixes it. `LLINK_BACKEND` = `node-gpu` | `node` | `webgpu` | `blas` | `wasm` | `cpu` (or `auto`) forces one; a
@@ -175,23 +176,40 @@ const tryWebgpu = async (reason: string, explicit: boolean): Promise<Attempt> =>
 }
 
 const tryWasm = async (reason: string, explicit: boolean): Promise<Attempt> => {
+  let wasm: typeof import("@tensorflow/tfjs-backend-wasm")
   try {
     const spec: string = "@tensorflow/tfjs-backend-wasm"
-    await import(spec)
+    wasm = (await import(spec)) as typeof import("@tensorflow/tfjs-backend-wasm")
   } catch (cause) {
     return { ok: false, why: `@tensorflow/tfjs-backend-wasm failed to load: ${cause instanceof Error ? cause.message : String(cause)}` }
   }
-  if (!(await tf.setBackend("wasm"))) return { ok: false, why: "the wasm backend did not start" }
+  const { startWasmBackend, wantedWasmThreads } = await import("./wasmThreads.ts")
+  const wanted = wantedWasmThreads()
+  // the threaded build is llink's own way in (see wasmThreads.ts): when it fails, run on one thread and say why
+  let threadsFailed = ""
+  let started = await startWasmBackend(tf, wasm, wanted).catch((cause: unknown) => {
+    threadsFailed = cause instanceof Error ? cause.message : String(cause)
+    return { started: false, threads: 0 }
+  })
+  if (!started.started && wanted > 1) {
+    if (threadsFailed === "") threadsFailed = "tf.setBackend('wasm') returned false"
+    tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false)
+    started = await startWasmBackend(tf, wasm, 1)
+  }
+  if (!started.started) return { ok: false, why: "the wasm backend did not start" }
   await tf.ready()
   const { registerWasmKernels } = await import("./wasmKernels.ts")
   registerWasmKernels()
-  const notice = await slowNotice("wasm (XNNPACK, one thread)", explicit)
+  const threads = `${started.threads} thread${started.threads === 1 ? "" : "s"}${
+    threadsFailed === "" ? "" : ` (the multi-threaded build did not start: ${threadsFailed})`
+  }`
+  const notice = await slowNotice(`wasm (XNNPACK, ${threads})`, explicit)
   return {
     ok: true,
     info: {
       choice: "wasm",
       tfBackend: "wasm",
-      description: "wasm (@tensorflow/tfjs-backend-wasm, XNNPACK)",
+      description: `wasm (@tensorflow/tfjs-backend-wasm, XNNPACK, ${threads})`,
       reason,
       blas: undefined,
       ...(notice === undefined ? {} : { notice })

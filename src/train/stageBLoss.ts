@@ -23,6 +23,7 @@
  * or `tf.tidy`.
  */
 import * as tf from "@tensorflow/tfjs"
+import { onHost } from "../backend/read.ts"
 import type { DecoderInput, LlamaModel } from "../models/llama.ts"
 import { forward } from "../models/llama.ts"
 import { slotOverrides } from "../models/slots.ts"
@@ -81,19 +82,18 @@ export const lmTargets = (labels: ReadonlyArray<ReadonlyArray<number>>, ignoreIn
   return { batch, position, tokens }
 }
 
-const onCpu = (): boolean => tf.backend() instanceof tf.MathBackendCPU
-
 /**
  * Row-wise cross-entropy [N] of logits [N, V] against `targets` (class ids): logsumexp(row) − row[target], with the
- * gradient (softmax − onehot)·dy. On the CPU backends (`cpu`, `cpu-blas`) forward and backward are one host loop
- * each over the logits (the composed tf ops cost ~10× more at V = 128k); elsewhere they are tf ops. The two paths
+ * gradient (softmax − onehot)·dy. On the backends that compute in this process's memory (`cpu`, `cpu-blas`, `wasm`:
+ * `onHost`) forward and backward are one host loop each over the logits (the composed tf ops cost ~10× more at
+ * V = 128k, on wasm too); elsewhere they are tf ops. The two paths
  * agree to float32 rounding.
  */
 export const crossEntropyRows = (logits: tf.Tensor2D, targets: ReadonlyArray<number>): tf.Tensor1D => {
   const [N, V] = logits.shape
   if (targets.length !== N) throw new Error(`cross-entropy: ${targets.length} targets for ${N} rows`)
   for (const t of targets) if (!Number.isInteger(t) || t < 0 || t >= V) throw new Error(`cross-entropy: target ${t} is outside [0, ${V})`)
-  if (!onCpu()) {
+  if (!onHost()) {
     const picked = tf.sum(tf.mul(logits, tf.oneHot(tf.tensor1d(Int32Array.from(targets), "int32"), V)), -1)
     return tf.sub(tf.logSumExp(logits, -1), picked) as tf.Tensor1D
   }

@@ -18,13 +18,13 @@ export const runSteps = (backend: string, dir: string): Record<string, unknown> 
   return JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, unknown>
 }
 
-/** Every number of `a` against the same place in `b`: the places differing by more than 1e-4 (relative above 1). */
-export const differences = (a: unknown, b: unknown, at = ""): Array<string> => {
+/** Every number of `a` against the same place in `b`: the places differing by more than `tol` (relative above 1). */
+export const differences = (a: unknown, b: unknown, at = "", tol = 1e-4): Array<string> => {
   if (typeof a === "number" && typeof b === "number") {
     const d = Math.abs(a - b) / Math.max(1, Math.abs(b))
-    return d <= 1e-4 ? [] : [`${at}: ${a} vs ${b}`]
+    return d <= tol ? [] : [`${at}: ${a} vs ${b}`]
   }
   if (a === null || b === null || typeof a !== "object" || typeof b !== "object") return a === b ? [] : [`${at}: ${String(a)} vs ${String(b)}`]
   const keys = new Set([...Object.keys(a), ...Object.keys(b)])
-  return [...keys].flatMap((k) => differences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${at}.${k}`))
+  return [...keys].flatMap((k) => differences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${at}.${k}`, tol))
 }
