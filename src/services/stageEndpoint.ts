@@ -14,10 +14,10 @@
  *   for the manifest's metrics.
  */
 import * as path from "node:path"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import { ArtifactStore } from "../pipeline/cache.ts"
 import { StageError } from "../pipeline/errors.ts"
-import { type EndpointConfig, type EndpointError, type EndpointStats, LlmEndpoint, type LlmEndpointShape } from "./endpoint.ts"
+import { type EndpointConfig, type EndpointError, EndpointStats, LlmEndpoint, type LlmEndpointShape } from "./endpoint.ts"
 
 export { configuredBaseUrl, publicBaseUrl, resolveLlmMode, type ResolvedLlmMode } from "../schemas/endpoint.ts"
 
@@ -48,6 +48,39 @@ export const statsDelta = (before: EndpointStats, after: EndpointStats): Endpoin
   promptTokens: after.promptTokens - before.promptTokens,
   completionTokens: after.completionTokens - before.completionTokens
 })
+
+const addStats = (a: EndpointStats, b: EndpointStats): EndpointStats => ({
+  requestsSent: a.requestsSent + b.requestsSent,
+  answered: a.answered + b.answered,
+  cacheHits: a.cacheHits + b.cacheHits,
+  dedupedInFlight: a.dedupedInFlight + b.dedupedInFlight,
+  failures: a.failures + b.failures,
+  retries: {
+    rate_limit: a.retries.rate_limit + b.retries.rate_limit,
+    server: a.retries.server + b.retries.server,
+    timeout: a.retries.timeout + b.retries.timeout,
+    connection: a.retries.connection + b.retries.connection,
+    malformed: a.retries.malformed + b.retries.malformed,
+    empty: a.retries.empty + b.retries.empty
+  },
+  retriesTotal: a.retriesTotal + b.retriesTotal,
+  cacheCorrupt: a.cacheCorrupt + b.cacheCorrupt,
+  promptTokens: a.promptTokens + b.promptTokens,
+  completionTokens: a.completionTokens + b.completionTokens
+})
+
+/**
+ * The stats of a sharded endpoint stage whose merge re-reads the shards' answers from the request cache: every
+ * shard's calls plus the merge's own, where the merge's cache hits on answers a shard received or found are not
+ * counted again. (A shard's metrics keep its stats under `endpoint`; a shard without them counts as none.)
+ */
+export const shardedStats = (shards: ReadonlyArray<{ readonly metrics: Readonly<Record<string, unknown>> }>, merge: EndpointStats): EndpointStats => {
+  const decode = Schema.decodeUnknownOption(EndpointStats)
+  const own = shards.flatMap((s) => Option.toArray(decode(s.metrics["endpoint"])))
+  const fromShards = own.reduce((sum, s) => sum + s.answered + s.cacheHits, 0)
+  const total = own.reduce(addStats, merge)
+  return { ...total, cacheHits: own.reduce((sum, s) => sum + s.cacheHits, 0) + Math.max(0, merge.cacheHits - fromShards) }
+}
 
 /** A failed endpoint call as the stage's error (the message is already redacted by the endpoint). */
 export const endpointStageError = (stage: string) => (e: EndpointError): StageError =>

@@ -17,6 +17,9 @@
  * Aggregates per bucket (content understanding, Q&A) and comparison: wins, losses, ties, invalid, shares,
  * preference = wins / (wins + losses), order-flip rate. Numeric fidelity (src/metrics/numeric.ts) of each system's
  * outputs against the human reference, overall and per bucket.
+ *
+ * Sharded in endpoint mode (`work.ts`, `planJudgeShards`): ranges of `generations` rows, each judged by a cluster
+ * runner into the shared request cache; the merge is the single-process run on those cached answers.
  */
 import { Effect } from "effect"
 import { importWork } from "../../pipeline/lazy.ts"
@@ -43,5 +46,12 @@ export const judge = defineStage<JudgeParams>({
     const mode = resolveLlmMode(judgeConfig.mode, judgeConfig.endpoint)
     return { judge: judgeConfig, mode, baseUrl: mode === "offline" ? "" : publicBaseUrl(judgeConfig.endpoint) }
   },
-  run: (ctx) => Effect.flatMap(importWork("judge", () => import("./work.ts")), (work) => work.runJudge(ctx))
+  run: (ctx) => Effect.flatMap(importWork("judge", () => import("./work.ts")), (work) => work.runJudge(ctx)),
+  // endpoint mode: shards of `generations` rows fill the shared request cache; the merge is `run` on those answers
+  sharding: {
+    inline: true,
+    plan: (ctx) => Effect.flatMap(importWork("judge", () => import("./work.ts")), (work) => work.planJudgeShards(ctx.params, ctx.inputs)),
+    runShard: (ctx) => Effect.flatMap(importWork("judge", () => import("./work.ts")), (work) => work.runJudgeShard(ctx)),
+    merge: (ctx, shards) => Effect.flatMap(importWork("judge", () => import("./work.ts")), (work) => work.runJudge(ctx, shards))
+  }
 })

@@ -1,7 +1,9 @@
 /** The `judge` stage's work (see stage.ts): both orders of every comparison, aggregates, numeric fidelity. */
-import { Effect, Stream } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Effect, Option, Stream } from "effect"
 import { StageError } from "../../pipeline/errors.ts"
-import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
+import type { FinishedShard, ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { type Row, writeTable } from "../../pipeline/table.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
 import {
@@ -25,8 +27,8 @@ import type { BootstrapConfig } from "../../schemas/bootstrap.ts"
 import { JudgeDoc } from "../../schemas/judge.ts"
 import type { JudgeParams } from "./params.ts"
 import { type GenerationRow, JudgePairColumns, type PeerName, PEERS, readGenerations, type SystemName } from "../../schemas/sft.ts"
-import type { EndpointError, EndpointStats, LlmEndpointShape } from "../../services/endpoint.ts"
-import { endpointStageError, withStageEndpoint } from "../../services/stageEndpoint.ts"
+import { type EndpointError, type EndpointStats, LlmEndpoint, type LlmEndpointShape } from "../../services/endpoint.ts"
+import { endpointStageError, shardedStats, withStageEndpoint } from "../../services/stageEndpoint.ts"
 
 const STAGE = "judge"
 
@@ -170,14 +172,64 @@ const pairRow = (p: JudgedPair): Row => ({
   rawBaselineFirst: p.outcome.orders[1].raw ?? null
 })
 
-export const runJudge = (ctx: StageContext<JudgeParams>): Effect.Effect<StageOutcome, StageError> =>
+/** Every comparison of every example, in the order the stage judges and writes them. */
+const tasksOf = (rows: ReadonlyArray<GenerationRow>) =>
+  rows.flatMap((example) =>
+    COMPARISONS.filter((comparison) => baselineOf(example, comparison) !== null).map((comparison) => ({ example, comparison }))
+  )
+
+/** Examples per shard: enough requests (4 comparisons × 2 orders each) to keep `concurrency` busy for a while. */
+const shardExamples = (concurrency: number): number => Math.max(8, concurrency * 8)
+
+/**
+ * Sharding (`judge` with an endpoint): the shards are ranges of rows of the `generations` table. A shard sends the
+ * requests of its examples' comparisons — the same requests, re-samples of unparseable verdicts included, as
+ * `runJudge` sends for them — and so fills the shared request cache (`<cacheDir>/requests`). The merge is `runJudge`
+ * itself: every request is then a cache hit, so `judge.pairs` and the aggregates are the single-process bytes
+ * (the `endpoint` counters add the shards' calls to the merge's, not counting the merge's re-reads twice). Offline mode has no shards, nor has a run whose
+ * caller provides the `LlmEndpoint`.
+ */
+export const planJudgeShards = (params: JudgeParams, inputs: Readonly<Record<string, string>>): Effect.Effect<Array<ShardRange>, StageError> =>
+  Effect.gen(function*() {
+    if (params.mode === "offline" || Option.isSome(yield* Effect.serviceOption(LlmEndpoint))) return []
+    const rows = yield* readGenerations(STAGE, inputs["generations"])
+    const size = shardExamples(params.judge.endpoint.concurrency)
+    const out: Array<ShardRange> = []
+    for (let start = 0; start < rows.length; start += size) out.push({ table: "generations", start, end: Math.min(rows.length, start + size) })
+    return out
+  })
+
+export const runJudgeShard = (ctx: ShardContext<JudgeParams>): Effect.Effect<ShardOutcome, StageError> =>
+  Effect.gen(function*() {
+    const cfg = ctx.params.judge
+    const rows = yield* readGenerations(STAGE, ctx.inputs["generations"])
+    const tasks = tasksOf(rows.slice(ctx.range.start, ctx.range.end))
+    const bar = ctx.progress("pairs", tasks.length)
+    // the request cache is `<root>/requests` (withStageEndpoint takes it from a scratch path `<root>/<stage>/<key>`)
+    const { result, stats } = yield* withStageEndpoint(STAGE, cfg.endpoint, path.join(ctx.root, STAGE, "shard"), (endpoint) =>
+      Effect.forEach(
+        tasks,
+        ({ example, comparison }) =>
+          judgePairWithRetries(endpoint, pairItemOf(example, comparison, cfg.showSource), cfg).pipe(
+            Effect.tap(() => Effect.sync(() => bar.advance()))
+          ),
+        { concurrency: Math.max(1, cfg.endpoint.concurrency) }
+      ))
+    bar.done()
+    yield* Effect.try({
+      try: () => fs.writeFileSync(path.join(ctx.outDir, "outcomes.json"), JSON.stringify(result.map((o) => o.outcome))),
+      catch: (cause) => new StageError({ stage: STAGE, message: `cannot write the shard's outcomes: ${String(cause)}`, cause })
+    })
+    return { rows: tasks.length, metrics: { endpoint: stats } }
+  })
+
+/** The stage (`shards`: the finished shards when it is their merge, whose endpoint counters it adds). */
+export const runJudge = (ctx: StageContext<JudgeParams>, shards: ReadonlyArray<FinishedShard> = []): Effect.Effect<StageOutcome, StageError> =>
   Effect.gen(function*() {
     const params = ctx.params
     const cfg = params.judge
     const rows = yield* readGenerations(STAGE, ctx.inputs["generations"])
-    const tasks = rows.flatMap((example) =>
-      COMPARISONS.filter((comparison) => baselineOf(example, comparison) !== null).map((comparison) => ({ example, comparison }))
-    )
+    const tasks = tasksOf(rows)
     const bar = ctx.progress("pairs", tasks.length)
     const offline = params.mode === "offline"
 
@@ -197,9 +249,10 @@ export const runJudge = (ctx: StageContext<JudgeParams>): Effect.Effect<StageOut
         { concurrency: offline ? 1 : Math.max(1, cfg.endpoint.concurrency) }
       )
 
-    const { result: pairs, stats } = offline
+    const { result: pairs, stats: own } = offline
       ? { result: yield* judgeAll(undefined), stats: null as EndpointStats | null }
       : yield* withStageEndpoint(STAGE, cfg.endpoint, ctx.scratchDir, (endpoint) => judgeAll(endpoint))
+    const stats = own === null ? null : shardedStats(shards, own)
     bar.done()
 
     const { byBucket, overall } = summarizePairs(pairs, cfg.bootstrap)

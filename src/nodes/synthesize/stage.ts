@@ -65,6 +65,6 @@ export const synthesize = defineStage<SynthesizeParams>({
     inline: true,
     plan: (ctx) => Effect.flatMap(importWork("synthesize", () => import("./work.ts")), (work) => work.planSynthesizeShards(ctx.params, ctx.inputs)),
     runShard: (ctx) => Effect.flatMap(importWork("synthesize", () => import("./work.ts")), (work) => work.runSynthesizeShard(ctx)),
-    merge: (ctx) => Effect.flatMap(importWork("synthesize", () => import("./work.ts")), (work) => work.runSynthesize(ctx))
+    merge: (ctx, shards) => Effect.flatMap(importWork("synthesize", () => import("./work.ts")), (work) => work.runSynthesize(ctx, shards))
   }
 })

@@ -3,14 +3,14 @@ import { Effect, Option, Stream } from "effect"
 import { StageError } from "../../pipeline/errors.ts"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import type { ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
+import type { FinishedShard, ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { readTableAll, type Row, writeTable } from "../../pipeline/table.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
 import { deriveSeed, makeRng } from "../../models/rng.ts"
 import type { SynthesizeParams } from "./params.ts"
 import { SftColumns, type SftRow, SynthQuarantineColumns } from "../../schemas/sft.ts"
 import { type EndpointError, type EndpointStats, LlmEndpoint, type LlmEndpointShape } from "../../services/endpoint.ts"
-import { endpointStageError, withStageEndpoint } from "../../services/stageEndpoint.ts"
+import { endpointStageError, shardedStats, withStageEndpoint } from "../../services/stageEndpoint.ts"
 import {
   buildSynthesisMessages,
   checkRow,
@@ -185,7 +185,8 @@ const count = (map: Record<string, number>, key: string) => {
   map[key] = (map[key] ?? 0) + 1
 }
 
-export const runSynthesize = (ctx: StageContext<SynthesizeParams>): Effect.Effect<StageOutcome, StageError> =>
+/** The stage (`shards`: the finished shards when it is their merge, whose endpoint counters it adds). */
+export const runSynthesize = (ctx: StageContext<SynthesizeParams>, shards: ReadonlyArray<FinishedShard> = []): Effect.Effect<StageOutcome, StageError> =>
   Effect.gen(function*() {
     const params = ctx.params
     const synth = params.synth
@@ -310,9 +311,10 @@ export const runSynthesize = (ctx: StageContext<SynthesizeParams>): Effect.Effec
         return { val, trainRows, evalRows: [...byBucket.content, ...byBucket.qa], byBucket, quota }
       })
 
-    const { result, stats } = params.mode === "offline"
+    const { result, stats: own } = params.mode === "offline"
       ? { result: yield* work(undefined), stats: null as EndpointStats | null }
       : yield* withStageEndpoint(STAGE, synth.endpoint, ctx.scratchDir, (endpoint) => work(endpoint))
+    const stats = own === null ? null : shardedStats(shards, own)
 
     if (result.trainRows.length === 0 && synth.train > 0) {
       return yield* new StageError({
@@ -424,5 +426,5 @@ export const runSynthesizeShard = (ctx: ShardContext<SynthesizeParams>): Effect.
       try: () => fs.writeFileSync(path.join(ctx.outDir, "outcomes.json"), JSON.stringify(result.map((o) => o._tag))),
       catch: (cause) => new StageError({ stage: STAGE, message: `cannot write the shard's outcomes: ${String(cause)}`, cause })
     })
-    return { rows: candidates.length, metrics: { accepted, requestsSent: stats.requestsSent, cacheHits: stats.cacheHits } }
+    return { rows: candidates.length, metrics: { accepted, endpoint: stats } }
   })
