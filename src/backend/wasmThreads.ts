@@ -25,14 +25,14 @@ const require = createRequire(import.meta.url)
 const URL_TEST = `typeof e.data.urlOrBlob=="string"`
 const IMPORT_CALL = `importScripts(e.data.urlOrBlob)`
 
-/** The threads the wasm backend asks for: `LLINK_WASM_THREADS`, else this machine's cores (at most 8, tfjs's pool). */
+/** The threads the wasm backend asks for: `LLINK_WASM_THREADS`, else the cores this process may use (at most 8, tfjs's pool). */
 export const wantedWasmThreads = (raw = process.env["LLINK_WASM_THREADS"]): number => {
   if (raw !== undefined && raw.trim() !== "") {
     const n = Number(raw)
     if (!Number.isInteger(n) || n < 1) throw new Error(`LLINK_WASM_THREADS must be a whole number ≥ 1, got '${raw}'`)
     return Math.min(n, 8)
   }
-  return Math.max(1, Math.min(os.cpus().length, 8))
+  return Math.max(1, Math.min(os.availableParallelism(), 8))
 }
 
 interface WasmModuleLike {
