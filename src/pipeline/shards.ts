@@ -263,9 +263,10 @@ export const runShardedStage = <R>(
     }
     const executor = yield* Effect.serviceOption(ShardExecutor)
     const where = Option.isSome(executor) ? yield* executor.value.describe : "this process"
-    ctx.log(
-      `${ranges.length} shard(s): ${ranges.length - pending.length} already published, ${pending.length} to run in ${where}`
-    )
+    // No shards (e.g. a stage that shards only on a cluster, run in one process): the merge does the whole job.
+    if (ranges.length > 0) {
+      ctx.log(`${ranges.length} shard(s): ${ranges.length - pending.length} already published, ${pending.length} to run in ${where}`)
+    }
     if (pending.length > 0) {
       if (Option.isNone(executor)) {
         for (const r of pending) yield* runShard(stage, job, r, { log: ctx.log, progress: ctx.progress })

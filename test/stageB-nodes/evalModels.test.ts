@@ -7,6 +7,7 @@
  * depends on the injected vectors while base and fine-tune do not, resume from the scratch batches gives the same
  * table, and the retrieval numbers equal an independent computation (mean slot / teacher-style fine-tune vectors).
  */
+import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as tf from "@tensorflow/tfjs"
@@ -31,6 +32,10 @@ import { teacherVectors } from "../../src/nodes/teacher/work.ts"
 import { FINETUNE_CONFIG, type FinetuneDoc, STAGEB_CONFIG, type StageBDoc } from "../../src/artifacts/stageB.ts"
 import { finetunePrompt, instructionText, slotPrompt, slotTokens } from "../../src/prompts/slots.ts"
 import { basePrompt } from "../../src/nodes/generate/work.ts"
+import type { AnyStage } from "../../src/pipeline/dag.ts"
+import { runShardedStage } from "../../src/pipeline/shards.ts"
+import type { ShardRange, Stage } from "../../src/pipeline/stage.ts"
+import { shuffle, testExecutor } from "../support/shardExecutor.ts"
 import { configOf, fixturePairs, makeContext, paramsOf, readRows, tmpDir, writePairs, writeRandomMatrix } from "./support.ts"
 
 const D_IN = 24
@@ -237,5 +242,53 @@ describe("retrievalFull on tiny models", () => {
     expect(doc2.fullVector).toBe("lastSlotHidden")
     expect(doc2.finetune).toEqual(doc.finetune)
     expect(doc2.full.n).toBe(8)
+  }, 120_000)
+})
+
+/**
+ * On a cluster, `generate` and `retrievalFull` split into shards of `shardBatches` batches (here one batch each),
+ * computed in a shuffled order; the merge writes the single-process bytes. Without a cluster they plan no shards
+ * and the merge is the whole single-process job.
+ */
+describe("generate and retrievalFull in shards", () => {
+  const sha = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex")
+  const sharded = async <P>(stage: Stage<P, TensorBackend>, ctx: ReturnType<typeof makeContext<P, TensorBackend>>, withExecutor: boolean) => {
+    const done: Array<ShardRange> = []
+    const run = runShardedStage(stage as unknown as AnyStage<TensorBackend>, ctx, { root: path.join(path.dirname(ctx.outDir), "cache"), key: "k" })
+    const provided = withExecutor
+      ? run.pipe(Effect.provide(testExecutor([stage as unknown as AnyStage<TensorBackend>], { reorder: shuffle(5), ran: done, provide: (e) => e.pipe(Effect.provide(TensorBackend.layer)) })))
+      : run
+    const outcome = await Effect.runPromise(provided.pipe(Effect.provide(TensorBackend.layer)))
+    return { done: done.map((r) => `${r.table} ${r.start}-${r.end}`).sort(), outcome }
+  }
+
+  it("generate: shards of one batch each give the single-process table; one process plans none", async () => {
+    const params = genParams({ shardBatches: 1 })
+    const single = makeContext(generate, params, inputs, path.join(base, "genS1"))
+    await Effect.runPromise(generate.run(single).pipe(Effect.provide(TensorBackend.layer)))
+    const cluster = makeContext(generate, params, inputs, path.join(base, "genS2"))
+    const { done, outcome } = await sharded(generate, cluster, true)
+    expect(done).toEqual(["sft.eval 0-4", "sft.eval 4-6"])
+    expect(sha(cluster.outputs["generations"])).toBe(sha(single.outputs["generations"]))
+    expect(outcome.metrics?.["computedBatches"]).toBe(2)
+    expect(cluster.logs.join("\n")).toMatch(/2 shards computed 2 of 2 batches, the merge 0/)
+    const local = makeContext(generate, params, inputs, path.join(base, "genS3"))
+    const l = await sharded(generate, local, false)
+    expect(l.done).toEqual([])
+    expect(sha(local.outputs["generations"])).toBe(sha(single.outputs["generations"]))
+    expect(local.logs.join("\n")).toMatch(/2 of 2 batches computed/)
+  }, 120_000)
+
+  it("retrievalFull: shards of one batch each give the single-process document", async () => {
+    for (const vector of ["meanSlot", "lastSlotHidden"]) {
+      const params = paramsOf(retrievalFull, configOf({ split: { evalN: 8 }, retrievalFull: { vector, batchSize: 3, shardBatches: 1 } }))
+      const single = makeContext(retrievalFull, params, inputs, path.join(base, `rfS1-${vector}`))
+      await Effect.runPromise(retrievalFull.run(single).pipe(Effect.provide(TensorBackend.layer)))
+      const cluster = makeContext(retrievalFull, params, inputs, path.join(base, `rfS2-${vector}`))
+      const { done } = await sharded(retrievalFull, cluster, true)
+      expect(done).toEqual(["eval 0-3", "eval 3-6", "eval 6-8"])
+      expect(fs.readFileSync(cluster.outputs["retrieval.full"], "utf8")).toBe(fs.readFileSync(single.outputs["retrieval.full"], "utf8"))
+      expect(cluster.logs.join("\n")).toMatch(/vectors from 3 shards/)
+    }
   }, 120_000)
 })

@@ -10,7 +10,10 @@ export const GenerateConfig = Schema.Struct({
   /** Prompts per batch (left padding) and per resumable scratch file. */
   batchSize: dflt(Size, 8),
   /** Generate for the first this-many `sft.eval` rows only (0 = all). */
-  limit: dflt(Count, 0)
+  limit: dflt(Count, 0),
+  /** On a cluster (`--cluster`): batches per shard, each shard loading the systems once (128 examples by default:
+   *  8 shards for the paper's 1,000). Where the work is cut, not what it computes; a single process ignores it. */
+  shardBatches: dflt(Size, 16)
 })
 
 export type GenerateParams = typeof GenerateConfig.Type

@@ -3,6 +3,9 @@
  * foreign text tokenised directly) and the direct fine-tune (its LoRA, its prompt format); greedy, 64 new tokens,
  * no-repeat-3-gram, batched with left padding, resumable per batch. Prompt formats and details:
  * src/nodes/generate/work.ts.
+ *
+ * Sharded on a cluster (`work.ts`, `planGenerateShards`): runs of `generate.shardBatches` batches, each computed by a
+ * runner into its shard folder; the merge is the single-process run, which finds every batch there.
  */
 import { Effect } from "effect"
 import type { TensorBackend } from "../../backend/tensorBackend.ts"
@@ -29,5 +32,11 @@ export const generate = defineStage<GenerateParams, TensorBackend>({
   ],
   params: GenerateConfig,
   selectParams: (config) => (config as LlinkConfig).generate,
-  run: (ctx) => Effect.flatMap(importWork("generate", () => import("./work.ts")), (work) => work.runGenerate(ctx))
+  run: (ctx) => Effect.flatMap(importWork("generate", () => import("./work.ts")), (work) => work.runGenerate(ctx)),
+  // On a cluster: shards of `generate.shardBatches` batches of `sft.eval` rows; the merge is `run` on their batches.
+  sharding: {
+    plan: (ctx) => Effect.flatMap(importWork("generate", () => import("./work.ts")), (work) => work.planGenerateShards(ctx.params, ctx.inputs)),
+    runShard: (ctx) => Effect.flatMap(importWork("generate", () => import("./work.ts")), (work) => work.runGenerateShard(ctx)),
+    merge: (ctx, shards) => Effect.flatMap(importWork("generate", () => import("./work.ts")), (work) => work.runGenerate(ctx, shards))
+  }
 })

@@ -23,14 +23,15 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Stream } from "effect"
+import { Effect, Option, Stream } from "effect"
 import { asStageError } from "../../pipeline/stageError.ts"
 import { generate, type LlamaModel } from "../../models/llama.ts"
 import { slotOverrides, slotsFromZ } from "../../models/slots.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import { writeFileAtomicSync } from "../../pipeline/fsAtomic.ts"
-import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
-import { writeTable } from "../../pipeline/table.ts"
+import { ShardExecutor } from "../../pipeline/shards.ts"
+import type { FinishedShard, ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
+import { tableRowCount, writeTable } from "../../pipeline/table.ts"
 import type { GenerateParams } from "./params.ts"
 import { asGenerationRow, GenerationColumns, type GenerationRow, readSftRows, type SftRow } from "../../schemas/sft.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
@@ -203,67 +204,165 @@ export const generateBatch = async (
   }))
 }
 
-export const runGenerate = (ctx: StageContext<GenerateParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
+/** The examples of `sft.eval` that are generated (the first `limit`, or all) and the z_F rows they refer to. */
+const readExamples = (p: GenerateParams, inputs: Readonly<Record<string, string>>) =>
   Effect.gen(function*() {
-    const p = ctx.params
-    const all = yield* readSftRows(STAGE, ctx.inputs["sft.eval"])
+    const all = yield* readSftRows(STAGE, inputs["sft.eval"])
     const examples = p.limit === 0 ? all : all.slice(0, p.limit)
-    if (examples.length === 0) return yield* new StageError({ stage: STAGE, message: "sft.eval has no rows", file: ctx.inputs["sft.eval"] })
+    if (examples.length === 0) return yield* new StageError({ stage: STAGE, message: "sft.eval has no rows", file: inputs["sft.eval"] })
     const maxRow = Math.max(...examples.map((e) => e.row))
-    const z = yield* readMatrixHead(ctx.inputs["zF.holdout"], maxRow + 1).pipe(asStageError(STAGE))
+    const z = yield* readMatrixHead(inputs["zF.holdout"], maxRow + 1).pipe(asStageError(STAGE))
     if (z.rows <= maxRow) {
-      return yield* new StageError({ stage: STAGE, message: `sft.eval refers to holdout row ${maxRow} but zF.holdout has ${z.rows} rows`, file: ctx.inputs["zF.holdout"] })
+      return yield* new StageError({ stage: STAGE, message: `sft.eval refers to holdout row ${maxRow} but zF.holdout has ${z.rows} rows`, file: inputs["zF.holdout"] })
     }
-    const backend = (yield* startBackend(STAGE)).tfBackend
-    const nBatches = Math.ceil(examples.length / p.batchSize)
-    const bar = ctx.progress("examples", examples.length)
-    let computed = 0
+    return { examples, z }
+  })
+
+/**
+ * Batches `[from, to)` of `examples` (batch b = examples `[b·batchSize, (b+1)·batchSize)`): each one `find` returns
+ * is reused, the others are computed (the systems are loaded only if one is missing) and handed to `save`.
+ */
+const generateBatches = (
+  p: GenerateParams,
+  inputs: Readonly<Record<string, string>>,
+  examples: ReadonlyArray<SftRow>,
+  z: { readonly data: Float32Array; readonly dim: number },
+  batches: { readonly from: number; readonly to: number },
+  find: (b: number, ids: ReadonlyArray<number>) => ReadonlyArray<GenerationRow> | undefined,
+  save: (b: number, ids: ReadonlyArray<number>, rows: ReadonlyArray<GenerationRow>) => Effect.Effect<void, StageError>,
+  bar: { readonly advance: (n?: number) => void }
+): Effect.Effect<{ readonly rows: Array<GenerationRow>; readonly computed: number }, StageError> =>
+  Effect.gen(function*() {
+    const slice = (b: number) => {
+      const start = b * p.batchSize
+      const batch = examples.slice(start, start + p.batchSize)
+      return { start, batch, ids: batch.map((_, i) => start + i) }
+    }
+    const found = new Map<number, ReadonlyArray<GenerationRow>>()
+    for (let b = batches.from; b < batches.to; b++) {
+      const rows = find(b, slice(b).ids)
+      if (rows !== undefined) found.set(b, rows)
+    }
+    const computeMissing = (sys: EvalSystems, peers: PeerSystems) =>
+      Effect.gen(function*() {
+        const out: Array<GenerationRow> = []
+        let computed = 0
+        for (let b = batches.from; b < batches.to; b++) {
+          const { start, batch, ids } = slice(b)
+          const done = found.get(b)
+          if (done !== undefined) {
+            out.push(...done)
+          } else {
+            const fresh = yield* Effect.tryPromise({
+              try: () => generateBatch(sys, batch, ids, z, p, peers),
+              catch: (cause) => new StageError({ stage: STAGE, message: `batch ${b} (examples ${start}–${start + batch.length - 1}): ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+            })
+            yield* save(b, ids, fresh)
+            computed++
+            out.push(...fresh)
+          }
+          bar.advance(batch.length)
+          // Let an interrupt land between batches.
+          yield* Effect.yieldNow
+        }
+        return { rows: out, computed }
+      })
+    if (found.size === batches.to - batches.from) {
+      const rows = Array.from({ length: batches.to - batches.from }, (_, i) => found.get(batches.from + i)!).flat()
+      bar.advance(rows.length)
+      return { rows, computed: 0 }
+    }
     const loadAll = Effect.gen(function*() {
-      const sys = yield* loadEvalSystems(STAGE, ctx.inputs)
-      const models = yield* readModelsRef(ctx.inputs["models"]).pipe(asStageError(STAGE), Effect.tapError(() => Effect.sync(() => sys.dispose())))
-      const peers = yield* loadPeerSystems(STAGE, ctx.inputs, models, { model: sys.base, rows: sys.stageBDoc }).pipe(
+      const sys = yield* loadEvalSystems(STAGE, inputs)
+      const models = yield* readModelsRef(inputs["models"]).pipe(asStageError(STAGE), Effect.tapError(() => Effect.sync(() => sys.dispose())))
+      const peers = yield* loadPeerSystems(STAGE, inputs, models, { model: sys.base, rows: sys.stageBDoc }).pipe(
         Effect.tapError(() => Effect.sync(() => sys.dispose()))
       )
       return { sys, peers }
     })
-    const rows = yield* Effect.acquireUseRelease(
+    return yield* Effect.acquireUseRelease(
       loadAll,
-      ({ sys, peers }) =>
-        Effect.gen(function*() {
-          const out: Array<GenerationRow> = []
-          for (let b = 0; b < nBatches; b++) {
-            const start = b * p.batchSize
-            const batch = examples.slice(start, start + p.batchSize)
-            const ids = batch.map((_, i) => start + i)
-            const file = batchFile(ctx.scratchDir, b)
-            const done = readBatch(file, ids)
-            if (done._tag === "bad") ctx.log(`recomputing ${file}: ${done.reason}`)
-            if (done._tag === "ok") {
-              out.push(...done.rows)
-            } else {
-              const fresh = yield* Effect.tryPromise({
-                try: () => generateBatch(sys, batch, ids, z, p, peers),
-                catch: (cause) => new StageError({ stage: STAGE, message: `batch ${b} (examples ${start}–${start + batch.length - 1}): ${cause instanceof Error ? cause.message : String(cause)}`, cause })
-              })
-              yield* Effect.try({
-                try: () => writeFileAtomicSync(file, JSON.stringify({ version: 1, ids, rows: fresh } satisfies BatchFile)),
-                catch: (cause) => new StageError({ stage: STAGE, message: `cannot write ${file}: ${String(cause)}`, file, cause })
-              })
-              computed++
-              out.push(...fresh)
-            }
-            bar.advance(batch.length)
-            // Let an interrupt land between batches.
-            yield* Effect.yieldNow
-          }
-          return out
-        }),
+      ({ sys, peers }) => computeMissing(sys, peers),
       ({ sys, peers }) => Effect.sync(() => {
         peers.dispose()
         sys.dispose()
       })
     )
+  })
+
+/** Writes batch `b` to `dir` (`batch-000012.json`, atomically). */
+const saveBatch = (dir: string) => (b: number, ids: ReadonlyArray<number>, rows: ReadonlyArray<GenerationRow>): Effect.Effect<void, StageError> => {
+  const file = batchFile(dir, b)
+  return Effect.try({
+    try: () => writeFileAtomicSync(file, JSON.stringify({ version: 1, ids, rows } satisfies BatchFile)),
+    catch: (cause) => new StageError({ stage: STAGE, message: `cannot write ${file}: ${String(cause)}`, file, cause })
+  })
+}
+
+/** Batch `b` from `dir` if it holds it intact (a damaged file is logged and recomputed). */
+const findBatch = (dir: string, log: (line: string) => void) => (b: number, ids: ReadonlyArray<number>): ReadonlyArray<GenerationRow> | undefined => {
+  const file = batchFile(dir, b)
+  const done = readBatch(file, ids)
+  if (done._tag === "bad") log(`recomputing ${file}: ${done.reason}`)
+  return done._tag === "ok" ? done.rows : undefined
+}
+
+/**
+ * Shards for a cluster (`generate.shardBatches` batches of `sft.eval` rows each); none in a single process, where
+ * the merge (`runGenerate`) does the whole job with the models loaded once and resumes from its scratch batches.
+ */
+export const planGenerateShards = (p: GenerateParams, inputs: Readonly<Record<string, string>>): Effect.Effect<Array<ShardRange>, StageError> =>
+  Effect.gen(function*() {
+    if (Option.isNone(yield* Effect.serviceOption(ShardExecutor))) return []
+    const count = yield* tableRowCount(inputs["sft.eval"]).pipe(asStageError(STAGE))
+    const n = p.limit === 0 ? count : Math.min(count, p.limit)
+    const size = p.shardBatches * p.batchSize
+    const out: Array<ShardRange> = []
+    for (let start = 0; start < n; start += size) out.push({ table: "sft.eval", start, end: Math.min(n, start + size) })
+    return out
+  })
+
+/** One shard: the batches of its range (ranges start at batch boundaries), written to the shard folder. */
+export const runGenerateShard = (ctx: ShardContext<GenerateParams>): Effect.Effect<ShardOutcome, StageError, TensorBackend> =>
+  Effect.gen(function*() {
+    const p = ctx.params
+    const { start, end } = ctx.range
+    if (start % p.batchSize !== 0) return yield* new StageError({ stage: STAGE, message: `shard [${start}, ${end}) does not start at a batch of ${p.batchSize}` })
+    const { examples, z } = yield* readExamples(p, ctx.inputs)
+    const backend = (yield* startBackend(STAGE)).tfBackend
+    const bar = ctx.progress(`examples [${start}, ${end})`, end - start)
+    const { rows, computed } = yield* generateBatches(
+      p, ctx.inputs, examples.slice(0, end), z,
+      { from: start / p.batchSize, to: Math.ceil(end / p.batchSize) },
+      () => undefined,
+      saveBatch(ctx.outDir),
+      bar
+    )
     bar.done()
+    return { rows: rows.length, metrics: { computedBatches: computed, backend } }
+  })
+
+/** The stage, or the merge of its shards (their batch files are reused; nothing is left to compute then). */
+export const runGenerate = (ctx: StageContext<GenerateParams>, shards: ReadonlyArray<FinishedShard> = []): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
+  Effect.gen(function*() {
+    const p = ctx.params
+    const { examples, z } = yield* readExamples(p, ctx.inputs)
+    const backend = (yield* startBackend(STAGE)).tfBackend
+    const nBatches = Math.ceil(examples.length / p.batchSize)
+    const bar = ctx.progress("examples", examples.length)
+    const fromScratch = findBatch(ctx.scratchDir, ctx.log)
+    const shardOf = (b: number) => shards.find((s) => s.range.start <= b * p.batchSize && b * p.batchSize < s.range.end)
+    const { rows, computed } = yield* generateBatches(
+      p, ctx.inputs, examples, z, { from: 0, to: nBatches },
+      (b, ids) => {
+        const shard = shardOf(b)
+        return (shard === undefined ? undefined : findBatch(shard.dir, ctx.log)(b, ids)) ?? fromScratch(b, ids)
+      },
+      saveBatch(ctx.scratchDir),
+      bar
+    )
+    bar.done()
+    const shardComputed = shards.reduce((a, s) => a + (typeof s.metrics["computedBatches"] === "number" ? s.metrics["computedBatches"] : 0), 0)
     const n = yield* writeTable(ctx.outputs["generations"], GenerationColumns, Stream.fromIterable(rows.map((r) => ({ ...r })))).pipe(
       asStageError(STAGE)
     )
@@ -276,14 +375,17 @@ export const runGenerate = (ctx: StageContext<GenerateParams>): Effect.Effect<St
       langbridge: meanOrNull((r) => r.langbridgePromptTokens),
       mindmerger: meanOrNull((r) => r.mindmergerPromptTokens)
     }
+    const where = shards.length === 0
+      ? `${computed} of ${nBatches} batches computed, the rest resumed`
+      : `${shards.length} shards computed ${shardComputed} of ${nBatches} batches, the merge ${computed}`
     ctx.log(
-      `${n} examples × ${3 + (tokens.langbridge === null ? 0 : 1) + (tokens.mindmerger === null ? 0 : 1)} systems (${backend}; ${computed} of ${nBatches} batches computed, the rest resumed); mean prompt tokens ` +
+      `${n} examples × ${3 + (tokens.langbridge === null ? 0 : 1) + (tokens.mindmerger === null ? 0 : 1)} systems (${backend}; ${where}); mean prompt tokens ` +
         `LLINK ${tokens.llink.toFixed(1)}, base ${tokens.base.toFixed(1)}, fine-tune ${tokens.finetune.toFixed(1)}` +
         (tokens.langbridge === null ? "" : `, LangBridge ${tokens.langbridge.toFixed(1)}`) +
         (tokens.mindmerger === null ? "" : `, MindMerger ${tokens.mindmerger.toFixed(1)}`)
     )
     return {
       rows: { generations: n },
-      metrics: { examples: n, batches: nBatches, computedBatches: computed, backend, meanPromptTokens: tokens }
+      metrics: { examples: n, batches: nBatches, computedBatches: computed + shardComputed, backend, meanPromptTokens: tokens }
     }
   })

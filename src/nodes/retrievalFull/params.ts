@@ -15,7 +15,10 @@ export const RetrievalFullConfig = Schema.Struct({
    *  toward the teacher), or the decoder's final hidden state at the last slot with the Stage B LoRA on. */
   vector: dflt(RetrievalFullVector, "meanSlot"),
   /** Prompts per decoder forward pass (fine-tune baseline, and the `lastSlotHidden` variant). */
-  batchSize: dflt(Size, 8)
+  batchSize: dflt(Size, 8),
+  /** On a cluster (`--cluster`): batches per shard, each shard loading the systems once (128 pairs by default: 8
+   *  shards for the paper's 1,024). Where the work is cut, not what it computes; a single process ignores it. */
+  shardBatches: dflt(Size, 16)
 })
 
 export const RetrievalFullParams = Schema.Struct({

@@ -31,5 +31,12 @@ export const retrievalFull = defineStage<RetrievalFullParams, TensorBackend>({
       bootstrap: c.retrieval.bootstrap
     }
   },
-  run: (ctx) => Effect.flatMap(importWork("retrievalFull", () => import("./work.ts")), (work) => work.runRetrievalFull(ctx))
+  run: (ctx) => Effect.flatMap(importWork("retrievalFull", () => import("./work.ts")), (work) => work.runRetrievalFull(ctx)),
+  // On a cluster: shards of `retrievalFull.shardBatches` batches of `eval` rows write their query vectors; the merge
+  // scores them as `run` scores its own.
+  sharding: {
+    plan: (ctx) => Effect.flatMap(importWork("retrievalFull", () => import("./work.ts")), (work) => work.planRetrievalFullShards(ctx.params, ctx.inputs)),
+    runShard: (ctx) => Effect.flatMap(importWork("retrievalFull", () => import("./work.ts")), (work) => work.runRetrievalFullShard(ctx)),
+    merge: (ctx, shards) => Effect.flatMap(importWork("retrievalFull", () => import("./work.ts")), (work) => work.runRetrievalFull(ctx, shards))
+  }
 })

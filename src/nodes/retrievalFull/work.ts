@@ -19,15 +19,19 @@
  *   section's template and token limit: "paper" = BOS `User:{foreign}<foreign_emb>`), so both sides of the
  *   comparison are read at the same reserved position.
  */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import * as tf from "@tensorflow/tfjs"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { goldRanks, withIntervals } from "../../metrics/retrieval.ts"
 import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
 import { forward } from "../../models/llama.ts"
 import { slotsFromZ } from "../../models/slots.ts"
 import { StageError } from "../../pipeline/errors.ts"
-import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
+import { ShardExecutor } from "../../pipeline/shards.ts"
+import type { FinishedShard, ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { readTableAll } from "../../pipeline/table.ts"
 import { writeJsonDoc } from "../../artifacts/json.ts"
 import { RetrievalFullDoc } from "../../schemas/retrieval.ts"
@@ -81,61 +85,173 @@ export const finetuneVectors = (sys: EvalSystems, foreign: ReadonlyArray<string>
   return readTidy(() => forward(sys.finetune, { ids, attentionMask }, { gather: { batch: ids.map((_, b) => b), position: ids.map(() => T - 1) } }).hidden)
 }
 
-export const runRetrievalFull = (ctx: StageContext<RetrievalFullParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
+/** The eval slice: n (what is available of `retrieval.n` or `split.evalN`), its foreign texts, z_F and h_E heads. */
+const prepare = (p: RetrievalFullParams, inputs: Readonly<Record<string, string>>, log: (line: string) => void) =>
   Effect.gen(function*() {
-    const p = ctx.params
     const want = p.n === 0 ? p.evalN : p.n
     if (want < 1) return yield* new StageError({ stage: STAGE, message: `nothing to evaluate: retrieval.n = 0 and split.evalN = ${p.evalN}` })
-    const evalRows = yield* readTableAll(ctx.inputs["eval"], { columns: ["foreign"] }).pipe(asStageError(STAGE))
-    const z = yield* readMatrixHead(ctx.inputs["zF.holdout"], want).pipe(asStageError(STAGE))
-    const h = yield* readMatrixHead(ctx.inputs["hE.holdout"], want).pipe(asStageError(STAGE))
+    const evalRows = yield* readTableAll(inputs["eval"], { columns: ["foreign"] }).pipe(asStageError(STAGE))
+    const z = yield* readMatrixHead(inputs["zF.holdout"], want).pipe(asStageError(STAGE))
+    const h = yield* readMatrixHead(inputs["hE.holdout"], want).pipe(asStageError(STAGE))
     const n = Math.min(want, z.rows, h.rows, evalRows.length)
     if (n === 0) return yield* new StageError({ stage: STAGE, message: "no evaluation pairs (eval or the holdout matrices are empty)" })
-    if (n < want) ctx.log(`only ${n} pairs available; evaluating ${n} instead of ${want}`)
+    if (n < want) log(`only ${n} pairs available; evaluating ${n} instead of ${want}`)
     const foreign: Array<string> = []
     for (let i = 0; i < n; i++) {
       const f = evalRows[i]["foreign"]
-      if (typeof f !== "string") return yield* new StageError({ stage: STAGE, message: `eval row ${i}: column "foreign" is not a string`, file: ctx.inputs["eval"] })
+      if (typeof f !== "string") return yield* new StageError({ stage: STAGE, message: `eval row ${i}: column "foreign" is not a string`, file: inputs["eval"] })
       foreign.push(f)
     }
+    return { n, foreign, z, h }
+  })
+
+type Slice = Effect.Success<ReturnType<typeof prepare>>
+
+interface QueryVectors {
+  /** LLINK (full) and the fine-tune's query vectors of rows [from, to), row-major, width d. */
+  readonly full: Float32Array
+  readonly finetune: Float32Array
+}
+
+/** The query vectors of rows `[from, to)` in batches of `batchSize` starting at `from` (the systems loaded once). */
+const queryVectors = (
+  p: RetrievalFullParams,
+  inputs: Readonly<Record<string, string>>,
+  slice: Slice,
+  from: number,
+  to: number,
+  bar: { readonly advance: (n?: number) => void }
+): Effect.Effect<QueryVectors, StageError> =>
+  Effect.acquireUseRelease(
+    loadEvalSystems(STAGE, inputs),
+    (sys) =>
+      Effect.tryPromise({
+        try: async () => {
+          const { z, h, foreign } = slice
+          const d = h.dim
+          if (sys.base.config.hidden_size !== d) throw new Error(`h_E has width ${d} but the decoder's hidden size is ${sys.base.config.hidden_size}`)
+          const full = new Float32Array((to - from) * d)
+          const ft = new Float32Array((to - from) * d)
+          for (let start = from; start < to; start += p.batchSize) {
+            const rows = Math.min(p.batchSize, to - start)
+            const zb = z.data.subarray(start * z.dim, (start + rows) * z.dim)
+            full.set(await (p.vector === "meanSlot" ? meanSlotVectors(sys, zb, rows, z.dim) : lastSlotHiddenVectors(sys, zb, rows, z.dim)), (start - from) * d)
+            bar.advance(rows)
+            ft.set(await finetuneVectors(sys, foreign.slice(start, start + rows), p.teacher), (start - from) * d)
+            bar.advance(rows)
+          }
+          return { full, finetune: ft }
+        },
+        catch: (cause) => new StageError({ stage: STAGE, message: `retrieval failed: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+      }),
+    (sys) => Effect.sync(() => sys.dispose())
+  )
+
+/** A shard's vectors: `full.f32` and `finetune.f32`, rows × d little-endian float32. */
+const SHARD_FILES = { full: "full.f32", finetune: "finetune.f32" } as const
+
+const requireLittleEndian = (): void => {
+  if (os.endianness() !== "LE") throw new Error("shard vector files are little-endian float32; this machine is big-endian")
+}
+
+const writeShardVectors = (dir: string, v: QueryVectors): Effect.Effect<void, StageError> =>
+  Effect.try({
+    try: () => {
+      requireLittleEndian()
+      for (const k of ["full", "finetune"] as const) fs.writeFileSync(path.join(dir, SHARD_FILES[k]), new Uint8Array(v[k].buffer, v[k].byteOffset, v[k].byteLength))
+    },
+    catch: (cause) => new StageError({ stage: STAGE, message: `cannot write the shard's vectors: ${String(cause)}`, file: dir, cause })
+  })
+
+const readShardVectors = (shard: FinishedShard, d: number): Effect.Effect<QueryVectors, StageError> =>
+  Effect.try({
+    try: () => {
+      requireLittleEndian()
+      const read = (k: keyof typeof SHARD_FILES) => {
+        const file = path.join(shard.dir, SHARD_FILES[k])
+        const b = fs.readFileSync(file)
+        const want = (shard.range.end - shard.range.start) * d * 4
+        if (b.byteLength !== want) throw new Error(`${file}: ${b.byteLength} bytes, expected ${want}`)
+        const a = new Float32Array(b.byteLength / 4)
+        new Uint8Array(a.buffer).set(b)
+        return a
+      }
+      return { full: read("full"), finetune: read("finetune") }
+    },
+    catch: (cause) => new StageError({ stage: STAGE, message: `cannot read a shard's vectors: ${cause instanceof Error ? cause.message : String(cause)}`, file: shard.dir, cause })
+  })
+
+/**
+ * Shards for a cluster (runs of `retrievalFull.shardBatches` batches of `eval` rows, each loading the systems once);
+ * none in a single process, where the merge (`runRetrievalFull`) computes every vector itself.
+ */
+export const planRetrievalFullShards = (p: RetrievalFullParams, inputs: Readonly<Record<string, string>>): Effect.Effect<Array<ShardRange>, StageError> =>
+  Effect.gen(function*() {
+    if (Option.isNone(yield* Effect.serviceOption(ShardExecutor))) return []
+    const { n } = yield* prepare(p, inputs, () => {})
+    const size = p.shardBatches * p.batchSize
+    const out: Array<ShardRange> = []
+    for (let start = 0; start < n; start += size) out.push({ table: "eval", start, end: Math.min(n, start + size) })
+    return out
+  })
+
+/** One shard: the query vectors of its rows (the single-process run's batches: ranges start at batch boundaries). */
+export const runRetrievalFullShard = (ctx: ShardContext<RetrievalFullParams>): Effect.Effect<ShardOutcome, StageError, TensorBackend> =>
+  Effect.gen(function*() {
+    const p = ctx.params
+    const { start, end } = ctx.range
+    if (start % p.batchSize !== 0) return yield* new StageError({ stage: STAGE, message: `shard [${start}, ${end}) does not start at a batch of ${p.batchSize}` })
+    const slice = yield* prepare(p, ctx.inputs, ctx.log)
+    const backend = (yield* startBackend(STAGE)).tfBackend
+    const bar = ctx.progress(`pairs [${start}, ${end})`, 2 * (end - start))
+    const v = yield* queryVectors(p, ctx.inputs, slice, start, Math.min(end, slice.n), bar)
+    bar.done()
+    yield* writeShardVectors(ctx.outDir, v)
+    return { rows: end - start, metrics: { backend } }
+  })
+
+/** The stage, or the merge of its shards (their vectors, in row order, instead of computing them). */
+export const runRetrievalFull = (ctx: StageContext<RetrievalFullParams>, shards: ReadonlyArray<FinishedShard> = []): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
+  Effect.gen(function*() {
+    const p = ctx.params
+    const slice = yield* prepare(p, ctx.inputs, ctx.log)
+    const { n, h } = slice
+    const d = h.dim
     const started = yield* startBackend(STAGE)
     const backend = started.tfBackend
     const { matmul } = hostMatmul(started)
     const bar = ctx.progress("pairs", 2 * n)
-    const result = yield* Effect.acquireUseRelease(
-      loadEvalSystems(STAGE, ctx.inputs),
-      (sys) =>
-        Effect.tryPromise({
-          try: async () => {
-            const d = h.dim
-            if (sys.base.config.hidden_size !== d) throw new Error(`h_E has width ${d} but the decoder's hidden size is ${sys.base.config.hidden_size}`)
-            const full = new Float32Array(n * d)
-            const ft = new Float32Array(n * d)
-            for (let start = 0; start < n; start += p.batchSize) {
-              const rows = Math.min(p.batchSize, n - start)
-              const zb = z.data.subarray(start * z.dim, (start + rows) * z.dim)
-              full.set(await (p.vector === "meanSlot" ? meanSlotVectors(sys, zb, rows, z.dim) : lastSlotHiddenVectors(sys, zb, rows, z.dim)), start * d)
-              bar.advance(rows)
-              ft.set(await finetuneVectors(sys, foreign.slice(start, start + rows), p.teacher), start * d)
-              bar.advance(rows)
-            }
-            const teacher = h.data.subarray(0, n * d)
-            const score = (q: Float32Array, label: string) =>
-              withIntervals(goldRanks(q, teacher, d, { matmul, normalize: true }), n, p.bootstrap, label)
-            return { full: score(full, "full"), finetune: score(ft, "finetune") }
-          },
-          catch: (cause) => new StageError({ stage: STAGE, message: `retrieval failed: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
-        }),
-      (sys) => Effect.sync(() => sys.dispose())
-    )
+    let vectors: QueryVectors
+    if (shards.length === 0) {
+      vectors = yield* queryVectors(p, ctx.inputs, slice, 0, n, bar)
+    } else {
+      const full = new Float32Array(n * d)
+      const finetune = new Float32Array(n * d)
+      let next = 0
+      for (const shard of shards) {
+        if (shard.range.start !== next || shard.range.end > n) {
+          return yield* new StageError({ stage: STAGE, message: `shards do not cover rows [0, ${n}) in order: expected row ${next}, got [${shard.range.start}, ${shard.range.end})`, file: shard.dir })
+        }
+        const v = yield* readShardVectors(shard, d)
+        full.set(v.full, next * d)
+        finetune.set(v.finetune, next * d)
+        bar.advance(2 * (shard.range.end - next))
+        next = shard.range.end
+      }
+      if (next !== n) return yield* new StageError({ stage: STAGE, message: `shards end at row ${next}, not ${n}` })
+      vectors = { full, finetune }
+    }
     bar.done()
+    const teacher = h.data.subarray(0, n * d)
+    const score = (q: Float32Array, label: string) => withIntervals(goldRanks(q, teacher, d, { matmul, normalize: true }), n, p.bootstrap, label)
+    const result = { full: score(vectors.full, "full"), finetune: score(vectors.finetune, "finetune") }
     const doc: RetrievalFullDoc = { n, fullVector: p.vector, full: result.full, finetune: result.finetune, bootstrap: bootstrapSettings(p.bootstrap, "query") }
     yield* writeJsonDoc(RetrievalFullDoc, ctx.outputs["retrieval.full"], doc).pipe(asStageError(STAGE))
     const f = (x: number) => x.toFixed(3)
     const ci = (i: { readonly lo: number; readonly hi: number } | null) => (i === null ? "" : ` [${f(i.lo)}, ${f(i.hi)}]`)
     const line = (name: string, m: (typeof result)["full"], paper: { r1: number; mrr: number; meanRank: number }) =>
       `${name}: R@1 ${f(m.r1)}${ci(m.r1CI)} R@5 ${f(m.r5)} R@10 ${f(m.r10)} MRR ${f(m.mrr)}${ci(m.mrrCI)} mean rank ${m.meanRank.toFixed(1)} (paper R@1 ${f(paper.r1)}, MRR ${f(paper.mrr)}, mean rank ${paper.meanRank})`
-    ctx.log(`n = ${n} (${backend}, full = ${p.vector})`)
+    ctx.log(`n = ${n} (${backend}, full = ${p.vector}${shards.length === 0 ? "" : `; vectors from ${shards.length} shards`})`)
     ctx.log(line("LLINK (full)", result.full, PAPER_RETRIEVAL.full))
     ctx.log(line("direct fine-tune", result.finetune, PAPER_RETRIEVAL.finetune))
     return { rows: {}, metrics: { n, fullVector: p.vector, full: result.full, finetune: result.finetune, backend } }
