@@ -323,6 +323,25 @@ const structList = (src: Uint8Array, f: RawField): Array<{ start: number; end: n
 
 const find = (fields: ReadonlyArray<RawField>, id: number): RawField | undefined => fields.find((f) => f.id === id)
 
+const utf8 = new TextDecoder()
+
+/** A `list<binary>` field (`path_in_schema`) joined with "."; "" when absent. */
+const pathOf = (src: Uint8Array, f: RawField | undefined): string => {
+  if (f === undefined) return ""
+  if (f.type !== T_LIST) throw new ParquetFooterError(`field ${f.id} is not a list`)
+  const r = new Reader(src, f.start)
+  const { size, elemType } = r.listHeader()
+  if (elemType !== T_BINARY) throw new ParquetFooterError(`field ${f.id} is not a list of strings`)
+  const parts: Array<string> = []
+  for (let i = 0; i < size; i++) {
+    const n = r.varint()
+    const at = r.pos
+    r.skip(n)
+    parts.push(utf8.decode(src.subarray(at, at + n)))
+  }
+  return parts.join(".")
+}
+
 /** One column chunk of a row group, as far as this project needs it. */
 export interface ColumnChunkInfo {
   /** parquet-format `CompressionCodec`: 0 UNCOMPRESSED, 1 SNAPPY, 2 GZIP, 4 BROTLI, 6 ZSTD, 7 LZ4_RAW. */
@@ -331,6 +350,12 @@ export interface ColumnChunkInfo {
   readonly uncompressedBytes: number
   /** File offset of the chunk's first page (dictionary page if any). */
   readonly start: number
+  /** parquet-format physical `Type` (1 INT32, 5 DOUBLE, 6 BYTE_ARRAY, …). */
+  readonly type: number
+  /** Values (levels) in the chunk, nulls included. */
+  readonly numValues: number
+  /** `path_in_schema`, joined with "." (a flat column's name). */
+  readonly path: string
 }
 
 /** parquet-format codec ids by name (note: these are the file's numbers, not parquet-wasm's `Compression` enum). */
@@ -394,6 +419,9 @@ export const parseFooter = (raw: Uint8Array): FooterInfo => {
       const dictOffset = dict === undefined ? 0 : readI64(raw, dict)
       const dataOffset = need(9, "data_page_offset")
       return {
+        type: need(1, "type"),
+        numValues: need(5, "num_values"),
+        path: pathOf(raw, find(md, 3)),
         codec: need(4, "codec"),
         uncompressedBytes: need(6, "total_uncompressed_size"),
         compressedBytes: need(7, "total_compressed_size"),
@@ -523,4 +551,44 @@ export const splitFile = (file: Uint8Array): { readonly footer: FooterInfo; read
   const footer = parseFooter(file.subarray(dataEnd, file.length - 8))
   checkRanges(footer, dataEnd)
   return { footer, dataEnd }
+}
+
+/** A `PageHeader` as far as `parquetRead.ts` needs it. */
+export interface PageHeaderInfo {
+  /** parquet-format `PageType`: 0 DATA_PAGE, 2 DICTIONARY_PAGE, 3 DATA_PAGE_V2 (others are skipped by readers). */
+  readonly type: number
+  readonly uncompressedSize: number
+  readonly compressedSize: number
+  /** Values (levels) in a data page, entries in a dictionary page. */
+  readonly numValues: number
+  /** The values' encoding (data and dictionary pages). */
+  readonly encoding: number
+  /** The definition levels' encoding (data page v1). */
+  readonly definitionEncoding: number
+  /** Where the page body starts (just after the header). */
+  readonly bodyAt: number
+}
+
+/** Parses the Thrift `PageHeader` that starts at `buf[pos]`. */
+export const pageHeaderAt = (buf: Uint8Array, pos: number): PageHeaderInfo => {
+  const r = new Reader(buf, pos)
+  const fields = r.fields()
+  const int = (fs: ReadonlyArray<RawField>, id: number, what: string): number => {
+    const f = find(fs, id)
+    if (f === undefined) throw new ParquetFooterError(`page header at byte ${pos} lacks ${what}`)
+    return readI64(buf, f)
+  }
+  const type = int(fields, 1, "type")
+  const data = find(fields, 5)
+  const dict = find(fields, 7)
+  const sub = data !== undefined ? structFields(buf, data) : dict !== undefined ? structFields(buf, dict) : undefined
+  return {
+    type,
+    uncompressedSize: int(fields, 2, "uncompressed_page_size"),
+    compressedSize: int(fields, 3, "compressed_page_size"),
+    numValues: sub === undefined ? 0 : int(sub, 1, "num_values"),
+    encoding: sub === undefined ? 0 : int(sub, 2, "encoding"),
+    definitionEncoding: data === undefined || sub === undefined ? 0 : int(sub, 3, "definition_level_encoding"),
+    bodyAt: r.pos
+  }
 }

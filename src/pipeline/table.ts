@@ -38,6 +38,7 @@ import * as Footer from "./parquetFooter.ts"
 import { PARQUET_READ_WORKER_TAG } from "./parquetReadWorker.ts"
 import { workerClient } from "./workerClient.ts"
 import * as Fast from "./parquetWrite.ts"
+import { decodeRowGroupJs } from "./parquetRead.ts"
 
 export type ColumnType = "utf8" | "int32" | "float32" | "float64" | "bool"
 export interface Column {
@@ -1052,7 +1053,7 @@ const openForReading = Effect.fn("table.openForReading")(function*(path: string,
   }
   yield* supportedColumns(source, stored, names)
   const groups = source.footer.rowGroups.flatMap((rg, i) => (rg.rows > 0 ? [i] : []))
-  return { source, names, groups }
+  return { source, names, groups, stored }
 })
 
 /**
@@ -1108,33 +1109,63 @@ const rawColumn = (vector: arrow.Vector, name: string): RawColumn => {
 }
 
 /**
- * Streams the record batches of `path` (one per row group as written here) as raw columns (`RawBatch`), decoding
- * the next row group on a worker thread meanwhile (when there is more than one). For readers that work on bytes
- * (clean) and drop each batch before the next: its buffers are the decoded row group's.
+ * Streams the record batches of `path` (one per row group as written here) as raw columns (`RawBatch`). Row groups
+ * of int32/float64/utf8 columns are decoded on this thread by `parquetRead.ts` (native zstd, no Arrow); any other
+ * goes through parquet-wasm on the decoding worker, the next row group decoded there meanwhile. For readers that
+ * work on bytes (clean) and drop each batch before the next: its buffers are the decoded row group's.
  */
 export const readTableRaw = (path: string, names: ReadonlyArray<string>): Stream.Stream<RawBatch, ArtifactError> =>
   Stream.unwrap(
     Effect.gen(function*() {
-      const { source, groups } = yield* openForReading(path, names)
-      const onWorker = groups.length > 1
+      const { source, groups, stored } = yield* openForReading(path, names)
+      // the row groups this project writes are decoded here (`parquetRead.ts`); any other goes to parquet-wasm on the
+      // decoding worker, the next one decoded there meanwhile
+      const inJs = stored.every((c) => c.type === "utf8" || c.type === "int32" || c.type === "float64")
+      const onWorker = !inJs && groups.length > 1
+      const viaArrow = (i: number): Effect.Effect<ReadonlyArray<RawBatch>, ArtifactError> =>
+        decodeRowGroup(source, i, onWorker).pipe(
+          Effect.flatMap((table) =>
+            Effect.try({
+              try: () =>
+                table.batches.map((batch): RawBatch => ({
+                  rows: batch.numRows,
+                  columns: Object.fromEntries(names.map((name) => {
+                    const vector = batch.getChild(name)
+                    if (vector === null) throw new CellError(`row group lacks column "${name}"`)
+                    return [name, rawColumn(vector, name)]
+                  }))
+                })),
+              catch: (e) => artifactError(path, `cannot read row group ${i} of ${path}: ${messageOf(e)}`, e)
+            })
+          )
+        )
+      const decode = (i: number): Effect.Effect<ReadonlyArray<RawBatch>, ArtifactError> =>
+        !inJs ? viaArrow(i) : Effect.gen(function*() {
+          const rg = source.footer.rowGroups[i]
+          const where = `row group ${i} of ${source.footer.rowGroups.length} in ${path}`
+          const data = Buffer.allocUnsafeSlow(rg.end - rg.start)
+          yield* Effect.tryPromise({
+            try: () => readFully(source.fh, data, 0, data.length, rg.start),
+            catch: (e) => artifactError(path, `cannot read ${where}: ${messageOf(e)}`, e)
+          })
+          const decoded = yield* Effect.try({
+            try: () => decodeRowGroupJs(data, rg, stored, names),
+            catch: (e) => artifactError(path, `corrupt data in ${where}: ${messageOf(e)}`, e)
+          })
+          if (decoded === undefined) return yield* viaArrow(i)
+          const batch: RawBatch = {
+            rows: rg.rows,
+            columns: Object.fromEntries(names.map((name): [string, RawColumn] => {
+              const d = decoded[name]
+              const validity = d.validity
+              const valid = validity === undefined ? () => true : (r: number) => (validity[r >> 3] & (1 << (r & 7))) !== 0
+              return [name, d.bytes !== undefined ? { valid, bytes: d.bytes, offsets: d.offsets } : { valid, numbers: d.numbers }]
+            }))
+          }
+          return [batch]
+        })
       return Stream.fromIterable(groups).pipe(
-        Stream.mapEffect((i) =>
-          decodeRowGroup(source, i, onWorker).pipe(
-            Effect.flatMap((table) =>
-              Effect.try({
-                try: () =>
-                  table.batches.map((batch): RawBatch => ({
-                    rows: batch.numRows,
-                    columns: Object.fromEntries(names.map((name) => {
-                      const vector = batch.getChild(name)
-                      if (vector === null) throw new CellError(`row group lacks column "${name}"`)
-                      return [name, rawColumn(vector, name)]
-                    }))
-                  })),
-                catch: (e) => artifactError(path, `cannot read row group ${i} of ${path}: ${messageOf(e)}`, e)
-              })
-            )
-          ), { concurrency: onWorker ? 2 : 1 }),
+        Stream.mapEffect(decode, { concurrency: onWorker ? 2 : 1 }),
         Stream.flatMap((batches) => Stream.fromIterable(batches))
       )
     })
