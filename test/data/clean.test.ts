@@ -9,6 +9,7 @@ import { Effect, Stream } from "effect"
 import { describe, expect, it } from "vitest"
 import { analyzeForeign, analyzeForeignUtf8, khmerDamage, scriptShare } from "../../src/nodes/clean/script.ts"
 import { hashPair, hashPairUtf8 } from "../../src/nodes/clean/hash.ts"
+import { pairScanner } from "../../src/nodes/clean/scan.ts"
 import { codePointLength, isSurelyNfc, textFlags, textFlagsUtf8, truncateCodePoints } from "../../src/text/unicode.ts"
 import { clean } from "../../src/nodes/clean/stage.ts"
 import { normalizeText } from "../../src/nodes/clean/work.ts"
@@ -140,6 +141,38 @@ describe("text helpers", () => {
       hashPair(x, y, a)
       hashPairUtf8(buf, xs, xe, buf, ys, ye, b)
       expect([x, y, [...b]]).toEqual([x, y, [...a]])
+    }
+  })
+
+  it("the one-pass scanner of the byte path answers what textFlagsUtf8, analyzeForeignUtf8 and hashPairUtf8 answer (fuzzed)", () => {
+    const alphabet = ["a", "Z", "7", " ", " ", "\t", "\r", "\u0001", "é", "\u0301", "\u00A0", "ក", "ខ", "្", "ត", "\u17DD", "ា", "ុ", "។",
+      "\u200B", "\u200C", "\u200D", "\uFEFF", "\u2060", "\u3000", "😀", "中", "ş", "\u19E0", "\u0300", "\u2028"]
+    for (const ranges of [[[0x1780, 0x17ff], [0x19e0, 0x19ff]], [[0x41, 0x5a]], []] as ReadonlyArray<ReadonlyArray<readonly [number, number]>>) {
+      const { scan, result } = pairScanner(ranges)
+      let seed = 23
+      const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32)
+      const word = () => Array.from({ length: Math.floor(rand() * 10) }, () => alphabet[Math.floor(rand() * alphabet.length)]).join("")
+      const key = new Uint32Array(2)
+      let onBytes = 0
+      for (let k = 0; k < 20000; k++) {
+        // mostly clean words (so that the byte path is taken often), some with anything
+        const x = rand() < 0.5 ? word() : word().replace(/[^a-zក-៹ ]/gu, "").replace(/ +/g, " ").trim()
+        const y = rand() < 0.5 ? word() : word().replace(/[^a-zក-៹ ]/gu, "").replace(/ +/g, " ").trim()
+        const buf = Buffer.from(`<${x}|${y}>`)
+        const xs = 1
+        const xe = xs + Buffer.byteLength(x)
+        const ys = xe + 1
+        const ye = ys + Buffer.byteLength(y)
+        const clean = textFlagsUtf8(buf, xs, xe) === 0 && textFlagsUtf8(buf, ys, ye) === 0
+        expect([x, y, scan(buf, xs, xe, buf, ys, ye)]).toEqual([x, y, clean])
+        if (!clean) continue
+        onBytes++
+        hashPairUtf8(buf, xs, xe, buf, ys, ye, key)
+        expect([x, y, result.englishLength, result.foreign, [...result.key]]).toEqual([
+          x, y, codePointLength(x), analyzeForeignUtf8(buf, ys, ye, ranges), [...key]
+        ])
+      }
+      expect(onBytes).toBeGreaterThan(5000)
     }
   })
 

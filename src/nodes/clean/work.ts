@@ -4,10 +4,11 @@ import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { isUtf8 } from "node:buffer"
 import { type ColumnBatch, openTableWriter, type RawColumn, readTableRaw, type Row } from "../../pipeline/table.ts"
-import { HashSet64, hashPair, hashPairUtf8 } from "./hash.ts"
-import { analyzeForeign, analyzeForeignUtf8, KHMER_DAMAGE_KINDS, type KhmerDamageKind } from "./script.ts"
+import { HashSet64, hashPair } from "./hash.ts"
+import { pairScanner } from "./scan.ts"
+import { analyzeForeign, KHMER_DAMAGE_KINDS, type KhmerDamageKind } from "./script.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
-import { codePointLength, HAS_ZERO_WIDTH, MAYBE_NOT_NFC, NEEDS_SPACE_FIX, textFlags, textFlagsUtf8, truncateCodePoints } from "../../text/unicode.ts"
+import { codePointLength, HAS_ZERO_WIDTH, MAYBE_NOT_NFC, NEEDS_SPACE_FIX, textFlags, truncateCodePoints } from "../../text/unicode.ts"
 import { writeJsonDoc } from "../../artifacts/json.ts"
 import { QualityDoc } from "../../schemas/quality.ts"
 import type { CleanParams } from "./params.ts"
@@ -91,13 +92,6 @@ const wholeCharacters = (col: RawColumn): boolean => {
   return true
 }
 
-/** Characters (code points) of the valid UTF-8 `buf[s, e)`: the bytes that are not continuation bytes. */
-const characters = (buf: Uint8Array, s: number, e: number): number => {
-  let n = 0
-  for (let i = s; i < e; i++) if ((buf[i] & 0xc0) !== 0x80) n++
-  return n
-}
-
 /** Kept rows `rows` of a raw batch, unchanged, as a column batch of byte ranges into the input. */
 const keptColumns = (
   rows: ReadonlyArray<number>,
@@ -140,6 +134,8 @@ export const runClean = (ctx: StageContext<CleanParams>): Effect.Effect<StageOut
     const keptWriter = yield* openTableWriter(ctx.outputs["clean"], PairColumns).pipe(asStageError(STAGE))
     const rejectWriter = yield* openTableWriter(ctx.outputs["clean.rejects"], RejectColumns).pipe(asStageError(STAGE))
     const seen = new HashSet64()
+    const scanner = pairScanner(ranges)
+    const scanned = scanner.result
     const key = new Uint32Array(2)
     const byReason: Record<RejectReason, number> = { "empty-english": 0, "empty-foreign": 0, "script-share": 0, duplicate: 0 }
     const damage: Record<KhmerDamageKind, { rows: number; exampleIds: Array<number> }> = {
@@ -274,7 +270,7 @@ export const runClean = (ctx: StageContext<CleanParams>): Effect.Effect<StageOut
             const ee = eo[i + 1]
             const fs = fo0[i]
             const fe = fo0[i + 1]
-            if (!onBytes || textFlagsUtf8(eb, es, ee) !== 0 || textFlagsUtf8(fb, fs, fe) !== 0) {
+            if (!onBytes || !scanner.scan(eb, es, ee, fb, fs, fe)) {
               const pair = asPairRow(rowAt(i))
               if (typeof pair === "string") return yield* fail(`pairs table, row ${rowsIn}: ${pair}`)
               let keptRow: Row | undefined
@@ -286,14 +282,13 @@ export const runClean = (ctx: StageContext<CleanParams>): Effect.Effect<StageOut
               continue
             }
             const id = ids[i]
-            const facts = analyzeForeignUtf8(fb, fs, fe, ranges)
+            const facts = scanned.foreign
             let reason: RejectReason | undefined
             if (es === ee) reason = "empty-english"
             else if (fs === fe) reason = "empty-foreign"
             else if (p.minScriptShare > 0 && facts.share < p.minScriptShare) reason = "script-share"
             else if (p.dedupe) {
-              hashPairUtf8(eb, es, ee, fb, fs, fe, key)
-              if (!seen.add(key[0], key[1])) reason = "duplicate"
+              if (!seen.add(scanned.key[0], scanned.key[1])) reason = "duplicate"
             }
             if (reason !== undefined) {
               byReason[reason]++
@@ -301,7 +296,7 @@ export const runClean = (ctx: StageContext<CleanParams>): Effect.Effect<StageOut
               continue
             }
             noteDamage(facts.damage, id)
-            englishLengths.add(characters(eb, es, ee))
+            englishLengths.add(scanned.englishLength)
             foreignLengths.add(facts.length)
             if (facts.length > p.maxForeignChars) {
               truncated++
