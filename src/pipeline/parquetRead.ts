@@ -24,6 +24,8 @@ export interface DecodedColumn {
   readonly bytes?: Buffer
   readonly offsets?: Int32Array
   readonly numbers?: Int32Array | Float64Array
+  /** The whole buffer `bytes` is a view of (for `reuse` with the next row group). */
+  readonly buffer?: Buffer
 }
 
 /** A column of the file's schema, in leaf order. */
@@ -111,13 +113,13 @@ const readHybrid = (
 class TextOut {
   bytes: Buffer
   pos = 0
-  constructor(capacity: number) {
-    this.bytes = Buffer.allocUnsafe(Math.max(64, capacity))
+  constructor(capacity: number, reuse: Buffer | undefined) {
+    this.bytes = reuse !== undefined && reuse.length >= capacity ? reuse : Buffer.allocUnsafeSlow(Math.max(64, capacity))
   }
   append(src: Buffer, s: number, e: number): void {
     const need = this.pos + e - s
     if (need > this.bytes.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(2 * this.bytes.length, need))
+      const bigger = Buffer.allocUnsafeSlow(Math.max(2 * this.bytes.length, need))
       this.bytes.copy(bigger, 0, 0, this.pos)
       this.bytes = bigger
     }
@@ -136,7 +138,8 @@ const decodeChunk = (
   codec: number,
   physical: number,
   nullable: boolean,
-  rows: number
+  rows: number,
+  reuse: Buffer | undefined
 ): DecodedColumn => {
   const isText = physical === TYPE_BYTE_ARRAY
   const width = physical === TYPE_INT32 ? 4 : 8
@@ -144,7 +147,7 @@ const decodeChunk = (
   let nulls = 0
   const numbers = isText ? undefined : physical === TYPE_INT32 ? new Int32Array(rows) : new Float64Array(rows)
   const offsets = isText ? new Int32Array(rows + 1) : undefined
-  const text = isText ? new TextOut(end - at) : undefined
+  const text = isText ? new TextOut(end - at, reuse) : undefined
   // the dictionary: for text its entries' [start, end) in `dictBytes`, for numbers the values
   let dictBytes: Buffer | undefined
   let dictStarts: Int32Array | undefined
@@ -155,7 +158,8 @@ const decodeChunk = (
 
   const inflate = (body: Uint8Array, size: number): Buffer => {
     if (codec === CODEC_UNCOMPRESSED) return asBuffer(body)
-    const out = zlib.zstdDecompressSync(body)
+    // one output buffer with room to spare (an exactly full one makes zlib allocate a second and concatenate)
+    const out = zlib.zstdDecompressSync(body, { chunkSize: Math.max(64, size + 64) })
     if (out.length !== size) throw corrupt(`a page inflates to ${out.length} bytes, its header says ${size}`)
     return out
   }
@@ -278,7 +282,7 @@ const decodeChunk = (
     for (let i = 0; i < rows; i++) {
       if (offsets![i] < offsets![i + 1] && (bytes[offsets![i]] & 0xc0) === 0x80) throw corrupt("a utf8 cell starts inside a character")
     }
-    return { validity: nulls > 0 ? validity : undefined, bytes, offsets }
+    return { validity: nulls > 0 ? validity : undefined, bytes, offsets, buffer: text.bytes }
   }
   return { validity: nulls > 0 ? validity : undefined, numbers }
 }
@@ -286,13 +290,15 @@ const decodeChunk = (
 /**
  * Decodes row group `rg` (its bytes `data`, where `data[0]` is file byte `rg.start`) for the columns `wanted`
  * (names of `columns`, the file's schema in leaf order). Undefined when the row group uses anything this decoder
- * does not read; throws when its data are corrupt.
+ * does not read; throws when its data are corrupt. `reuse` holds, per utf8 column, a buffer of an earlier row group
+ * that its text may be written into (the caller is done with that row group).
  */
 export const decodeRowGroupJs = (
   data: Uint8Array,
   rg: RowGroupInfo,
   columns: ReadonlyArray<DecodableColumn>,
-  wanted: ReadonlyArray<string>
+  wanted: ReadonlyArray<string>,
+  reuse?: ReadonlyMap<string, Buffer>
 ): Record<string, DecodedColumn> | undefined => {
   if (rg.columns.length !== columns.length) return undefined
   const out: Record<string, DecodedColumn> = {}
@@ -309,7 +315,7 @@ export const decodeRowGroupJs = (
       const at = chunk.start - rg.start
       const end = at + chunk.compressedBytes
       if (at < 0 || end > data.length) throw corrupt(`column "${name}" lies outside its row group`)
-      out[name] = decodeChunk(data, at, end, chunk.codec, physical, col.nullable, rg.rows)
+      out[name] = decodeChunk(data, at, end, chunk.codec, physical, col.nullable, rg.rows, reuse?.get(name))
     }
   } catch (e) {
     if (e instanceof Unsupported) return undefined
