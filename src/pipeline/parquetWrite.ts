@@ -7,8 +7,8 @@
  * Why: parquet-wasm encodes and compresses inside WebAssembly on the calling thread, which made Parquet writing
  * the bottleneck of ingest and clean (~6 s per million pairs). Here the values are laid out in JavaScript (one
  * pass over the rows) and the pages are compressed by Node's native zstd (libzstd 1.5.7, the version parquet-wasm
- * bundles; level 1, one-shot, gives identical frames) on a worker thread (`zstdWorker.ts`), so reading and
- * cleaning the next row group overlaps with compressing this one.
+ * bundles; level 1, one-shot, gives identical frames): `compressPagesSync` on the writing thread (`table.ts`'s
+ * default), or `compressPages` on a worker thread (`zstdWorker.ts`, with `LLINK_ZSTD_WORKER=1`).
  *
  * The file layout and every decision that changes bytes follow parquet-rs:
  * - a column chunk is [dictionary page] then data pages; each page is a Thrift `PageHeader` + zstd frame;

@@ -11,7 +11,8 @@
  * `writeParquet` as a one-row-group Parquet buffer; its column chunks are appended to the output file and its
  * row group metadata kept (offsets shifted); `close` writes the footer for all row groups, then fsyncs. Reading
  * parses the footer here, and for each row group reads just its bytes and decodes them with the synchronous
- * `readParquet`, so a corrupt page is an `ArtifactError` rather than a wasm panic. Files are standard Parquet
+ * `readParquet` (`readTableRaw`: with `parquetRead.ts` when it can), so a corrupt page is an `ArtifactError` rather
+ * than a wasm panic. Files are standard Parquet
  * (Arrow schema in `ARROW:schema`): parquet-wasm's whole-file and async readers and the independent hyparquet
  * reader all read them back identically.
  *
