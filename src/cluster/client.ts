@@ -8,6 +8,7 @@ import { SqlClient } from "effect/sql"
 import type { AnyStage } from "../pipeline/dag.ts"
 import { ShardExecutor } from "../pipeline/shards.ts"
 import { makeClusterExecutor } from "./executor.ts"
+import { SALT } from "./protocol.ts"
 import { clientLayer, pgLayer, runnerLayer, type ClusterOptions } from "./layers.ts"
 import { shardWorkerLayer } from "./worker.ts"
 
@@ -89,7 +90,8 @@ export const clusterStatus = (url: string): Effect.Effect<ClusterStatus, Cluster
       Schema.decodeUnknownEffect(Schema.Array(MessageRow))
     )
     const latest = new Map<string, typeof MessageRow.Type>()
-    for (const m of messages) latest.set(m.entity_id, m)
+    // one shard per entity id without its placement salt (a rerun may place it elsewhere)
+    for (const m of messages) latest.set(m.entity_id.split(SALT)[0], m)
     const stages: Record<string, { done: number; running: number; pending: number }> = {}
     for (const [id, m] of latest) {
       const stage = id.split("/")[0]

@@ -21,9 +21,13 @@ export interface ClusterOptions {
 
 export const pgLayer = (url: string) => PgClient.layer({ url: Redacted.make(url), maxConnections: 4 })
 
+/** Cluster shards per entity group, set on every runner and on the coordinator (its placement hint relies on it). */
+export const SHARDS_PER_GROUP = 300
+
 const tuning = (o: ClusterOptions) => {
   const lease = Duration.fromInputUnsafe(o.lease ?? "35 seconds")
   return {
+    shardsPerGroup: SHARDS_PER_GROUP,
     shardLockExpiration: lease,
     shardLockRefreshInterval: Duration.max(Duration.millis(500), Duration.divideUnsafe(lease, 3)),
     entityMessagePollInterval: Duration.millis(500),
@@ -37,12 +41,16 @@ const tuning = (o: ClusterOptions) => {
 export const clientLayer = (o: ClusterOptions) =>
   NodeClusterSocket.layer({ clientOnly: true, storage: "sql", shardingConfig: tuning(o) }).pipe(Layer.provideMerge(pgLayer(o.url)))
 
-/** A runner: registers at `host:port`, takes cluster shards, heartbeats through its lease. */
-export const runnerLayer = (o: ClusterOptions & { readonly host: string; readonly port: number }) =>
+/**
+ * A runner: registers at `host:port`, takes cluster shards, heartbeats through its lease. Its weight is its `slots`
+ * (shards at once), which the coordinator reads to keep that many shards running there, plus one queued.
+ */
+export const runnerLayer = (o: ClusterOptions & { readonly host: string; readonly port: number; readonly slots: number }) =>
   NodeClusterSocket.layer({
     storage: "sql",
     shardingConfig: {
       ...tuning(o),
+      runnerShardWeight: Math.max(1, o.slots),
       runnerAddress: Option.some(RunnerAddress.make(o.host, o.port)),
       runnerListenAddress: Option.some(RunnerAddress.make(o.host, o.port))
     }

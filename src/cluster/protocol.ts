@@ -39,7 +39,10 @@ export const RunShardResult = Schema.Struct({
   rows: Schema.Number
 })
 
-/** `<stage>/<key>/<shard id>`: the entity id and primary key of a shard. */
+/** Between a shard's entity id and the salt the coordinator adds to place it on a runner (`executor.ts`). */
+export const SALT = "~"
+
+/** `<stage>/<key>/<shard id>`: the entity id (before any placement salt) and primary key of a shard. */
 export const shardEntityId = (stage: string, key: string, range: typeof ShardRangeSchema.Type): string =>
   `${stage}/${key}/${shardId(range)}`
 

@@ -11,6 +11,7 @@ import type { AnyStage } from "../pipeline/dag.ts"
 import { stageCode } from "../pipeline/plan.ts"
 import { describeRange, runShard } from "../pipeline/shards.ts"
 import type { Progress } from "../pipeline/stage.ts"
+import { EndpointLimits } from "../services/endpoint.ts"
 import { ShardEntity, ShardFailed } from "./protocol.ts"
 
 export interface WorkerOptions {
@@ -76,8 +77,13 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
 
 /** The entity layer of a runner over `stages` (needs the stages' services, e.g. the tensor backend). */
 export const shardWorkerLayer = <R>(stages: ReadonlyArray<AnyStage<R>>, options: WorkerOptions) => {
-  // One semaphore per runner (the entity's build runs once per entity, i.e. per shard).
+  // One semaphore per runner (the entity's build runs once per entity, i.e. per shard). Shards that wait on an
+  // endpoint (inline) have one more slot, so that the next one starts (reads its inputs, opens the request cache)
+  // while the last requests of the previous one are out; the endpoint limits they share (EndpointLimits) keep the
+  // runner at the configured concurrency between them.
   const slots = Semaphore.makeUnsafe(Math.max(1, options.slots))
+  const inlineSlots = Semaphore.makeUnsafe(Math.max(1, options.slots) + 1)
+  const limits = EndpointLimits.shared()
   return ShardEntity.toLayer(
     Effect.sync(() =>
       ShardEntity.of({
@@ -105,6 +111,7 @@ export const shardWorkerLayer = <R>(stages: ReadonlyArray<AnyStage<R>>, options:
                 log: (line) => options.log(`${stage.name} ${describeRange(payload.range)}: ${line}`),
                 progress: () => quiet
               }).pipe(
+                Effect.provideService(EndpointLimits, limits),
                 Effect.map((x) => ({ reused: x.reused, rows: x.shard.rows })),
                 Effect.mapError((e) => failed(message(e)))
               )
@@ -120,7 +127,8 @@ export const shardWorkerLayer = <R>(stages: ReadonlyArray<AnyStage<R>>, options:
             )
             return { computedBy: `${os.hostname()}:${process.pid}`, reused: r.reused, rows: r.rows }
           })
-          return slots.withPermits(1)(work).pipe(
+          const inline = stages.find((s) => s.name === payload.stage)?.sharding?.inline === true
+          return (inline ? inlineSlots : slots).withPermits(1)(work).pipe(
             Effect.catchDefect((defect) => Effect.fail(failed(`defect: ${message(defect)}`))),
             Effect.tapCause((cause) =>
               Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.sync(() => options.log(`${payload.stage} ${describeRange(payload.range)}: ${Cause.pretty(cause).split("\n")[0]}`))

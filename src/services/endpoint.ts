@@ -138,6 +138,42 @@ export interface EndpointLayerOptions {
   readonly cacheDir?: string | undefined
   /** Where `baseUrl` and the API key are read from (default `process.env`). */
   readonly env?: Readonly<Record<string, string | undefined>> | undefined
+  /** Concurrency permits and rate gate shared with other endpoints of this process (`EndpointLimits`); own ones if absent. */
+  readonly limits?: SharedLimits | undefined
+}
+
+/** An endpoint's concurrency permits and request-rate gate, which several endpoint instances may share. */
+export interface SharedLimits {
+  readonly permits: Semaphore.Semaphore
+  readonly rateGate: Effect.Effect<void>
+}
+
+/** Fresh limits for `config`: `concurrency` permits, `requestsPerMinute` paced by a token bucket. */
+export const makeLimits = (config: Pick<EndpointConfig, "concurrency" | "requestsPerMinute">): SharedLimits => ({
+  permits: Semaphore.makeUnsafe(config.concurrency),
+  rateGate: makeTokenBucket(config.requestsPerMinute, Math.min(config.concurrency, Math.ceil(config.requestsPerMinute / 60)))
+})
+
+/**
+ * Limits shared by every endpoint this process builds for the same server, model and limits (a cluster runner
+ * provides it): two shards that overlap on one runner then keep `concurrency` requests in flight between them, not
+ * each. Absent (one process, one stage at a time): each endpoint has its own.
+ */
+export class EndpointLimits extends Context.Service<EndpointLimits, { readonly forConfig: (config: EndpointConfig) => SharedLimits }>()(
+  "llink/EndpointLimits"
+) {
+  /** A memo of limits keyed by base URL, model, concurrency and rate. */
+  static readonly shared = (): { readonly forConfig: (config: EndpointConfig) => SharedLimits } => {
+    const byKey = new Map<string, SharedLimits>()
+    return {
+      forConfig: (config) => {
+        const key = JSON.stringify([config.baseUrl, config.model, config.concurrency, config.requestsPerMinute])
+        let limits = byKey.get(key)
+        if (limits === undefined) byKey.set(key, (limits = makeLimits(config)))
+        return limits
+      }
+    }
+  }
 }
 
 /** A scripted answer: a string, or an Effect of one (to fail with an EndpointError or to wait). */
@@ -408,8 +444,7 @@ const makeLiveEndpoint = Effect.fn("LlmEndpoint.make")(function*(config: Endpoin
   })
 
   const stats = emptyStats()
-  const permits = Semaphore.makeUnsafe(config.concurrency)
-  const rateGate = makeTokenBucket(config.requestsPerMinute, Math.min(config.concurrency, Math.ceil(config.requestsPerMinute / 60)))
+  const { permits, rateGate } = options.limits ?? makeLimits(config)
   const inflight = new Map<string, InFlight>()
   const scope: Scope.Scope = yield* Effect.scope
 

@@ -17,7 +17,7 @@ import * as path from "node:path"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import { ArtifactStore } from "../pipeline/cache.ts"
 import { StageError } from "../pipeline/errors.ts"
-import { type EndpointConfig, type EndpointError, EndpointStats, LlmEndpoint, type LlmEndpointShape } from "./endpoint.ts"
+import { type EndpointConfig, type EndpointError, EndpointLimits, EndpointStats, LlmEndpoint, type LlmEndpointShape } from "./endpoint.ts"
 
 export { configuredBaseUrl, publicBaseUrl, resolveLlmMode, type ResolvedLlmMode } from "../schemas/endpoint.ts"
 
@@ -109,7 +109,9 @@ export const withStageEndpoint = <A, E, R>(
     const requestsDir = yield* requestsDirFor(scratchDir)
     return yield* Effect.scoped(
       Effect.gen(function*() {
-        const context = yield* Layer.build(LlmEndpoint.layer(config, { cacheDir: requestsDir })).pipe(
+        const limits = yield* Effect.serviceOption(EndpointLimits)
+        const shared = Option.isSome(limits) ? limits.value.forConfig(config) : undefined
+        const context = yield* Layer.build(LlmEndpoint.layer(config, { cacheDir: requestsDir, limits: shared })).pipe(
           Effect.mapError(endpointStageError(stage))
         )
         return yield* measured(Context.get(context, LlmEndpoint), requestsDir)

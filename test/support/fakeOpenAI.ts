@@ -49,6 +49,9 @@ export interface FakeOpenAI {
   readonly baseUrl: string
   /** Requests received (any outcome). */
   readonly received: () => number
+  /** The most requests that were open at once (received, response not yet finished), since the start or `resetMaxOpen`. */
+  readonly maxOpen: () => number
+  readonly resetMaxOpen: () => void
   readonly receivedByPrompt: ReadonlyMap<string, number>
   /** Successful answers fully written, per prompt. */
   readonly answeredByPrompt: ReadonlyMap<string, number>
@@ -115,6 +118,8 @@ export const startFakeOpenAI = async (options: FakeOpenAIOptions = {}): Promise<
   let index = 0
   let abandoned = 0
   const receivedByPrompt = new Map<string, number>()
+  let open = 0
+  let maxOpen = 0
   const answeredByPrompt = new Map<string, number>()
   const faultsServed = new Map<Fault, number>()
   const authorizations: Array<string> = []
@@ -157,6 +162,9 @@ export const startFakeOpenAI = async (options: FakeOpenAIOptions = {}): Promise<
     }
     const body = parsed as Record<string, unknown>
     bodies.push(body)
+    open++
+    maxOpen = Math.max(maxOpen, open)
+    res.on("close", () => void open--)
     const prompt = lastUserMessage(body)
     const request: FakeRequest = { index: index++, prompt, attemptForPrompt: receivedByPrompt.get(prompt) ?? 0, body }
     bump(receivedByPrompt, prompt)
@@ -238,6 +246,8 @@ export const startFakeOpenAI = async (options: FakeOpenAIOptions = {}): Promise<
   return {
     baseUrl: `http://127.0.0.1:${port}/v1`,
     received: () => index,
+    maxOpen: () => maxOpen,
+    resetMaxOpen: () => void (maxOpen = open),
     abandoned: () => abandoned,
     receivedByPrompt,
     answeredByPrompt,

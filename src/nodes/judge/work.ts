@@ -3,6 +3,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, Option, Stream } from "effect"
 import { StageError } from "../../pipeline/errors.ts"
+import { ShardExecutor } from "../../pipeline/shards.ts"
 import type { FinishedShard, ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { type Row, writeTable } from "../../pipeline/table.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
@@ -178,8 +179,8 @@ const tasksOf = (rows: ReadonlyArray<GenerationRow>) =>
     COMPARISONS.filter((comparison) => baselineOf(example, comparison) !== null).map((comparison) => ({ example, comparison }))
   )
 
-/** Examples per shard: enough requests (4 comparisons × 2 orders each) to keep `concurrency` busy for a while. */
-const shardExamples = (concurrency: number): number => Math.max(8, concurrency * 8)
+/** Examples per shard: `2 × concurrency` (at least 8), up to 4 comparisons × 2 orders each: small enough that the runners finish together (`src/cluster/executor.ts`). */
+const shardExamples = (concurrency: number): number => Math.max(8, concurrency * 2)
 
 /**
  * Sharding (`judge` with an endpoint): the shards are ranges of rows of the `generations` table. A shard sends the
@@ -192,6 +193,8 @@ const shardExamples = (concurrency: number): number => Math.max(8, concurrency *
 export const planJudgeShards = (params: JudgeParams, inputs: Readonly<Record<string, string>>): Effect.Effect<Array<ShardRange>, StageError> =>
   Effect.gen(function*() {
     if (params.mode === "offline" || Option.isSome(yield* Effect.serviceOption(LlmEndpoint))) return []
+    // in one process (no ShardExecutor) `run` does it all: shards would only add their overhead
+    if (Option.isNone(yield* Effect.serviceOption(ShardExecutor))) return []
     const rows = yield* readGenerations(STAGE, inputs["generations"])
     const size = shardExamples(params.judge.endpoint.concurrency)
     const out: Array<ShardRange> = []

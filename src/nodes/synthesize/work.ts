@@ -3,6 +3,7 @@ import { Effect, Option, Stream } from "effect"
 import { StageError } from "../../pipeline/errors.ts"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { ShardExecutor } from "../../pipeline/shards.ts"
 import type { FinishedShard, ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { readTableAll, type Row, writeTable } from "../../pipeline/table.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
@@ -383,14 +384,23 @@ export const runSynthesize = (ctx: StageContext<SynthesizeParams>, shards: Reado
  * (candidates past a shortfall, the eval pairs) is sent by the coordinator. Offline mode has no shards, nor has a
  * run whose caller provides the `LlmEndpoint`.
  */
+/**
+ * Candidates per shard on a cluster: `4 × concurrency` (at least 16), small enough that the runners finish together
+ * (the lanes of `src/cluster/executor.ts` hand them out as a work queue); a runner overlaps two of them, so the
+ * start and end of each cost no idle permits.
+ */
+export const shardCandidates = (concurrency: number): number => Math.max(16, concurrency * 4)
+
 export const planSynthesizeShards = (params: SynthesizeParams, inputs: Readonly<Record<string, string>>): Effect.Effect<Array<ShardRange>, StageError> =>
   Effect.gen(function*() {
     // Offline, or an endpoint provided by the caller (a test's scripted one, not necessarily backed by the shared
     // request cache): `run` does everything.
+    // In one process (no ShardExecutor) shards would only add their overhead and a tail of idle permits each.
     if (params.mode === "offline" || Option.isSome(yield* Effect.serviceOption(LlmEndpoint))) return []
+    if (Option.isNone(yield* Effect.serviceOption(ShardExecutor))) return []
     const train = yield* readPairs(inputs["train"])
     const n = Math.min(train.length, params.synth.val + params.synth.train)
-    const size = Math.max(16, params.synth.endpoint.concurrency * 16)
+    const size = shardCandidates(params.synth.endpoint.concurrency)
     const out: Array<ShardRange> = []
     for (let start = 0; start < n; start += size) out.push({ table: "train", start, end: Math.min(n, start + size) })
     return out
