@@ -3,7 +3,9 @@
  * embedded default (cut to `--until stageA`, with small batches so that `encode` and `teacher` have three shards each).
  * Every stage's output digest equals the single-process run's, each shard is computed once; then again with one
  * runner SIGKILLed while it computes a `teacher` shard: the shard moves to another runner after the lease, and the
- * digests are still those of the single-process run. Skips when PostgreSQL is not installed.
+ * digests are still those of the single-process run; a runner SIGKILLed mid-`synthesize`; and the whole embedded
+ * default (shrunk), where every sharded stage (generate and retrievalFull included, in runner child processes) merges
+ * to the single-process digests. Skips when PostgreSQL is not installed.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
@@ -40,9 +42,14 @@ interface Manifest {
   readonly stages: Record<string, { readonly status: string; readonly outputs: Record<string, { readonly digest: string }> }>
 }
 
-const llinkRun = (label: string, extra: ReadonlyArray<string>, until = "stageA"): Promise<{ code: number | null; out: string; manifest: Manifest }> =>
+const llinkRun = (
+  label: string,
+  extra: ReadonlyArray<string>,
+  until: string | null = "stageA",
+  sets: ReadonlyArray<string> = SETS
+): Promise<{ code: number | null; out: string; manifest: Manifest }> =>
   new Promise((resolve) => {
-    const args = [main, "run", "--until", until, ...SETS, "--set", `cacheDir=${path.join(dir, label, "cache")}`, "--run-dir", path.join(dir, label, "run"), ...extra]
+    const args = [main, "run", ...(until === null ? [] : ["--until", until]), ...sets, "--set", `cacheDir=${path.join(dir, label, "cache")}`, "--run-dir", path.join(dir, label, "run"), ...extra]
     const child = spawn(process.execPath, args, { cwd: repo, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENAI_API_KEY: "test" } })
     let out = ""
     child.stdout.on("data", (b: Buffer) => (out += b.toString()))
@@ -79,7 +86,7 @@ const startRunner = (url: string, port: number): Promise<Runner> =>
 
 /** `stage range` of every shard a runner computed (not those it found published). */
 const computed = (log: string): Array<string> =>
-  [...log.matchAll(/\] (\w+ \w+\[\d+, \d+\)): done in/g)].map((m) => m[1])
+  [...log.matchAll(/\] (\w+ [\w.]+\[\d+, \d+\)): done in/g)].map((m) => m[1])
 
 /** Output digests per stage; the human-facing `report` document is left out: it names the run folder. */
 const digests = (m: Manifest) =>
@@ -219,5 +226,35 @@ describe.skipIf(!pg.ok)("llink on a cluster (PostgreSQL on loopback, 3 runners)"
     } finally {
       for (const s of servers) await s.close()
     }
+  })
+
+  it("the whole embedded default (shrunk), 3 runners: every stage's digests equal the single-process run's", { timeout: 600_000 }, async () => {
+    if (!pg.ok) return
+    // every stage runs; generate and retrievalFull get two shards each (4 examples in batches of 2; 16 pairs in 8s)
+    const small = [
+      "split.train=96", "split.holdout=32", "split.evalN=16",
+      "stageA.steps=12", "stageA.checkpointEvery=6", "stageA.evalEvery=6", "stageA.warmupSteps=2", "stageA.microBatch=16",
+      "stageA.hardNegatives=16", "stageA.queueSize=64",
+      "synth.train=32", "synth.val=8", "synth.evalPerBucket=2",
+      "stageB.maxSteps=4", "stageB.evalEvery=2", "stageB.checkpointEvery=2", "stageB.valMaxRows=8",
+      "finetune.maxSteps=4", "finetune.evalEvery=2", "finetune.checkpointEvery=2", "finetune.valMaxRows=8",
+      "generate.batchSize=2", "generate.shardBatches=1", "generate.maxNewTokens=8",
+      "retrievalFull.batchSize=8", "retrievalFull.shardBatches=1",
+      "encode.batchSize=4", "teacher.batchSize=4"
+    ].flatMap((x) => ["--set", x])
+    const ref = await llinkRun("full-single", [], null, small)
+    expect(ref.code, ref.out.slice(-3000)).toBe(0)
+    const url = pg.url("full")
+    const runners = await Promise.all([34641, 34642, 34643].map((p) => startRunner(url, p)))
+    const r = await llinkRun("full-cluster", ["--cluster", url, "--lease", LEASE], null, small)
+    expect(r.code, r.out.slice(-3000)).toBe(0)
+    expect(r.out).toMatch(/\[generate\] 2 shard\(s\): 0 already published, 2 to run in the cluster/)
+    expect(r.out).toMatch(/\[retrievalFull\] 2 shard\(s\): 0 already published, 2 to run in the cluster/)
+    expect(Object.keys(digests(r.manifest)).sort()).toEqual(Object.keys(digests(ref.manifest)).sort())
+    expect(digests(r.manifest)).toEqual(digests(ref.manifest))
+    const done = runners.flatMap((x) => computed(x.log))
+    expect(done.filter((d) => d.startsWith("generate")).sort()).toEqual(["generate sft.eval[0, 2)", "generate sft.eval[2, 4)"])
+    expect(done.filter((d) => d.startsWith("retrievalFull")).sort()).toEqual(["retrievalFull eval[0, 8)", "retrievalFull eval[8, 16)"])
+    for (const x of runners) x.proc.kill("SIGTERM")
   })
 })
