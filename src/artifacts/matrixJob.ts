@@ -26,6 +26,7 @@ import { errnoCode, writeFileAtomicSync } from "../pipeline/fsAtomic.ts"
 import { asStageError } from "../pipeline/stageError.ts"
 import { openMatrixWriter } from "../pipeline/matrix.ts"
 import type { FinishedShard, Progress, ShardContext, ShardRange } from "../pipeline/stage.ts"
+import { consecutiveRanges } from "../pipeline/shards.ts"
 import { tableRowCount } from "../pipeline/table.ts"
 
 /** Batches per length-sorting window. */
@@ -318,7 +319,7 @@ export const planMatrixShards = (
     for (const table of tables) {
       const n = yield* tableRowCount(inputs[table]).pipe(asStageError(stage))
       if (n === 0) out.push({ table, start: 0, end: 0 })
-      for (let start = 0; start < n; start += window) out.push({ table, start, end: Math.min(n, start + window) })
+      out.push(...consecutiveRanges(table, n, window))
     }
     return out
   })

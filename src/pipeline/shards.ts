@@ -233,6 +233,16 @@ export interface ShardExecutorShape {
 /** Absent: shards run in this process. The CLI provides it with `--cluster`. */
 export class ShardExecutor extends Context.Service<ShardExecutor, ShardExecutorShape>()("llink/ShardExecutor") {}
 
+/** Whether shards go to other processes (a `ShardExecutor` is in context): stages that only shard there ask this. */
+export const onCluster: Effect.Effect<boolean> = Effect.map(Effect.serviceOption(ShardExecutor), Option.isSome)
+
+/** Rows `[0, n)` of `table` cut into ranges of `size` (the last one shorter). */
+export const consecutiveRanges = (table: string, n: number, size: number): Array<ShardRange> => {
+  const out: Array<ShardRange> = []
+  for (let start = 0; start < n; start += size) out.push({ table, start, end: Math.min(n, start + size) })
+  return out
+}
+
 /**
  * Runs a sharded stage (the runner calls this instead of `stage.run`): plans the shards, runs the ones not yet
  * published (here, or through the `ShardExecutor`), then merges them in plan order into `ctx.outputs`.

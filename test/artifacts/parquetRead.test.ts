@@ -10,17 +10,17 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
+import { makeRng } from "../../src/models/rng.ts"
 import { type Cell, type Column, type RawBatch, readTableAll, readTableRaw, type Row, tableInfo, writeTable } from "../../src/pipeline/table.ts"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-parquet-read-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 let counter = 0
 
-const mulberry32 = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), seed | 1)
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+/** A seeded uniform [0, 1) generator (the project's own). */
+const seeded = (seed: number) => {
+  const rng = makeRng(seed)
+  return () => rng.uniform()
 }
 
 const write = async (columns: ReadonlyArray<Column>, rows: ReadonlyArray<Row>, rowGroupSize?: number, engine?: "js" | "wasm") => {
@@ -78,7 +78,7 @@ describe("the JavaScript row group decoder reads what parquet-wasm reads", () =>
       { name: "score", type: "float64", nullable: true },
       { name: "rank", type: "int32", nullable: true }
     ]
-    const rand = mulberry32(3)
+    const rand = seeded(3)
     for (const [n, groupSize] of [[0, undefined], [1, undefined], [70, undefined], [3000, 1000], [25_000, undefined]] as const) {
       const rows: Array<Row> = []
       for (let i = 0; i < n; i++) {
@@ -98,7 +98,7 @@ describe("the JavaScript row group decoder reads what parquet-wasm reads", () =>
 
   it("large values: pages cut at 1 MiB, a dictionary that falls back to PLAIN", async () => {
     const columns: ReadonlyArray<Column> = [{ name: "text", type: "utf8" }, { name: "n", type: "float64" }]
-    const rand = mulberry32(5)
+    const rand = seeded(5)
     const rows: Array<Row> = Array.from({ length: 4000 }, (_, i) => ({
       text: i % 1000 === 0 ? "ក".repeat(200_000) : `${i % 3000}:${"y".repeat(Math.floor(rand() * 900))}`,
       n: i % 4 === 0 ? 0 : i % 4 === 1 ? -0 : rand()

@@ -14,6 +14,7 @@ import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { type FakeOpenAI, type FakeRequest, startFakeOpenAI } from "../support/fakeOpenAI.ts"
 import { startTestPostgres } from "../support/postgres.ts"
+import { SMALL_DEFAULT } from "../support/smallDefault.ts"
 
 const repo = path.resolve(import.meta.dirname, "../..")
 const main = path.join(repo, "src/cli/main.ts")
@@ -232,12 +233,7 @@ describe.skipIf(!pg.ok)("llink on a cluster (PostgreSQL on loopback, 3 runners)"
     if (!pg.ok) return
     // every stage runs; generate and retrievalFull get two shards each (4 examples in batches of 2; 16 pairs in 8s)
     const small = [
-      "split.train=96", "split.holdout=32", "split.evalN=16",
-      "stageA.steps=12", "stageA.checkpointEvery=6", "stageA.evalEvery=6", "stageA.warmupSteps=2", "stageA.microBatch=16",
-      "stageA.hardNegatives=16", "stageA.queueSize=64",
-      "synth.train=32", "synth.val=8", "synth.evalPerBucket=2",
-      "stageB.maxSteps=4", "stageB.evalEvery=2", "stageB.checkpointEvery=2", "stageB.valMaxRows=8",
-      "finetune.maxSteps=4", "finetune.evalEvery=2", "finetune.checkpointEvery=2", "finetune.valMaxRows=8",
+      ...SMALL_DEFAULT,
       "generate.batchSize=2", "generate.shardBatches=1", "generate.maxNewTokens=8",
       "retrievalFull.batchSize=8", "retrievalFull.shardBatches=1",
       "encode.batchSize=4", "teacher.batchSize=4"

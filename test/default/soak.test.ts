@@ -11,18 +11,11 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
+import { SMALL_DEFAULT } from "../support/smallDefault.ts"
 
 const repoRoot = path.resolve(import.meta.dirname, "../..")
 
-/** The default config, smaller: every stage still runs, resumable ones checkpoint every few steps. */
-const SMALL = [
-  "split.train=96", "split.holdout=32", "split.evalN=16",
-  "stageA.steps=24", "stageA.checkpointEvery=6", "stageA.evalEvery=12", "stageA.warmupSteps=4", "stageA.microBatch=16",
-  "stageA.hardNegatives=16", "stageA.queueSize=64",
-  "synth.train=32", "synth.val=8", "synth.evalPerBucket=2",
-  "stageB.maxSteps=8", "stageB.evalEvery=4", "stageB.checkpointEvery=2", "stageB.valMaxRows=8",
-  "finetune.maxSteps=6", "finetune.evalEvery=3", "finetune.checkpointEvery=2", "finetune.valMaxRows=8"
-].flatMap((s) => ["--set", s])
+const SMALL = SMALL_DEFAULT.flatMap((s) => ["--set", s])
 
 const args = (runDir: string, cacheDir: string) =>
   [path.join(repoRoot, "bin/llink.mjs"), "run", "--run-dir", runDir, "--set", `cacheDir=${cacheDir}`, ...SMALL]

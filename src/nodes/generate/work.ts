@@ -23,13 +23,13 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Option, Stream } from "effect"
+import { Effect, Stream } from "effect"
 import { asStageError } from "../../pipeline/stageError.ts"
 import { generate, type LlamaModel } from "../../models/llama.ts"
 import { slotOverrides, slotsFromZ } from "../../models/slots.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import { writeFileAtomicSync } from "../../pipeline/fsAtomic.ts"
-import { ShardExecutor } from "../../pipeline/shards.ts"
+import { consecutiveRanges, onCluster } from "../../pipeline/shards.ts"
 import type { FinishedShard, ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { tableRowCount, writeTable } from "../../pipeline/table.ts"
 import type { GenerateParams } from "./params.ts"
@@ -313,13 +313,11 @@ const findBatch = (dir: string, log: (line: string) => void) => (b: number, ids:
  */
 export const planGenerateShards = (p: GenerateParams, inputs: Readonly<Record<string, string>>): Effect.Effect<Array<ShardRange>, StageError> =>
   Effect.gen(function*() {
-    if (Option.isNone(yield* Effect.serviceOption(ShardExecutor))) return []
+    if (!(yield* onCluster)) return []
     const count = yield* tableRowCount(inputs["sft.eval"]).pipe(asStageError(STAGE))
     const n = p.limit === 0 ? count : Math.min(count, p.limit)
     const size = p.shardBatches * p.batchSize
-    const out: Array<ShardRange> = []
-    for (let start = 0; start < n; start += size) out.push({ table: "sft.eval", start, end: Math.min(n, start + size) })
-    return out
+    return consecutiveRanges("sft.eval", n, size)
   })
 
 /** One shard: the batches of its range (ranges start at batch boundaries), written to the shard folder. */

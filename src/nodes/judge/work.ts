@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, Option, Stream } from "effect"
 import { StageError } from "../../pipeline/errors.ts"
-import { ShardExecutor } from "../../pipeline/shards.ts"
+import { consecutiveRanges, onCluster } from "../../pipeline/shards.ts"
 import type { FinishedShard, ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { type Row, writeTable } from "../../pipeline/table.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
@@ -194,12 +194,10 @@ export const planJudgeShards = (params: JudgeParams, inputs: Readonly<Record<str
   Effect.gen(function*() {
     if (params.mode === "offline" || Option.isSome(yield* Effect.serviceOption(LlmEndpoint))) return []
     // in one process (no ShardExecutor) `run` does it all: shards would only add their overhead
-    if (Option.isNone(yield* Effect.serviceOption(ShardExecutor))) return []
+    if (!(yield* onCluster)) return []
     const rows = yield* readGenerations(STAGE, inputs["generations"])
     const size = shardExamples(params.judge.endpoint.concurrency)
-    const out: Array<ShardRange> = []
-    for (let start = 0; start < rows.length; start += size) out.push({ table: "generations", start, end: Math.min(rows.length, start + size) })
-    return out
+    return consecutiveRanges("generations", rows.length, size)
   })
 
 export const runJudgeShard = (ctx: ShardContext<JudgeParams>): Effect.Effect<ShardOutcome, StageError> =>

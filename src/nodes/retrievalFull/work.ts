@@ -23,14 +23,14 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as tf from "@tensorflow/tfjs"
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import { goldRanks, withIntervals } from "../../metrics/retrieval.ts"
 import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
 import { forward } from "../../models/llama.ts"
 import { slotsFromZ } from "../../models/slots.ts"
 import { StageError } from "../../pipeline/errors.ts"
-import { ShardExecutor } from "../../pipeline/shards.ts"
+import { consecutiveRanges, onCluster } from "../../pipeline/shards.ts"
 import type { FinishedShard, ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { readTableAll } from "../../pipeline/table.ts"
 import { writeJsonDoc } from "../../artifacts/json.ts"
@@ -187,12 +187,10 @@ const readShardVectors = (shard: FinishedShard, d: number): Effect.Effect<QueryV
  */
 export const planRetrievalFullShards = (p: RetrievalFullParams, inputs: Readonly<Record<string, string>>): Effect.Effect<Array<ShardRange>, StageError> =>
   Effect.gen(function*() {
-    if (Option.isNone(yield* Effect.serviceOption(ShardExecutor))) return []
+    if (!(yield* onCluster)) return []
     const { n } = yield* prepare(p, inputs, () => {})
     const size = p.shardBatches * p.batchSize
-    const out: Array<ShardRange> = []
-    for (let start = 0; start < n; start += size) out.push({ table: "eval", start, end: Math.min(n, start + size) })
-    return out
+    return consecutiveRanges("eval", n, size)
   })
 
 /** One shard: the query vectors of its rows (the single-process run's batches: ranges start at batch boundaries). */

@@ -3,7 +3,7 @@ import { Effect, Option, Stream } from "effect"
 import { StageError } from "../../pipeline/errors.ts"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { ShardExecutor } from "../../pipeline/shards.ts"
+import { consecutiveRanges, onCluster } from "../../pipeline/shards.ts"
 import type { FinishedShard, ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { readTableAll, type Row, writeTable } from "../../pipeline/table.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
@@ -397,13 +397,11 @@ export const planSynthesizeShards = (params: SynthesizeParams, inputs: Readonly<
     // request cache): `run` does everything.
     // In one process (no ShardExecutor) shards would only add their overhead and a tail of idle permits each.
     if (params.mode === "offline" || Option.isSome(yield* Effect.serviceOption(LlmEndpoint))) return []
-    if (Option.isNone(yield* Effect.serviceOption(ShardExecutor))) return []
+    if (!(yield* onCluster)) return []
     const train = yield* readPairs(inputs["train"])
     const n = Math.min(train.length, params.synth.val + params.synth.train)
     const size = shardCandidates(params.synth.endpoint.concurrency)
-    const out: Array<ShardRange> = []
-    for (let start = 0; start < n; start += size) out.push({ table: "train", start, end: Math.min(n, start + size) })
-    return out
+    return consecutiveRanges("train", n, size)
   })
 
 /** The training candidates at visiting positions [start, end), with the task types `runSynthesize` gives them. */
