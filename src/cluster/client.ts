@@ -28,10 +28,30 @@ const orClusterError = <A, E, R>(url: string, layer: Layer.Layer<A, E, R>): Laye
     Layer.catchCause((cause) => Layer.effectContext<A, ClusterError, never>(Effect.fail(clusterError(url)(Cause.squash(cause)))))
   )
 
+/**
+ * The messages along an error's cause chain (`cause`, or a socket error's `reason.cause`), distinct, joined: a
+ * taken `--listen` port is "Open" alone at the top and "listen EADDRINUSE …" two levels down.
+ */
+const describeChain = (error: unknown): string => {
+  const parts: Array<string> = []
+  let code: unknown
+  let current: unknown = error
+  for (let depth = 0; depth < 6 && current !== undefined && current !== null; depth++) {
+    const text = current instanceof Error ? current.message : typeof current === "object" ? "" : String(current)
+    if (text !== "" && !parts.includes(text)) parts.push(text)
+    if (typeof current !== "object") break
+    const node = current as { readonly cause?: unknown; readonly reason?: { readonly cause?: unknown }; readonly code?: unknown }
+    code ??= node.code
+    current = node.cause ?? node.reason?.cause
+  }
+  const hint = code === "EADDRINUSE" ? " (another process holds that address: pick another port with --listen)" : ""
+  return (parts.length === 0 ? String(error) : parts.join(": ")) + hint
+}
+
 const clusterError = (url: string) => (cause: unknown) =>
   new ClusterError({
     url: redactUrl(url),
-    message: `cluster at ${redactUrl(url)}: ${cause instanceof Error ? cause.message : String(cause)}`,
+    message: `cluster at ${redactUrl(url)}: ${describeChain(cause)}`,
     cause
   })
 

@@ -9,6 +9,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
@@ -252,5 +253,18 @@ describe.skipIf(!pg.ok)("llink on a cluster (PostgreSQL on loopback, 3 runners)"
     expect(done.filter((d) => d.startsWith("generate")).sort()).toEqual(["generate sft.eval[0, 2)", "generate sft.eval[2, 4)"])
     expect(done.filter((d) => d.startsWith("retrievalFull")).sort()).toEqual(["retrievalFull eval[0, 8)", "retrievalFull eval[8, 16)"])
     for (const x of runners) x.proc.kill("SIGTERM")
+  })
+
+  it("a runner whose --listen port is taken says so and exits 1", { timeout: 60_000 }, async () => {
+    if (!pg.ok) return
+    const holder = net.createServer()
+    await new Promise<void>((resolve) => holder.listen(34651, "127.0.0.1", resolve))
+    try {
+      const r = spawnSync(process.execPath, [main, "runner", "--cluster", pg.url("port"), "--listen", "127.0.0.1:34651"], { cwd: repo, encoding: "utf8", timeout: 50_000 })
+      expect(r.status, r.stdout + r.stderr).toBe(1)
+      expect(r.stdout + r.stderr).toMatch(/EADDRINUSE[^\n]*127\.0\.0\.1:34651 \(another process holds that address: pick another port with --listen\)/)
+    } finally {
+      holder.close()
+    }
   })
 })
