@@ -329,16 +329,17 @@ const SHARD_FILE = "matrix.f32"
 /**
  * Computes one shard of a matrix job: `job.lengths` are the shard's rows (row 0 = the range's first row) and
  * `compute` gets indices into them. Writes `<outDir>/matrix.f32` (rows × dim float32, row order); the batches are
- * kept in `<outDir>/.batches` only while the shard runs.
+ * kept in `scratch` (the shard's scratch folder, which outlives a failed attempt), so an attempt after a crash
+ * computes only the batches the last one did not finish.
  */
 export const runMatrixShard = (
   job: BatchJob,
   outDir: string,
+  scratch: string,
   progress: Progress,
   log: (line: string) => void
 ): Effect.Effect<{ readonly rows: number; readonly metrics: Record<string, unknown> }, StageError | ArtifactError> =>
   Effect.gen(function*() {
-    const scratch = path.join(outDir, ".batches")
     const { plan, load, computed, fill } = yield* computeBatches(job, scratch, progress, log)
     const n = job.lengths.length
     const buf = new Float32Array(n * job.dim)
@@ -352,10 +353,7 @@ export const runMatrixShard = (
     }
     const file = path.join(outDir, SHARD_FILE)
     yield* Effect.try({
-      try: () => {
-        fs.writeFileSync(file, bytesOf(buf))
-        fs.rmSync(scratch, { recursive: true, force: true })
-      },
+      try: () => fs.writeFileSync(file, bytesOf(buf)),
       catch: (cause) => new ArtifactError({ path: file, message: `cannot write the shard: ${describe(cause)}`, cause })
     })
     return { rows: n, metrics: { dim: job.dim, batches: plan.length, computed, fill: Number(fill.toFixed(3)) } }
@@ -449,6 +447,7 @@ export const runSequenceShard = (
   return runMatrixShard(
     { stage, label, prefix: table, batchSize, dim, lengths: seqs.map((q) => q.length), compute: (rows) => compute(Array.from(rows, (i) => seqs[i])) },
     ctx.outDir,
+    ctx.scratchDir,
     ctx.progress(label, seqs.length),
     ctx.log
   ).pipe(asStageError(stage))

@@ -58,6 +58,14 @@ export const shardsRoot = (root: string, stage: string, key: string): string => 
 export const shardDir = (root: string, stage: string, key: string, range: ShardRange): string =>
   path.join(shardsRoot(root, stage, key), shardId(range))
 
+/**
+ * `<root>/<stage>/<key>.shards/.scratch/<shard id>/`: a shard's resumable state (finished batches), kept across
+ * attempts, so a shard whose runner died resumes where it was on the runner that takes it over (every runner sees
+ * the same folder); removed once the shard is published, and with the `.shards` folder when the stage is.
+ */
+export const shardScratchDir = (root: string, stage: string, key: string, range: ShardRange): string =>
+  path.join(shardsRoot(root, stage, key), ".scratch", shardId(range))
+
 const fileSha256 = (file: string): string => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex")
 
 /**
@@ -144,9 +152,13 @@ export const runShard = <R>(
     const parent = shardsRoot(job.root, stage.name, job.key)
     const target = shardDir(job.root, stage.name, job.key, range)
     const tmp = path.join(parent, `.tmp-${shardId(range)}-${os.hostname()}-${uniqueSuffix()}`)
+    const scratch = shardScratchDir(job.root, stage.name, job.key, range)
     const t0 = performance.now()
     return yield* Effect.acquireUseRelease(
-      trySync(tmp, "create shard folder", () => fs.mkdirSync(tmp, { recursive: true })),
+      trySync(tmp, "create shard folder", () => {
+        fs.mkdirSync(tmp, { recursive: true })
+        fs.mkdirSync(scratch, { recursive: true })
+      }),
       () =>
         Effect.gen(function*() {
           const outcome = yield* sharding.runShard({
@@ -155,6 +167,7 @@ export const runShard = <R>(
             range,
             root: job.root,
             outDir: tmp,
+            scratchDir: scratch,
             progress: hooks.progress,
             log: hooks.log
           }).pipe(Effect.mapError((e) => rangeError(stage.name, range, e)))
@@ -210,6 +223,8 @@ export const runShard = <R>(
             })
           }
           yield* fsyncDir(parent)
+          // published: what an earlier, interrupted attempt left for resuming is no longer needed
+          yield* trySync(scratch, "remove shard scratch folder", () => fs.rmSync(scratch, { recursive: true, force: true }))
           return {
             shard: { range, dir: target, rows: record.rows, metrics: record.metrics },
             reused: false

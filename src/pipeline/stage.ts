@@ -128,6 +128,11 @@ export interface ShardContext<P> {
   readonly root: string
   /** A temporary folder: everything written here is digested and published as the shard's output. */
   readonly outDir: string
+  /**
+   * Resumable state of this shard (e.g. finished batches), kept across attempts of it, by any runner, until it is
+   * published (`shardScratchDir`). Whatever is there must be checked before reuse: an attempt may have died mid-write.
+   */
+  readonly scratchDir: string
   readonly progress: (label: string, total?: number) => Progress
   readonly log: (message: string) => void
 }

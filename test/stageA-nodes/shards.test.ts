@@ -3,7 +3,7 @@
  * shuffled order through the shard activity a cluster runner executes, merge to exactly the bytes of the
  * single-process `run` — the batches are the same, so the vectors are too.
  */
-import { Effect, Schema } from "effect"
+import { Effect, Fiber, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -15,7 +15,7 @@ import { ModelsConfig } from "../../src/nodes/models/params.ts"
 import { teacher } from "../../src/nodes/teacher/stage.ts"
 import { TeacherConfig } from "../../src/nodes/teacher/params.ts"
 import type { AnyStage } from "../../src/pipeline/dag.ts"
-import { runShardedStage } from "../../src/pipeline/shards.ts"
+import { runShard, runShardedStage, shardScratchDir } from "../../src/pipeline/shards.ts"
 import { shuffle, testExecutor } from "../support/shardExecutor.ts"
 import type { Progress, ShardRange, Stage } from "../../src/pipeline/stage.ts"
 import { runStage, sha256File, syntheticPairs, tempDir, writePairs } from "./support.ts"
@@ -74,5 +74,32 @@ describe("sharded encode and teacher", () => {
     const sharded = await runSharded(teacher, params, "t.sharded", 9)
     expect(sharded.ran).toHaveLength(4)
     for (const name of ["hE.train", "hE.holdout"]) expect(sha256File(sharded.outputs[name])).toBe(sha256File(single.outputs[name]))
+  })
+
+  it("encode: a shard interrupted mid-way resumes from its scratch batches on the next attempt, same bytes", async () => {
+    const params = Schema.decodeUnknownSync(EncodeConfig)({ batchSize: 2 })
+    const root = path.join(dir, "e.resume.cache")
+    const range = { table: "train", start: 0, end: 128 }
+    const job = { stage: "encode", key: "k", root, params, inputs }
+    const scratch = shardScratchDir(root, "encode", "k", range)
+    const attempt = () => runShard(encode as unknown as AnyStage<TensorBackend>, job, range, { log: () => {}, progress: () => quiet }).pipe(Effect.provide(TensorBackend.layer))
+    const markers = () => (fs.existsSync(scratch) ? fs.readdirSync(scratch).filter((f) => f.endsWith(".done")).length : 0)
+    // first attempt: interrupted once a few batches are finished
+    const fiber = Effect.runFork(attempt())
+    while (markers() < 5) await new Promise((r) => setTimeout(r, 5))
+    await Effect.runPromise(Fiber.interrupt(fiber))
+    const left = markers()
+    expect(left).toBeGreaterThanOrEqual(5)
+    expect(left).toBeLessThan(64)
+    // second attempt: computes only the rest; the published shard equals an uninterrupted one's
+    const second = await Effect.runPromise(attempt())
+    expect(second.reused).toBe(false)
+    expect(second.shard.metrics["computed"]).toBe(64 - left)
+    expect(fs.existsSync(scratch)).toBe(false)
+    const fresh = await Effect.runPromise(
+      runShard(encode as unknown as AnyStage<TensorBackend>, { ...job, root: path.join(dir, "e.fresh.cache") }, range, { log: () => {}, progress: () => quiet })
+        .pipe(Effect.provide(TensorBackend.layer))
+    )
+    expect(sha256File(path.join(second.shard.dir, "matrix.f32"))).toBe(sha256File(path.join(fresh.shard.dir, "matrix.f32")))
   })
 })

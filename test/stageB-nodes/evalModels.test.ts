@@ -33,7 +33,7 @@ import { FINETUNE_CONFIG, type FinetuneDoc, STAGEB_CONFIG, type StageBDoc } from
 import { finetunePrompt, instructionText, slotPrompt, slotTokens } from "../../src/prompts/slots.ts"
 import { basePrompt } from "../../src/nodes/generate/work.ts"
 import type { AnyStage } from "../../src/pipeline/dag.ts"
-import { runShardedStage } from "../../src/pipeline/shards.ts"
+import { runShard, runShardedStage, shardScratchDir } from "../../src/pipeline/shards.ts"
 import type { ShardRange, Stage } from "../../src/pipeline/stage.ts"
 import { shuffle, testExecutor } from "../support/shardExecutor.ts"
 import { configOf, fixturePairs, makeContext, paramsOf, readRows, tmpDir, writePairs, writeRandomMatrix } from "./support.ts"
@@ -272,6 +272,20 @@ describe("generate and retrievalFull in shards", () => {
     expect(sha(cluster.outputs["generations"])).toBe(sha(single.outputs["generations"]))
     expect(outcome.metrics?.["computedBatches"]).toBe(2)
     expect(cluster.logs.join("\n")).toMatch(/2 shards computed 2 of 2 batches, the merge 0/)
+    // A shard whose scratch folder holds a batch an earlier attempt finished reuses it (and drops the folder once published).
+    const root = path.join(base, "genS4", "cache")
+    const range = { table: "sft.eval", start: 0, end: 4 }
+    const scratch = shardScratchDir(root, "generate", "k2", range)
+    fs.mkdirSync(scratch, { recursive: true })
+    fs.copyFileSync(path.join(single.scratchDir, "batch-000000.json"), path.join(scratch, "batch-000000.json"))
+    const resumed = await Effect.runPromise(
+      runShard(generate as unknown as AnyStage<TensorBackend>, { stage: "generate", key: "k2", root, params, inputs }, range, { log: () => {}, progress: () => ({ advance: () => {}, setTotal: () => {}, done: () => {} }) })
+        .pipe(Effect.provide(TensorBackend.layer))
+    )
+    expect(resumed.shard.metrics["computedBatches"]).toBe(0)
+    expect(fs.readFileSync(path.join(resumed.shard.dir, "batch-000000.json"), "utf8")).toBe(fs.readFileSync(path.join(single.scratchDir, "batch-000000.json"), "utf8"))
+    expect(fs.existsSync(scratch)).toBe(false)
+
     const local = makeContext(generate, params, inputs, path.join(base, "genS3"))
     const l = await sharded(generate, local, false)
     expect(l.done).toEqual([])

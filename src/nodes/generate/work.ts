@@ -320,7 +320,8 @@ export const planGenerateShards = (p: GenerateParams, inputs: Readonly<Record<st
     return consecutiveRanges("sft.eval", n, size)
   })
 
-/** One shard: the batches of its range (ranges start at batch boundaries), written to the shard folder. */
+/** One shard: the batches of its range (ranges start at batch boundaries), written to the shard folder; resumes
+ *  from the batches an earlier attempt left in the shard's scratch folder. */
 export const runGenerateShard = (ctx: ShardContext<GenerateParams>): Effect.Effect<ShardOutcome, StageError, TensorBackend> =>
   Effect.gen(function*() {
     const p = ctx.params
@@ -329,14 +330,21 @@ export const runGenerateShard = (ctx: ShardContext<GenerateParams>): Effect.Effe
     const { examples, z } = yield* readExamples(p, ctx.inputs)
     const backend = (yield* startBackend(STAGE)).tfBackend
     const bar = ctx.progress(`examples [${start}, ${end})`, end - start)
+    // finished batches go to the shard's scratch folder first, so an attempt after a crash reuses them
+    const batches = { from: start / p.batchSize, to: Math.ceil(end / p.batchSize) }
     const { rows, computed } = yield* generateBatches(
-      p, ctx.inputs, examples.slice(0, end), z,
-      { from: start / p.batchSize, to: Math.ceil(end / p.batchSize) },
-      () => undefined,
-      saveBatch(ctx.outDir),
+      p, ctx.inputs, examples.slice(0, end), z, batches,
+      findBatch(ctx.scratchDir, ctx.log),
+      saveBatch(ctx.scratchDir),
       bar
     )
     bar.done()
+    yield* Effect.try({
+      try: () => {
+        for (let b = batches.from; b < batches.to; b++) fs.copyFileSync(batchFile(ctx.scratchDir, b), batchFile(ctx.outDir, b))
+      },
+      catch: (cause) => new StageError({ stage: STAGE, message: `cannot copy the shard's batches: ${String(cause)}`, file: ctx.scratchDir, cause })
+    })
     return { rows: rows.length, metrics: { computedBatches: computed, backend } }
   })
 
