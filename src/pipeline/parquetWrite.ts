@@ -29,7 +29,18 @@
  * parquet-wasm on random tables of every supported shape, and `LLINK_PARQUET_ENGINE=wasm` forces the old path.
  */
 import * as zlib from "node:zlib"
-import { Writer } from "./parquetFooter.ts"
+import {
+  CODEC_ZSTD,
+  ENC_PLAIN,
+  ENC_RLE,
+  ENC_RLE_DICTIONARY,
+  PAGE_DATA,
+  PAGE_DICTIONARY,
+  TYPE_BYTE_ARRAY,
+  TYPE_DOUBLE,
+  TYPE_INT32,
+  Writer
+} from "./parquetFooter.ts"
 import { workerClient } from "./workerClient.ts"
 import { oneShotOptions, ZSTD_WORKER_TAG } from "./zstdWorker.ts"
 
@@ -69,17 +80,6 @@ const DICT_LIMIT = 1024 * 1024
 const WRITE_BATCH = 1024
 const ROW_COUNT_LIMIT = 20_000
 const STATS_TRUNCATE = 64
-
-// parquet-format enums
-const TYPE_INT32 = 1
-const TYPE_DOUBLE = 5
-const TYPE_BYTE_ARRAY = 6
-const ENC_PLAIN = 0
-const ENC_RLE = 3
-const ENC_RLE_DICTIONARY = 8
-const PAGE_DATA = 0
-const PAGE_DICTIONARY = 2
-const CODEC_ZSTD = 6
 
 /** The column types this encoder writes; anything else goes through parquet-wasm. */
 export const supportsColumns = (
@@ -715,56 +715,23 @@ export const pageBodies = (group: PreparedRowGroup): Array<Uint8Array> =>
 /** The compression worker (started on first use, shared by every writer of the process; see `zstdWorker.ts`). */
 const compressor = workerClient(new URL("./zstdWorker.ts", import.meta.url), ZSTD_WORKER_TAG, "zstd worker")
 
-/** The reply of the compression worker: the input buffer handed back, and the frames back to back. */
-const isReply = (out: unknown): out is { readonly packed: Uint8Array; readonly frames: Uint8Array; readonly sizes: ReadonlyArray<number> } =>
-  typeof out === "object" && out !== null && "packed" in out && out.packed instanceof Uint8Array && "frames" in out &&
-  out.frames instanceof Uint8Array && "sizes" in out && Array.isArray(out.sizes) && out.sizes.every((n) => typeof n === "number")
-
-/**
- * Buffers that went to the compression worker and came back, kept for the next requests of any writer of the
- * process: without them every row group allocated its input copy and its output anew, which the two threads'
- * garbage collectors freed late (tens of MB of dead buffers at a time on ingest's and clean's peaks).
- */
-const SPARES = 2
-const spareInputs: Array<Uint8Array<ArrayBuffer>> = []
-const spareOutputs: Array<Uint8Array<ArrayBuffer>> = []
-
-/** Compressed page bodies; `release` once they are written hands their buffer back for reuse. */
-export interface CompressedPages {
-  readonly bodies: Array<Uint8Array>
-  readonly release: () => void
-}
+const isBodies = (out: unknown): out is Array<Uint8Array> => Array.isArray(out) && out.every((b) => b instanceof Uint8Array)
 
 /**
  * Compresses the page bodies as parquet-rs does (zstd level 1, one-shot), on the compression worker. The bodies
  * are copied into one buffer that is handed over (not cloned), so the caller may reuse them once this returns.
  */
-export const compressPages = async (bodies: ReadonlyArray<Uint8Array>): Promise<CompressedPages> => {
+export const compressPages = async (bodies: ReadonlyArray<Uint8Array>): Promise<Array<Uint8Array>> => {
   const sizes = bodies.map((b) => b.length)
-  const total = sizes.reduce((a, b) => a + b, 0)
-  const k = spareInputs.findIndex((b) => b.length >= total)
-  const packed = k >= 0 ? spareInputs.splice(k, 1)[0] : new Uint8Array(total)
+  const packed = new Uint8Array(sizes.reduce((a, b) => a + b, 0))
   let at = 0
   for (const b of bodies) {
     packed.set(b, at)
     at += b.length
   }
-  const spare = spareOutputs.pop()
-  const transfer: Array<ArrayBuffer> = spare === undefined ? [packed.buffer] : [packed.buffer, spare.buffer]
-  const out = await compressor.request({ packed, sizes, ...(spare === undefined ? {} : { spare }) }, transfer)
-  if (!isReply(out) || out.sizes.length !== sizes.length) throw new Error("zstd worker: the reply holds no page bodies")
-  if (spareInputs.length < SPARES) spareInputs.push(out.packed as Uint8Array<ArrayBuffer>)
-  const frames = out.frames as Uint8Array<ArrayBuffer>
-  let from = 0
-  const compressed = out.sizes.map((n) => frames.subarray(from, (from += n)))
-  let released = false
-  return {
-    bodies: compressed,
-    release: () => {
-      if (!released && spareOutputs.length < SPARES) spareOutputs.push(frames)
-      released = true
-    }
-  }
+  const out = await compressor.request({ packed, sizes }, [packed.buffer])
+  if (!isBodies(out)) throw new Error("zstd worker: the reply holds no page bodies")
+  return out
 }
 
 /** The same, on the calling thread. */

@@ -541,7 +541,7 @@ const columnBatchRows = (columns: ReadonlyArray<Column>, batch: ColumnBatch): Ar
 /** A row group handed to the compressor, waiting to be written once the one before it is on disk. */
 interface InFlight {
   readonly prepared: Fast.PreparedRowGroup
-  readonly compressed: Promise<{ readonly ok: Fast.CompressedPages } | { readonly error: unknown }>
+  readonly compressed: Promise<{ readonly ok: Array<Uint8Array> } | { readonly error: unknown }>
   readonly firstRow: number
 }
 
@@ -645,11 +645,10 @@ const openWriter = Effect.fn("table.openWriter")(function*(
         )
       }
       const assembled = yield* Effect.try({
-        try: () => Fast.assembleRowGroup(group.prepared, result.ok.bodies, position),
+        try: () => Fast.assembleRowGroup(group.prepared, result.ok, position),
         catch: (e) => artifactError(path, `cannot write ${path}: assembling a row group failed: ${messageOf(e)}`, e)
       })
       yield* io("write", () => writeParts(fh, assembled.parts, position))
-      result.ok.release()
       position += assembled.byteLength
       rowGroups.push(assembled.rowGroup)
     })
@@ -679,7 +678,7 @@ const openWriter = Effect.fn("table.openWriter")(function*(
         // pairs; `LLINK_ZSTD_WORKER=1` brings the worker back
         const compressed = (compressOnWorker
           ? Fast.compressPages(Fast.pageBodies(prepared))
-          : Promise.resolve({ bodies: Fast.compressPagesSync(Fast.pageBodies(prepared)), release: () => {} })).then(
+          : Promise.resolve(Fast.compressPagesSync(Fast.pageBodies(prepared)))).then(
           (ok) => ({ ok }),
           (error: unknown) => ({ error })
         )

@@ -9,9 +9,8 @@
  * `table.ts` uses it only with `LLINK_ZSTD_WORKER=1`: by default it compresses on the writing thread
  * (`compressPagesSync`), which on the 1M-pair bench cost little time and ~80 MB less peak RSS (bench/results).
  *
- * Protocol: `{ id, packed: Uint8Array, sizes: number[], spare?: Uint8Array }` in (the bodies back to back, and a
- * buffer for the frames, both transferred), `{ id, result: { packed, frames, sizes } }` (the input buffer back, the
- * frames back to back with their sizes, transferred) or `{ id, error }` back (`workerClient.ts`).
+ * Protocol: `{ id, packed: Uint8Array, sizes: number[] }` in (the bodies back to back, transferred),
+ * `{ id, result: Uint8Array[] }` (transferred) or `{ id, error }` back (`workerClient.ts`).
  */
 import { parentPort, workerData } from "node:worker_threads"
 import * as zlib from "node:zlib"
@@ -26,12 +25,16 @@ export const oneShotOptions = (size: number): zlib.ZstdOptions => ({
   chunkSize: Math.max(64, size + (size >> 8) + 128)
 })
 
-const isRequest = (
-  m: unknown
-): m is { readonly id: number; readonly packed: Uint8Array; readonly sizes: ReadonlyArray<number>; readonly spare?: Uint8Array } =>
+/** A fresh ArrayBuffer holding exactly `b` (transferable without detaching anything else). */
+const own = (b: Uint8Array): Uint8Array<ArrayBuffer> => {
+  const copy = new Uint8Array(b.length)
+  copy.set(b)
+  return copy
+}
+
+const isRequest = (m: unknown): m is { readonly id: number; readonly packed: Uint8Array; readonly sizes: ReadonlyArray<number> } =>
   typeof m === "object" && m !== null && "id" in m && typeof m.id === "number" && "packed" in m &&
-  m.packed instanceof Uint8Array && "sizes" in m && Array.isArray(m.sizes) && m.sizes.every((n) => typeof n === "number") &&
-  (!("spare" in m) || m.spare instanceof Uint8Array)
+  m.packed instanceof Uint8Array && "sizes" in m && Array.isArray(m.sizes) && m.sizes.every((n) => typeof n === "number")
 
 const port = parentPort
 if (port !== null && workerData === ZSTD_WORKER_TAG) {
@@ -41,24 +44,13 @@ if (port !== null && workerData === ZSTD_WORKER_TAG) {
       return
     }
     try {
-      // the frames go back to back into the caller's spare buffer (grown when they do not fit), and the input
-      // buffer goes back with them: both are reused for later row groups
-      let frames = m.spare ?? new Uint8Array(Math.max(1 << 16, m.packed.length >> 2))
-      let pos = 0
       let at = 0
-      const sizes = m.sizes.map((size) => {
-        const frame = zlib.zstdCompressSync(m.packed.subarray(at, at + size), oneShotOptions(size))
+      const out = m.sizes.map((size) => {
+        const body = m.packed.subarray(at, at + size)
         at += size
-        if (pos + frame.length > frames.length) {
-          const bigger = new Uint8Array(Math.max(2 * frames.length, pos + frame.length))
-          bigger.set(frames.subarray(0, pos))
-          frames = bigger
-        }
-        frames.set(frame, pos)
-        pos += frame.length
-        return frame.length
+        return own(zlib.zstdCompressSync(body, oneShotOptions(size)))
       })
-      port.postMessage({ id: m.id, result: { packed: m.packed, frames, sizes } }, [m.packed.buffer as ArrayBuffer, frames.buffer as ArrayBuffer])
+      port.postMessage({ id: m.id, result: out }, out.map((o) => o.buffer))
     } catch (e) {
       // reported to the caller, which fails the table writer with this message
       port.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e) })

@@ -156,6 +156,21 @@ describe("the JavaScript encoder writes parquet-wasm's bytes", () => {
     await same(columns, many, 25_000)
   })
 
+  it("LLINK_ZSTD_WORKER=1 (pages compressed on the worker thread) writes the bytes of the default (this thread)", async () => {
+    const rand = mulberry32(11)
+    const rows: Array<Row> = Array.from({ length: 30_000 }, (_, i) => ({ id: i, english: text(rand, 80), foreign: text(rand, 120), origin: `o${i % 7}`, score: i % 9 === 0 ? null : rand() }))
+    const here = fs.readFileSync(await writeWith("js", COLUMNS, rows, 8192))
+    const saved = process.env["LLINK_ZSTD_WORKER"]
+    process.env["LLINK_ZSTD_WORKER"] = "1"
+    try {
+      const onWorker = fs.readFileSync(await writeWith("js", COLUMNS, rows, 8192))
+      expect(onWorker.equals(here)).toBe(true)
+    } finally {
+      if (saved === undefined) delete process.env["LLINK_ZSTD_WORKER"]
+      else process.env["LLINK_ZSTD_WORKER"] = saved
+    }
+  })
+
   it("dictionary fallback: a column repetitive at first, then past 1 MiB of distinct values", async () => {
     const columns: ReadonlyArray<Column> = [{ name: "s", type: "utf8" }, { name: "k", type: "int32" }]
     const rows: Array<Row> = Array.from({ length: 16_000 }, (_, i) => ({
