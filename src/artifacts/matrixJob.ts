@@ -19,7 +19,6 @@
 import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { ArtifactError, StageError } from "../pipeline/errors.ts"
 import { errnoCode, writeFileAtomicSync } from "../pipeline/fsAtomic.ts"
@@ -27,6 +26,7 @@ import { asStageError } from "../pipeline/stageError.ts"
 import { openMatrixWriter } from "../pipeline/matrix.ts"
 import type { FinishedShard, Progress, ShardContext, ShardRange } from "../pipeline/stage.ts"
 import { consecutiveRanges } from "../pipeline/shards.ts"
+import { bytesOf, readF32File, requireLittleEndian, writeF32File } from "./f32File.ts"
 import { tableRowCount } from "../pipeline/table.ts"
 
 /** Batches per length-sorting window. */
@@ -87,12 +87,6 @@ export const planBatches = (lengths: ArrayLike<number>, batchSize: number): Arra
   }
   return out
 }
-
-const requireLittleEndian = (file: string): void => {
-  if (os.endianness() !== "LE") throw new Error(`${file}: only little-endian hosts are supported`)
-}
-
-const bytesOf = (a: Float32Array | Int32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength)
 
 const sha256 = (b: Uint8Array): string => crypto.createHash("sha256").update(b).digest("hex")
 
@@ -353,7 +347,7 @@ export const runMatrixShard = (
     }
     const file = path.join(outDir, SHARD_FILE)
     yield* Effect.try({
-      try: () => fs.writeFileSync(file, bytesOf(buf)),
+      try: () => writeF32File(file, buf),
       catch: (cause) => new ArtifactError({ path: file, message: `cannot write the shard: ${describe(cause)}`, cause })
     })
     return { rows: n, metrics: { dim: job.dim, batches: plan.length, computed, fill: Number(fill.toFixed(3)) } }
@@ -387,14 +381,7 @@ export const mergeMatrixShards = (
       }
       const file = path.join(shard.dir, SHARD_FILE)
       const data = yield* Effect.try({
-        try: () => {
-          requireLittleEndian(file)
-          const b = fs.readFileSync(file)
-          if (b.byteLength !== (end - start) * dim * 4) throw new Error(`${b.byteLength} bytes, expected ${(end - start) * dim * 4}`)
-          const a = new Float32Array((end - start) * dim)
-          bytesOf(a).set(b)
-          return a
-        },
+        try: () => readF32File(file, (end - start) * dim),
         catch: (cause) => new ArtifactError({ path: file, message: `cannot read the shard: ${describe(cause)}`, cause })
       })
       for (let r0 = start; r0 < end; r0 += batchSize) {

@@ -42,12 +42,10 @@ export const makeClusterExecutor = <R>(stages: ReadonlyArray<AnyStage<R>>, optio
     const clientFor = yield* ShardEntity.client
     const sharding = yield* Sharding.Sharding
     const sql = yield* SqlClient.SqlClient
-    /** Healthy registered runners (0 before any runner created the cluster's tables). */
-    const runners = sql<{ readonly n: number | string }>`SELECT count(*) AS n FROM cluster_runners WHERE healthy`.pipe(
-      Effect.map((rows) => Number(rows[0]?.n ?? 0)),
-      Effect.orElseSucceed(() => 0)
-    )
-    /** The lanes (each healthy runner `weight + 1` times) and, per cluster shard (index = id − 1), its owner: the hash ring every runner builds. */
+    /**
+     * The healthy runners (none before any runner created the cluster's tables), the lanes (each runner `weight + 1`
+     * times) and, per cluster shard (index = id − 1), its owner: the hash ring every runner builds.
+     */
     const ring = sql<{ readonly runner: string }>`SELECT runner FROM cluster_runners WHERE healthy ORDER BY address`.pipe(
       Effect.map((rows) => {
         const runners = rows.map((r) => Runner.Runner.decodeSync(r.runner)).filter((r) => r.groups.includes(SHARD_GROUP))
@@ -58,9 +56,9 @@ export const makeClusterExecutor = <R>(stages: ReadonlyArray<AnyStage<R>>, optio
         for (let round = 0; lanes.length < runners.reduce((a, r) => a + Math.max(1, r.weight) + 1, 0); round++) {
           for (const r of runners) if (round < Math.max(1, r.weight) + 1) lanes.push(r.address)
         }
-        return { lanes, owners: HashRing.getShards(hashRing, SHARDS_PER_GROUP) ?? [] }
+        return { runners: runners.length, lanes, owners: HashRing.getShards(hashRing, SHARDS_PER_GROUP) ?? [] }
       }),
-      Effect.orElseSucceed(() => ({ lanes: [] as Array<RunnerAddress.RunnerAddress>, owners: [] as Array<RunnerAddress.RunnerAddress> }))
+      Effect.orElseSucceed(() => ({ runners: 0, lanes: [] as Array<RunnerAddress.RunnerAddress>, owners: [] as Array<RunnerAddress.RunnerAddress> }))
     )
     /** `base`, or `base~<salt>` with the smallest salt whose cluster shard `runner` owns (`base` if none in 10,000). */
     const entityIdOn = (base: string, runner: RunnerAddress.RunnerAddress, now: { readonly owners: ReadonlyArray<RunnerAddress.RunnerAddress> }): string => {
@@ -73,7 +71,7 @@ export const makeClusterExecutor = <R>(stages: ReadonlyArray<AnyStage<R>>, optio
     }
     const runId = `${process.pid}-${Date.now()}-${crypto.randomBytes(4).toString("hex")}`
     const executor: ShardExecutorShape = {
-      describe: Effect.map(runners, (n) => {
+      describe: Effect.map(ring, ({ runners: n }) => {
         if (n === 0) options.log("no runner is registered yet: shards wait until one starts (`llink runner --cluster …`)")
         return `the cluster (${n} runner${n === 1 ? "" : "s"})`
       }),

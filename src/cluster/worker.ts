@@ -89,8 +89,9 @@ export const shardWorkerLayer = <R>(stages: ReadonlyArray<AnyStage<R>>, options:
       ShardEntity.of({
         RunShard: ({ payload }) => {
           const failed = (text: string) => new ShardFailed({ stage: payload.stage, range: payload.range, message: text })
+          const found = stages.find((s) => s.name === payload.stage)
           const work = Effect.gen(function*() {
-            const stage = stages.find((s) => s.name === payload.stage)
+            const stage = found
             if (stage === undefined) return yield* failed(`this runner has no stage ${payload.stage}`)
             const code = yield* stageCode(stage).pipe(Effect.mapError((e) => failed(e.message)))
             if ((code?.digest ?? "") !== payload.code) {
@@ -127,8 +128,7 @@ export const shardWorkerLayer = <R>(stages: ReadonlyArray<AnyStage<R>>, options:
             )
             return { computedBy: `${os.hostname()}:${process.pid}`, reused: r.reused, rows: r.rows }
           })
-          const inline = stages.find((s) => s.name === payload.stage)?.sharding?.inline === true
-          return (inline ? inlineSlots : slots).withPermits(1)(work).pipe(
+          return (found?.sharding?.inline === true ? inlineSlots : slots).withPermits(1)(work).pipe(
             Effect.catchDefect((defect) => Effect.fail(failed(`defect: ${message(defect)}`))),
             Effect.tapCause((cause) =>
               Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.sync(() => options.log(`${payload.stage} ${describeRange(payload.range)}: ${Cause.pretty(cause).split("\n")[0]}`))

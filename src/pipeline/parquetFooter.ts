@@ -358,6 +358,20 @@ export interface ColumnChunkInfo {
   readonly path: string
 }
 
+// parquet-format enums (the numbers in the file), for the encoder (parquetWrite.ts) and decoder (parquetRead.ts)
+export const TYPE_INT32 = 1
+export const TYPE_DOUBLE = 5
+export const TYPE_BYTE_ARRAY = 6
+export const ENC_PLAIN = 0
+export const ENC_PLAIN_DICTIONARY = 2
+export const ENC_RLE = 3
+export const ENC_RLE_DICTIONARY = 8
+export const PAGE_DATA = 0
+export const PAGE_DICTIONARY = 2
+export const PAGE_DATA_V2 = 3
+export const CODEC_UNCOMPRESSED = 0
+export const CODEC_ZSTD = 6
+
 /** parquet-format codec ids by name (note: these are the file's numbers, not parquet-wasm's `Compression` enum). */
 export const CODEC_NAMES: Readonly<Record<number, string>> = {
   0: "UNCOMPRESSED",

@@ -15,7 +15,22 @@
  */
 import { isUtf8 } from "node:buffer"
 import * as zlib from "node:zlib"
-import { pageHeaderAt, type RowGroupInfo } from "./parquetFooter.ts"
+import {
+  CODEC_UNCOMPRESSED,
+  CODEC_ZSTD,
+  ENC_PLAIN,
+  ENC_PLAIN_DICTIONARY,
+  ENC_RLE,
+  ENC_RLE_DICTIONARY,
+  PAGE_DATA,
+  PAGE_DATA_V2,
+  PAGE_DICTIONARY,
+  pageHeaderAt,
+  type RowGroupInfo,
+  TYPE_BYTE_ARRAY,
+  TYPE_DOUBLE,
+  TYPE_INT32
+} from "./parquetFooter.ts"
 
 /** One decoded column of a row group: a utf8 column's cell i is `bytes[offsets[i], offsets[i + 1])`. */
 export interface DecodedColumn {
@@ -34,19 +49,6 @@ export interface DecodableColumn {
   readonly type: string | undefined
   readonly nullable: boolean
 }
-
-const TYPE_INT32 = 1
-const TYPE_DOUBLE = 5
-const TYPE_BYTE_ARRAY = 6
-const ENC_PLAIN = 0
-const ENC_PLAIN_DICTIONARY = 2
-const ENC_RLE = 3
-const ENC_RLE_DICTIONARY = 8
-const PAGE_DATA = 0
-const PAGE_DICTIONARY = 2
-const PAGE_DATA_V2 = 3
-const CODEC_UNCOMPRESSED = 0
-const CODEC_ZSTD = 6
 
 const PHYSICAL: Readonly<Record<string, number>> = { utf8: TYPE_BYTE_ARRAY, int32: TYPE_INT32, float64: TYPE_DOUBLE }
 

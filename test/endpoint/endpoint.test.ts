@@ -6,12 +6,13 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Deferred, Effect, Fiber, Layer, Logger, References } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Logger, References } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import {
   type ChatRequest,
   EndpointError,
   type EndpointConfigInput,
+  EndpointLimits,
   LlmEndpoint,
   makeEndpointConfig
 } from "../../src/services/endpoint.ts"
@@ -444,5 +445,24 @@ describe("LlmEndpoint.scripted", () => {
     expect(s.requestsSent).toBe(3)
     expect(s.answered).toBe(2)
     expect(s.failures).toBe(1)
+  })
+})
+
+describe("EndpointLimits", () => {
+  it("two endpoints on shared limits keep `concurrency` requests open between them; on their own, each has its own", async () => {
+    const server = await start({ faults: () => "slow", slowMs: 60 })
+    const config = configFor(server, { concurrency: 3 })
+    const burst = (limits: EndpointLimits["Service"] | undefined, tag: string) =>
+      Effect.forEach([0, 1], (e) =>
+        Effect.scoped(Effect.gen(function*() {
+          const context = yield* Layer.build(LlmEndpoint.layer(config, { env, limits: limits?.forConfig(config) }))
+          const endpoint = Context.get(context, LlmEndpoint)
+          yield* Effect.forEach(Array.from({ length: 9 }, (_, i) => i), (i) => endpoint.chat(ask(`${tag} endpoint ${e} request ${i}`)), { concurrency: "unbounded", discard: true })
+        })), { concurrency: "unbounded", discard: true })
+    await Effect.runPromise(burst(EndpointLimits.shared(), "shared"))
+    expect(server.maxOpen()).toBe(3)
+    server.resetMaxOpen()
+    await Effect.runPromise(burst(undefined, "own"))
+    expect(server.maxOpen()).toBe(6)
   })
 })

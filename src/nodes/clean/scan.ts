@@ -10,7 +10,20 @@
  * must handle (anything that normalisation could change, including every character above U+FFFF), since only pairs
  * with no such character take the byte path.
  */
-import { type ForeignFacts, KHMER_DAMAGE_KINDS, type KhmerDamageKind, type ScriptRanges } from "./script.ts"
+import {
+  COENG,
+  COENG_AT_WORD_END,
+  type ForeignFacts,
+  isConsonant,
+  isDependentVowel,
+  isVowelBase,
+  KHMER_DAMAGE_KINDS,
+  type KhmerDamageKind,
+  NO_DAMAGE,
+  ORPHAN_VOWEL,
+  type ScriptRanges,
+  SPACE_AROUND_COENG
+} from "./script.ts"
 import { isJsSpace } from "../../text/unicode.ts"
 
 /** `CLASS` bits of a BMP code unit. */
@@ -55,21 +68,10 @@ const kindTable = (ranges: ScriptRanges): Uint8Array => {
   return t
 }
 
-const COENG = 0x17d2
-const SPACE_AROUND_COENG = 1
-const COENG_AT_WORD_END = 2
-const ORPHAN_VOWEL = 4
-const NO_DAMAGE: ReadonlyArray<KhmerDamageKind> = []
 const DAMAGE: ReadonlyArray<ReadonlyArray<KhmerDamageKind>> = Array.from(
   { length: 8 },
   (_, flags) => (flags === 0 ? NO_DAMAGE : KHMER_DAMAGE_KINDS.filter((_, k) => (flags & (1 << k)) !== 0))
 )
-
-const isConsonant = (c: number): boolean => c >= 0x1780 && c <= 0x17a2
-const isDependentVowel = (c: number): boolean => c >= 0x17b6 && c <= 0x17c5
-const isVowelBase = (c: number): boolean =>
-  (c >= 0x1780 && c <= 0x17b3) || (c >= 0x17b6 && c <= 0x17d1) || c === 0x17d3 || c === 0x17dd || c === 0x200c ||
-  c === 0x200d
 
 /** What `scanPairUtf8` found; valid after it returned true, until the next call. */
 export interface PairScan {

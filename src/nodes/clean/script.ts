@@ -21,17 +21,18 @@ export type ScriptRanges = ReadonlyArray<readonly [number, number]>
 export type KhmerDamageKind = "spaceAroundCoeng" | "coengAtWordEnd" | "orphanDependentVowel"
 export const KHMER_DAMAGE_KINDS: ReadonlyArray<KhmerDamageKind> = ["spaceAroundCoeng", "coengAtWordEnd", "orphanDependentVowel"]
 
-const SPACE_AROUND_COENG = 1
-const COENG_AT_WORD_END = 2
-const ORPHAN_VOWEL = 4
+/** Bits of a damage mask (bit k = KHMER_DAMAGE_KINDS[k]); also used by `scan.ts`. */
+export const SPACE_AROUND_COENG = 1
+export const COENG_AT_WORD_END = 2
+export const ORPHAN_VOWEL = 4
 
 const LETTER_OR_DIGIT = /[\p{L}\p{M}\p{N}]/u
-const COENG = 0x17d2
+export const COENG = 0x17d2
 
-const isConsonant = (c: number): boolean => c >= 0x1780 && c <= 0x17a2
-const isDependentVowel = (c: number): boolean => c >= 0x17b6 && c <= 0x17c5
+export const isConsonant = (c: number): boolean => c >= 0x1780 && c <= 0x17a2
+export const isDependentVowel = (c: number): boolean => c >= 0x17b6 && c <= 0x17c5
 /** What may carry a dependent vowel. */
-const isVowelBase = (c: number): boolean =>
+export const isVowelBase = (c: number): boolean =>
   (c >= 0x1780 && c <= 0x17b3) || (c >= 0x17b6 && c <= 0x17d1) || c === 0x17d3 || c === 0x17dd || c === 0x200c ||
   c === 0x200d
 
@@ -44,7 +45,7 @@ export interface ForeignFacts {
   readonly damage: ReadonlyArray<KhmerDamageKind>
 }
 
-const NO_DAMAGE: ReadonlyArray<KhmerDamageKind> = []
+export const NO_DAMAGE: ReadonlyArray<KhmerDamageKind> = []
 
 const NOT_A_LETTER = 0
 const LETTER = 1

@@ -243,7 +243,8 @@ const generateBatches = (
       const rows = find(b, slice(b).ids)
       if (rows !== undefined) found.set(b, rows)
     }
-    const computeMissing = (sys: EvalSystems, peers: PeerSystems) =>
+    /** Every batch in order: found, or computed with `systems` (undefined when nothing is missing). */
+    const assemble = (systems: { readonly sys: EvalSystems; readonly peers: PeerSystems } | undefined) =>
       Effect.gen(function*() {
         const out: Array<GenerationRow> = []
         let computed = 0
@@ -254,24 +255,20 @@ const generateBatches = (
             out.push(...done)
           } else {
             const fresh = yield* Effect.tryPromise({
-              try: () => generateBatch(sys, batch, ids, z, p, peers),
+              try: () => generateBatch(systems!.sys, batch, ids, z, p, systems!.peers),
               catch: (cause) => new StageError({ stage: STAGE, message: `batch ${b} (examples ${start}–${start + batch.length - 1}): ${cause instanceof Error ? cause.message : String(cause)}`, cause })
             })
             yield* save(b, ids, fresh)
             computed++
             out.push(...fresh)
+            // Let an interrupt land between batches.
+            yield* Effect.yieldNow
           }
           bar.advance(batch.length)
-          // Let an interrupt land between batches.
-          yield* Effect.yieldNow
         }
         return { rows: out, computed }
       })
-    if (found.size === batches.to - batches.from) {
-      const rows = Array.from({ length: batches.to - batches.from }, (_, i) => found.get(batches.from + i)!).flat()
-      bar.advance(rows.length)
-      return { rows, computed: 0 }
-    }
+    if (found.size === batches.to - batches.from) return yield* assemble(undefined)
     const loadAll = Effect.gen(function*() {
       const sys = yield* loadEvalSystems(STAGE, inputs)
       const models = yield* readModelsRef(inputs["models"]).pipe(asStageError(STAGE), Effect.tapError(() => Effect.sync(() => sys.dispose())))
@@ -282,7 +279,7 @@ const generateBatches = (
     })
     return yield* Effect.acquireUseRelease(
       loadAll,
-      ({ sys, peers }) => computeMissing(sys, peers),
+      (systems) => assemble(systems),
       ({ sys, peers }) => Effect.sync(() => {
         peers.dispose()
         sys.dispose()

@@ -19,8 +19,6 @@
  *   section's template and token limit: "paper" = BOS `User:{foreign}<foreign_emb>`), so both sides of the
  *   comparison are read at the same reserved position.
  */
-import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
@@ -40,6 +38,7 @@ import { PAPER_RETRIEVAL } from "../../schemas/paper.ts"
 import { hostMatmul } from "../../backend/host.ts"
 import { readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
+import { readF32File, writeF32File } from "../../artifacts/f32File.ts"
 import { readMatrixHead } from "../../artifacts/matrixHead.ts"
 import { leftPad, teacherPromptIds } from "../../prompts/teacher.ts"
 import { slotPrompt, stripTokens, taskInstruction } from "../../prompts/slots.ts"
@@ -150,15 +149,10 @@ const queryVectors = (
 /** A shard's vectors: `full.f32` and `finetune.f32`, rows × d little-endian float32. */
 const SHARD_FILES = { full: "full.f32", finetune: "finetune.f32" } as const
 
-const requireLittleEndian = (): void => {
-  if (os.endianness() !== "LE") throw new Error("shard vector files are little-endian float32; this machine is big-endian")
-}
-
 const writeShardVectors = (dir: string, v: QueryVectors): Effect.Effect<void, StageError> =>
   Effect.try({
     try: () => {
-      requireLittleEndian()
-      for (const k of ["full", "finetune"] as const) fs.writeFileSync(path.join(dir, SHARD_FILES[k]), new Uint8Array(v[k].buffer, v[k].byteOffset, v[k].byteLength))
+      for (const k of ["full", "finetune"] as const) writeF32File(path.join(dir, SHARD_FILES[k]), v[k])
     },
     catch: (cause) => new StageError({ stage: STAGE, message: `cannot write the shard's vectors: ${String(cause)}`, file: dir, cause })
   })
@@ -166,17 +160,8 @@ const writeShardVectors = (dir: string, v: QueryVectors): Effect.Effect<void, St
 const readShardVectors = (shard: FinishedShard, d: number): Effect.Effect<QueryVectors, StageError> =>
   Effect.try({
     try: () => {
-      requireLittleEndian()
-      const read = (k: keyof typeof SHARD_FILES) => {
-        const file = path.join(shard.dir, SHARD_FILES[k])
-        const b = fs.readFileSync(file)
-        const want = (shard.range.end - shard.range.start) * d * 4
-        if (b.byteLength !== want) throw new Error(`${file}: ${b.byteLength} bytes, expected ${want}`)
-        const a = new Float32Array(b.byteLength / 4)
-        new Uint8Array(a.buffer).set(b)
-        return a
-      }
-      return { full: read("full"), finetune: read("finetune") }
+      const count = (shard.range.end - shard.range.start) * d
+      return { full: readF32File(path.join(shard.dir, SHARD_FILES.full), count), finetune: readF32File(path.join(shard.dir, SHARD_FILES.finetune), count) }
     },
     catch: (cause) => new StageError({ stage: STAGE, message: `cannot read a shard's vectors: ${cause instanceof Error ? cause.message : String(cause)}`, file: shard.dir, cause })
   })
