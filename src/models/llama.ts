@@ -61,6 +61,49 @@ export interface LlamaModel {
   readonly invFreq: Float64Array
   /** LoRA adapters applied on top of the frozen projections, if any. */
   readonly lora: LoraAdapters | undefined
+  /** The head's non-zero rows, when most rows are exactly zero (see `HeadRows`); undefined otherwise. */
+  readonly headRows?: HeadRows
+}
+
+/**
+ * A frozen LM head most of whose rows are exactly zero (the pretrained miniature decoder: rows of tokens it never
+ * produced in pretraining are zero), held compactly. Every zero row has logit exactly 0, so the full-vocabulary
+ * log-sum-exp is logsumexp(compact logits ∪ {log zeroCount}): the loss over `compact` alone plus that one constant
+ * column is the full cross-entropy, exactly, at a fraction of the cost (`targetNll`). A real checkpoint has no zero
+ * rows and never gets one.
+ */
+export interface HeadRows {
+  /** Vocabulary ids of the non-zero rows, ascending. */
+  readonly ids: Int32Array
+  /** [ids.length, hidden]: those rows. */
+  readonly compact: tf.Tensor2D
+  /** Vocabulary id → index in `compact`, or −1 for a zero row. */
+  readonly index: Int32Array
+  /** How many rows are zero. */
+  readonly zeroCount: number
+}
+
+/** `HeadRows` of a host head [V, H] when at least half its rows are all zero; undefined otherwise. */
+export const compactHeadRows = (head: HostTensor): HeadRows | undefined => {
+  const [V, H] = head.shape
+  const data = head.data
+  const index = new Int32Array(V).fill(-1)
+  const ids: Array<number> = []
+  for (let r = 0; r < V; r++) {
+    const o = r * H
+    for (let j = 0; j < H; j++) {
+      if (data[o + j] !== 0) {
+        index[r] = ids.length
+        ids.push(r)
+        break
+      }
+    }
+  }
+  const zeroCount = V - ids.length
+  if (zeroCount * 2 < V || ids.length === 0) return undefined
+  const rows = new Float32Array(ids.length * H)
+  ids.forEach((r, i) => rows.set(data.subarray(r * H, (r + 1) * H), i * H))
+  return { ids: Int32Array.from(ids), compact: tf.tensor2d(rows, [ids.length, H]), index, zeroCount }
 }
 
 const headDimOf = (config: LlamaConfig): number => config.head_dim ?? config.hidden_size / config.num_attention_heads
@@ -153,6 +196,7 @@ export const llamaFromWeights = (
     }
     const embed = toTensor(embedHost) as tf.Tensor2D
     const lmHead = headHost === undefined ? embed : (toTensor(headHost) as tf.Tensor2D)
+    const headRows = compactHeadRows(headHost ?? embedHost)
     return {
       kind: "llama" as const,
       config: { ...config, vocab_size: embedHost.shape[0] },
@@ -163,7 +207,8 @@ export const llamaFromWeights = (
       layers,
       norm: t1("model.norm.weight"),
       invFreq: ropeInvFreq(config),
-      lora: options?.lora
+      lora: options?.lora,
+      ...(headRows === undefined ? {} : { headRows })
     }
   })
 
@@ -174,6 +219,7 @@ export const withLora = (model: LlamaModel, lora: LoraAdapters | undefined): Lla
 export const disposeLlama = (model: LlamaModel): void => {
   const all: Array<tf.Tensor> = [model.embed, model.norm]
   if (!model.tied) all.push(model.lmHead)
+  if (model.headRows !== undefined) all.push(model.headRows.compact)
   for (const l of model.layers) all.push(l.inputNorm, l.q, l.k, l.v, l.o, l.postNorm, l.gate, l.up, l.down)
   tf.dispose(all)
 }

@@ -154,8 +154,21 @@ export const targetNll = (model: LlamaModel, input: DecoderInput, targets: LmTar
     sel[i * B * T + b * T + p] = 1
   }
   const rows = tf.matMul(tf.tensor2d(sel, [N, B * T]), tf.reshape(hidden, [B * T, H]) as tf.Tensor2D)
-  const logits = tf.matMul(rows, model.lmHead, false, true) as tf.Tensor2D
-  return crossEntropyRows(logits, targets.tokens)
+  const head = model.headRows
+  if (head === undefined) return crossEntropyRows(tf.matMul(rows, model.lmHead, false, true) as tf.Tensor2D, targets.tokens)
+  // Exact over the whole vocabulary: the zero rows' logits are all 0, so they enter as one column log(zeroCount);
+  // a target that is a zero row has logit 0, i.e. its column's value minus log(zeroCount).
+  const S = head.ids.length
+  const logZ = Math.log(head.zeroCount)
+  const compact = tf.matMul(rows, head.compact, false, true) as tf.Tensor2D
+  const logits = tf.concat([compact, tf.fill([N, 1], logZ)], 1) as tf.Tensor2D
+  const mapped = targets.tokens.map((t) => {
+    if (!(t >= 0 && t < head.index.length)) throw new Error(`cross-entropy: target ${t} is outside [0, ${head.index.length})`)
+    return head.index[t] >= 0 ? head.index[t] : S
+  })
+  const nll = crossEntropyRows(logits, mapped)
+  if (!mapped.includes(S)) return nll
+  return tf.add(nll, tf.tensor1d(mapped.map((m) => (m === S ? logZ : 0)))) as tf.Tensor1D
 }
 
 /** The mean cross-entropy over all target tokens. */
