@@ -640,20 +640,45 @@ export const generate = (): string => {
   return lines.join("\n") + "\n"
 }
 
+/** Pairs of the miniature corpus (the embedded default's): more distinct sentences, another seed, no noise rows. */
+export const MINI_PAIRS = 3000
+const MINI_SEED = 20261205
+
+/** The miniature corpus: `n` distinct pairs from the same templates (the noise cases are the sample's job). */
+export const generateMini = (n: number = MINI_PAIRS): string => {
+  rand = mulberry32(MINI_SEED)
+  const lines: Array<string> = []
+  const seen = new Set<string>()
+  let attempts = 0
+  while (lines.length < n) {
+    if (++attempts > 1_000_000) throw new Error("templates cannot produce enough distinct pairs")
+    const p = pick(TEMPLATES)()
+    const en = capital(p.en)
+    if (seen.has(en) || seen.has(p.km)) continue
+    seen.add(en)
+    seen.add(p.km)
+    lines.push(`${en}\t${p.km}`)
+  }
+  return lines.join("\n") + "\n"
+}
+
 const here = path.dirname(fileURLToPath(import.meta.url))
 export const SAMPLE_FILE = path.join(here, "km-en.sample.tsv")
+export const MINI_FILE = path.join(here, "km-en.mini.tsv")
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const text = generate()
-  if (process.argv.includes("--check")) {
-    const current = fs.existsSync(SAMPLE_FILE) ? fs.readFileSync(SAMPLE_FILE, "utf8") : ""
-    if (current !== text) {
-      console.error(`${SAMPLE_FILE} is stale: run node datasets/km-en-sample/generate.ts`)
-      process.exit(1)
+  let stale = false
+  for (const [file, text] of [[SAMPLE_FILE, generate()], [MINI_FILE, generateMini()]] as const) {
+    if (process.argv.includes("--check")) {
+      const current = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : ""
+      if (current !== text) {
+        console.error(`${file} is stale: run node datasets/km-en-sample/generate.ts`)
+        stale = true
+      } else console.log(`${file} is up to date`)
+    } else {
+      fs.writeFileSync(file, text)
+      console.log(`wrote ${file}: ${text.split("\n").length - 1} lines`)
     }
-    console.log(`${SAMPLE_FILE} is up to date`)
-  } else {
-    fs.writeFileSync(SAMPLE_FILE, text)
-    console.log(`wrote ${SAMPLE_FILE}: ${text.split("\n").length - 1} lines`)
   }
+  if (stale) process.exit(1)
 }

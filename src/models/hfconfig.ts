@@ -343,3 +343,31 @@ export const oneBLlamaConfig: LlamaConfig = {
   num_key_value_heads: 8,
   head_dim: 64
 }
+
+/**
+ * The embedded default's miniature XLM-R (pretrained by the `models` stage with masked-LM): hidden 64, 2 layers,
+ * 4 heads, intermediate 256. `vocab_size` is set to its Unigram tokenizer's, as for `tinyXlmrConfig`.
+ */
+export const miniXlmrConfig: XlmRobertaConfig = {
+  ...tinyXlmrConfig,
+  hidden_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  intermediate_size: 256
+}
+
+/**
+ * The embedded default's miniature Llama (pretrained by the `models` stage on English): hidden 128, 2 layers, 4 heads
+ * over 2 KV heads (head_dim 32), intermediate 384, the real Llama-3 tokenizer, and an untied head whose rows are zero
+ * for every token its pretraining never produced (see `src/train/pretrain.ts`).
+ */
+export const miniLlamaConfig: LlamaConfig = {
+  ...tinyLlamaConfig,
+  hidden_size: 128,
+  intermediate_size: 384,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 32,
+  tie_word_embeddings: false
+}

@@ -12,7 +12,16 @@ import * as path from "node:path"
 import { Effect } from "effect"
 import { CheckpointError } from "./errors.ts"
 import type { LlamaConfig, XlmRobertaConfig } from "./hfconfig.ts"
-import { baseXlmrConfig, oneBLlamaConfig, tinyLlamaConfig, tinyXlmrConfig, TINY_XLMR_VOCAB_SIZE, writeModelConfig } from "./hfconfig.ts"
+import {
+  baseXlmrConfig,
+  miniLlamaConfig,
+  miniXlmrConfig,
+  oneBLlamaConfig,
+  tinyLlamaConfig,
+  tinyXlmrConfig,
+  TINY_XLMR_VOCAB_SIZE,
+  writeModelConfig
+} from "./hfconfig.ts"
 import { llamaTensorSpecs } from "./llama.ts"
 import { deriveSeed, fillNormal, makeRng } from "./rng.ts"
 import type { HostTensor } from "./safetensors.ts"
@@ -150,6 +159,8 @@ export interface InitTinyOptions {
   readonly seed: number
   /** Text for the encoder's Unigram tokenizer. Default: `defaultTinySentences()`. */
   readonly sentences?: ReadonlyArray<string>
+  /** "test" (default: `tinyXlmrConfig`, `tinyLlamaConfig`) or "mini" (`miniXlmrConfig`, `miniLlamaConfig`). */
+  readonly size?: "test" | "mini"
 }
 
 export interface TinyModelDirs {
@@ -192,13 +203,14 @@ export const initTinyModels = Effect.fn("Init.tinyModels")(function*(outDir: str
     catch: (e) =>
       e instanceof CheckpointError ? e : new CheckpointError({ file: encoder, message: `tiny tokenizer: ${String(e)}` })
   })
-  const xcfg: XlmRobertaConfig = { ...tinyXlmrConfig, vocab_size: vocabSize }
+  const mini = options.size === "mini"
+  const xcfg: XlmRobertaConfig = { ...(mini ? miniXlmrConfig : tinyXlmrConfig), vocab_size: vocabSize }
   yield* writeModelConfig(encoder, { kind: "xlmr", config: xcfg })
   yield* writeSafetensorsFile(path.join(encoder, "model.safetensors"), initXlmrWeights(xcfg, deriveSeed(options.seed, "encoder")))
   yield* writeTokenizerFiles(encoder, tokJson, tokConfig)
 
   // Decoder: the real Llama-3 tokenizer, as Llama-3.2-Instruct ships it.
-  const lcfg: LlamaConfig = tinyLlamaConfig
+  const lcfg: LlamaConfig = mini ? miniLlamaConfig : tinyLlamaConfig
   yield* writeModelConfig(decoder, { kind: "llama", config: lcfg })
   yield* writeSafetensorsFile(path.join(decoder, "model.safetensors"), initLlamaWeights(lcfg, deriveSeed(options.seed, "decoder")))
   yield* writeLlama3Tokenizer(decoder)

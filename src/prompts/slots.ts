@@ -102,6 +102,13 @@ export const instructionText = (
 export const slotPrompt = (instruction: string, K: number): string =>
   `Instruction: ${instruction}\nForeign: ${FOREIGN_OPEN}${slotTokens(K).join(" ")}${FOREIGN_CLOSE}\n${ANSWER_SUFFIX}`
 
+/**
+ * The miniature decoder's pretraining prompt: Stage B's layout with English text where the slots go, and no reserved
+ * tokens (the decoder gains them only later), so the pretrained model already does every task on the `Foreign:` line.
+ */
+export const pretrainPrompt = (instruction: string, english: string): string =>
+  `Instruction: ${instruction}\nForeign: ${english}\n${ANSWER_SUFFIX}`
+
 /** The fine-tune prompt with the foreign text itself. */
 export const finetunePrompt = (instruction: string, foreign: string): string =>
   `Instruction: ${instruction}\nForeign: ${FOREIGN_OPEN}${foreign}${FOREIGN_CLOSE}\n${ANSWER_SUFFIX}`

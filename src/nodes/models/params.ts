@@ -1,7 +1,24 @@
 /** Config section `models`: the frozen encoder and decoder, and the reserved tokens added to the decoder. */
 import { Schema } from "effect"
 import { EmbeddingInitRule } from "../../artifacts/models.ts"
-import { dflt, Seed, Size } from "../../schemas/fields.ts"
+import { Count, dflt, Fraction, Positive, Seed, Size } from "../../schemas/fields.ts"
+
+/** Pretraining of the tiny checkpoints (`models.encoder`/`models.decoder` = "tiny"); 0 steps = left random. */
+export const PretrainConfig = Schema.Struct({
+  /** Decoder steps: English language modelling plus every Stage B task type on English inputs. */
+  decoderSteps: dflt(Count, 0),
+  decoderBatch: dflt(Size, 32),
+  decoderLr: dflt(Positive, 3e-3),
+  /** Encoder steps: masked-LM on the monolingual sentences of both languages (no parallel signal). */
+  encoderSteps: dflt(Count, 0),
+  encoderBatch: dflt(Size, 64),
+  encoderLr: dflt(Positive, 2e-3),
+  /** Share of the encoder's tokens chosen for prediction (XLM-R: 0.15). */
+  maskProb: dflt(Fraction, 0.15),
+  warmupSteps: dflt(Count, 30),
+  weightDecay: dflt(Fraction, 0.01)
+})
+export type PretrainConfig = typeof PretrainConfig.Type
 
 export const ModelsConfig = Schema.Struct({
   /** `"tiny"` (seeded test-size XLM-R written by the `models` stage) or a local Hugging Face snapshot folder of
@@ -11,6 +28,11 @@ export const ModelsConfig = Schema.Struct({
   /** `"tiny"` (seeded test-size Llama with the real Llama-3 tokenizer) or a local snapshot folder of
    *  Llama-3.2-1B-Instruct. */
   decoder: dflt(Schema.String, "tiny"),
+  /** Shapes of the tiny checkpoints: "test" (hidden 32/64, 2 layers: the test suite's) or "mini" (the embedded
+   *  default's pretrained miniature: see `miniLlamaConfig`, `miniXlmrConfig`). */
+  tinySize: dflt(Schema.Literals(["test", "mini"]), "test"),
+  /** Pretraining of the tiny checkpoints (ignored for snapshot folders). */
+  pretrain: dflt(PretrainConfig, {}),
   /** Seed of the tiny models and of the "normal" rows of added tokens. */
   seed: dflt(Seed, 17),
   /** K, the number of Stage B slot tokens `<f0>`…`<f{K−1}>` added after `<foreign>`, `</foreign>`, `<foreign_emb>`.

@@ -15,16 +15,19 @@ import { importWork } from "../../pipeline/lazy.ts"
 import { defineStage } from "../../pipeline/stage.ts"
 import type { LlinkConfig } from "../config.ts"
 import { ModelsConfig, type ModelsParams } from "./params.ts"
+import type { TensorBackend } from "../../backend/tensorBackend.ts"
+import { PretrainDoc } from "../../schemas/pretrain.ts"
 
-export const models = defineStage<ModelsParams>({
+export const models = defineStage<ModelsParams, TensorBackend>({
   name: "models",
   source: import.meta.url,
-  version: "1",
+  version: "2",
   description: "The frozen encoder and decoder (tiny seeded checkpoints or local snapshots) and the reserved tokens",
   inputs: ["train"],
   outputs: [
     { name: "models", kind: "json", file: "models.json", schema: ModelsDoc, description: "encoder/decoder folders, fingerprints, added tokens" },
-    { name: "models.tiny", kind: "dir", file: "tiny", description: "tiny checkpoints (encoder/, decoder/) when asked for; else empty" }
+    { name: "models.tiny", kind: "dir", file: "tiny", description: "tiny checkpoints (encoder/, decoder/) when asked for; else empty" },
+    { name: "models.pretrain", kind: "json", file: "pretrain.json", schema: PretrainDoc, description: "pretraining of the tiny checkpoints: loss curves and greedy samples (null parts: not pretrained)" }
   ],
   params: ModelsConfig,
   selectParams: (config) => (config as LlinkConfig).models,

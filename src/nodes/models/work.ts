@@ -25,6 +25,9 @@ import { readTable } from "../../pipeline/table.ts"
 import { writeJsonDoc } from "../../artifacts/json.ts"
 import { type ModelRef, ModelsDoc, MODELS_FORMAT } from "../../artifacts/models.ts"
 import type { ModelsParams } from "./params.ts"
+import { PRETRAIN_FORMAT, PretrainDoc, type PretrainPart } from "../../schemas/pretrain.ts"
+import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
+import { deriveSeed } from "../../models/rng.ts"
 
 export type { ModelsParams }
 
@@ -83,22 +86,26 @@ const checkSnapshot = (which: "encoder" | "decoder", dir: string) =>
     }
   })
 
-/** The first `n` training pairs' sentences (English and foreign), for the tiny encoder's tokenizer. */
-const trainingSentences = (file: string, n: number) =>
+/** The first `n` training pairs (English, foreign). */
+const trainingPairs = (file: string, n: number) =>
   readTable(file, { columns: ["english", "foreign"] }).pipe(
     Stream.take(n),
     Stream.runCollect,
-    Effect.map((rows) =>
-      rows.flatMap((r) => [r.english, r.foreign].filter((s): s is string => typeof s === "string" && s.length > 0))
-    ),
+    Effect.map((rows) => rows.map((r) => ({ english: typeof r.english === "string" ? r.english : "", foreign: typeof r.foreign === "string" ? r.foreign : "" }))),
     asStageError(STAGE)
   )
 
-export const runModels = (ctx: StageContext<ModelsParams>): Effect.Effect<StageOutcome, StageError> =>
+/** Both sides of pairs as separate sentences (empty ones dropped). */
+const sidesOf = (pairs: ReadonlyArray<{ readonly english: string; readonly foreign: string }>): Array<string> =>
+  pairs.flatMap((r) => [r.english, r.foreign].filter((s) => s.length > 0))
+
+export const runModels = (ctx: StageContext<ModelsParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
   Effect.gen(function*() {
     const p = ctx.params
     const jsonFile = ctx.outputs["models"]
     const tinyDir = ctx.outputs["models.tiny"]
+    let decoderPart: PretrainPart | null = null
+    let encoderPart: PretrainPart | null = null
     yield* Effect.try({
       try: () => fs.mkdirSync(tinyDir, { recursive: true }),
       catch: (cause) => new StageError({ stage: STAGE, message: `cannot create ${tinyDir}: ${String(cause)}`, file: tinyDir, cause })
@@ -106,11 +113,31 @@ export const runModels = (ctx: StageContext<ModelsParams>): Effect.Effect<StageO
     const tinyEncoder = p.encoder === "tiny"
     const tinyDecoder = p.decoder === "tiny"
     if (tinyEncoder || tinyDecoder) {
-      const sentences = yield* trainingSentences(ctx.inputs["train"], p.tinyTokenizerPairs)
+      const pairs = yield* trainingPairs(ctx.inputs["train"], Number.MAX_SAFE_INTEGER)
+      const sentences = sidesOf(pairs.slice(0, p.tinyTokenizerPairs))
       if (sentences.length === 0) {
         return yield* new StageError({ stage: STAGE, message: "the train table is empty: no text for the tiny tokenizer", file: ctx.inputs["train"] })
       }
-      yield* initTinyModels(tinyDir, { seed: p.seed, sentences }).pipe(asStageError(STAGE))
+      yield* initTinyModels(tinyDir, { seed: p.seed, sentences, size: p.tinySize }).pipe(asStageError(STAGE))
+      const pretrainDecoder = tinyDecoder && p.pretrain.decoderSteps > 0
+      const pretrainEncoder = tinyEncoder && p.pretrain.encoderSteps > 0
+      if (pretrainDecoder || pretrainEncoder) {
+        if (p.tinySize !== "mini") {
+          return yield* new StageError({ stage: STAGE, message: `models.pretrain needs models.tinySize "mini" (the "test" decoder ties its head), got "${p.tinySize}"` })
+        }
+        const backend = (yield* startBackend(STAGE)).tfBackend
+        ctx.log(`pretraining on ${backend}`)
+        const { pretrainDecoderDir, pretrainEncoderDir } = yield* Effect.promise(() => import("./pretrain.ts"))
+        if (pretrainEncoder) {
+          encoderPart = yield* pretrainEncoderDir(path.join(tinyDir, "encoder"), sidesOf(pairs), p.pretrain, deriveSeed(p.seed, "pretrain-encoder"), ctx.log)
+          ctx.log(`encoder: masked-LM loss ${encoderPart.firstLoss.toFixed(3)} → ${encoderPart.finalLoss.toFixed(3)} over ${encoderPart.steps} steps`)
+        }
+        if (pretrainDecoder) {
+          decoderPart = yield* pretrainDecoderDir(path.join(tinyDir, "decoder"), pairs.map((r) => r.english).filter((s) => s.length > 0), p.pretrain, deriveSeed(p.seed, "pretrain-decoder"), ctx.log)
+          ctx.log(`decoder: English LM loss ${decoderPart.firstLoss.toFixed(3)} → ${decoderPart.finalLoss.toFixed(3)} over ${decoderPart.steps} steps (${decoderPart.vocabulary} token ids)`)
+          for (const s of decoderPart.samples) ctx.log(`decoder sample: ${JSON.stringify(s.prompt.slice(-60))} → ${JSON.stringify(s.output)}`)
+        }
+      }
       yield* Effect.try({
         try: () => {
           if (!tinyEncoder) fs.rmSync(path.join(tinyDir, "encoder"), { recursive: true, force: true })
@@ -148,6 +175,7 @@ export const runModels = (ctx: StageContext<ModelsParams>): Effect.Effect<StageO
       slots: p.slots
     }
     yield* writeJsonDoc(ModelsDoc, jsonFile, doc).pipe(asStageError(STAGE))
+    yield* writeJsonDoc(PretrainDoc, ctx.outputs["models.pretrain"], { format: PRETRAIN_FORMAT, version: 1, decoder: decoderPart, encoder: encoderPart }).pipe(asStageError(STAGE))
     ctx.log(`encoder ${encoder.kind} ${encoder.path}; decoder ${decoder.kind} ${decoder.path}; ${doc.addedTokens.length} added tokens (${p.embeddingInit})`)
     return {
       rows: {},

@@ -1,0 +1,188 @@
+/**
+ * The `models` stage's pretraining of the tiny checkpoints (`models.pretrain`, "mini" size), so the miniature starts
+ * where the paper does: an encoder that has read both languages (masked-LM, no parallel signal) and an English
+ * instruction decoder that has never seen the foreign script. The training itself is `src/train/pretrain.ts`.
+ *
+ * Decoder data, from the `train` split's English side only: each sentence as plain text (BOS … EOS, loss on every
+ * token), and, for each of the four paper task types, the offline synthesizer's instruction and answer with the
+ * English sentence where Stage B puts the slots (`pretrainPrompt`; loss on the answer and EOS). Encoder data: every
+ * sentence of both sides of `train`, as separate sentences.
+ */
+import { Effect } from "effect"
+import * as path from "node:path"
+import { TaskType } from "../../prompts/synthesis.ts"
+import { offlineInstructionAndAnswer, PAPER_TASK_TYPES } from "../../prompts/synthesis.ts"
+import { encodeExample, pretrainPrompt } from "../../prompts/slots.ts"
+import type { LlamaConfig, XlmRobertaConfig } from "../../models/hfconfig.ts"
+import { loadModelConfig } from "../../models/hfconfig.ts"
+import { generate, llamaFromWeights } from "../../models/llama.ts"
+import { loadSafetensorsDir, writeSafetensorsFile } from "../../models/safetensors.ts"
+import type { TextTokenizer } from "../../models/tokenizer.ts"
+import { loadTokenizer } from "../../models/tokenizer.ts"
+import { asStageError } from "../../pipeline/stageError.ts"
+import { StageError } from "../../pipeline/errors.ts"
+import type { PretrainPart, PretrainSample } from "../../schemas/pretrain.ts"
+import type { CurvePoint, LmExample, StepHook } from "../../train/pretrain.ts"
+import { pretrainDecoder, pretrainEncoder } from "../../train/pretrain.ts"
+import type { PretrainConfig } from "./params.ts"
+
+const STAGE = "models"
+
+/** Longest decoder pretraining sequence, in tokens (the sample's sentences are far shorter). */
+const MAX_LEN = 192
+
+/** The decoder's pretraining sequences for `english` sentences (see the module comment). */
+export const decoderExamples = (
+  tokenizer: TextTokenizer,
+  english: ReadonlyArray<string>,
+  taskTypes: ReadonlyArray<TaskType> = PAPER_TASK_TYPES
+): Array<LmExample> => {
+  const bos = tokenizer.bosId
+  const eos = tokenizer.eosId
+  if (bos === undefined || eos === undefined) throw new Error("the decoder tokenizer has no BOS or EOS token")
+  const out: Array<LmExample> = []
+  for (const text of english) {
+    const ids = tokenizer.encode(text, { addSpecialTokens: false }).slice(0, MAX_LEN - 2)
+    out.push({ ids: [bos, ...ids, eos], labels: [-100, ...ids, eos] })
+    for (const t of taskTypes) {
+      const { instruction, answer } = offlineInstructionAndAnswer(t, text)
+      const r = encodeExample(tokenizer, pretrainPrompt(instruction, text), answer, { maxLen: MAX_LEN, appendEos: true })
+      if (r.ok) out.push({ ids: r.example.ids, labels: r.example.labels })
+    }
+  }
+  return out
+}
+
+/** Mean of the first and the last 10% of a curve, and the curve averaged over windows (≤ 100 points). */
+const summarise = (curve: ReadonlyArray<CurvePoint>) => {
+  const n = curve.length
+  const tenth = Math.max(1, Math.floor(n / 10))
+  const mean = (xs: ReadonlyArray<CurvePoint>) => xs.reduce((a, p) => a + p.loss, 0) / Math.max(1, xs.length)
+  const window = Math.max(1, Math.ceil(n / 100))
+  const points: Array<{ step: number; loss: number }> = []
+  for (let i = 0; i < n; i += window) {
+    const part = curve.slice(i, i + window)
+    points.push({ step: part[part.length - 1].step, loss: mean(part) })
+  }
+  return { firstLoss: mean(curve.slice(0, tenth)), finalLoss: mean(curve.slice(n - tenth)), window, curve: points }
+}
+
+const progressHook = (what: string, steps: number, log: (line: string) => void): StepHook => {
+  let window = 0
+  let count = 0
+  const every = Math.max(1, Math.floor(steps / 10))
+  return async (step, loss) => {
+    window += loss
+    count++
+    if (step % every === 0 || step === steps) {
+      log(`${what}: step ${step}/${steps}: loss ${(window / count).toFixed(4)}`)
+      window = 0
+      count = 0
+      await new Promise<void>((r) => setImmediate(r))
+    }
+  }
+}
+
+/** Pretrains the decoder in `dir` in place (its model.safetensors is rewritten). */
+export const pretrainDecoderDir = (
+  dir: string,
+  english: ReadonlyArray<string>,
+  p: PretrainConfig,
+  seed: number,
+  log: (line: string) => void
+): Effect.Effect<PretrainPart, StageError> =>
+  Effect.gen(function*() {
+    const mc = yield* loadModelConfig(dir).pipe(asStageError(STAGE))
+    if (mc.kind !== "llama") return yield* new StageError({ stage: STAGE, message: `${dir} is not a Llama`, file: dir })
+    const config: LlamaConfig = mc.config
+    const tokenizer = yield* loadTokenizer(dir).pipe(asStageError(STAGE))
+    const examples = decoderExamples(tokenizer, english)
+    const init = yield* loadSafetensorsDir(dir).pipe(asStageError(STAGE))
+    const always = [tokenizer.eosId!, tokenizer.bosId!]
+    const result = yield* Effect.tryPromise({
+      try: () =>
+        pretrainDecoder(config, init, examples, always, {
+          steps: p.decoderSteps,
+          batchSize: p.decoderBatch,
+          lr: p.decoderLr,
+          warmupSteps: p.warmupSteps,
+          weightDecay: p.weightDecay,
+          seed
+        }, progressHook("decoder", p.decoderSteps, log)),
+      catch: (cause) => new StageError({ stage: STAGE, message: `decoder pretraining: ${String(cause)}`, file: dir, cause })
+    })
+    yield* writeSafetensorsFile(path.join(dir, "model.safetensors"), result.weights).pipe(asStageError(STAGE))
+    const samples = yield* decoderSamples(config, result.weights, tokenizer, english, dir)
+    return {
+      steps: p.decoderSteps,
+      examples: examples.length,
+      vocabulary: result.shortlist.length,
+      ...summarise(result.curve),
+      samples
+    }
+  })
+
+/** Greedy continuations: a sentence start, and two tasks on a training sentence. */
+const decoderSamples = (
+  config: LlamaConfig,
+  weights: ReadonlyMap<string, import("../../models/safetensors.ts").HostTensor>,
+  tokenizer: TextTokenizer,
+  english: ReadonlyArray<string>,
+  dir: string
+) =>
+  Effect.gen(function*() {
+    const model = yield* llamaFromWeights(config, weights, dir).pipe(asStageError(STAGE))
+    const text = english[0] ?? "The market opens at seven."
+    const words = text.split(/\s+/)
+    const prompts: Array<string> = [
+      words.slice(0, Math.min(2, words.length)).join(" "),
+      pretrainPrompt(offlineInstructionAndAnswer("translate_to_english", text).instruction, text),
+      pretrainPrompt(offlineInstructionAndAnswer("summarize_in_english", english[1] ?? text).instruction, english[1] ?? text)
+    ]
+    const ids = prompts.map((s) => [tokenizer.bosId!, ...tokenizer.encode(s, { addSpecialTokens: false })])
+    const out = yield* Effect.tryPromise({
+      try: () => generate(model, ids, { maxNewTokens: 40 }),
+      catch: (cause) => new StageError({ stage: STAGE, message: `decoder samples: ${String(cause)}`, file: dir, cause })
+    })
+    const samples: Array<PretrainSample> = prompts.map((prompt, i) => ({
+      prompt,
+      output: tokenizer.decode(out.tokens[i], { skipSpecialTokens: true })
+    }))
+    const { disposeLlama } = yield* Effect.promise(() => import("../../models/llama.ts"))
+    disposeLlama(model)
+    return samples
+  })
+
+/** Pretrains the encoder in `dir` in place (masked-LM on `sentences` of both languages). */
+export const pretrainEncoderDir = (
+  dir: string,
+  sentences: ReadonlyArray<string>,
+  p: PretrainConfig,
+  seed: number,
+  log: (line: string) => void
+): Effect.Effect<PretrainPart, StageError> =>
+  Effect.gen(function*() {
+    const mc = yield* loadModelConfig(dir).pipe(asStageError(STAGE))
+    if (mc.kind !== "xlmr") return yield* new StageError({ stage: STAGE, message: `${dir} is not an XLM-R`, file: dir })
+    const config: XlmRobertaConfig = mc.config
+    const tokenizer = yield* loadTokenizer(dir).pipe(asStageError(STAGE))
+    const maskId = tokenizer.tokenToId("<mask>")
+    if (maskId === undefined) return yield* new StageError({ stage: STAGE, message: "the tiny encoder's tokenizer has no <mask>", file: dir })
+    const ids = sentences.map((s) => tokenizer.encode(s).slice(0, 128))
+    const init = yield* loadSafetensorsDir(dir).pipe(asStageError(STAGE))
+    const result = yield* Effect.tryPromise({
+      try: () =>
+        pretrainEncoder(config, init, ids, maskId, {
+          steps: p.encoderSteps,
+          batchSize: p.encoderBatch,
+          lr: p.encoderLr,
+          warmupSteps: p.warmupSteps,
+          weightDecay: p.weightDecay,
+          maskProb: p.maskProb,
+          seed
+        }, progressHook("encoder", p.encoderSteps, log)),
+      catch: (cause) => new StageError({ stage: STAGE, message: `encoder pretraining: ${String(cause)}`, file: dir, cause })
+    })
+    yield* writeSafetensorsFile(path.join(dir, "model.safetensors"), result.weights).pipe(asStageError(STAGE))
+    return { steps: p.encoderSteps, examples: ids.length, vocabulary: config.vocab_size, ...summarise(result.curve), samples: [] }
+  })

@@ -1,0 +1,402 @@
+/**
+ * Pretraining of the miniature checkpoints, so the embedded default starts from models that know something, as the
+ * paper starts from xlm-roberta-base and Llama-3.2-1B-Instruct:
+ *
+ * - **Decoder** (`pretrainDecoder`): next-token cross-entropy on English only (plain sentences, and instruction
+ *   examples whose inputs are English), every weight trained. It trains a *compact* twin whose vocabulary is the
+ *   shortlist S of token ids its data contains, then writes the full-vocabulary checkpoint back: input-embedding rows
+ *   of S trained, the other rows random at the trained rows' median norm ("never seen", as Khmer is to
+ *   Llama-3.2-1B); the (untied) LM head rows of S trained and every other row exactly zero. Over the full vocabulary
+ *   the zero rows all have logit 0, and the compact loss here includes them exactly (a column log(V − |S|)), so the
+ *   compact model's loss is the full checkpoint's loss, and later stages compute it the same way
+ *   (`HeadRows` in llama.ts).
+ * - **Encoder** (`pretrainEncoder`): XLM-R's masked-LM (15% of the non-special tokens chosen; of those 80% `<mask>`,
+ *   10% a random token, 10% kept) on monolingual sentences of both languages, shuffled together, with no parallel
+ *   signal. The MLM head (dense → GELU → LayerNorm → tied decoder + bias, as `XLMRobertaForMaskedLM`) is used only
+ *   here; the checkpoint keeps the `XLMRobertaModel` weights.
+ *
+ * Both: AdamW, linear warmup then cosine to 10% of the peak, gradient clipping at 1, seeded batches, plain
+ * synchronous steps (yielding to the event loop between steps), so a run repeats byte for byte on one backend.
+ */
+import * as tf from "@tensorflow/tfjs"
+import { AdamW, clipCoefficient, gradNorm } from "../backend/adamw.ts"
+import type { LlamaConfig, XlmRobertaConfig } from "../models/hfconfig.ts"
+import type { LlamaLayer, LlamaModel } from "../models/llama.ts"
+import { ropeInvFreq } from "../models/llama.ts"
+import { deriveSeed, fillNormal, makeRng } from "../models/rng.ts"
+import type { HostTensor } from "../models/safetensors.ts"
+import type { Linear, Norm, XlmrLayer, XlmrModel } from "../models/xlmr.ts"
+import { encode, geluErf, layerNorm } from "../models/xlmr.ts"
+import { warmupCosine } from "./schedule.ts"
+import { crossEntropyRows, lmLoss, lmTargets } from "./stageBLoss.ts"
+import { epochPermutation } from "./trainState.ts"
+
+export interface PretrainSettings {
+  readonly steps: number
+  readonly batchSize: number
+  readonly lr: number
+  readonly warmupSteps: number
+  readonly weightDecay: number
+  readonly seed: number
+}
+
+export interface CurvePoint {
+  readonly step: number
+  readonly loss: number
+}
+
+export interface PretrainResult {
+  /** The full checkpoint's tensors (Hugging Face names). */
+  readonly weights: Map<string, HostTensor>
+  /** Loss per step (1-based steps). */
+  readonly curve: ReadonlyArray<CurvePoint>
+}
+
+/** Called after each step; may return a promise (the loop awaits it, so logs and progress get out). */
+export type StepHook = (step: number, loss: number) => void | Promise<void>
+
+/** One sequence: ids and next-token labels in the `transformers` convention (−100 = no loss; labels[p] is the
+ *  target of the state at p − 1). */
+export interface LmExample {
+  readonly ids: ReadonlyArray<number>
+  readonly labels: ReadonlyArray<number>
+}
+
+const host = (t: tf.Tensor): HostTensor => ({ shape: [...t.shape], data: Float32Array.from(t.dataSync()) })
+
+let variableCounter = 0
+
+/** Variables over host tensors, named uniquely in this process (tfjs keeps one global registry of names). */
+class VariableSet {
+  readonly vars = new Map<string, tf.Variable>()
+  private readonly prefix = `pretrain${variableCounter++}/`
+  add(name: string, t: HostTensor): tf.Variable {
+    const v = tf.variable(tf.tensor(t.data, [...t.shape], "float32"), true, this.prefix + name)
+    this.vars.set(name, v)
+    return v
+  }
+  hostOf(name: string): HostTensor {
+    return host(this.vars.get(name)!)
+  }
+  dispose(): void {
+    for (const v of this.vars.values()) v.dispose()
+  }
+}
+
+/** `steps` of AdamW on `loss` over `vars`: seeded batches of `n` examples, warmup + cosine, clip at 1. */
+const trainLoop = async (
+  vars: VariableSet,
+  n: number,
+  s: PretrainSettings,
+  lossOf: (indices: ReadonlyArray<number>, step: number) => tf.Scalar,
+  decays: (name: string) => boolean,
+  onStep?: StepHook
+): Promise<Array<CurvePoint>> => {
+  const byVarName = new Map<string, string>()
+  for (const [name, v] of vars.vars) byVarName.set(v.name, name)
+  const opt = new AdamW([...vars.vars.values()], {
+    lr: s.lr,
+    weightDecay: s.weightDecay,
+    decays: (varName) => decays(byVarName.get(varName) ?? varName)
+  })
+  const curve: Array<CurvePoint> = []
+  const batch = Math.min(s.batchSize, n)
+  let epoch = 0
+  let perm = epochPermutation(s.seed, epoch, n)
+  let at = 0
+  for (let step = 0; step < s.steps; step++) {
+    if (at + batch > n) {
+      epoch++
+      perm = epochPermutation(s.seed, epoch, n)
+      at = 0
+    }
+    const indices = Array.from(perm.subarray(at, at + batch))
+    at += batch
+    const lr = warmupCosine(step, { peak: s.lr, warmupSteps: s.warmupSteps, totalSteps: s.steps, floor: s.lr / 10 })
+    const { value, grads } = tf.variableGrads(() => lossOf(indices, step), [...vars.vars.values()])
+    const scale = clipCoefficient(gradNorm(grads), 1)
+    opt.step(grads, { lr, gradScale: scale })
+    const loss = (await value.data())[0]
+    tf.dispose([value, ...Object.values(grads)])
+    curve.push({ step: step + 1, loss })
+    if (onStep !== undefined) await onStep(step + 1, loss)
+    else if (step % 8 === 7) await new Promise<void>((r) => setImmediate(r))
+  }
+  return curve
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Decoder
+
+/** The ids a decoder's pretraining data uses (inputs and targets), plus `always`, ascending. */
+export const decoderShortlist = (examples: ReadonlyArray<LmExample>, always: ReadonlyArray<number>): Int32Array => {
+  const seen = new Set<number>(always)
+  for (const e of examples) for (const id of e.ids) seen.add(id)
+  return Int32Array.from([...seen].sort((a, b) => a - b))
+}
+
+const rowsOf = (t: HostTensor, ids: Int32Array): HostTensor => {
+  const H = t.shape[1]
+  const out = new Float32Array(ids.length * H)
+  ids.forEach((r, i) => out.set(t.data.subarray(r * H, (r + 1) * H), i * H))
+  return { shape: [ids.length, H], data: out }
+}
+
+const rowNorm = (d: Float32Array, r: number, H: number): number => {
+  let s = 0
+  for (let j = 0; j < H; j++) s += d[r * H + j] * d[r * H + j]
+  return Math.sqrt(s)
+}
+
+const median = (xs: Array<number>): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? 0 : s[Math.floor(s.length / 2)]
+}
+
+const llamaOnVariables = (config: LlamaConfig, vars: VariableSet, weights: ReadonlyMap<string, HostTensor>): LlamaModel => {
+  const w = (name: string) => vars.add(name, weights.get(name)!)
+  const layers: Array<LlamaLayer> = []
+  for (let l = 0; l < config.num_hidden_layers; l++) {
+    const p = `model.layers.${l}`
+    layers.push({
+      inputNorm: w(`${p}.input_layernorm.weight`) as tf.Tensor1D,
+      q: w(`${p}.self_attn.q_proj.weight`) as tf.Tensor2D,
+      k: w(`${p}.self_attn.k_proj.weight`) as tf.Tensor2D,
+      v: w(`${p}.self_attn.v_proj.weight`) as tf.Tensor2D,
+      o: w(`${p}.self_attn.o_proj.weight`) as tf.Tensor2D,
+      postNorm: w(`${p}.post_attention_layernorm.weight`) as tf.Tensor1D,
+      gate: w(`${p}.mlp.gate_proj.weight`) as tf.Tensor2D,
+      up: w(`${p}.mlp.up_proj.weight`) as tf.Tensor2D,
+      down: w(`${p}.mlp.down_proj.weight`) as tf.Tensor2D
+    })
+  }
+  return {
+    kind: "llama",
+    config,
+    headDim: config.head_dim ?? config.hidden_size / config.num_attention_heads,
+    embed: w("model.embed_tokens.weight") as tf.Tensor2D,
+    lmHead: w("lm_head.weight") as tf.Tensor2D,
+    tied: false,
+    layers,
+    norm: w("model.norm.weight") as tf.Tensor1D,
+    invFreq: ropeInvFreq(config),
+    lora: undefined
+  }
+}
+
+/**
+ * Pretrains an untied Llama (`config.tie_word_embeddings` must be false) from `init` (its full-vocabulary random
+ * weights) on `examples`; `always`: ids that must stay producible (EOS). See the module comment.
+ */
+export const pretrainDecoder = async (
+  config: LlamaConfig,
+  init: ReadonlyMap<string, HostTensor>,
+  examples: ReadonlyArray<LmExample>,
+  always: ReadonlyArray<number>,
+  s: PretrainSettings,
+  onStep?: StepHook
+): Promise<PretrainResult & { readonly shortlist: Int32Array }> => {
+  if (config.tie_word_embeddings) throw new Error("pretrainDecoder: the miniature decoder must have an untied head")
+  if (examples.length === 0) throw new Error("pretrainDecoder: no examples")
+  const V = config.vocab_size
+  const H = config.hidden_size
+  const S = decoderShortlist(examples, always)
+  if (S.length >= V) throw new Error("pretrainDecoder: the shortlist covers the whole vocabulary")
+  const index = new Int32Array(V).fill(-1)
+  S.forEach((id, i) => (index[id] = i))
+  const remap = (ids: ReadonlyArray<number>): Array<number> => ids.map((id) => (id < 0 ? id : index[id]))
+  const compact = examples.map((e) => ({ ids: remap(e.ids), labels: remap(e.labels) }))
+  const compactConfig: LlamaConfig = { ...config, vocab_size: S.length }
+  const weights = new Map(init)
+  weights.set("model.embed_tokens.weight", rowsOf(init.get("model.embed_tokens.weight")!, S))
+  weights.set("lm_head.weight", rowsOf(init.get("lm_head.weight")!, S))
+  const vars = new VariableSet()
+  const model = llamaOnVariables(compactConfig, vars, weights)
+  // The zero rows of the full head, as one column: the loss is the full-vocabulary loss.
+  const zeroCount = V - S.length
+  try {
+    const curve = await trainLoop(vars, compact.length, s, (indices) => {
+      const rows = indices.map((i) => compact[i])
+      const T = Math.max(...rows.map((r) => r.ids.length))
+      const ids = rows.map((r) => [...r.ids, ...new Array<number>(T - r.ids.length).fill(0)])
+      const attentionMask = rows.map((r) => [...r.ids.map(() => 1), ...new Array<number>(T - r.ids.length).fill(0)])
+      const labels = rows.map((r) => [...r.labels, ...new Array<number>(T - r.labels.length).fill(-100)])
+      return fullVocabLoss(model, { ids, attentionMask }, labels, zeroCount)
+    }, (name) => !name.endsWith("norm.weight"), onStep)
+    // Back to the full vocabulary.
+    const out = new Map<string, HostTensor>()
+    for (const name of vars.vars.keys()) out.set(name, vars.hostOf(name))
+    const embC = out.get("model.embed_tokens.weight")!
+    const headC = out.get("lm_head.weight")!
+    const embed = Float32Array.from(init.get("model.embed_tokens.weight")!.data)
+    const norms: Array<number> = []
+    for (let i = 0; i < S.length; i++) norms.push(rowNorm(embC.data, i, H))
+    const target = median(norms)
+    for (let r = 0; r < V; r++) {
+      if (index[r] >= 0) continue
+      const n = rowNorm(embed, r, H)
+      if (n > 0) for (let j = 0; j < H; j++) embed[r * H + j] *= target / n
+    }
+    const head = new Float32Array(V * H)
+    S.forEach((id, i) => {
+      embed.set(embC.data.subarray(i * H, (i + 1) * H), id * H)
+      head.set(headC.data.subarray(i * H, (i + 1) * H), id * H)
+    })
+    out.set("model.embed_tokens.weight", { shape: [V, H], data: embed })
+    out.set("lm_head.weight", { shape: [V, H], data: head })
+    return { weights: out, curve, shortlist: S }
+  } finally {
+    vars.dispose()
+  }
+}
+
+/** Mean next-token loss over the labelled positions, with the zero rows of the full head as one column. */
+const fullVocabLoss = (
+  model: LlamaModel,
+  input: { readonly ids: Array<Array<number>>; readonly attentionMask: Array<Array<number>> },
+  labels: ReadonlyArray<ReadonlyArray<number>>,
+  zeroCount: number
+): tf.Scalar => {
+  const withZero: LlamaModel = {
+    ...model,
+    headRows: {
+      ids: Int32Array.from({ length: model.config.vocab_size }, (_, i) => i),
+      compact: model.lmHead,
+      index: Int32Array.from({ length: model.config.vocab_size }, (_, i) => i),
+      zeroCount
+    }
+  }
+  return lmLoss(withZero, input, lmTargets(labels), false)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Encoder
+
+export interface MlmSettings extends PretrainSettings {
+  /** Share of the non-special tokens chosen for prediction (XLM-R: 0.15). */
+  readonly maskProb: number
+}
+
+const XLMR_SPECIAL = new Set([0, 1, 2, 3])
+
+const xlmrOnVariables = (config: XlmRobertaConfig, vars: VariableSet, weights: ReadonlyMap<string, HostTensor>): XlmrModel => {
+  const t2 = (name: string) => vars.add(name, weights.get(name)!) as tf.Tensor2D
+  const t1 = (name: string) => vars.add(name, weights.get(name)!) as tf.Tensor1D
+  const lin = (name: string): Linear => ({ weight: t2(`${name}.weight`), bias: t1(`${name}.bias`) })
+  const norm = (name: string): Norm => ({ weight: t1(`${name}.weight`), bias: t1(`${name}.bias`) })
+  const layers: Array<XlmrLayer> = []
+  for (let l = 0; l < config.num_hidden_layers; l++) {
+    const p = `encoder.layer.${l}`
+    layers.push({
+      query: lin(`${p}.attention.self.query`),
+      key: lin(`${p}.attention.self.key`),
+      value: lin(`${p}.attention.self.value`),
+      attnOut: lin(`${p}.attention.output.dense`),
+      attnNorm: norm(`${p}.attention.output.LayerNorm`),
+      intermediate: lin(`${p}.intermediate.dense`),
+      output: lin(`${p}.output.dense`),
+      outNorm: norm(`${p}.output.LayerNorm`)
+    })
+  }
+  return {
+    kind: "xlmr",
+    config,
+    wordEmbeddings: t2("embeddings.word_embeddings.weight"),
+    positionEmbeddings: t2("embeddings.position_embeddings.weight"),
+    // Token types are all 0 in XLM-R: the row stays as it is.
+    tokenTypeEmbeddings: tf.tensor2d(weights.get("embeddings.token_type_embeddings.weight")!.data, [
+      config.type_vocab_size,
+      config.hidden_size
+    ]),
+    embNorm: norm("embeddings.LayerNorm"),
+    layers
+  }
+}
+
+/** The masked positions and corrupted inputs of one batch (seeded by step). */
+export const mlmCorrupt = (
+  rows: ReadonlyArray<ReadonlyArray<number>>,
+  vocab: number,
+  maskId: number,
+  maskProb: number,
+  seed: number
+): { readonly ids: Array<Array<number>>; readonly batch: Array<number>; readonly position: Array<number>; readonly targets: Array<number> } => {
+  const rng = makeRng(seed)
+  const ids = rows.map((r) => [...r])
+  const batch: Array<number> = []
+  const position: Array<number> = []
+  const targets: Array<number> = []
+  rows.forEach((r, b) => {
+    const candidates = r.map((id, p) => (XLMR_SPECIAL.has(id) || id === maskId ? -1 : p)).filter((p) => p >= 0)
+    for (const p of candidates) {
+      if (rng.uniform() >= maskProb) continue
+      batch.push(b)
+      position.push(p)
+      targets.push(r[p])
+      const u = rng.uniform()
+      if (u < 0.8) ids[b][p] = maskId
+      else if (u < 0.9) ids[b][p] = 4 + Math.floor(rng.uniform() * (vocab - 5))
+    }
+    if (candidates.length > 0 && !batch.some((x) => x === b)) {
+      const p = candidates[Math.floor(rng.uniform() * candidates.length)]
+      batch.push(b)
+      position.push(p)
+      targets.push(r[p])
+      ids[b][p] = maskId
+    }
+  })
+  return { ids, batch, position, targets }
+}
+
+/**
+ * Masked-LM pretraining of XLM-R from `init` on `sentences` (token ids with `<s>`/`</s>`, both languages mixed);
+ * `maskId`: the `<mask>` token. Returns the `XLMRobertaModel` weights (the MLM head is dropped).
+ */
+export const pretrainEncoder = async (
+  config: XlmRobertaConfig,
+  init: ReadonlyMap<string, HostTensor>,
+  sentences: ReadonlyArray<ReadonlyArray<number>>,
+  maskId: number,
+  s: MlmSettings,
+  onStep?: StepHook
+): Promise<PretrainResult> => {
+  if (sentences.length === 0) throw new Error("pretrainEncoder: no sentences")
+  const H = config.hidden_size
+  const V = config.vocab_size
+  const vars = new VariableSet()
+  const model = xlmrOnVariables(config, vars, init)
+  const rng = makeRng(deriveSeed(s.seed, "mlm-head"))
+  const headDense = vars.add("mlm.dense.weight", { shape: [H, H], data: fillNormal(rng, H * H, 0.02) })
+  const headBias = vars.add("mlm.dense.bias", { shape: [H], data: new Float32Array(H) })
+  const headNorm: Norm = {
+    weight: vars.add("mlm.layer_norm.weight", { shape: [H], data: new Float32Array(H).fill(1) }) as tf.Tensor1D,
+    bias: vars.add("mlm.layer_norm.bias", { shape: [H], data: new Float32Array(H) }) as tf.Tensor1D
+  }
+  const vocabBias = vars.add("mlm.bias", { shape: [V], data: new Float32Array(V) })
+  const pad = config.pad_token_id
+  try {
+    const curve = await trainLoop(vars, sentences.length, s, (indices, step) => {
+      const rows = indices.map((i) => sentences[i])
+      const T = Math.max(...rows.map((r) => r.length))
+      const padded = rows.map((r) => [...r, ...new Array<number>(T - r.length).fill(pad)])
+      const c = mlmCorrupt(padded, V, maskId, s.maskProb, deriveSeed(s.seed, `mlm:${step}`))
+      const attentionMask = padded.map((r) => r.map((id) => (id === pad ? 0 : 1)))
+      const hidden = tf.reshape(encode(model, { ids: c.ids, attentionMask }), [-1, H]) as tf.Tensor2D
+      const at = tf.tensor1d(c.batch.map((b, i) => b * T + c.position[i]), "int32")
+      const picked = tf.gather(hidden, at) as tf.Tensor2D
+      const h = layerNorm(
+        geluErf(tf.add(tf.matMul(picked, headDense, false, true), headBias)) as tf.Tensor2D,
+        headNorm,
+        config.layer_norm_eps
+      )
+      const logits = tf.add(tf.matMul(h, model.wordEmbeddings, false, true), vocabBias) as tf.Tensor2D
+      return tf.mean(crossEntropyRows(logits, c.targets)) as tf.Scalar
+    }, (name) => !(name.includes("LayerNorm") || name.includes("layer_norm") || name.endsWith("bias")), onStep)
+    const out = new Map<string, HostTensor>(init)
+    for (const name of vars.vars.keys()) if (!name.startsWith("mlm.")) out.set(name, vars.hostOf(name))
+    return { weights: out, curve }
+  } finally {
+    model.tokenTypeEmbeddings.dispose()
+    vars.dispose()
+  }
+}
