@@ -210,3 +210,47 @@ export const lineChartSvg = (series: ReadonlyArray<LineSeries>, options: LineCha
     ...legend(width, series.map((s) => s.name))
   ])
 }
+
+export interface BarGroup {
+  /** The group's label on the x axis (a task type). */
+  readonly label: string
+  /** One value per series (NaN: no bar), in the order of `series`. */
+  readonly values: ReadonlyArray<number>
+  /** Optional [lo, hi] error bar per series. */
+  readonly intervals?: ReadonlyArray<readonly [number, number] | null>
+}
+
+/** Grouped bar chart: one group per label, one bar per series (systems), with optional error bars. */
+export const barChartSvg = (
+  series: ReadonlyArray<string>,
+  groups: ReadonlyArray<BarGroup>,
+  options: { readonly title: string; readonly yLabel: string; readonly maxY?: number; readonly width?: number; readonly height?: number }
+): string => {
+  const width = options.width ?? 720
+  const height = options.height ?? 400
+  const values = groups.flatMap((g) => [...g.values, ...(g.intervals ?? []).flatMap((i) => (i === null ? [] : [i[1]]))]).filter(Number.isFinite)
+  const maxY = options.maxY ?? Math.max(1, ...values) * 1.05
+  const plotW = width - MARGIN.left - MARGIN.right - 160
+  const plotH = height - MARGIN.top - MARGIN.bottom
+  const groupW = plotW / Math.max(1, groups.length)
+  const barW = (groupW * 0.8) / Math.max(1, series.length)
+  const yAt = (v: number) => height - MARGIN.bottom - (Math.max(0, Math.min(v, maxY)) / maxY) * plotH
+  const body: Array<string> = []
+  const xTicks: Array<{ at: number; label: string }> = []
+  groups.forEach((g, gi) => {
+    const gx = MARGIN.left + gi * groupW + groupW * 0.1
+    xTicks.push({ at: MARGIN.left + gi * groupW + groupW / 2, label: g.label })
+    g.values.forEach((v, si) => {
+      if (!Number.isFinite(v)) return
+      const x = gx + si * barW
+      body.push(`<rect class="bar" x="${f(x)}" y="${f(yAt(v))}" width="${f(Math.max(0.5, barW - 1))}" height="${f(yAt(0) - yAt(v))}" fill="${PALETTE[si % PALETTE.length]}" fill-opacity="0.7"/>`)
+      const iv = g.intervals?.[si]
+      if (iv !== undefined && iv !== null) {
+        const cx = x + barW / 2
+        body.push(`<line x1="${f(cx)}" y1="${f(yAt(iv[0]))}" x2="${f(cx)}" y2="${f(yAt(iv[1]))}" stroke="#222"/>`)
+      }
+    })
+  })
+  const yTicks = niceTicks(0, maxY).map((t) => ({ at: yAt(t), label: formatTick(t) }))
+  return frame(width, height, options.title, [...axes(width, height, xTicks, yTicks, "", options.yLabel), ...body, ...legend(width, series)])
+}

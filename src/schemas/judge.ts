@@ -37,6 +37,10 @@ export const JudgeAggregate = Schema.Struct({
   secondShownWins: Schema.Number,
   /** firstShownWins / verdicts. */
   firstShownWinShare: Schema.NullOr(Schema.Number),
+  /** The length-controlled win rate (AlpacaEval 2): a logistic model of the outcome (win 1, tie ½, loss 0) on the
+   *  standardised length difference (system − baseline characters), read at a zero difference, with its 95%
+   *  bootstrap interval over prompts and the fitted length coefficient; null without valid pairs with lengths. */
+  lengthControlled: Schema.NullOr(Schema.Struct({ winRate: Schema.Number, ci: Schema.NullOr(Interval), lengthCoef: Schema.Number })),
   /** Mean output length in characters (code points) of the system (LLINK) and of the baseline, and system/baseline. */
   meanChars: Schema.Struct({
     system: Schema.NullOr(Schema.Number),
@@ -85,6 +89,8 @@ export const JudgeDoc = Schema.Struct({
   judge: Schema.String,
   /** The offline judge's tie margin (chrF points); null for an LLM judge. */
   margin: Schema.NullOr(Schema.Number),
+  /** The offline judge's floor: a pair whose two outputs both score below it (chrF) is a tie; null for an LLM judge. */
+  floor: Schema.NullOr(Schema.Number),
   examples: Schema.Number,
   /** How the aggregates' confidence intervals were made. */
   bootstrap: BootstrapSettings,

@@ -9,6 +9,8 @@ import { Schema } from "effect"
 import { BootstrapSettings } from "./bootstrap.ts"
 import { Comparisons, NumericBySystem } from "./judge.ts"
 import { RetrievalMetricsDoc } from "./retrieval.ts"
+import { Claim, GenerationQuality } from "./generation.ts"
+import { PretrainDoc } from "./pretrain.ts"
 
 const TokenUse = Schema.Struct({ mean: Schema.Number, total: Schema.Number })
 /** The paper's numbers for a section (src/schemas/paper.ts), copied in for side-by-side reading. */
@@ -48,6 +50,12 @@ export const ResultsDoc = Schema.Struct({
     })
   ),
   numericFidelity: Schema.NullOr(NumericBySystem),
+  /** Generation quality per system (chrF per task type, exact-number match, length); null without generations. */
+  generation: Schema.NullOr(GenerationQuality),
+  /** "What this run shows": the paper's qualitative claims checked against this run's numbers. */
+  claims: Schema.Array(Claim),
+  /** The tiny models' pretraining (curves, samples); null when it was not computed. */
+  pretrain: Schema.NullOr(PretrainDoc),
   tokens: Schema.NullOr(
     Schema.Struct({
       examples: Schema.Number,

@@ -16,6 +16,9 @@ export const JudgeConfig = Schema.Struct({
   endpoint: dflt(JudgeEndpointConfig, {}),
   /** Offline chrF judge: |chrF(system) − chrF(baseline)| below this many points is a tie. */
   margin: dflt(NonNegative, 1.0),
+  /** Offline chrF judge: when both outputs score below this chrF against the reference, neither is an answer and
+   *  the pair is a tie (noise must not win on length or spacing). */
+  floor: dflt(NonNegative, 20),
   /** Completion budget of one verdict (the judge explains first). */
   maxTokens: dflt(Size, 1024),
   /** Re-samples (request `variant` 1, 2, …) of one order whose verdict is unparseable before it counts as invalid. */

@@ -240,7 +240,7 @@ export const runJudge = (ctx: StageContext<JudgeParams>, shards: ReadonlyArray<F
         ({ example, comparison }) => {
           const item = pairItemOf(example, comparison, cfg.showSource)
           const outcome = endpoint === undefined
-            ? Effect.sync(() => offlineJudge(item, { margin: cfg.margin }))
+            ? Effect.sync(() => offlineJudge(item, { margin: cfg.margin, floor: cfg.floor }))
             : judgePairWithRetries(endpoint, item, cfg)
           return outcome.pipe(
             Effect.map((o): JudgedPair => ({ example, comparison, outcome: o })),
@@ -267,6 +267,7 @@ export const runJudge = (ctx: StageContext<JudgeParams>, shards: ReadonlyArray<F
       offline,
       judge: offline ? "chrF (offline)" : cfg.endpoint.model,
       margin: offline ? cfg.margin : null,
+      floor: offline ? cfg.floor : null,
       examples: rows.length,
       bootstrap: bootstrapSettings(cfg.bootstrap, "prompt"),
       byBucket,

@@ -19,7 +19,11 @@ import type { RetrievalDoc, RetrievalFullDoc, RetrievalPeersDoc } from "../../sc
 import { type GenerationRow, PEERS } from "../../schemas/sft.ts"
 import type { TokstatsDoc } from "../../schemas/tokstats.ts"
 import { PAPER_JUDGE, PAPER_RETRIEVAL, PAPER_TOKENS } from "../../schemas/paper.ts"
-import { escapeXml, histogramSvg, lineChartSvg } from "../../plots/svg.ts"
+import { barChartSvg, escapeXml, histogramSvg, lineChartSvg } from "../../plots/svg.ts"
+import type { PretrainDoc } from "../../schemas/pretrain.ts"
+import type { GenerationQuality } from "../../schemas/generation.ts"
+import { systemQuality } from "../../metrics/generation.ts"
+import { runClaims } from "./claims.ts"
 
 /** A training-metrics table: column name → values per logged step (NaN for missing cells). */
 export type MetricsTable = ReadonlyMap<string, ReadonlyArray<number>>
@@ -35,6 +39,8 @@ export interface ReportInputs {
   readonly quality: QualityDoc | undefined
   /** `ingest.summary`: quarantine reasons and an accepted Moses line-count mismatch. */
   readonly ingestSummary?: IngestSummaryDoc | undefined
+  /** `models.pretrain`: the tiny models' pretraining (absent: not computed). */
+  readonly pretrain?: PretrainDoc | undefined
   readonly stageAMetrics: MetricsTable
   readonly stageBMetrics: MetricsTable
   readonly generations: ReadonlyArray<GenerationRow> | undefined
@@ -94,7 +100,17 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
       paperReduction: PAPER_TOKENS.decoderTokenReduction
     }
   })()
-  return {
+  const generation: GenerationQuality | null = g === undefined || g.length === 0
+    ? null
+    : Object.fromEntries(
+      (["llink", "base", "finetune", ...PEERS] as const)
+        .filter((name) => g.every((row) => row[name] !== null))
+        .map((name) => [
+          name,
+          systemQuality(g.map((row) => ({ task_type: row.task_type, target: row.target, output: row[name] ?? "" })), { label: name })
+        ])
+    )
+  const withoutClaims = {
     title: inputs.title,
     offline: { synthesizer: inputs.synthOffline, judge: j?.offline ?? null },
     retrieval: {
@@ -113,6 +129,9 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
       ? null
       : { mode: j.mode, judge: j.judge, bootstrap: j.bootstrap, byBucket: j.byBucket, overall: j.overall, paper: PAPER_JUDGE },
     numericFidelity: j?.numericFidelity ?? null,
+    generation,
+    claims: [],
+    pretrain: inputs.pretrain ?? null,
     tokens,
     tokenizer: t === undefined
       ? null
@@ -129,6 +148,7 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
     training: { stageA: lastValues(inputs.stageAMetrics), stageB: lastValues(inputs.stageBMetrics) },
     ...(inputs.missing.length === 0 ? {} : { partial: { missing: [...inputs.missing] } })
   }
+  return { ...withoutClaims, claims: runClaims(withoutClaims) }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -304,6 +324,11 @@ export const judgeTable = (r: ResultsDoc): Table => {
   }
 }
 
+const CLAIMS_NOTE =
+  "A claim is reproduced only when this run's 95% interval supports it (a preference: raw and length-controlled both above 50%; " +
+  "retrieval: intervals apart), not reproduced when the interval goes against it, and inconclusive otherwise. " +
+  "The embedded default is a miniature (tiny pretrained models, a templated corpus, an offline judge): it shows whether the method works here, not the paper's numbers."
+
 const JUDGE_NOTE =
   "Position consistency: share of the pairs (both orders valid) whose two orders agree. First / second shown won: " +
   "shares of the single-order verdicts that picked the answer shown first and the one shown second (equal without " +
@@ -384,6 +409,91 @@ export const numericTable = (r: ResultsDoc, byBucket?: JudgeDoc["numericFidelity
   }
 }
 
+const SYSTEM_NAMES: Readonly<Record<string, string>> = {
+  llink: "LLINK",
+  base: "Base",
+  finetune: "Fine-tune",
+  langbridge: "LangBridge",
+  mindmerger: "MindMerger"
+}
+
+const VERDICT_MARK = { reproduced: "✔ reproduced", "not reproduced": "✘ not reproduced", inconclusive: "? inconclusive", "not computed": "– not computed" } as const
+
+/** "What this run shows": each claim with its verdict and the numbers behind it. */
+export const claimsTable = (r: ResultsDoc): Table => ({
+  caption: "The paper's claims, checked against this run's numbers (95% intervals)",
+  header: ["Claim", "This run", "Evidence"],
+  rows: r.claims.map((c) => [c.claim, VERDICT_MARK[c.verdict], c.evidence])
+})
+
+const taskTypesOf = (g: GenerationQuality): Array<string> =>
+  [...new Set(Object.values(g).flatMap((q) => Object.keys(q.chrfByTask)))].sort()
+
+/** Generation quality per system: chrF per task type, overall with its interval, exact numbers, length. */
+export const generationTable = (r: ResultsDoc): Table => {
+  const g = r.generation
+  if (g === null) return { caption: "Generation quality", header: ["System", "chrF"], rows: [["All", NOT_COMPUTED]] }
+  const tasks = taskTypesOf(g)
+  return {
+    caption: "Generation quality: mean sentence chrF (character 6-grams, β = 2) against the target answer, per task type and overall",
+    header: ["System", ...tasks, "chrF (all)", "95% CI", "Exact numbers", "95% CI", "Mean chars"],
+    rows: Object.entries(g).map(([name, q]) => [
+      SYSTEM_NAMES[name] ?? name,
+      ...tasks.map((t) => f1(q.chrfByTask[t])),
+      f1(q.chrf),
+      q.chrfCI === null ? "–" : `${f1(q.chrfCI.lo)}–${f1(q.chrfCI.hi)}`,
+      q.numberMatchRate === null ? "–" : `${pct(q.numberMatchRate)} of ${q.numbers}`,
+      q.numberMatchCI === null ? "–" : `${pct(q.numberMatchCI.lo)}–${pct(q.numberMatchCI.hi)}`,
+      f1(q.meanChars)
+    ])
+  }
+}
+
+export const generationFigure = (r: ResultsDoc): Figure | undefined => {
+  const g = r.generation
+  if (g === null) return undefined
+  const names = Object.keys(g)
+  const groups = [...taskTypesOf(g), "all"].map((t) => ({
+    label: t.replace(/_in_english|_to_english|_about_text/g, ""),
+    values: names.map((n) => (t === "all" ? g[n].chrf : g[n].chrfByTask[t] ?? Number.NaN)),
+    intervals: names.map((n) => {
+      const ci = g[n].chrfCI
+      return t === "all" && ci !== null ? ([ci.lo, ci.hi] as const) : null
+    })
+  }))
+  return {
+    title: "chrF per task type and system",
+    svg: barChartSvg(names.map((n) => SYSTEM_NAMES[n] ?? n), groups, { title: "chrF against the target, per task type (error bar: 95% CI)", yLabel: "chrF", maxY: 100 })
+  }
+}
+
+/** The pretraining curves of the tiny models (encoder masked-LM, decoder English LM). */
+export const pretrainFigures = (p: PretrainDoc | null): Array<Figure> => {
+  if (p === null) return []
+  const parts = ([["decoder", "Decoder pretraining: English LM loss"], ["encoder", "Encoder pretraining: masked-LM loss"]] as const)
+    .flatMap(([k, title]) => {
+      const part = p[k]
+      return part === null ? [] : [{ title, svg: lineChartSvg([{ name: `${k} (mean over ${part.window} steps)`, points: part.curve.map((c) => [c.step, c.loss] as const) }], { title, xLabel: "step", yLabel: "loss" }) }]
+    })
+  return parts
+}
+
+export const pretrainTable = (p: PretrainDoc | null): Table => {
+  const rows: Array<Array<string>> = []
+  for (const k of ["encoder", "decoder"] as const) {
+    const part = p?.[k] ?? null
+    if (part === null) rows.push([k, "not pretrained", "", "", "", ""])
+    else rows.push([k, String(part.steps), String(part.examples), String(part.vocabulary), f3(part.firstLoss), f3(part.finalLoss)])
+  }
+  return { caption: "Pretraining of the tiny models (loss: mean of the first / last 10% of the steps)", header: ["Model", "Steps", "Sequences", "Vocabulary", "First loss", "Final loss"], rows }
+}
+
+export const pretrainSamplesTable = (p: PretrainDoc | null): Table => ({
+  caption: "Greedy samples of the pretrained decoder (English only; it has never seen the foreign script)",
+  header: ["Prompt", "Output"],
+  rows: (p?.decoder?.samples ?? []).map((s) => [s.prompt, s.output])
+})
+
 export const samplesTable = (generations: ReadonlyArray<GenerationRow>, count: number): Table => {
   // Alternate the buckets so both are shown; within a bucket, in example order.
   const content = generations.filter((g) => g.bucket === "content")
@@ -393,10 +503,11 @@ export const samplesTable = (generations: ReadonlyArray<GenerationRow>, count: n
     if (i < content.length && picked.length < count) picked.push(content[i])
     if (i < qa.length && picked.length < count) picked.push(qa[i])
   }
+  const peers = PEERS.filter((p) => picked.length > 0 && picked.every((g) => g[p] !== null))
   return {
     caption: `Sample generations (${picked.length} of ${generations.length})`,
-    header: ["#", "Task", "Instruction", "Reference (En)", "Base", "Fine-tune", "LLINK"],
-    rows: picked.map((g) => [String(g.id), g.task_type, g.instruction, g.reference, g.base, g.finetune, g.llink])
+    header: ["#", "Task", "Instruction", "Target", "Base", "Fine-tune", ...peers.map((p) => SYSTEM_NAMES[p]), "LLINK"],
+    rows: picked.map((g) => [String(g.id), g.task_type, g.instruction, g.target, g.base, g.finetune, ...peers.map((p) => g[p] ?? ""), g.llink])
   }
 }
 
@@ -572,11 +683,17 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     tokens: tokensTable(r),
     numeric: numericTable(r, inputs.judge?.numericFidelityByBucket),
     samples: samplesTable(inputs.generations ?? [], inputs.samples),
+    claims: claimsTable(r),
+    generation: generationTable(r),
+    pretrain: pretrainTable(r.pretrain),
+    pretrainSamples: pretrainSamplesTable(r.pretrain),
     quality: qualityTable(inputs.quality, inputs.ingestSummary)
   }
   const lineage = inputs.manifest === undefined ? undefined : lineageTable(inputs.manifest)
   const training = trainingFigures(inputs.stageAMetrics, inputs.stageBMetrics)
   const tokenFig = tokenFigure(inputs.generations ?? [])
+  const generationFig = generationFigure(r)
+  const pretrainFigs = pretrainFigures(r.pretrain)
   const fullVectorNote = (r.retrieval.fullVector === null ? "" : ` LLINK (Full) query vector: ${r.retrieval.fullVector}.`) +
     (r.retrieval.peerVector === null ? "" : ` Peer query vectors: ${r.retrieval.peerVector} (see Peer baselines).`)
 
@@ -584,6 +701,11 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     `# ${r.title}`,
     "",
     ...(notes.length > 0 ? [...notes.map((n) => `> **${n}**`), ""] : []),
+    "## What this run shows",
+    "",
+    tableMd(tables.claims),
+    CLAIMS_NOTE,
+    "",
     "## Retrieval",
     "",
     tableMd(tables.retrieval),
@@ -596,6 +718,9 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     "",
     JUDGE_NOTE,
     "",
+    "## Generation quality",
+    "",
+    tableMd(tables.generation),
     "## Peer baselines",
     "",
     ...PEERS_NOTE.flatMap((l) => [l, ""]),
@@ -605,6 +730,10 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     "## Numeric fidelity",
     "",
     tableMd(tables.numeric),
+    "## Pretraining of the tiny models",
+    "",
+    tableMd(tables.pretrain),
+    ...(tables.pretrainSamples.rows.length > 0 ? [tableMd(tables.pretrainSamples)] : []),
     "## Training",
     "",
     `Stage A (last logged step): ${shortJson(r.training.stageA, 600)}`,
@@ -639,6 +768,9 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     "</style></head><body>",
     `<h1>${html(r.title)}</h1>`,
     ...notes.map((n) => `<div class="offline">${html(n)}</div>`),
+    `<h2 id="claims">What this run shows</h2>`,
+    tableHtml(tables.claims),
+    `<p>${html(CLAIMS_NOTE)}</p>`,
     `<h2 id="retrieval">Retrieval</h2>`,
     tableHtml(tables.retrieval),
     `<p>Paper numbers in grey italics.${html(fullVectorNote)}</p>`,
@@ -646,6 +778,9 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     tableHtml(tables.judge),
     "<p>Shares are over the valid pairs; a pair whose two orders disagree counts as a tie.</p>",
     `<p>${html(JUDGE_NOTE)}</p>`,
+    `<h2 id="generation">Generation quality</h2>`,
+    tableHtml(tables.generation),
+    ...(generationFig === undefined ? [] : [figureHtml(generationFig)]),
     `<h2 id="peers">Peer baselines</h2>`,
     ...PEERS_NOTE.map((l) => `<p>${html(l)}</p>`),
     `<h2 id="tokens">Tokens</h2>`,
@@ -653,6 +788,10 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     ...(tokenFig === undefined ? [] : [figureHtml(tokenFig)]),
     `<h2 id="numeric">Numeric fidelity</h2>`,
     tableHtml(tables.numeric),
+    `<h2 id="pretrain">Pretraining of the tiny models</h2>`,
+    tableHtml(tables.pretrain),
+    ...pretrainFigs.map(figureHtml),
+    ...(tables.pretrainSamples.rows.length > 0 ? [tableHtml(tables.pretrainSamples)] : []),
     `<h2 id="training">Training curves</h2>`,
     ...(training.length === 0 ? ["<p>No training metrics were logged.</p>"] : training.map(figureHtml)),
     `<h2 id="samples">Sample generations</h2>`,

@@ -43,13 +43,14 @@ export const REPORT_INPUTS = [
   "stageA.metrics",
   "stageB.metrics",
   "generations",
-  "sft.eval"
+  "sft.eval",
+  "models.pretrain"
 ] as const
 
 export const report = defineStage<ReportParams>({
   name: "report",
   source: import.meta.url,
-  version: "1",
+  version: "2",
   description: "results.json and a self-contained report (Tables 1 and 2 beside the paper, tokens, curves, samples, lineage)",
   inputs: [],
   optionalInputs: REPORT_INPUTS,

@@ -16,6 +16,7 @@ import { ResultsDoc } from "../../schemas/results.ts"
 import { RetrievalDoc, RetrievalFullDoc, RetrievalPeersDoc } from "../../schemas/retrieval.ts"
 import { readGenerations } from "../../schemas/sft.ts"
 import { TokstatsDoc } from "../../schemas/tokstats.ts"
+import { PretrainDoc } from "../../schemas/pretrain.ts"
 import type { ReportParams } from "./params.ts"
 import { type MetricsTable, renderReport } from "./render.ts"
 import { REPORT_HTML, REPORT_INPUTS, REPORT_MD, RESULTS_JSON } from "./stage.ts"
@@ -119,6 +120,7 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
     const tokstats = yield* optionalDoc(TokstatsDoc, inputs["tokstats"])
     const quality = yield* optionalDoc(QualityDoc, inputs["clean.quality"])
     const ingestSummary = yield* optionalDoc(IngestSummaryDoc, inputs["ingest.summary"])
+    const pretrain = yield* optionalDoc(PretrainDoc, inputs["models.pretrain"])
     const metricsOf = (file: string | undefined) => (file === undefined ? Effect.succeed(new Map() as MetricsTable) : readMetricsTable(file))
     const stageAMetrics = yield* metricsOf(inputs["stageA.metrics"])
     const stageBMetrics = yield* metricsOf(inputs["stageB.metrics"])
@@ -136,6 +138,7 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
       tokstats,
       quality,
       ingestSummary,
+      pretrain,
       stageAMetrics,
       stageBMetrics,
       generations,
