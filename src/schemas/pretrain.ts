@@ -21,9 +21,9 @@ export const PretrainPart = Schema.Struct({
   examples: Schema.Number,
   /** Decoder: the ids its data uses (the head's non-zero rows); encoder: its vocabulary. */
   vocabulary: Schema.Number,
-  /** Mean loss of the first and of the last 10% of the steps. */
-  firstLoss: Schema.Number,
-  finalLoss: Schema.Number,
+  /** Mean loss of the first and of the last 10% of the steps (null: 0 steps). */
+  firstLoss: Schema.NullOr(Schema.Number),
+  finalLoss: Schema.NullOr(Schema.Number),
   /** The loss curve, averaged over windows of `window` steps (x: the window's last step). */
   window: Schema.Number,
   curve: Schema.Array(Schema.Struct({ step: Schema.Number, loss: Schema.Number })),

@@ -33,7 +33,7 @@ const fixtures = async (base: string, options: { readonly offlineSynth: boolean;
   ]
   const generations = await writeGenerations(path.join(base, "generations.parquet"), gens)
   // The judge artifact comes from the judge stage itself (offline chrF).
-  const jctx = makeContext(judge, paramsOf(judge, configOf({ judge: { mode: "offline" } })), { generations }, path.join(base, "judge"))
+  const jctx = makeContext(judge, paramsOf(judge, configOf({ judge: { mode: "offline", floor: 0 } })), { generations }, path.join(base, "judge"))
   await Effect.runPromise(judge.run(jctx))
   const retrieval = writeJson(path.join(base, "retrieval.json"), {
     stageA: { ...metricsRow(100), r1: 0.512, r5: 0.75, r10: 0.86, mrr: 0.62, meanRank: 4.25, r1CI: { lo: 0.415, hi: 0.609 }, mrrCI: { lo: 0.55, hi: 0.69 } },
@@ -226,6 +226,14 @@ describe("report", () => {
     expect(results.judge.byBucket.content.vsBase.meanChars).toEqual({ system: 20, baseline: 3, ratio: 20 / 3 })
     expect(md).toContain("*paper (n = 1,024)* | *0.430*")
     expect(md).toContain("> **OFFLINE SYNTHESIZER")
+    // "What this run shows" and generation quality come from the same numbers.
+    expect(md.indexOf("## What this run shows")).toBeLessThan(md.indexOf("## Retrieval"))
+    expect(results.claims.map((c: { verdict: string }) => c.verdict)).toHaveLength(5)
+    expect(md).toContain("| LLINK's prompts use fewer decoder tokens | ✔ reproduced |")
+    expect(md).toContain("## Generation quality")
+    expect(results.generation.llink.n).toBe(2)
+    expect(results.generation.base.chrf).toBeLessThan(results.generation.finetune.chrf)
+    expect(html).toContain('<h2 id="generation">')
 
     expect(results.retrieval.stageA.r1).toBe(0.512)
     expect(results.retrieval.paper.full.r1).toBe(0.45)

@@ -9,6 +9,9 @@ export const GenerateConfig = Schema.Struct({
   noRepeatNgram: dflt(Count, 3),
   /** Prompts per batch (left padding) and per resumable scratch file. */
   batchSize: dflt(Size, 8),
+  /** Ablation: "on" (the method) or "zeroed" (LLINK's K slot vectors replaced by zero vectors at inference, so its
+   *  answers cannot use the foreign sentence: how much the slots carry). The other systems are unaffected. */
+  slots: dflt(Schema.Literals(["on", "zeroed"]), "on"),
   /** Generate for the first this-many `sft.eval` rows only (0 = all). */
   limit: dflt(Count, 0),
   /** On a cluster (`--cluster`): batches per shard, each shard loading the systems once (128 examples by default:

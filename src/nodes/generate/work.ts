@@ -174,7 +174,7 @@ export const generateBatch = async (
     const zb = tf.tensor2d(gatherRows(z.data, z.dim, rows.map((r) => r.row)), [rows.length, z.dim])
     const ov = slotOverrides(slotsFromZ(sys.projector, sys.slots, zb), prompts.map((x) => x.slotPositions))
     coords = { batch: [...ov.batch], position: [...ov.position] }
-    return ov.vectors
+    return p.slots === "zeroed" ? tf.zerosLike(ov.vectors) : ov.vectors
   })
   let llinkTokens: ReadonlyArray<ReadonlyArray<number>>
   try {

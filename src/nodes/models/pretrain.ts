@@ -58,6 +58,7 @@ const summarise = (curve: ReadonlyArray<CurvePoint>) => {
   const n = curve.length
   const tenth = Math.max(1, Math.floor(n / 10))
   const mean = (xs: ReadonlyArray<CurvePoint>) => xs.reduce((a, p) => a + p.loss, 0) / Math.max(1, xs.length)
+  if (n === 0) return { firstLoss: null, finalLoss: null, window: 1, curve: [] }
   const window = Math.max(1, Math.ceil(n / 100))
   const points: Array<{ step: number; loss: number }> = []
   for (let i = 0; i < n; i += window) {

@@ -119,22 +119,24 @@ export const runModels = (ctx: StageContext<ModelsParams>): Effect.Effect<StageO
         return yield* new StageError({ stage: STAGE, message: "the train table is empty: no text for the tiny tokenizer", file: ctx.inputs["train"] })
       }
       yield* initTinyModels(tinyDir, { seed: p.seed, sentences, size: p.tinySize }).pipe(asStageError(STAGE))
-      const pretrainDecoder = tinyDecoder && p.pretrain.decoderSteps > 0
+      // The mini decoder always goes through pretrainDecoder, with 0 steps too: the random control then has the
+      // same shortlisted head (zero rows outside the English shortlist) as the pretrained model.
+      const pretrainDecoder = tinyDecoder && p.tinySize === "mini"
       const pretrainEncoder = tinyEncoder && p.pretrain.encoderSteps > 0
+      if (p.tinySize !== "mini" && (p.pretrain.decoderSteps > 0 || p.pretrain.encoderSteps > 0)) {
+        return yield* new StageError({ stage: STAGE, message: `models.pretrain needs models.tinySize "mini" (the "test" decoder ties its head), got "${p.tinySize}"` })
+      }
       if (pretrainDecoder || pretrainEncoder) {
-        if (p.tinySize !== "mini") {
-          return yield* new StageError({ stage: STAGE, message: `models.pretrain needs models.tinySize "mini" (the "test" decoder ties its head), got "${p.tinySize}"` })
-        }
         const backend = (yield* startBackend(STAGE)).tfBackend
         ctx.log(`pretraining on ${backend}`)
         const { pretrainDecoderDir, pretrainEncoderDir } = yield* Effect.promise(() => import("./pretrain.ts"))
         if (pretrainEncoder) {
           encoderPart = yield* pretrainEncoderDir(path.join(tinyDir, "encoder"), sidesOf(pairs), p.pretrain, deriveSeed(p.seed, "pretrain-encoder"), ctx.log)
-          ctx.log(`encoder: masked-LM loss ${encoderPart.firstLoss.toFixed(3)} → ${encoderPart.finalLoss.toFixed(3)} over ${encoderPart.steps} steps`)
+          ctx.log(`encoder: masked-LM loss ${encoderPart.firstLoss?.toFixed(3)} → ${encoderPart.finalLoss?.toFixed(3)} over ${encoderPart.steps} steps`)
         }
         if (pretrainDecoder) {
           decoderPart = yield* pretrainDecoderDir(path.join(tinyDir, "decoder"), pairs.map((r) => r.english).filter((s) => s.length > 0), p.pretrain, deriveSeed(p.seed, "pretrain-decoder"), ctx.log)
-          ctx.log(`decoder: English LM loss ${decoderPart.firstLoss.toFixed(3)} → ${decoderPart.finalLoss.toFixed(3)} over ${decoderPart.steps} steps (${decoderPart.vocabulary} token ids)`)
+          ctx.log(`decoder: English LM loss ${decoderPart.firstLoss?.toFixed(3) ?? "–"} → ${decoderPart.finalLoss?.toFixed(3) ?? "–"} over ${decoderPart.steps} steps (${decoderPart.vocabulary} token ids)`)
           for (const s of decoderPart.samples) ctx.log(`decoder sample: ${JSON.stringify(s.prompt.slice(-60))} → ${JSON.stringify(s.output)}`)
         }
       }
