@@ -6,7 +6,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Schema } from "effect"
 import { describe, expect, it } from "vitest"
-import { generate, SAMPLE_FILE } from "../../datasets/km-en-sample/generate.ts"
+import { generate, generateMini, MINI_FILE, MINI_PAIRS, SAMPLE_FILE } from "../../datasets/km-en-sample/generate.ts"
 import { clean } from "../../src/nodes/clean/stage.ts"
 import { ingest } from "../../src/nodes/ingest/stage.ts"
 import { stages } from "../../src/nodes/index.ts"
@@ -29,14 +29,16 @@ describe("embedded sample corpus", () => {
     expect(good.filter((l) => /[។?]$/.test(l)).length).toBeGreaterThan(good.length * 0.98)
   })
 
-  it("runs through ingest → clean → split → tokstats with llink.config.json", async () => {
+  it("runs through ingest → clean → split → tokstats with llink.config.json's settings", async () => {
     const config = Schema.decodeUnknownSync(LlinkConfig)(JSON.parse(fs.readFileSync(path.join(repoRoot, "llink.config.json"), "utf8")), {
       onExcessProperty: "error"
     })
     const names = stages.map((s) => s.name)
     expect(names.slice(0, 4)).toEqual(["ingest", "clean", "split", "tokstats"]) // the data stages come first
     const dir = tempDir("sample")
-    const corpus = { ...config.corpus, path: path.resolve(repoRoot, config.corpus.path) }
+    // The default reads the miniature corpus (below); the noisy sample is the data stages' test bed.
+    expect(path.resolve(repoRoot, config.corpus.path)).toBe(MINI_FILE)
+    const corpus = { ...config.corpus, path: SAMPLE_FILE }
     expect(ingest.externalInputs?.(corpus)).toEqual([SAMPLE_FILE])
 
     const ing = await runStage(ingest, corpus, {}, dir)
@@ -53,13 +55,29 @@ describe("embedded sample corpus", () => {
     expect(quality.normalisation.nfcChanged).toBe(1)
     expect(cl.outcome.rows).toEqual({ clean: 594, "clean.rejects": 2 })
 
-    const sp = await runStage(split, config.split, { clean: cl.outputs["clean"] }, dir)
+    const sp = await runStage(split, { ...config.split, train: 400, holdout: 120, evalN: 100 }, { clean: cl.outputs["clean"] }, dir)
     expect(sp.outcome.rows).toEqual({ train: 400, holdout: 120, eval: 100 })
 
     const ts = await runStage(tokstats, { ...config.tokstats, slots: config.models.slots }, { train: sp.outputs["train"] }, dir)
     const s = JSON.parse(fs.readFileSync(ts.outputs["tokstats"], "utf8"))
     expect(s.pairs).toBe(400)
     expect(s.foreignToEnglishTokenRatio.ofTotals).toBeGreaterThan(2)
+  })
+
+  it("has a miniature twin for the embedded default: deterministic, distinct on both sides, clean as it is", async () => {
+    const text = generateMini()
+    expect(fs.readFileSync(MINI_FILE, "utf8")).toBe(text)
+    const lines = text.trimEnd().split("\n")
+    expect(lines).toHaveLength(MINI_PAIRS)
+    expect(new Set(lines.map((l) => l.split("\t")[0])).size).toBe(MINI_PAIRS)
+    expect(new Set(lines.map((l) => l.split("\t")[1])).size).toBe(MINI_PAIRS)
+    expect(lines.filter((l) => /[0-9០-៩]/.test(l)).length).toBeGreaterThan(MINI_PAIRS / 5) // numbers stay
+    const dir = tempDir("mini")
+    const config = Schema.decodeUnknownSync(LlinkConfig)(JSON.parse(fs.readFileSync(path.join(repoRoot, "llink.config.json"), "utf8")))
+    const ing = await runStage(ingest, { ...config.corpus, path: MINI_FILE }, {}, dir)
+    expect(ing.outcome.rows).toEqual({ pairs: MINI_PAIRS, "ingest.quarantine": 0 })
+    const cl = await runStage(clean, config.clean, { pairs: ing.outputs["pairs"] }, dir)
+    expect(cl.outcome.rows).toEqual({ clean: MINI_PAIRS, "clean.rejects": 0 })
   })
 
   it("ships corpus specs that are valid config files", () => {

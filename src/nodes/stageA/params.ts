@@ -11,6 +11,9 @@ export const DirReduction = Schema.Literals(["mse", "sum"])
 export const StageAConfig = Schema.Struct({
   /** Optimizer steps (code: 20,000). */
   steps: dflt(Size, 20_000),
+  /** Ablation: "untrained" writes the seeded initial projector without a training step, so Stage B (and everything
+   *  after it) runs on a random projector instead of Stage A's. */
+  ablation: dflt(Schema.Literals(["none", "untrained"]), "none"),
   /** Pairs per micro-batch (InfoNCE needs at least one in-batch negative). */
   microBatch: dflt(Schema.Int.check(Schema.isGreaterThanOrEqualTo(2, { message: "Expected a whole number ≥ 2" })), 8),
   /** Micro-batches per optimizer step (gradient accumulation; code: 16). */

@@ -411,7 +411,8 @@ export const runStageA = (ctx: StageContext<StageAParams>): Effect.Effect<StageO
           if (trainer.step() > 0) bar.advance(trainer.step())
 
           let lastDev: RetrievalMetrics | null = null
-          while (trainer.step() < p.steps) {
+          if (p.ablation === "untrained") ctx.log("ablation: the projector stays at its seeded initialisation (no training step)")
+          while (p.ablation === "none" && trainer.step() < p.steps) {
             let row = yield* Effect.tryPromise({
               try: trainer.next,
               catch: (cause) =>

@@ -1,0 +1,76 @@
+/**
+ * `npm run bench -- ablations`: the embedded default beside its ablations, one `llink run` each in one shared cache
+ * (so only what an ablation changes is recomputed), then one table: Stage A and LLINK (full) R@1, LLINK's
+ * translate chrF and overall chrF with its interval, its exact-number match, and its judge preference against
+ * base and fine-tune (raw and length-controlled). `BENCH_ABLATIONS=name,name` runs a subset;
+ * `BENCH_ABLATIONS_DIR` keeps the cache between calls (default: a fresh temporary folder).
+ *
+ * The ablations (issue "The method, visible"): usage contrast off, and the authors' code's inverted sign; K ∈ {1,
+ * 4, 16} (8 is the default); Stage B on an untrained (random) projector; slots zeroed at inference.
+ */
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+
+const ABLATIONS: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
+  ["default", []],
+  ["contrast off", ["stageB.contrastWeight=0"]],
+  ["contrast: code's sign", ["stageB.contrastSign=code"]],
+  ["K = 1", ["models.slots=1"]],
+  ["K = 4", ["models.slots=4"]],
+  ["K = 16", ["models.slots=16"]],
+  ["random projector", ["stageA.ablation=untrained"]],
+  ["slots zeroed at inference", ["generate.slots=zeroed"]]
+]
+
+interface Results {
+  readonly retrieval: { readonly stageA: { r1: number } | null; readonly full: { r1: number } | null }
+  readonly generation: Record<string, { chrf: number; chrfCI: { lo: number; hi: number } | null; chrfByTask: Record<string, number>; numberMatchRate: number | null }> | null
+  readonly judge: { readonly overall: Record<string, { preference: number | null; lengthControlled: { winRate: number } | null }> } | null
+}
+
+const only = process.env.BENCH_ABLATIONS?.split(",").map((s) => s.trim())
+const dir = process.env.BENCH_ABLATIONS_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), "llink-ablations-"))
+const cache = path.join(dir, "cache")
+const f3 = (x: number | null | undefined) => (x === null || x === undefined ? "–" : x.toFixed(3))
+const f1 = (x: number | null | undefined) => (x === null || x === undefined ? "–" : x.toFixed(1))
+const pct = (x: number | null | undefined) => (x === null || x === undefined ? "–" : `${(100 * x).toFixed(1)}%`)
+
+const rows: Array<Array<string>> = []
+for (const [name, sets] of ABLATIONS) {
+  if (only !== undefined && !only.includes(name)) continue
+  const runDir = path.join(dir, name.replace(/[^a-z0-9]+/gi, "-"))
+  const started = Date.now()
+  const r = spawnSync(process.execPath, [
+    path.join(repoRoot, "bin/llink.mjs"), "run", "--run-dir", runDir, "--set", `cacheDir=${cache}`, ...sets.flatMap((s) => ["--set", s])
+  ], { cwd: repoRoot, encoding: "utf8", env: { ...process.env, OPENAI_BASE_URL: "" } })
+  const seconds = (Date.now() - started) / 1000
+  if (r.status !== 0) {
+    console.log(`${name}: llink run exited ${r.status}\n${r.stderr.slice(-2000)}`)
+    rows.push([name, "failed", "", "", "", "", "", "", "", ""])
+    continue
+  }
+  const res = JSON.parse(fs.readFileSync(path.join(runDir, "results.json"), "utf8")) as Results
+  const ll = res.generation?.["llink"]
+  const vs = (k: string) => res.judge?.overall[k]
+  rows.push([
+    name,
+    f3(res.retrieval.stageA?.r1),
+    f3(res.retrieval.full?.r1),
+    f1(ll?.chrfByTask["translate_to_english"]),
+    ll === undefined ? "–" : `${f1(ll.chrf)} [${f1(ll.chrfCI?.lo)}, ${f1(ll.chrfCI?.hi)}]`,
+    pct(ll?.numberMatchRate),
+    `${pct(vs("vsBase")?.preference)} / ${pct(vs("vsBase")?.lengthControlled?.winRate)}`,
+    `${pct(vs("vsFinetune")?.preference)} / ${pct(vs("vsFinetune")?.lengthControlled?.winRate)}`,
+    `${seconds.toFixed(0)} s`
+  ])
+  console.log(`${name}: done in ${seconds.toFixed(0)} s`)
+}
+const header = ["ablation", "Stage A R@1", "full R@1", "LLINK translate chrF", "LLINK chrF [95% CI]", "exact numbers", "vs base (raw / LC)", "vs fine-tune (raw / LC)", "run time"]
+console.log(`\n| ${header.join(" | ")} |\n|${header.map(() => " --- ").join("|")}|`)
+for (const row of rows) console.log(`| ${row.join(" | ")} |`)
+console.log(`\n(run dirs and cache: ${dir})`)
