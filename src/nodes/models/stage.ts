@@ -2,9 +2,11 @@
  * `models`: which frozen encoder (XLM-R) and decoder (Llama) the later stages load, and the reserved tokens the
  * decoder gains (`<foreign>`, `</foreign>`, `<foreign_emb>`, `<f0>`…`<f{K−1}>`) with their embedding-row rule.
  *
- * `models.encoder` / `models.decoder` = `"tiny"` writes seeded test-size checkpoints (Hugging Face layout) into the
+ * `models.encoder` / `models.decoder` = `"tiny"` writes seeded tiny checkpoints (Hugging Face layout) into the
  * `models.tiny` folder; the tiny encoder's tokenizer is trained on the first training pairs (hence the `train`
- * input). A folder path names a local snapshot (its content enters the cache key through `externalInputs` and the
+ * input). With `models.tinySize: "mini"` they are the embedded default's miniature and `models.pretrain` pretrains
+ * them on `train` (masked-LM on both sides for the encoder, English only for the decoder; `pretrain.ts`), with the
+ * curves and samples in the `models.pretrain` document. A folder path names a local snapshot (its content enters the cache key through `externalInputs` and the
  * document's fingerprints). The `models` document (see `src/artifacts/models.ts`) is what consumers read:
  * `readModelsRef(ctx.inputs["models"])`.
  */

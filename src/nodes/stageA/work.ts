@@ -471,7 +471,8 @@ export const runStageA = (ctx: StageContext<StageAParams>): Effect.Effect<StageO
           const nRows = yield* writer.close.pipe(asStageError(STAGE))
           const first = metrics[0]
           const last = metrics[metrics.length - 1]
-          ctx.log(
+          if (first === undefined || last === undefined) ctx.log("no training step: the projector is its seeded initialisation")
+          else ctx.log(
             `trained ${p.steps} steps (${backend}, ${matmulName} matmul${resumedFrom > 0 ? `, resumed from ${resumedFrom}` : ""}): ` +
               `loss ${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}` +
               (lastDev === null ? "" : `; dev R@1 ${lastDev.r1.toFixed(3)} (chance ${lastDev.chanceR1.toFixed(4)})`)
@@ -485,8 +486,8 @@ export const runStageA = (ctx: StageContext<StageAParams>): Effect.Effect<StageO
               matmul: matmulName,
               dims: { dIn, dHidden: config.dHidden, dOut },
               hardNegativeScores: trainer.scoreStats(),
-              firstLoss: first.loss,
-              lastLoss: last.loss,
+              firstLoss: first?.loss ?? null,
+              lastLoss: last?.loss ?? null,
               dev: lastDev
             }
           }
