@@ -15,7 +15,7 @@ import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { type FakeOpenAI, type FakeRequest, startFakeOpenAI } from "../support/fakeOpenAI.ts"
 import { startTestPostgres } from "../support/postgres.ts"
-import { SMALL_DEFAULT } from "../support/smallDefault.ts"
+import { SMALL_DEFAULT, testSizeDefault } from "../support/smallDefault.ts"
 
 const repo = path.resolve(import.meta.dirname, "../..")
 const main = path.join(repo, "src/cli/main.ts")
@@ -25,6 +25,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-cluster-"))
 const LEASE = "8s"
 
 const SETS = [
+  ...testSizeDefault(repo),
   "stageA.steps=20",
   "stageA.warmupSteps=2",
   "stageA.checkpointEvery=10",

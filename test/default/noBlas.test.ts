@@ -8,6 +8,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { hideBlasUnavailable, runWithoutBlas } from "../support/hideBlas.ts"
+import { testSizeDefault } from "../support/smallDefault.ts"
 
 const repoRoot = path.resolve(import.meta.dirname, "../..")
 const skip = hideBlasUnavailable()
@@ -21,7 +22,7 @@ describe.skipIf(skip !== undefined)("the embedded default without OpenBLAS", () 
       const env: NodeJS.ProcessEnv = { ...process.env, OPENAI_BASE_URL: "" }
       delete env.LLINK_BACKEND
       const r = runWithoutBlas(
-        [process.execPath, path.join(repoRoot, "bin/llink.mjs"), "run", "--until", "retrieval", "--run-dir", runDir, "--set", `cacheDir=${path.join(dir, "cache")}`],
+        [process.execPath, path.join(repoRoot, "bin/llink.mjs"), "run", "--until", "retrieval", "--run-dir", runDir, "--set", `cacheDir=${path.join(dir, "cache")}`, ...testSizeDefault(repoRoot).flatMap((s) => ["--set", s])],
         { cwd: repoRoot, env, timeoutMs: 880_000 }
       )
       if (r.status !== 0) throw new Error(`llink run exited ${r.status}:\n${r.stdout}\n${r.stderr}`)

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { readMatrix } from "../../src/pipeline/matrix.ts"
 import { readTableAll } from "../../src/pipeline/table.ts"
 import { maxRelDiff, skipReason } from "./support.ts"
+import { testSizeDefault } from "../support/smallDefault.ts"
 
 const repoRoot = path.resolve(import.meta.dirname, "../..")
 
@@ -69,7 +70,7 @@ describe.skipIf(skipReason !== undefined)("llink on WebGPU", () => {
   it("run --until retrieval on the embedded default: the numbers of cpu-blas", { timeout: 900_000 }, async () => {
     const run = (backend: string) => {
       const runDir = path.join(tmp, `run-${backend}`)
-      const { stderr } = llink(backend, ["run", "--until", "retrieval", "--run-dir", runDir, "--set", `cacheDir=${path.join(tmp, `cache-${backend}`)}`])
+      const { stderr } = llink(backend, ["run", "--until", "retrieval", "--run-dir", runDir, "--set", `cacheDir=${path.join(tmp, `cache-${backend}`)}`, ...testSizeDefault(repoRoot).flatMap((s) => ["--set", s])])
       const manifest = JSON.parse(fs.readFileSync(path.join(runDir, "manifest.json"), "utf8")) as {
         stages: Record<string, { status: string; outputs: Record<string, { path: string }> }>
       }
