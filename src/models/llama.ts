@@ -146,6 +146,27 @@ export interface LlamaBuildOptions {
   readonly lora?: LoraAdapters
 }
 
+/** The decoder layers from a tensor per Hugging Face name (`t2`/`t1`: plain tensors, or variables when training). */
+export const llamaLayers = (
+  config: LlamaConfig,
+  t2: (name: string) => tf.Tensor2D,
+  t1: (name: string) => tf.Tensor1D
+): Array<LlamaLayer> =>
+  Array.from({ length: config.num_hidden_layers }, (_, l) => {
+    const p = `model.layers.${l}`
+    return {
+      inputNorm: t1(`${p}.input_layernorm.weight`),
+      q: t2(`${p}.self_attn.q_proj.weight`),
+      k: t2(`${p}.self_attn.k_proj.weight`),
+      v: t2(`${p}.self_attn.v_proj.weight`),
+      o: t2(`${p}.self_attn.o_proj.weight`),
+      postNorm: t1(`${p}.post_attention_layernorm.weight`),
+      gate: t2(`${p}.mlp.gate_proj.weight`),
+      up: t2(`${p}.mlp.up_proj.weight`),
+      down: t2(`${p}.mlp.down_proj.weight`)
+    }
+  })
+
 /**
  * Builds the model from host tensors keyed by Hugging Face names. Fails with a `CheckpointError` naming the missing
  * or mis-shaped tensor and `source`. The tensors may share the host buffers.
@@ -179,21 +200,7 @@ export const llamaFromWeights = (
     }
     const t2 = (name: string): tf.Tensor2D => toTensor(weights.get(name)!) as tf.Tensor2D
     const t1 = (name: string): tf.Tensor1D => toTensor(weights.get(name)!) as tf.Tensor1D
-    const layers: Array<LlamaLayer> = []
-    for (let l = 0; l < config.num_hidden_layers; l++) {
-      const p = `model.layers.${l}`
-      layers.push({
-        inputNorm: t1(`${p}.input_layernorm.weight`),
-        q: t2(`${p}.self_attn.q_proj.weight`),
-        k: t2(`${p}.self_attn.k_proj.weight`),
-        v: t2(`${p}.self_attn.v_proj.weight`),
-        o: t2(`${p}.self_attn.o_proj.weight`),
-        postNorm: t1(`${p}.post_attention_layernorm.weight`),
-        gate: t2(`${p}.mlp.gate_proj.weight`),
-        up: t2(`${p}.mlp.up_proj.weight`),
-        down: t2(`${p}.mlp.down_proj.weight`)
-      })
-    }
+    const layers = llamaLayers(config, t2, t1)
     const embed = toTensor(embedHost) as tf.Tensor2D
     const lmHead = headHost === undefined ? embed : (toTensor(headHost) as tf.Tensor2D)
     const headRows = compactHeadRows(headHost ?? embedHost)

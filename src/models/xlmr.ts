@@ -120,32 +120,42 @@ export const xlmrFromWeights = (
     yield* checkTensors(host, xlmrTensorSpecs(config), source)
     const t2 = (name: string): tf.Tensor2D => toTensor(host.get(name)!) as tf.Tensor2D
     const t1 = (name: string): tf.Tensor1D => toTensor(host.get(name)!) as tf.Tensor1D
-    const lin = (name: string): Linear => ({ weight: t2(`${name}.weight`), bias: t1(`${name}.bias`) })
-    const norm = (name: string): Norm => ({ weight: t1(`${name}.weight`), bias: t1(`${name}.bias`) })
-    const layers: Array<XlmrLayer> = []
-    for (let l = 0; l < config.num_hidden_layers; l++) {
-      const p = `encoder.layer.${l}`
-      layers.push({
-        query: lin(`${p}.attention.self.query`),
-        key: lin(`${p}.attention.self.key`),
-        value: lin(`${p}.attention.self.value`),
-        attnOut: lin(`${p}.attention.output.dense`),
-        attnNorm: norm(`${p}.attention.output.LayerNorm`),
-        intermediate: lin(`${p}.intermediate.dense`),
-        output: lin(`${p}.output.dense`),
-        outNorm: norm(`${p}.output.LayerNorm`)
-      })
-    }
-    return {
-      kind: "xlmr" as const,
-      config,
-      wordEmbeddings: t2("embeddings.word_embeddings.weight"),
-      positionEmbeddings: t2("embeddings.position_embeddings.weight"),
-      tokenTypeEmbeddings: t2("embeddings.token_type_embeddings.weight"),
-      embNorm: norm("embeddings.LayerNorm"),
-      layers
-    }
+    return xlmrFromTensors(config, t2, t1, t2("embeddings.token_type_embeddings.weight"))
   })
+
+/** The model from a tensor per Hugging Face name (`t2`/`t1`: plain tensors, or variables when training). */
+export const xlmrFromTensors = (
+  config: XlmRobertaConfig,
+  t2: (name: string) => tf.Tensor2D,
+  t1: (name: string) => tf.Tensor1D,
+  tokenTypeEmbeddings: tf.Tensor2D
+): XlmrModel => {
+  const lin = (name: string): Linear => ({ weight: t2(`${name}.weight`), bias: t1(`${name}.bias`) })
+  const norm = (name: string): Norm => ({ weight: t1(`${name}.weight`), bias: t1(`${name}.bias`) })
+  const layers: Array<XlmrLayer> = []
+  for (let l = 0; l < config.num_hidden_layers; l++) {
+    const p = `encoder.layer.${l}`
+    layers.push({
+      query: lin(`${p}.attention.self.query`),
+      key: lin(`${p}.attention.self.key`),
+      value: lin(`${p}.attention.self.value`),
+      attnOut: lin(`${p}.attention.output.dense`),
+      attnNorm: norm(`${p}.attention.output.LayerNorm`),
+      intermediate: lin(`${p}.intermediate.dense`),
+      output: lin(`${p}.output.dense`),
+      outNorm: norm(`${p}.output.LayerNorm`)
+    })
+  }
+  return {
+    kind: "xlmr" as const,
+    config,
+    wordEmbeddings: t2("embeddings.word_embeddings.weight"),
+    positionEmbeddings: t2("embeddings.position_embeddings.weight"),
+    tokenTypeEmbeddings,
+    embNorm: norm("embeddings.LayerNorm"),
+    layers
+  }
+}
 
 /** Releases every tensor of the model. */
 export const disposeXlmr = (model: XlmrModel): void => {

@@ -21,12 +21,12 @@
 import * as tf from "@tensorflow/tfjs"
 import { AdamW, clipCoefficient, gradNorm } from "../backend/adamw.ts"
 import type { LlamaConfig, XlmRobertaConfig } from "../models/hfconfig.ts"
-import type { LlamaLayer, LlamaModel } from "../models/llama.ts"
-import { ropeInvFreq } from "../models/llama.ts"
+import type { LlamaModel } from "../models/llama.ts"
+import { llamaLayers, ropeInvFreq } from "../models/llama.ts"
 import { deriveSeed, fillNormal, makeRng } from "../models/rng.ts"
 import type { HostTensor } from "../models/safetensors.ts"
-import type { Linear, Norm, XlmrLayer, XlmrModel } from "../models/xlmr.ts"
-import { encode, geluErf, layerNorm } from "../models/xlmr.ts"
+import type { Norm, XlmrModel } from "../models/xlmr.ts"
+import { encode, geluErf, layerNorm, xlmrFromTensors } from "../models/xlmr.ts"
 import { warmupCosine } from "./schedule.ts"
 import { crossEntropyRows, lmLoss, lmTargets } from "./stageBLoss.ts"
 import { epochPermutation } from "./trainState.ts"
@@ -155,21 +155,6 @@ const median = (xs: Array<number>): number => {
 
 const llamaOnVariables = (config: LlamaConfig, vars: VariableSet, weights: ReadonlyMap<string, HostTensor>): LlamaModel => {
   const w = (name: string) => vars.add(name, weights.get(name)!)
-  const layers: Array<LlamaLayer> = []
-  for (let l = 0; l < config.num_hidden_layers; l++) {
-    const p = `model.layers.${l}`
-    layers.push({
-      inputNorm: w(`${p}.input_layernorm.weight`) as tf.Tensor1D,
-      q: w(`${p}.self_attn.q_proj.weight`) as tf.Tensor2D,
-      k: w(`${p}.self_attn.k_proj.weight`) as tf.Tensor2D,
-      v: w(`${p}.self_attn.v_proj.weight`) as tf.Tensor2D,
-      o: w(`${p}.self_attn.o_proj.weight`) as tf.Tensor2D,
-      postNorm: w(`${p}.post_attention_layernorm.weight`) as tf.Tensor1D,
-      gate: w(`${p}.mlp.gate_proj.weight`) as tf.Tensor2D,
-      up: w(`${p}.mlp.up_proj.weight`) as tf.Tensor2D,
-      down: w(`${p}.mlp.down_proj.weight`) as tf.Tensor2D
-    })
-  }
   return {
     kind: "llama",
     config,
@@ -177,7 +162,7 @@ const llamaOnVariables = (config: LlamaConfig, vars: VariableSet, weights: Reado
     embed: w("model.embed_tokens.weight") as tf.Tensor2D,
     lmHead: w("lm_head.weight") as tf.Tensor2D,
     tied: false,
-    layers,
+    layers: llamaLayers(config, (n) => w(n) as tf.Tensor2D, (n) => w(n) as tf.Tensor1D),
     norm: w("model.norm.weight") as tf.Tensor1D,
     invFreq: ropeInvFreq(config),
     lora: undefined
@@ -211,9 +196,11 @@ export const pretrainDecoder = async (
   weights.set("model.embed_tokens.weight", rowsOf(init.get("model.embed_tokens.weight")!, S))
   weights.set("lm_head.weight", rowsOf(init.get("lm_head.weight")!, S))
   const vars = new VariableSet()
-  const model = llamaOnVariables(compactConfig, vars, weights)
-  // The zero rows of the full head, as one column: the loss is the full-vocabulary loss.
-  const zeroCount = V - S.length
+  const compactModel = llamaOnVariables(compactConfig, vars, weights)
+  // The zero rows of the full head, as one column (every compact row is "non-zero"): the loss is the full
+  // checkpoint's full-vocabulary loss.
+  const identity = Int32Array.from({ length: S.length }, (_, i) => i)
+  const model: LlamaModel = { ...compactModel, headRows: { ids: identity, compact: compactModel.lmHead, index: identity, zeroCount: V - S.length } }
   try {
     const curve = await trainLoop(vars, compact.length, s, (indices) => {
       const rows = indices.map((i) => compact[i])
@@ -221,7 +208,7 @@ export const pretrainDecoder = async (
       const ids = rows.map((r) => [...r.ids, ...new Array<number>(T - r.ids.length).fill(0)])
       const attentionMask = rows.map((r) => [...r.ids.map(() => 1), ...new Array<number>(T - r.ids.length).fill(0)])
       const labels = rows.map((r) => [...r.labels, ...new Array<number>(T - r.labels.length).fill(-100)])
-      return fullVocabLoss(model, { ids, attentionMask }, labels, zeroCount)
+      return lmLoss(model, { ids, attentionMask }, lmTargets(labels), false)
     }, (name) => !name.endsWith("norm.weight"), onStep)
     // Back to the full vocabulary.
     const out = new Map<string, HostTensor>()
@@ -250,25 +237,6 @@ export const pretrainDecoder = async (
   }
 }
 
-/** Mean next-token loss over the labelled positions, with the zero rows of the full head as one column. */
-const fullVocabLoss = (
-  model: LlamaModel,
-  input: { readonly ids: Array<Array<number>>; readonly attentionMask: Array<Array<number>> },
-  labels: ReadonlyArray<ReadonlyArray<number>>,
-  zeroCount: number
-): tf.Scalar => {
-  const withZero: LlamaModel = {
-    ...model,
-    headRows: {
-      ids: Int32Array.from({ length: model.config.vocab_size }, (_, i) => i),
-      compact: model.lmHead,
-      index: Int32Array.from({ length: model.config.vocab_size }, (_, i) => i),
-      zeroCount
-    }
-  }
-  return lmLoss(withZero, input, lmTargets(labels), false)
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Encoder
 
@@ -279,39 +247,14 @@ export interface MlmSettings extends PretrainSettings {
 
 const XLMR_SPECIAL = new Set([0, 1, 2, 3])
 
-const xlmrOnVariables = (config: XlmRobertaConfig, vars: VariableSet, weights: ReadonlyMap<string, HostTensor>): XlmrModel => {
-  const t2 = (name: string) => vars.add(name, weights.get(name)!) as tf.Tensor2D
-  const t1 = (name: string) => vars.add(name, weights.get(name)!) as tf.Tensor1D
-  const lin = (name: string): Linear => ({ weight: t2(`${name}.weight`), bias: t1(`${name}.bias`) })
-  const norm = (name: string): Norm => ({ weight: t1(`${name}.weight`), bias: t1(`${name}.bias`) })
-  const layers: Array<XlmrLayer> = []
-  for (let l = 0; l < config.num_hidden_layers; l++) {
-    const p = `encoder.layer.${l}`
-    layers.push({
-      query: lin(`${p}.attention.self.query`),
-      key: lin(`${p}.attention.self.key`),
-      value: lin(`${p}.attention.self.value`),
-      attnOut: lin(`${p}.attention.output.dense`),
-      attnNorm: norm(`${p}.attention.output.LayerNorm`),
-      intermediate: lin(`${p}.intermediate.dense`),
-      output: lin(`${p}.output.dense`),
-      outNorm: norm(`${p}.output.LayerNorm`)
-    })
-  }
-  return {
-    kind: "xlmr",
+/** XLM-R over variables; token types are all 0 in XLM-R, so that row stays a plain tensor (the caller disposes it). */
+const xlmrOnVariables = (config: XlmRobertaConfig, vars: VariableSet, weights: ReadonlyMap<string, HostTensor>): XlmrModel =>
+  xlmrFromTensors(
     config,
-    wordEmbeddings: t2("embeddings.word_embeddings.weight"),
-    positionEmbeddings: t2("embeddings.position_embeddings.weight"),
-    // Token types are all 0 in XLM-R: the row stays as it is.
-    tokenTypeEmbeddings: tf.tensor2d(weights.get("embeddings.token_type_embeddings.weight")!.data, [
-      config.type_vocab_size,
-      config.hidden_size
-    ]),
-    embNorm: norm("embeddings.LayerNorm"),
-    layers
-  }
-}
+    (name) => vars.add(name, weights.get(name)!) as tf.Tensor2D,
+    (name) => vars.add(name, weights.get(name)!) as tf.Tensor1D,
+    tf.tensor2d(weights.get("embeddings.token_type_embeddings.weight")!.data, [config.type_vocab_size, config.hidden_size])
+  )
 
 /** The masked positions and corrupted inputs of one batch (seeded by step). */
 export const mlmCorrupt = (

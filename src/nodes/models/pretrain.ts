@@ -10,12 +10,12 @@
  */
 import { Effect } from "effect"
 import * as path from "node:path"
-import { TaskType } from "../../prompts/synthesis.ts"
-import { offlineInstructionAndAnswer, PAPER_TASK_TYPES } from "../../prompts/synthesis.ts"
+import { offlineInstructionAndAnswer, PAPER_TASK_TYPES, type TaskType } from "../../prompts/synthesis.ts"
 import { encodeExample, pretrainPrompt } from "../../prompts/slots.ts"
 import type { LlamaConfig, XlmRobertaConfig } from "../../models/hfconfig.ts"
 import { loadModelConfig } from "../../models/hfconfig.ts"
-import { generate, llamaFromWeights } from "../../models/llama.ts"
+import { disposeLlama, generate, llamaFromWeights } from "../../models/llama.ts"
+import type { HostTensor } from "../../models/safetensors.ts"
 import { loadSafetensorsDir, writeSafetensorsFile } from "../../models/safetensors.ts"
 import type { TextTokenizer } from "../../models/tokenizer.ts"
 import { loadTokenizer } from "../../models/tokenizer.ts"
@@ -126,7 +126,7 @@ export const pretrainDecoderDir = (
 /** Greedy continuations: a sentence start, and two tasks on a training sentence. */
 const decoderSamples = (
   config: LlamaConfig,
-  weights: ReadonlyMap<string, import("../../models/safetensors.ts").HostTensor>,
+  weights: ReadonlyMap<string, HostTensor>,
   tokenizer: TextTokenizer,
   english: ReadonlyArray<string>,
   dir: string
@@ -149,7 +149,6 @@ const decoderSamples = (
       prompt,
       output: tokenizer.decode(out.tokens[i], { skipSpecialTokens: true })
     }))
-    const { disposeLlama } = yield* Effect.promise(() => import("../../models/llama.ts"))
     disposeLlama(model)
     return samples
   })

@@ -86,10 +86,9 @@ const checkSnapshot = (which: "encoder" | "decoder", dir: string) =>
     }
   })
 
-/** The first `n` training pairs (English, foreign). */
-const trainingPairs = (file: string, n: number) =>
+/** The training pairs (English, foreign). */
+const trainingPairs = (file: string) =>
   readTable(file, { columns: ["english", "foreign"] }).pipe(
-    Stream.take(n),
     Stream.runCollect,
     Effect.map((rows) => rows.map((r) => ({ english: typeof r.english === "string" ? r.english : "", foreign: typeof r.foreign === "string" ? r.foreign : "" }))),
     asStageError(STAGE)
@@ -113,7 +112,7 @@ export const runModels = (ctx: StageContext<ModelsParams>): Effect.Effect<StageO
     const tinyEncoder = p.encoder === "tiny"
     const tinyDecoder = p.decoder === "tiny"
     if (tinyEncoder || tinyDecoder) {
-      const pairs = yield* trainingPairs(ctx.inputs["train"], Number.MAX_SAFE_INTEGER)
+      const pairs = yield* trainingPairs(ctx.inputs["train"])
       const sentences = sidesOf(pairs.slice(0, p.tinyTokenizerPairs))
       if (sentences.length === 0) {
         return yield* new StageError({ stage: STAGE, message: "the train table is empty: no text for the tiny tokenizer", file: ctx.inputs["train"] })
