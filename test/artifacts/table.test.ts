@@ -23,6 +23,7 @@ import {
   tableRowCount,
   writeTable
 } from "../../src/pipeline/table.ts"
+import { skipFor } from "../support/envGate.ts"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-table-test-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -446,8 +447,7 @@ describe("errors when reading", () => {
 
 const dataDir = path.resolve(import.meta.dirname, "../../../shared/data/km-en")
 const pairsFile = path.join(dataDir, "mixed_real_pairs.en-km.tsv")
-const hasData = fs.existsSync(pairsFile)
-if (!hasData) console.warn(`skipping real-data table test: ${pairsFile} not found (shared data is not in a fresh clone)`)
+const hasData = !skipFor("shared-data", fs.existsSync(pairsFile) ? undefined : `${pairsFile} not found (shared data is not in a fresh clone)`)
 
 describe.skipIf(!hasData)("real Khmer–English pairs", () => {
   it("round-trips all 8,684 real pairs exactly", async () => {

@@ -2,16 +2,13 @@
 import * as tf from "@tensorflow/tfjs"
 import { BlasUnavailableError, tryLoadBlas } from "../../src/backend/blas.ts"
 import { BLAS_BACKEND, registerBlasBackend } from "../../src/backend/kernels.ts"
+import { skipFor } from "../support/envGate.ts"
 
 const loaded = tryLoadBlas()
 /** Why the BLAS tests are skipped, or undefined when OpenBLAS loaded. */
 export const blasMissing: string | undefined =
   loaded instanceof BlasUnavailableError ? `${loaded.message} (tried: ${loaded.tried.join("; ")})` : undefined
-if (blasMissing !== undefined) {
-  console.warn(`[test/backend] OpenBLAS is not available, skipping cpu-blas tests: ${blasMissing}`)
-} else {
-  registerBlasBackend()
-}
+if (!skipFor("openblas", blasMissing)) registerBlasBackend()
 
 /** mulberry32: a fixed-seed uniform generator. */
 export const rng = (seed: number): (() => number) => {

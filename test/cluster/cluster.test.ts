@@ -16,11 +16,12 @@ import { afterAll, describe, expect, it } from "vitest"
 import { type FakeOpenAI, type FakeRequest, startFakeOpenAI } from "../support/fakeOpenAI.ts"
 import { startTestPostgres } from "../support/postgres.ts"
 import { SMALL_DEFAULT, testSizeDefault } from "../support/smallDefault.ts"
+import { skipFor } from "../support/envGate.ts"
 
 const repo = path.resolve(import.meta.dirname, "../..")
 const main = path.join(repo, "src/cli/main.ts")
 const pg = startTestPostgres()
-if (!pg.ok) console.warn(`[cluster] ${pg.reason}`)
+const noPostgres = skipFor("postgres", pg.ok ? undefined : pg.reason)
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-cluster-"))
 const LEASE = "8s"
 
@@ -105,7 +106,7 @@ const digests = (m: Manifest) =>
 const SHARDED = ["encode", "teacher"]
 const SHARDS_PER_STAGE = 3 // train: 400 rows in windows of 4 × 64 = 256; holdout: 120 rows
 
-describe.skipIf(!pg.ok)("llink on a cluster (PostgreSQL on loopback, 3 runners)", () => {
+describe.skipIf(noPostgres)("llink on a cluster (PostgreSQL on loopback, 3 runners)", () => {
   let single: Manifest = { stages: {} }
 
   it("the single-process reference run", { timeout: 300_000 }, async () => {
@@ -116,7 +117,7 @@ describe.skipIf(!pg.ok)("llink on a cluster (PostgreSQL on loopback, 3 runners)"
   })
 
   it("3 runners: every stage's digests equal the single-process run's, each shard computed once", { timeout: 400_000 }, async () => {
-    if (!pg.ok) return
+    if (!pg.ok) throw new Error("unreachable: this suite skips without PostgreSQL")
     const url = pg.url("e2e")
     const runners = await Promise.all([34611, 34612, 34613].map((p) => startRunner(url, p)))
     const r = await llinkRun("cluster", ["--cluster", url, "--lease", LEASE])
@@ -140,7 +141,7 @@ describe.skipIf(!pg.ok)("llink on a cluster (PostgreSQL on loopback, 3 runners)"
   })
 
   it("a runner SIGKILLed mid-teacher: its shard moves to another runner, the digests are unchanged", { timeout: 400_000 }, async () => {
-    if (!pg.ok) return
+    if (!pg.ok) throw new Error("unreachable: this suite skips without PostgreSQL")
     const url = pg.url("kill")
     const runners = await Promise.all([34621, 34622, 34623].map((p) => startRunner(url, p)))
     let killed: Runner | undefined
@@ -172,7 +173,7 @@ describe.skipIf(!pg.ok)("llink on a cluster (PostgreSQL on loopback, 3 runners)"
   })
 
   it("a runner SIGKILLed mid-synthesize (endpoint with faults): the same tables, and only requests in flight at the kill are sent again", { timeout: 400_000 }, async () => {
-    if (!pg.ok) return
+    if (!pg.ok) throw new Error("unreachable: this suite skips without PostgreSQL")
     const reply = (r: FakeRequest): string => {
       const task = /^Task type: (\S+)/m.exec(r.prompt)?.[1] ?? ""
       const english = /Reference English translation:\n([\s\S]*?)\n\nReturn exactly/.exec(r.prompt)?.[1] ?? ""
@@ -232,7 +233,7 @@ describe.skipIf(!pg.ok)("llink on a cluster (PostgreSQL on loopback, 3 runners)"
   })
 
   it("the whole embedded default (shrunk), 3 runners: every stage's digests equal the single-process run's", { timeout: 600_000 }, async () => {
-    if (!pg.ok) return
+    if (!pg.ok) throw new Error("unreachable: this suite skips without PostgreSQL")
     // every stage runs; generate and retrievalFull get two shards each (4 examples in batches of 2; 16 pairs in 8s)
     const small = [
       ...SMALL_DEFAULT,
@@ -257,7 +258,7 @@ describe.skipIf(!pg.ok)("llink on a cluster (PostgreSQL on loopback, 3 runners)"
   })
 
   it("a runner whose --listen port is taken says so and exits 1", { timeout: 60_000 }, async () => {
-    if (!pg.ok) return
+    if (!pg.ok) throw new Error("unreachable: this suite skips without PostgreSQL")
     const holder = net.createServer()
     await new Promise<void>((resolve) => holder.listen(34651, "127.0.0.1", resolve))
     try {

@@ -13,6 +13,7 @@ import * as parquet from "parquet-wasm/node"
 import { describe, expect, it } from "vitest"
 import { ingest } from "../../src/nodes/ingest/stage.ts"
 import { corpusParams, rows, runStage, tempDir } from "./support.ts"
+import { skipFor, xzMissing } from "../support/envGate.ts"
 
 const PAIRS: ReadonlyArray<readonly [string, string]> = [
   ["Hello.", "សួស្ដី។"],
@@ -36,15 +37,7 @@ const expectPairs = (pairs: ReadonlyArray<Record<string, unknown>>, expected = P
   expect(pairs.map((p) => p.id)).toEqual(expected.map((_, i) => i))
 }
 
-const hasXz = (() => {
-  try {
-    execFileSync("xz", ["--version"], { stdio: "ignore" })
-    return true
-  } catch (e) {
-    console.warn(`xz CLI not available (${e instanceof Error ? e.message : String(e)}): the WMT20 .xz test is skipped`)
-    return false
-  }
-})()
+const hasXz = !skipFor("xz", xzMissing())
 
 describe("ingest: ParaCrawl bonus TSV", () => {
   it("reads a plain TSV with origins file:line and null scores", async () => {

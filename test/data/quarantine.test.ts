@@ -12,6 +12,7 @@ import * as parquet from "parquet-wasm/node"
 import { describe, expect, it } from "vitest"
 import { ingest } from "../../src/nodes/ingest/stage.ts"
 import { corpusParams, rows, runStage, runStageFailure, tempDir } from "./support.ts"
+import { skipFor, xzMissing } from "../support/envGate.ts"
 
 const ingestFile = async (dir: string, fields: Record<string, unknown>) => {
   const ran = await runStage(ingest, corpusParams(fields), {}, dir)
@@ -343,11 +344,5 @@ describe("broken files fail the stage, naming the file and where", () => {
 })
 
 function hasXzCli(): boolean {
-  try {
-    execFileSync("xz", ["--version"], { stdio: "ignore" })
-    return true
-  } catch (e) {
-    console.warn(`xz CLI not available (${e instanceof Error ? e.message : String(e)}): the truncated-xz test is skipped`)
-    return false
-  }
+  return !skipFor("xz", xzMissing())
 }

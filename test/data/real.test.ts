@@ -12,10 +12,10 @@ import { ingest } from "../../src/nodes/ingest/stage.ts"
 import { split } from "../../src/nodes/split/stage.ts"
 import { tokstats } from "../../src/nodes/tokstats/stage.ts"
 import { cleanParams, corpusParams, repoRoot, rows, runStage, splitParams, tempDir, tokstatsParams } from "./support.ts"
+import { skipFor } from "../support/envGate.ts"
 
 const DATA = path.resolve(repoRoot, "../shared/data/km-en")
-const present = fs.existsSync(DATA)
-if (!present) console.warn(`real-data tests skipped: ${DATA} is absent (it is not part of a fresh clone)`)
+const present = !skipFor("shared-data", fs.existsSync(DATA) ? undefined : `${DATA} is absent (it is not part of a fresh clone)`)
 
 interface Case {
   readonly name: string

@@ -9,12 +9,12 @@ import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { hideBlasUnavailable, runWithoutBlas } from "../support/hideBlas.ts"
 import { testSizeDefault } from "../support/smallDefault.ts"
+import { skipFor } from "../support/envGate.ts"
 
 const repoRoot = path.resolve(import.meta.dirname, "../..")
-const skip = hideBlasUnavailable()
-if (skip !== undefined) console.warn(`[noBlas] skipped: ${skip}`)
+const skip = skipFor("root", hideBlasUnavailable())
 
-describe.skipIf(skip !== undefined)("the embedded default without OpenBLAS", () => {
+describe.skipIf(skip)("the embedded default without OpenBLAS", () => {
   it("falls back to wasm, says so with the fix, and Stage A learns", { timeout: 900_000 }, () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-noblas-run-"))
     try {

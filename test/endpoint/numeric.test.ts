@@ -8,6 +8,7 @@ import {
   khmerToLatinDigits,
   numericFidelity
 } from "../../src/metrics/numeric.ts"
+import { skipFor } from "../support/envGate.ts"
 
 const pick = (text: string) => extractNumbers(text).map((m) => [m.value, m.unit])
 
@@ -99,8 +100,7 @@ describe("numericFidelity", () => {
 
 const dataDir = path.resolve(import.meta.dirname, "../../../shared/data/km-en")
 const flores = path.join(dataDir, "flores200_devtest.eng_Latn")
-const haveData = fs.existsSync(flores)
-if (!haveData) console.warn(`numeric.test: ${dataDir} absent; skipping the real-data measurement`)
+const haveData = !skipFor("shared-data", fs.existsSync(flores) ? undefined : `${dataDir} absent: the real-data measurement skips`)
 
 describe.skipIf(!haveData)("numeric fidelity on real FLORES text", () => {
   it("is 1 for a reference against itself and measures Khmer-digit agreement", () => {

@@ -18,6 +18,7 @@ import {
   stageBInput,
   TaskType
 } from "../../src/prompts/synthesis.ts"
+import { skipFor } from "../support/envGate.ts"
 
 const KM = "រោងចក្រនេះផលិតថាមពល ៥ មេហ្គាវ៉ាត់"
 const EN = "The plant, built by EDC in 2019, produces 5 MW of power and employs 120 people."
@@ -161,8 +162,7 @@ describe("offline synthesizer", () => {
 
 const dataDir = path.resolve(import.meta.dirname, "../../../shared/data/km-en")
 const flores = path.join(dataDir, "flores200_devtest.eng_Latn")
-const haveData = fs.existsSync(flores)
-if (!haveData) console.warn(`prompts.test: ${dataDir} absent; skipping the real-data check`)
+const haveData = !skipFor("shared-data", fs.existsSync(flores) ? undefined : `${dataDir} absent: the real-data check skips`)
 
 describe.skipIf(!haveData)("offline synthesizer on real FLORES pairs", () => {
   it("produces rows for every task type; the filters keep those with 12–256 Khmer characters", () => {

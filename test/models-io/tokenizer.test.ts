@@ -16,11 +16,14 @@ import {
   unigramTokenizerConfig,
   writeTokenizerFiles
 } from "../../src/models/tokenizer.ts"
+import { skipFor } from "../support/envGate.ts"
 
 const repoRoot = path.resolve(import.meta.dirname, "../..")
 const dataDir = path.resolve(repoRoot, "../shared/data/km-en")
-const hasData = fs.existsSync(path.join(dataDir, "mixed_real_pairs.en-km.tsv"))
-if (!hasData) console.warn(`[models-io] ${dataDir} is absent: skipping the tests on real Khmer–English text`)
+const hasData = !skipFor(
+  "shared-data",
+  fs.existsSync(path.join(dataDir, "mixed_real_pairs.en-km.tsv")) ? undefined : `${dataDir} is absent: the tests on real Khmer–English text skip`
+)
 
 const run = <A, E>(eff: Effect.Effect<A, E>) => Effect.runPromise(eff)
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "llink-tok-"))

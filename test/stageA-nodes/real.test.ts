@@ -24,10 +24,10 @@ import { TeacherConfig } from "../../src/nodes/teacher/params.ts"
 import { l2NormalizeRows } from "../../src/train/hostMath.ts"
 import { realDataDir, runStage, tempDir, writePairs } from "./support.ts"
 import type { Pair } from "./support.ts"
+import { skipFor } from "../support/envGate.ts"
 
 const FILE = path.join(realDataDir, "mixed_real_pairs.en-km.tsv")
-const present = fs.existsSync(FILE)
-if (!present) console.warn(`[stageA real-data tier] skipped: ${FILE} is absent (the shared km-en data folder is not here)`)
+const present = !skipFor("shared-data", fs.existsSync(FILE) ? undefined : `${FILE} is absent (the shared km-en data folder is not here)`)
 
 const N_PAIRS = 600
 const N_HOLD = 120

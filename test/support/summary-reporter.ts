@@ -62,6 +62,11 @@ export const summarize = (
     }
   }
   failed += unhandledErrors.length
+  const maxSkipped = process.env.LLINK_MAX_SKIPPED
+  if (maxSkipped !== undefined && maxSkipped !== "" && skipped > Number(maxSkipped)) {
+    broken.push(`${skipped} tests skipped where at most ${maxSkipped} may (LLINK_MAX_SKIPPED, set by .ci/run)`)
+    failed++
+  }
   if (reason !== "passed" && failed === 0) {
     broken.push(`the run ended as ${reason}`)
     failed = 1
@@ -77,6 +82,7 @@ export default class SummaryReporter implements Reporter {
   ) {
     const s = summarize(testModules, unhandledErrors, reason)
     const lines = s.broken.map((b) => `failed outside a test: ${b}\n`).join("")
+    if (s.failed > 0) process.exitCode = 1
     process.stdout.write(`\n${lines}${s.passed} passed, ${s.failed} failed, ${s.skipped} skipped\n`)
   }
 }

@@ -49,3 +49,17 @@ describe("the summary reporter", () => {
     expect(r.line).toBe("1 passed, 0 failed, 1 skipped")
   })
 })
+
+describe("the skip ceiling CI sets", () => {
+  it("turns skips past LLINK_MAX_SKIPPED into a failure", () => {
+    const res = spawnSync(process.execPath, [vitest, "run", "--config", "vitest.config.ts"], {
+      cwd: fixtures,
+      env: { ...process.env, LLINK_FIXTURE: "passing.fixture.ts", CI: "", LLINK_MAX_SKIPPED: "0" },
+      encoding: "utf8",
+      timeout: 120_000
+    })
+    expect(res.status).not.toBe(0)
+    expect(res.stdout).toContain("1 tests skipped where at most 0 may")
+    expect(res.stdout.trim().split("\n").pop()).toBe("1 passed, 1 failed, 1 skipped")
+  })
+})

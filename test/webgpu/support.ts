@@ -9,12 +9,14 @@
 import * as tf from "@tensorflow/tfjs"
 import { initBackend } from "../../src/backend/service.ts"
 import { probeWebgpu } from "../../src/backend/webgpu.ts"
+import { skipFor } from "../support/envGate.ts"
 
 export const webgpuProbe = await probeWebgpu()
-export const skipReason = webgpuProbe.ok
+const missing = webgpuProbe.ok
   ? undefined
   : `no WebGPU adapter here (${webgpuProbe.why}); .ci/run installs Mesa 25's lavapipe so CI runs these`
-if (skipReason !== undefined) console.warn(`[webgpu] skipped: ${skipReason}`)
+/** Why the WebGPU tests skip here (never under CI, where a missing adapter fails them), or undefined. */
+export const skipReason = skipFor("lavapipe", missing) ? missing : undefined
 
 /** The largest |a − b| / max(1, |b|) over all entries (relative above 1, absolute below). */
 export const maxRelDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
