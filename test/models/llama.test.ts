@@ -335,6 +335,34 @@ describe("generation", () => {
     disposeLlama(model)
   })
 
+  it("greedy decoding equals a plain argmax loop over the float64 reference forward", async () => {
+    // independent of `generate`'s own machinery (KV cache, padding, pickNext): recompute the whole sequence with
+    // the reference each step and take the arg max (lowest id on a tie), batch of one
+    const { model, weights } = build(smallLlama, 13)
+    const head = weights.get("model.embed_tokens.weight")!
+    const prompts = [randomIds(41, 1, 5, 61)[0], randomIds(42, 1, 2, 61)[0], randomIds(43, 1, 8, 61)[0]]
+    const got = await generate(model, prompts, { maxNewTokens: 8, stopIds: [], noRepeatNgramSize: 0, padId: 0 })
+    let closest = Infinity
+    for (let b = 0; b < prompts.length; b++) {
+      const seq = [...prompts[b]]
+      const want: Array<number> = []
+      for (let n = 0; n < 8; n++) {
+        const rows = llamaReference(smallLlama, weights, [seq], [seq.map(() => 1)])[0]
+        const logits = llamaLogits([rows[rows.length - 1]], head)[0]
+        let best = 0
+        for (let v = 1; v < logits.length; v++) if (logits[v] > logits[best]) best = v
+        const second = Math.max(...Array.from(logits).filter((_, v) => v !== best))
+        closest = Math.min(closest, logits[best] - second)
+        want.push(best)
+        seq.push(best)
+      }
+      expect(got.tokens[b], `prompt ${b}`).toEqual(want)
+    }
+    // the comparison means something only if no step was a near tie that float32 could flip
+    expect(closest).toBeGreaterThan(1e-3)
+    disposeLlama(model)
+  })
+
   it("stops a row at a stop id (not included) while the others go on", async () => {
     const { model } = build(smallLlama, 13)
     const prompts = [randomIds(41, 1, 5, 61)[0], randomIds(43, 1, 8, 61)[0]]

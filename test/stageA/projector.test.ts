@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest"
 import * as Projector from "../../src/models/projector.ts"
 import { makeRng } from "../../src/models/rng.ts"
 import type { HostTensor } from "../../src/train/hostMath.ts"
+import { projectorReference } from "../models/adapterReference.ts"
 
 beforeAll(async () => {
   await tf.setBackend("cpu")
@@ -19,51 +20,10 @@ const input = (seed: number): Float32Array => {
 const run = (proj: Projector.Projector, z: Float32Array, dropout?: Projector.DropoutSpec): Float32Array =>
   tf.tidy(() => Projector.forward(proj, tf.tensor2d(z, [ROWS, CONFIG.dIn]), dropout).dataSync() as Float32Array).slice()
 
-/** erf by its Maclaurin series (float64; accurate to ~1e-13 for |x| < 3, which is all the test needs). */
-const erf64 = (x: number): number => {
-  if (Math.abs(x) > 3) return Math.sign(x) * (1 - 1e-5)
-  let term = x
-  let sum = x
-  for (let n = 1; n < 80; n++) {
-    term *= (-x * x) / n
-    sum += term / (2 * n + 1)
-  }
-  return (2 / Math.sqrt(Math.PI)) * sum
-}
-
 /** The projector in float64 plain loops, written independently of the module. */
 type RefParams = ReadonlyMap<string, { readonly data: ArrayLike<number> }>
-const reference = (host: RefParams, z: Float32Array, mask: Float32Array | null): number[] => {
-  const get = (n: string): ArrayLike<number> => {
-    const t = host.get(n)
-    if (t === undefined) throw new Error(n)
-    return t.data
-  }
-  const { dIn, dHidden, dOut, lnEps } = CONFIG
-  const out: number[] = []
-  for (let r = 0; r < ROWS; r++) {
-    const a: number[] = []
-    for (let j = 0; j < dHidden; j++) {
-      let s = get("fc1.bias")[j]
-      for (let k = 0; k < dIn; k++) s += get("fc1.weight")[j * dIn + k] * z[r * dIn + k]
-      let g = 0.5 * s * (1 + erf64(s / Math.SQRT2))
-      if (mask !== null) g *= mask[r * dHidden + j]
-      a.push(g)
-    }
-    const h: number[] = []
-    for (let j = 0; j < dOut; j++) {
-      let s = get("fc2.bias")[j]
-      for (let k = 0; k < dHidden; k++) s += get("fc2.weight")[j * dHidden + k] * a[k]
-      h.push(s)
-    }
-    const mean = h.reduce((s, v) => s + v, 0) / dOut
-    const variance = h.reduce((s, v) => s + (v - mean) ** 2, 0) / dOut
-    for (let j = 0; j < dOut; j++) {
-      out.push(((h[j] - mean) / Math.sqrt(variance + lnEps)) * get("ln.weight")[j] + get("ln.bias")[j])
-    }
-  }
-  return out
-}
+const reference = (host: RefParams, z: Float32Array, mask: Float32Array | null): number[] =>
+  projectorReference(host, CONFIG, z, ROWS, mask)
 
 /** Host params with a non-trivial LayerNorm affine part, so the reference exercises it. */
 const hostWithAffine = (seed: number): Map<string, HostTensor> => {

@@ -18,7 +18,7 @@ import { retrievalMetrics } from "../../src/metrics/retrieval.ts"
 import { disposeLlama, loadDecoder, withLora } from "../../src/models/llama.ts"
 import { createLora, defaultLoraConfig, disposeLora, loadLora, loraVariables, saveLora } from "../../src/models/lora.ts"
 import * as Projector from "../../src/models/projector.ts"
-import { disposeSlots, initSlots, loadSlotHost, makeSlotConfig, saveSlots, SLOTS_FILE, slotsFromHost, slotsFromZ } from "../../src/models/slots.ts"
+import { disposeSlots, initSlots, loadSlotHost, makeSlotConfig, saveSlots, SLOTS_FILE } from "../../src/models/slots.ts"
 import { loadTokenizer } from "../../src/models/tokenizer.ts"
 import { makeRng } from "../../src/models/rng.ts"
 import { generate } from "../../src/nodes/generate/stage.ts"
@@ -36,6 +36,7 @@ import type { AnyStage } from "../../src/pipeline/dag.ts"
 import { runShard, runShardedStage, shardScratchDir } from "../../src/pipeline/shards.ts"
 import type { ShardRange, Stage } from "../../src/pipeline/stage.ts"
 import { shuffle, testExecutor } from "../support/shardExecutor.ts"
+import { projectorReference, slotsReference } from "../models/adapterReference.ts"
 import { configOf, fixturePairs, makeContext, paramsOf, readRows, tmpDir, writePairs, writeRandomMatrix } from "./support.ts"
 
 const D_IN = 24
@@ -213,10 +214,14 @@ describe("retrievalFull on tiny models", () => {
     const slotsFile = path.join(inputs["stageB"], SLOTS_FILE)
     const config = makeSlotConfig(hidden, 8, { scaleInit: 2 })
     const host = await Effect.runPromise(loadSlotHost(slotsFile, config))
-    const slotModule = slotsFromHost(config, host, { trainable: false })
     const projDir = await Effect.runPromise(loadProjectorDir(inputs["projector"]))
-    const proj = Projector.fromHost(projDir.config, projDir.host, { trainable: false })
-    const mean = tf.tidy(() => Float32Array.from(tf.mean(slotsFromZ(proj, slotModule, tf.tensor2d(zHold.subarray(0, 8 * D_IN), [8, D_IN])), 1).dataSync()))
+    // the float64 plain-loop projector and slot module, not the stage's own tfjs code
+    const projected = projectorReference(projDir.host, projDir.config, zHold.subarray(0, 8 * D_IN), 8, null)
+    const mean = new Float32Array(8 * hidden)
+    for (let b = 0; b < 8; b++) {
+      const slots = slotsReference(host, Float64Array.from(projected.slice(b * hidden, (b + 1) * hidden)), hidden, config.slots, config.adapterHidden, config.gateMax, config.lnEps)
+      for (let j = 0; j < hidden; j++) mean[b * hidden + j] = slots.reduce((acc, row) => acc + row[j], 0) / slots.length
+    }
     const expectedFull = retrievalMetrics(mean, teacher, hidden, { normalize: true })
     expect(doc.full.r1).toBeCloseTo(expectedFull.r1, 10)
     expect(doc.full.mrr).toBeCloseTo(expectedFull.mrr, 6)
@@ -232,8 +237,6 @@ describe("retrievalFull on tiny models", () => {
     expect(doc.finetune.mrr).toBeCloseTo(expectedFt.mrr, 5)
     disposeLora(loraF)
     disposeLlama(decoder)
-    disposeSlots(slotModule)
-    Projector.dispose(proj)
 
     // The decoder-side variant runs too.
     const ctx2 = makeContext(retrievalFull, paramsOf(retrievalFull, configOf({ split: { evalN: 8 }, retrievalFull: { vector: "lastSlotHidden" } })), inputs, path.join(base, "rf2"))

@@ -9,6 +9,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { slotsReference } from "../models/adapterReference.ts"
 import * as Projector from "../../src/models/projector.ts"
 import { makeRng } from "../../src/models/rng.ts"
 import {
@@ -45,51 +46,7 @@ const randn = (n: number, seed: number, scale = 1): Float32Array => {
   return Float32Array.from({ length: n }, () => scale * r.normal())
 }
 
-/** Plain-loop reference of the whole slot forward for one input row (float64). */
-const referenceSlots = (host: Map<string, { shape: ReadonlyArray<number>; data: Float32Array }>, v: Float64Array, d: number, K: number, hA: number, gateMax: number, eps: number): Float64Array[] => {
-  const get = (n: string) => host.get(n)!.data
-  const ln = (x: Float64Array, w?: Float32Array, b?: Float32Array): Float64Array => {
-    let m = 0
-    for (const a of x) m += a
-    m /= x.length
-    let vv = 0
-    for (const a of x) vv += (a - m) * (a - m)
-    vv /= x.length
-    return x.map((a, i) => ((a - m) / Math.sqrt(vv + eps)) * (w?.[i] ?? 1) + (b?.[i] ?? 0))
-  }
-  const lin = (x: Float64Array, w: Float32Array, b: Float32Array, out: number): Float64Array => {
-    const y = new Float64Array(out)
-    for (let o = 0; o < out; o++) {
-      let s = b[o]
-      for (let i = 0; i < x.length; i++) s += w[o * x.length + i] * x[i]
-      y[o] = s
-    }
-    return y
-  }
-  const erf = (x: number): number => {
-    // Numerical Recipes' erfc Chebyshev fit (|error| < 1.2e-7)
-    const t = 1 / (1 + 0.5 * Math.abs(x))
-    const y =
-      1 -
-      t *
-        Math.exp(
-          -x * x -
-            1.26551223 +
-            t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
-        )
-    return x >= 0 ? y : -y
-  }
-  const gelu = (x: Float64Array) => x.map((a) => 0.5 * a * (1 + erf(a / Math.SQRT2)))
-  let norm = 0
-  for (const a of v) norm += a * a
-  const unit = v.map((a) => a / Math.max(Math.sqrt(norm), 1e-12))
-  const s = ln(unit).map((a) => a * get("scale.scale")[0])
-  const gate = Math.min(Math.max(Math.tanh(get("adapter.g")[0]), 0), gateMax)
-  const r = lin(gelu(lin(ln(s, get("adapter.ln.weight"), get("adapter.ln.bias")), get("adapter.w1.weight"), get("adapter.w1.bias"), hA)), get("adapter.w2.weight"), get("adapter.w2.bias"), d)
-  const a = s.map((x, i) => x + gate * r[i])
-  const e = lin(gelu(lin(a, get("expander.net.0.weight"), get("expander.net.0.bias"), 2 * d)), get("expander.net.2.weight"), get("expander.net.2.bias"), K * d)
-  return Array.from({ length: K }, (_, k) => ln(e.slice(k * d, (k + 1) * d), get("expander.ln.weight"), get("expander.ln.bias")))
-}
+const referenceSlots = slotsReference
 
 describe("slot module", () => {
   it("has the documented parameter shapes and maps [B, d] to [B, K, d]", () => {
