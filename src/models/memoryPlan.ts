@@ -11,6 +11,8 @@
  * (`targetNll`), targets × vocab.
  */
 import type { LlamaConfig, XlmRobertaConfig } from "./hfconfig.ts"
+import { makeConfig as makeProjectorConfig } from "./projector.ts"
+import { makeSlotConfig, slotParamShapes } from "./slots.ts"
 
 export interface MemoryLine {
   readonly what: string
@@ -66,9 +68,11 @@ export const decoderPlan = (c: LlamaConfig, s: DecoderTrainingShape): MemoryPlan
   }
   const loraPerLayer = s.loraTargets.reduce((a, t) => a + s.loraRank * (shapes[t][0] + shapes[t][1]), 0)
   const lora = L * loraPerLayer
-  const dHidden = 4 * s.encoderDim
-  const slotModule = 2 * H * H + H * 4 * H + 4 * H * s.slots * H + 4 * H + s.slots * H
-  const projector = s.encoderDim * dHidden + dHidden * H + 3 * H + dHidden
+  const count = (shapes: Record<string, ReadonlyArray<number>>): number =>
+    Object.values(shapes).reduce((a, shape) => a + shape.reduce((x, y) => x * y, 1), 0)
+  const slotModule = count(slotParamShapes(makeSlotConfig(H, s.slots)))
+  const pc = makeProjectorConfig(s.encoderDim, H)
+  const projector = pc.dIn * pc.dHidden + pc.dHidden + pc.dHidden * pc.dOut + 3 * pc.dOut
   const T = s.seqLen
   const tokens = s.batch * T
   const perTokenPerLayer = 2 * H + (H + 2 * kvH * hd) + 2 * H + 2 * H + 4 * I + heads * T
