@@ -146,21 +146,22 @@ describe.skipIf(noPostgres)("llink on a cluster (PostgreSQL on loopback, 3 runne
     const runners = await Promise.all([34621, 34622, 34623].map((p) => startRunner(url, p)))
     let killed: Runner | undefined
     let killedShard = ""
-    const watch = setInterval(() => {
-      if (killed !== undefined) return
-      for (const x of runners) {
+    // killed the moment its log says a teacher shard started (the data event, not a polling timer): the shard takes
+    // far longer than the pipe's delivery, so it is cut mid-way
+    for (const x of runners) {
+      const onData = () => {
+        if (killed !== undefined) return
         const m = /\] (teacher \w+\[\d+, \d+\)): started/.exec(x.log)
-        if (m !== null) {
-          killed = x
-          killedShard = m[1]
-          x.proc.removeAllListeners("exit")
-          x.proc.kill("SIGKILL")
-          return
-        }
+        if (m === null) return
+        killed = x
+        killedShard = m[1]
+        x.proc.removeAllListeners("exit")
+        x.proc.kill("SIGKILL")
       }
-    }, 20)
+      x.proc.stdout!.on("data", onData)
+      x.proc.stderr!.on("data", onData)
+    }
     const r = await llinkRun("killed", ["--cluster", url, "--lease", LEASE])
-    clearInterval(watch)
     expect(r.code, r.out.slice(-3000)).toBe(0)
     expect(killed, "no runner started a teacher shard").toBeDefined()
     expect(digests(r.manifest)).toEqual(digests(single))
@@ -183,7 +184,21 @@ describe.skipIf(noPostgres)("llink on a cluster (PostgreSQL on loopback, 3 runne
     }
     // every 9th request first fails with a 500 (retried by the endpoint), the others answer after 40 ms
     const faults = (r: FakeRequest) => (r.attemptForPrompt === 0 && r.index % 9 === 4 ? "server_error" as const : "slow" as const)
-    const servers: Array<FakeOpenAI> = [await startFakeOpenAI({ content: reply, faults, slowMs: 40 }), await startFakeOpenAI({ content: reply, faults, slowMs: 40 })]
+    // The kill is driven by events: the first runner whose log says a synthesize shard started is SIGKILLed as the
+    // server writes the 2nd answer after that, so it cannot have finished its shard (16 candidates) whatever the load.
+    let killed: Runner | undefined
+    let answeredAtStart = 0
+    let logAtKill = ""
+    const onAnswered = (_: FakeRequest, total: number) => {
+      if (killed === undefined || logAtKill !== "" || total < answeredAtStart + 2) return
+      logAtKill = killed.log
+      killed.proc.removeAllListeners("exit")
+      killed.proc.kill("SIGKILL")
+    }
+    const servers: Array<FakeOpenAI> = [
+      await startFakeOpenAI({ content: reply, faults, slowMs: 40 }),
+      await startFakeOpenAI({ content: reply, faults, slowMs: 40, onAnswered })
+    ]
     try {
       const synthSets = (url: string) =>
         ["synth.mode=endpoint", `synth.endpoint.baseUrl=${url}`, "synth.endpoint.concurrency=2", "synth.endpoint.backoffBaseMs=1",
@@ -194,27 +209,19 @@ describe.skipIf(noPostgres)("llink on a cluster (PostgreSQL on loopback, 3 runne
 
       const url = pg.url("synth")
       const runners = await Promise.all([34631, 34632, 34633].map((p) => startRunner(url, p)))
-      let killed: Runner | undefined
-      let logAtKill = ""
-      const watch = setInterval(() => {
-        if (killed !== undefined) return
-        for (const x of runners) {
-          if (/\] synthesize train\[\d+, \d+\): started/.test(x.log)) {
-            killed = x
-            // let it get some answers in first
-            setTimeout(() => {
-              logAtKill = x.log
-              x.proc.removeAllListeners("exit")
-              x.proc.kill("SIGKILL")
-            }, 150)
-            return
-          }
+      for (const x of runners) {
+        const onData = () => {
+          if (killed !== undefined || !/\] synthesize train\[\d+, \d+\): started/.test(x.log)) return
+          killed = x
+          answeredAtStart = [...servers[1].answeredByPrompt.values()].reduce((a, b) => a + b, 0)
         }
-      }, 10)
+        x.proc.stdout!.on("data", onData)
+        x.proc.stderr!.on("data", onData)
+      }
       const r = await llinkRun("synth-killed", [...synthSets(servers[1].baseUrl), "--cluster", url, "--lease", LEASE], "synthesize")
-      clearInterval(watch)
       expect(r.code, r.out.slice(-3000)).toBe(0)
       expect(killed, "no runner started a synthesize shard").toBeDefined()
+      expect(logAtKill, "the runner was not killed").not.toBe("")
       expect(logAtKill, "the killed runner had finished its shard").not.toMatch(/synthesize train\[\d+, \d+\): done/)
       // 110 candidates in shards of max(16, 4 × concurrency 2)
       expect(r.out).toMatch(/\[synthesize\] 7 shard\(s\): 0 already published, 7 to run in the cluster/)

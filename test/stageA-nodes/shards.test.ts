@@ -82,12 +82,28 @@ describe("sharded encode and teacher", () => {
     const range = { table: "train", start: 0, end: 128 }
     const job = { stage: "encode", key: "k", root, params, inputs }
     const scratch = shardScratchDir(root, "encode", "k", range)
-    const attempt = () => runShard(encode as unknown as AnyStage<TensorBackend>, job, range, { log: () => {}, progress: () => quiet }).pipe(Effect.provide(TensorBackend.layer))
+    const attempt = (progress: () => Progress = () => quiet) =>
+      runShard(encode as unknown as AnyStage<TensorBackend>, job, range, { log: () => {}, progress }).pipe(Effect.provide(TensorBackend.layer))
     const markers = () => (fs.existsSync(scratch) ? fs.readdirSync(scratch).filter((f) => f.endsWith(".done")).length : 0)
-    // first attempt: interrupted once a few batches are finished
-    const fiber = Effect.runFork(attempt())
-    while (markers() < 5) await new Promise((r) => setTimeout(r, 5))
-    await Effect.runPromise(Fiber.interrupt(fiber))
+    // first attempt: interrupted by its own progress once 5 batches (10 rows) are done, not after a sleep, so a
+    // loaded machine cannot let it run to the end first
+    let rows = 0
+    let fiber: Fiber.Fiber<unknown, unknown> | undefined
+    let stop = false
+    const stopping: Progress = {
+      ...quiet,
+      advance: (n = 1) => {
+        rows += n
+        if (rows >= 10 && !stop) {
+          stop = true
+          fiber?.interruptUnsafe()
+        }
+      }
+    }
+    fiber = Effect.runFork(attempt(() => stopping))
+    if (stop) fiber.interruptUnsafe()
+    await Effect.runPromise(Fiber.await(fiber))
+    expect(stop).toBe(true)
     const left = markers()
     expect(left).toBeGreaterThanOrEqual(5)
     expect(left).toBeLessThan(64)

@@ -8,12 +8,17 @@ import { createHash } from "node:crypto"
 import * as http from "node:http"
 import type { AddressInfo, Socket } from "node:net"
 
-/** Faults the server can inject. `slow` still answers (after `slowMs`); `reset` drops the connection unanswered. */
+/**
+ * Faults the server can inject. `slow` still answers (after `slowMs`); `reset` drops the connection unanswered;
+ * `hang` never answers (the client's own timer must fire); `timeout` answers 408 at once, a timeout injected on
+ * purpose, so a test can count timeouts exactly without racing a short client timer against normal answers.
+ */
 export type Fault =
   | "slow"
   | "rate_limit"
   | "server_error"
   | "hang"
+  | "timeout"
   | "malformed"
   | "empty"
   | "bad_request"
@@ -42,6 +47,8 @@ export interface FakeOpenAIOptions {
   readonly slowMs?: number
   /** `retry-after` seconds sent with 429. Default 0. */
   readonly retryAfterSeconds?: number
+  /** Called as each successful answer is fully written, with the count so far: an event a test can act on at once. */
+  readonly onAnswered?: (request: FakeRequest, answeredTotal: number) => void
 }
 
 export interface FakeOpenAI {
@@ -117,6 +124,7 @@ export const startFakeOpenAI = async (options: FakeOpenAIOptions = {}): Promise<
   const retryAfter = options.retryAfterSeconds ?? 0
   let index = 0
   let abandoned = 0
+  let answeredTotal = 0
   const receivedByPrompt = new Map<string, number>()
   let open = 0
   let maxOpen = 0
@@ -131,7 +139,10 @@ export const startFakeOpenAI = async (options: FakeOpenAIOptions = {}): Promise<
     const model = typeof req.body["model"] === "string" ? req.body["model"] : "fake"
     const words = (s: string) => s.split(/\s+/).filter((w) => w !== "").length
     res.on("finish", () => {
-      if (text !== "") bump(answeredByPrompt, req.prompt)
+      if (text === "") return
+      bump(answeredByPrompt, req.prompt)
+      answeredTotal++
+      options.onAnswered?.(req, answeredTotal)
     })
     sendJson(res, 200, {
       id: `chatcmpl-${req.index}`,
@@ -189,6 +200,9 @@ export const startFakeOpenAI = async (options: FakeOpenAIOptions = {}): Promise<
         return
       case "server_error":
         sendJson(res, 500, { error: { message: "The server had an error", type: "server_error" } })
+        return
+      case "timeout":
+        sendJson(res, 408, { error: { message: "Request timed out", type: "timeout" } })
         return
       case "bad_request":
         sendJson(res, 400, { error: { message: "Invalid request: bad parameter", type: "invalid_request_error" } })
