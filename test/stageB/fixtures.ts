@@ -119,11 +119,12 @@ export const writeFixture = async (root: string, name: string, o: FixtureOptions
   const protos = Float32Array.from({ length: C * D_IN }, () => 2 * rng.normal())
   const teachers = Float32Array.from({ length: C * HIDDEN }, () => rng.normal())
   const classes = Array.from({ length: n }, (_, i) => i % C)
+  // the negative control hands each example the vector (and the foreign word) of another class
+  const shown = classes.map((c, i) => (o.shuffleForeign ? (c + 1 + (i % (C - 1))) % C : c))
   const z = new Float32Array(n * D_IN)
   const h = new Float32Array(n * HIDDEN)
   for (let i = 0; i < n; i++) {
-    // the negative control hands each example the vector of another class
-    const c = o.shuffleForeign ? (classes[i] + 1 + (i % (C - 1))) % C : classes[i]
+    const c = shown[i]
     for (let k = 0; k < D_IN; k++) z[i * D_IN + k] = protos[c * D_IN + k] + 0.3 * rng.normal()
     for (let k = 0; k < HIDDEN; k++) h[i * HIDDEN + k] = teachers[classes[i] * HIDDEN + k] + 0.3 * rng.normal()
   }
@@ -136,7 +137,7 @@ export const writeFixture = async (root: string, name: string, o: FixtureOptions
     task_type: "translate_to_english",
     input: `Instruction: ${INSTRUCTION}\nForeign: <foreign><foreign_emb></foreign>\nAnswer in English only.`,
     output: ANSWERS[classes[i]],
-    foreign_raw: FOREIGN[classes[i]],
+    foreign_raw: FOREIGN[shown[i]],
     english_ref: ANSWERS[classes[i]],
     row: i,
     offline: true
