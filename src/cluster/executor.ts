@@ -23,8 +23,8 @@ import type { AnyStage } from "../pipeline/dag.ts"
 import { StageError } from "../pipeline/errors.ts"
 import { stageCode } from "../pipeline/plan.ts"
 import { describeRange, type ShardExecutorShape } from "../pipeline/shards.ts"
-import { SHARDS_PER_GROUP } from "./layers.ts"
-import { SALT, ShardEntity, shardEntityId } from "./protocol.ts"
+import { lanesOf, saltedEntityId, SHARDS_PER_GROUP } from "./placement.ts"
+import { ShardEntity, shardEntityId } from "./protocol.ts"
 
 /** The entity group of `LlinkShard` (Effect Cluster's default). */
 const SHARD_GROUP = "default"
@@ -51,24 +51,13 @@ export const makeClusterExecutor = <R>(stages: ReadonlyArray<AnyStage<R>>, optio
         const runners = rows.map((r) => Runner.Runner.decodeSync(r.runner)).filter((r) => r.groups.includes(SHARD_GROUP))
         const hashRing = HashRing.make<RunnerAddress.RunnerAddress>()
         for (const r of runners) HashRing.add(hashRing, r.address, { weight: r.weight })
-        // round robin (r1, r2, r3, r1, …), so that the first shards go one to each runner
-        const lanes: Array<RunnerAddress.RunnerAddress> = []
-        for (let round = 0; lanes.length < runners.reduce((a, r) => a + Math.max(1, r.weight) + 1, 0); round++) {
-          for (const r of runners) if (round < Math.max(1, r.weight) + 1) lanes.push(r.address)
-        }
-        return { runners: runners.length, lanes, owners: HashRing.getShards(hashRing, SHARDS_PER_GROUP) ?? [] }
+        return { runners: runners.length, lanes: lanesOf(runners), owners: HashRing.getShards(hashRing, SHARDS_PER_GROUP) ?? [] }
       }),
       Effect.orElseSucceed(() => ({ runners: 0, lanes: [] as Array<RunnerAddress.RunnerAddress>, owners: [] as Array<RunnerAddress.RunnerAddress> }))
     )
     /** `base`, or `base~<salt>` with the smallest salt whose cluster shard `runner` owns (`base` if none in 10,000). */
-    const entityIdOn = (base: string, runner: RunnerAddress.RunnerAddress, now: { readonly owners: ReadonlyArray<RunnerAddress.RunnerAddress> }): string => {
-      for (let salt = 0; salt < 10_000; salt++) {
-        const id = salt === 0 ? base : `${base}${SALT}${salt}`
-        const owner = now.owners[sharding.getShardId(EntityId.make(id), SHARD_GROUP).id - 1]
-        if (owner !== undefined && Equal.equals(owner, runner)) return id
-      }
-      return base
-    }
+    const entityIdOn = (base: string, runner: RunnerAddress.RunnerAddress, now: { readonly owners: ReadonlyArray<RunnerAddress.RunnerAddress> }): string =>
+      saltedEntityId(base, runner, now.owners, (id) => sharding.getShardId(EntityId.make(id), SHARD_GROUP).id, Equal.equals)
     const runId = `${process.pid}-${Date.now()}-${crypto.randomBytes(4).toString("hex")}`
     const executor: ShardExecutorShape = {
       describe: Effect.map(ring, ({ runners: n }) => {

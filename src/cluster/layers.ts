@@ -6,8 +6,9 @@
  */
 import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Duration, Layer, Option, Redacted } from "effect"
+import { type Duration, Layer, Option, Redacted } from "effect"
 import { RunnerAddress } from "effect/cluster"
+import { clusterTuning } from "./placement.ts"
 
 export interface ClusterOptions {
   /** `postgres://user@host:port/db` (a password in it is kept Redacted). */
@@ -21,25 +22,9 @@ export interface ClusterOptions {
 
 export const pgLayer = (url: string) => PgClient.layer({ url: Redacted.make(url), maxConnections: 4 })
 
-/** Cluster shards per entity group, set on every runner and on the coordinator (its placement hint relies on it). */
-export const SHARDS_PER_GROUP = 300
-
-const tuning = (o: ClusterOptions) => {
-  const lease = Duration.fromInputUnsafe(o.lease ?? "35 seconds")
-  return {
-    shardsPerGroup: SHARDS_PER_GROUP,
-    shardLockExpiration: lease,
-    shardLockRefreshInterval: Duration.max(Duration.millis(500), Duration.divideUnsafe(lease, 3)),
-    entityMessagePollInterval: Duration.millis(500),
-    entityReplyPollInterval: Duration.millis(100),
-    refreshAssignmentsInterval: Duration.millis(1000),
-    runnerHealthCheckInterval: Duration.max(Duration.seconds(1), Duration.divideUnsafe(lease, 2))
-  }
-}
-
 /** The coordinator's cluster: sends shard messages, never owns shards (its SqlClient stays available). */
 export const clientLayer = (o: ClusterOptions) =>
-  NodeClusterSocket.layer({ clientOnly: true, storage: "sql", shardingConfig: tuning(o) }).pipe(Layer.provideMerge(pgLayer(o.url)))
+  NodeClusterSocket.layer({ clientOnly: true, storage: "sql", shardingConfig: clusterTuning(o.lease) }).pipe(Layer.provideMerge(pgLayer(o.url)))
 
 /**
  * A runner: registers at `host:port`, takes cluster shards, heartbeats through its lease. Its weight is its `slots`
@@ -49,7 +34,7 @@ export const runnerLayer = (o: ClusterOptions & { readonly host: string; readonl
   NodeClusterSocket.layer({
     storage: "sql",
     shardingConfig: {
-      ...tuning(o),
+      ...clusterTuning(o.lease),
       runnerShardWeight: Math.max(1, o.slots),
       runnerAddress: Option.some(RunnerAddress.make(o.host, o.port)),
       runnerListenAddress: Option.some(RunnerAddress.make(o.host, o.port))
