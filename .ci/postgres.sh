@@ -13,10 +13,11 @@ bindir() {
   done
   return 1
 }
-B=$(bindir) || { echo "pg_ctl not found (Debian: apt-get install postgresql)" >&2; exit 3; }
+need_bindir() { B=$(bindir) || { echo "pg_ctl not found (Debian: apt-get install postgresql)" >&2; exit 3; }; }
 as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 case "${1:-}" in
   start)
+    need_bindir
     dir=$2 port=$3
     mkdir -p "$dir"
     if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
@@ -27,13 +28,14 @@ case "${1:-}" in
     echo "postgres://llink@127.0.0.1:$port/postgres"
     ;;
   createdb)
+    need_bindir
     url=$2 name=$3
     "$B/psql" "$url" -qAtc "CREATE DATABASE \"$name\"" >/dev/null
     echo "${url%/*}/$name"
     ;;
   stop)
     dir=$2
-    if [ -d "$dir/data" ]; then as_owner "$B/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true; fi
+    if [ -d "$dir/data" ] && B=$(bindir); then as_owner "$B/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true; fi
     rm -rf "$dir"
     ;;
   *) echo "usage: $0 start DIR PORT | createdb URL NAME | stop DIR" >&2; exit 2 ;;
