@@ -1,8 +1,9 @@
 /**
- * `llink doctor [--model DIR]`: which tensor backend this machine gets and why, the WebGPU adapter (vendor,
+ * `llink doctor [--model DIR] [--config FILE]`: which tensor backend this machine gets and why, the WebGPU adapter (vendor,
  * architecture, device, limits) or why there is none, the OpenBLAS library behind `cpu-blas` (path, threads, build
  * config, kernel family), the Node version, a 256³ sgemm checked against a plain JS loop, and with `--model` the
- * memory plan of a snapshot (weights, training state, activations per micro-batch).
+ * memory plan of a snapshot (weights, training state, activations per micro-batch), and with `--config` the
+ * pre-flight `llink run` does (src/pipeline/preflight.ts): exit code 1 when it finds a problem.
  *
  * tfjs and the backend modules are imported inside the handler, so the CLI's other commands do not load them.
  * Exit code 1 when the selected (or forced) backend cannot start or the sgemm check disagrees.
@@ -10,7 +11,11 @@
 import { Console, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as os from "node:os"
-import { reportCommandError } from "./run.ts"
+import { loadConfig } from "../nodes/config.ts"
+import { ArtifactStore } from "../pipeline/cache.ts"
+import type { AnyStage } from "../pipeline/dag.ts"
+import { formatPreflight, runPreflight } from "../pipeline/preflight.ts"
+import { reportCommandError, runDirFlag, setFlag } from "./run.ts"
 
 /** A 256³ sgemm through OpenBLAS against a float64 JS triple loop: max |difference| and time. */
 export const sgemmCheck = async (n = 256): Promise<{ maxAbsDiff: number; ok: boolean; blasMs: number; gflops: number }> => {
@@ -136,14 +141,32 @@ export const memoryPlanLines = (dir: string) =>
     ]
   })
 
-export const doctorCommand = Command.make("doctor", {
-  model: Flag.String("model").pipe(Flag.withDescription("also print the memory plan of this Hugging Face snapshot folder"), Flag.optional)
-}, ({ model }) =>
-  Effect.gen(function*() {
-    const report = yield* Effect.promise(() => doctorReport())
-    yield* Console.log(report.lines.join("\n"))
-    if (Option.isSome(model)) yield* Console.log((yield* memoryPlanLines(model.value)).join("\n"))
-    if (report.error !== undefined) return yield* Effect.fail(report.error)
-    if (!report.ok) return yield* Effect.fail(new Error("sgemm check failed: OpenBLAS disagrees with the JS reference"))
-  }).pipe(reportCommandError)
-).pipe(Command.withDescription("Show the tensor backend, OpenBLAS details, and check sgemm"))
+/** The `doctor` subcommand; `--config` runs the pre-flight of `llink run` over `stages` (nothing runs). */
+export const makeDoctorCommand = <R>(stages: ReadonlyArray<AnyStage<R>>) =>
+  Command.make("doctor", {
+    model: Flag.String("model").pipe(Flag.withDescription("also print the memory plan of this Hugging Face snapshot folder"), Flag.optional),
+    config: Flag.String("config").pipe(
+      Flag.withDescription("also check what a run of this config needs: corpus, snapshot folders, endpoints, cache folder"),
+      Flag.optional
+    ),
+    set: setFlag,
+    runDir: runDirFlag
+  }, ({ model, config, set, runDir }) =>
+    Effect.gen(function*() {
+      const report = yield* Effect.promise(() => doctorReport())
+      yield* Console.log(report.lines.join("\n"))
+      if (Option.isSome(model)) yield* Console.log((yield* memoryPlanLines(model.value)).join("\n"))
+      let preflightOk = true
+      if (Option.isSome(config)) {
+        const loaded = yield* loadConfig({ file: config.value, sets: set })
+        const checked = yield* runPreflight(stages, { config: loaded, runDir, cacheDir: loaded.value.cacheDir }).pipe(
+          Effect.provide(ArtifactStore.layer(loaded.value.cacheDir))
+        )
+        yield* Console.log(formatPreflight(checked))
+        preflightOk = checked.problems.length === 0
+      }
+      if (report.error !== undefined) return yield* Effect.fail(report.error)
+      if (!report.ok) return yield* Effect.fail(new Error("sgemm check failed: OpenBLAS disagrees with the JS reference"))
+      if (!preflightOk) process.exitCode = 1
+    }).pipe(reportCommandError)
+  ).pipe(Command.withDescription("Show the tensor backend, OpenBLAS details, and check sgemm; with --config, a run's pre-flight"))

@@ -16,7 +16,7 @@ import { toolInfo } from "../pipeline/manifest.ts"
 import { clusterCommand, makeRunnerCommand } from "./cluster.ts"
 import { compareCommand } from "./compare.ts"
 import { makeDagCommand } from "./dag.ts"
-import { doctorCommand } from "./doctor.ts"
+import { makeDoctorCommand } from "./doctor.ts"
 import { forwardCommand } from "./forward.ts"
 import { initModelsCommand } from "./initModels.ts"
 import { makeRunCommand } from "./run.ts"
@@ -35,7 +35,7 @@ const subcommands = [
   compareCommand,
   initModelsCommand,
   forwardCommand,
-  doctorCommand
+  makeDoctorCommand(stages)
 ] as const
 
 // Layers of the services the stages require (their Effect's R). The tensor backend starts on first use only, so a

@@ -11,6 +11,7 @@
 import * as path from "node:path"
 import { Console, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
+import { formatPreflight, runPreflight } from "../pipeline/preflight.ts"
 import { ArtifactStore } from "../pipeline/cache.ts"
 import { loadConfig } from "../nodes/config.ts"
 import type { AnyStage } from "../pipeline/dag.ts"
@@ -107,6 +108,10 @@ export const makeRunCommand = <R>(stages: ReadonlyArray<AnyStage<R>>) =>
       lease: Flag.String("lease").pipe(
         Flag.withDescription("with --cluster: how long a silent runner keeps its shards, e.g. 35s"),
         Flag.withDefault("35 seconds")
+      ),
+      skipPreflight: Flag.Boolean("skip-preflight").pipe(
+        Flag.withDefault(false),
+        Flag.withDescription("start without first checking the corpus, snapshot folders, endpoints and cache folder")
       )
     },
     (flags) => {
@@ -126,6 +131,17 @@ export const makeRunCommand = <R>(stages: ReadonlyArray<AnyStage<R>>) =>
           return
         }
         const config = yield* loadConfig({ file: Option.getOrUndefined(flags.config), sets: flags.set })
+        if (!flags.skipPreflight) {
+          const checked = yield* runPreflight(stages, { config, runDir: flags.runDir, cacheDir: config.value.cacheDir, only, until }).pipe(
+            Effect.provide(ArtifactStore.layer(config.value.cacheDir))
+          )
+          if (checked.problems.length > 0) {
+            process.stderr.write(`${formatPreflight(checked)}\n`)
+            process.exitCode = 1
+            return
+          }
+          process.stderr.write(`${formatPreflight(checked)}\n`)
+        }
         const reporter = makeConsoleReporter()
         const pipeline = runPipeline(stages, {
           config,

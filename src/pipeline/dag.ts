@@ -10,7 +10,7 @@ import { Effect, Graph, Option } from "effect"
 import type { Schema } from "effect"
 import type { StageError } from "./errors.ts"
 import { DagCycleError, DuplicateProducerError, MissingProducerError, UnknownStageError } from "./errors.ts"
-import type { ArtifactDecl, Stage, StageContext, StageOutcome } from "./stage.ts"
+import type { ArtifactDecl, PreflightEnv, PreflightProblem, Stage, StageContext, StageOutcome } from "./stage.ts"
 
 /**
  * A stage whose parameter type is erased, so stages with different parameter types fit in one list. `run` and
@@ -21,6 +21,7 @@ export interface AnyStage<R = never> extends Omit<Stage<unknown, R>, "run" | "ex
   readonly params: Schema.Codec<unknown, unknown>
   run(ctx: StageContext<unknown>): Effect.Effect<StageOutcome, StageError, R>
   externalInputs?(params: unknown): ReadonlyArray<string>
+  preflight?(params: unknown, env: PreflightEnv): Effect.Effect<ReadonlyArray<PreflightProblem>>
 }
 
 /** A stage's required inputs, then its optional ones (both are DAG edges). */

@@ -104,12 +104,29 @@ export interface Stage<P = unknown, R = never> {
   readonly externalInputs?: (params: P) => ReadonlyArray<string>
   readonly run: (ctx: StageContext<P>) => Effect.Effect<StageOutcome, StageError, R>
   /**
+   * Checks of what the stage needs from outside the cache (files, snapshot folders, endpoints), run by the
+   * pre-flight of `llink run` and `llink doctor --config` before any stage, when this stage will run. Reads only
+   * small files and headers, asks an endpoint one cheap question; never fails: it returns the problems.
+   */
+  readonly preflight?: (params: P, env: PreflightEnv) => Effect.Effect<ReadonlyArray<PreflightProblem>>
+  /**
    * Present on stages whose heavy work splits into independent row ranges of their input tables (`shards.ts`).
    * The runner then calls `plan`, runs every shard that is not already published under the stage key (in this
    * process, or on cluster runners), and calls `merge`; `run` is not called. The merged outputs must not depend on
    * where or in which order shards ran.
    */
   readonly sharding?: StageSharding<P, R>
+}
+
+/** One problem a stage's pre-flight found: the config field to edit (dotted, from the config's root) and why. */
+export interface PreflightProblem {
+  readonly field: string
+  readonly message: string
+}
+
+/** What a pre-flight check may read besides its parameters: the environment (endpoint keys, base URLs). */
+export interface PreflightEnv {
+  readonly env: Readonly<Record<string, string | undefined>>
 }
 
 /** Rows `[start, end)` of the input table `table` (an artifact name): the unit of work of a sharded stage. */

@@ -605,3 +605,58 @@ const makeLiveEndpoint = Effect.fn("LlmEndpoint.make")(function*(config: Endpoin
 
   return LlmEndpoint.of({ chat, stats: Effect.sync(() => snapshot(stats)) })
 })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Pre-flight
+
+/**
+ * Whether the endpoint of `config` can be used, asked cheaply before a run: the key's env var is set (its value is
+ * never shown), the base URL parses, and the server answers a models list within `timeoutMs` (or, when it has no
+ * `/models`, a one-token chat request). Each problem is one line naming the URL (credentials removed); none: fine.
+ */
+export const probeEndpoint = Effect.fn("LlmEndpoint.probe")(function*(
+  config: EndpointConfig,
+  env: Readonly<Record<string, string | undefined>>,
+  timeoutMs = 5_000
+) {
+  const problems: Array<string> = []
+  const apiKey = env[config.apiKeyEnv]
+  if (apiKey === undefined || apiKey === "") {
+    problems.push(`$${config.apiKeyEnv} is not set (the endpoint's key; a server that takes none still needs it set, e.g. to EMPTY)`)
+  }
+  const rawBase = config.baseUrl !== "" ? config.baseUrl : (env["OPENAI_BASE_URL"] ?? "")
+  if (rawBase === "") return [...problems, "no base URL: set baseUrl in the endpoint config or the OPENAI_BASE_URL env var"]
+  let shown: string
+  try {
+    shown = redactSecret(redactUrl(rawBase), apiKey)
+  } catch (cause) {
+    return [...problems, `the base URL is not a URL: ${redactSecret(errorText(cause), apiKey)}`]
+  }
+  const client = new OpenAI({
+    apiKey: apiKey !== undefined && apiKey !== "" ? apiKey : "EMPTY",
+    baseURL: rawBase,
+    organization: null,
+    project: null,
+    maxRetries: 0,
+    timeout: timeoutMs,
+    logLevel: "off"
+  })
+  const statusOf = (e: unknown): number | undefined => (e instanceof APIError && typeof e.status === "number" ? e.status : undefined)
+  const describe = (e: unknown): string => {
+    const status = statusOf(e)
+    if (status === 401 || status === 403) return `${shown} rejects the key in $${config.apiKeyEnv} (HTTP ${status})`
+    if (e instanceof APIConnectionTimeoutError) return `${shown} did not answer within ${timeoutMs} ms`
+    if (e instanceof APIConnectionError) return `cannot reach ${shown} (${redactSecret(errorText(e.cause ?? e), apiKey)})`
+    return `${shown} answered with an error: ${redactSecret(errorText(e), apiKey)}`
+  }
+  const listed = yield* Effect.tryPromise({ try: () => client.models.list(), catch: (e) => e }).pipe(Effect.result)
+  if (listed._tag === "Success") return problems
+  const status = statusOf(listed.failure)
+  if (status !== 404 && status !== 405) return [...problems, describe(listed.failure)]
+  // no /models here: one token of a chat answer
+  const chat = yield* Effect.tryPromise({
+    try: () => client.chat.completions.create({ model: config.model, messages: [{ role: "user", content: "ping" }], max_tokens: 1 }),
+    catch: (e) => e
+  }).pipe(Effect.result)
+  return chat._tag === "Success" ? problems : [...problems, describe(chat.failure)]
+})

@@ -65,6 +65,8 @@ export interface FakeOpenAI {
   readonly faultsServed: ReadonlyMap<Fault, number>
   /** Requests whose connection closed before an answer was written (client aborts, hung requests at close). */
   readonly abandoned: () => number
+  /** GET /v1/models requests answered (the pre-flight's probe). */
+  readonly modelListings: () => number
   /** Every Authorization header seen (to check the key was sent). */
   readonly authorizations: ReadonlyArray<string>
   /** Every decoded request body, in arrival order. */
@@ -125,6 +127,7 @@ export const startFakeOpenAI = async (options: FakeOpenAIOptions = {}): Promise<
   let index = 0
   let abandoned = 0
   let answeredTotal = 0
+  let modelListings = 0
   const receivedByPrompt = new Map<string, number>()
   let open = 0
   let maxOpen = 0
@@ -155,6 +158,12 @@ export const startFakeOpenAI = async (options: FakeOpenAIOptions = {}): Promise<
   }
 
   const handle = (httpReq: http.IncomingMessage, res: http.ServerResponse, raw: string) => {
+    if (httpReq.method === "GET" && (httpReq.url ?? "").startsWith("/v1/models")) {
+      // what vLLM answers; llink's pre-flight asks for it
+      modelListings++
+      sendJson(res, 200, { object: "list", data: [{ id: "fake-70b", object: "model", owned_by: "llink-test" }] })
+      return
+    }
     if (httpReq.method !== "POST" || !(httpReq.url ?? "").startsWith("/v1/chat/completions")) {
       sendJson(res, 404, { error: { message: `no route ${httpReq.method} ${httpReq.url}`, type: "not_found" } })
       return
@@ -263,6 +272,7 @@ export const startFakeOpenAI = async (options: FakeOpenAIOptions = {}): Promise<
     maxOpen: () => maxOpen,
     resetMaxOpen: () => void (maxOpen = open),
     abandoned: () => abandoned,
+    modelListings: () => modelListings,
     receivedByPrompt,
     answeredByPrompt,
     faultsServed,

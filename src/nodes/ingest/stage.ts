@@ -35,5 +35,6 @@ export const ingest = defineStage<CorpusParams>({
   params: CorpusConfig,
   selectParams: (config) => (config as LlinkConfig).corpus,
   externalInputs: (params) => corpusFiles(params),
+  preflight: (params) => Effect.flatMap(Effect.promise(() => import("./preflight.ts")), (m) => m.corpusPreflight(params)),
   run: (ctx) => Effect.flatMap(importWork("ingest", () => import("./work.ts")), (work) => work.runIngest(ctx))
 })

@@ -46,6 +46,15 @@ export const judge = defineStage<JudgeParams>({
     const mode = resolveLlmMode(judgeConfig.mode, judgeConfig.endpoint)
     return { judge: judgeConfig, mode, baseUrl: mode === "offline" ? "" : publicBaseUrl(judgeConfig.endpoint) }
   },
+  preflight: (p, { env }) =>
+    p.mode !== "endpoint"
+      ? Effect.succeed([])
+      : Effect.flatMap(Effect.promise(() => import("../../services/endpoint.ts")), ({ probeEndpoint }) =>
+        Effect.map(probeEndpoint(p.judge.endpoint, env), (messages) =>
+          messages.map((message) => ({
+            field: message.startsWith("$") ? "judge.endpoint.apiKeyEnv" : "judge.endpoint.baseUrl",
+            message
+          })))),
   run: (ctx) => Effect.flatMap(importWork("judge", () => import("./work.ts")), (work) => work.runJudge(ctx)),
   // endpoint mode: shards of `generations` rows fill the shared request cache; the merge is `run` on those answers
   sharding: {

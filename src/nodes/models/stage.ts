@@ -34,5 +34,17 @@ export const models = defineStage<ModelsParams, TensorBackend>({
   params: ModelsConfig,
   selectParams: (config) => (config as LlinkConfig).models,
   externalInputs: (p) => [p.encoder, p.decoder].filter((m) => m !== "tiny").map((m) => path.resolve(m)),
+  preflight: (p) =>
+    Effect.flatMap(Effect.promise(() => import("../../models/snapshot.ts")), ({ snapshotProblems }) =>
+      Effect.map(
+        Effect.all([
+          p.encoder === "tiny" ? Effect.succeed([]) : snapshotProblems(path.resolve(p.encoder), "xlmr"),
+          p.decoder === "tiny" ? Effect.succeed([]) : snapshotProblems(path.resolve(p.decoder), "llama")
+        ]),
+        ([enc, dec]) => [
+          ...enc.map((message) => ({ field: "models.encoder", message })),
+          ...dec.map((message) => ({ field: "models.decoder", message }))
+        ]
+      )),
   run: (ctx) => Effect.flatMap(importWork("models", () => import("./work.ts")), (work) => work.runModels(ctx))
 })

@@ -58,6 +58,15 @@ export const synthesize = defineStage<SynthesizeParams>({
     const mode = resolveLlmMode(synth.mode, synth.endpoint)
     return { synth, mode, baseUrl: mode === "offline" ? "" : publicBaseUrl(synth.endpoint) }
   },
+  preflight: (p, { env }) =>
+    p.mode !== "endpoint"
+      ? Effect.succeed([])
+      : Effect.flatMap(Effect.promise(() => import("../../services/endpoint.ts")), ({ probeEndpoint }) =>
+        Effect.map(probeEndpoint(p.synth.endpoint, env), (messages) =>
+          messages.map((message) => ({
+            field: message.startsWith("$") ? "synth.endpoint.apiKeyEnv" : "synth.endpoint.baseUrl",
+            message
+          })))),
   run: (ctx) => Effect.flatMap(importWork("synthesize", () => import("./work.ts")), (work) => work.runSynthesize(ctx)),
   // With an endpoint: shards send the requests of ranges of training candidates into the shared request cache; the
   // merge is `run`, which then finds them all answered (work.ts, `planSynthesizeShards`).
