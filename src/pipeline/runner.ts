@@ -181,8 +181,9 @@ const entryFromMeta = (
 })
 
 /**
- * Points `<run-dir>/artifacts/<linkName>` at each published output (relative symlinks, replaced atomically). The links
- * are a convenience (the manifest has the paths), so a failure (no symlinks on this file system) is only a warning.
+ * Points `<run-dir>/artifacts/<linkName>` at each published output (relative symlinks, replaced atomically), and makes
+ * the copies an output declares (`runCopy`: results.json and the report). Links and copies are a convenience (the
+ * manifest has the paths), so a failure (no symlinks on this file system) is only a warning.
  */
 const linkArtifacts = <R>(
   dag: Dag<R>,
@@ -196,12 +197,31 @@ const linkArtifacts = <R>(
     const link = path.join(runDir, "artifacts", linkName)
     return trySync(link, "link artifact", () => {
       fs.mkdirSync(path.dirname(link), { recursive: true })
-      const target = path.join(cacheRoot, meta.stage, meta.key, output.file)
       const tmp = `${link}.tmp-${uniqueSuffix()}`
-      fs.symlinkSync(path.relative(path.dirname(link), target), tmp, output.kind === "dir" ? "dir" : "file")
+      fs.symlinkSync(path.relative(path.dirname(link), target(cacheRoot, meta, output.file)), tmp, output.kind === "dir" ? "dir" : "file")
       fs.renameSync(tmp, link)
-    }).pipe(Effect.catch((error) => Effect.sync(() => warn(`could not link ${name}: ${error.message}`))))
+    }).pipe(
+      Effect.andThen(copyIntoRunDir(runDir, target(cacheRoot, meta, output.file), dag.artifacts.get(name)?.decl.runCopy)),
+      Effect.catch((error) => Effect.sync(() => warn(`could not link or copy ${name}: ${error.message}`)))
+    )
   }, { discard: true })
+
+const target = (cacheRoot: string, meta: StageMeta, file: string) => path.join(cacheRoot, meta.stage, meta.key, file)
+
+/** The declared `runCopy` of one output (see `DeclBase.runCopy`); each copy is written whole, then renamed. */
+const copyIntoRunDir = (runDir: string, source: string, mode: "file" | "contents" | undefined) =>
+  trySync(source, "copy into the run directory", () => {
+    if (mode === undefined) return
+    const files = mode === "file"
+      ? [source]
+      : fs.readdirSync(source, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.join(source, e.name))
+    for (const file of files) {
+      const dest = path.join(runDir, path.basename(file))
+      const tmp = `${dest}.tmp-${uniqueSuffix()}`
+      fs.copyFileSync(file, tmp)
+      fs.renameSync(tmp, dest)
+    }
+  })
 
 /** Rows per output, in the stage's declaration order. */
 const rowsOf = <R>(stage: AnyStage<R>, outputs: Readonly<Record<string, { readonly rows: number | null }>>) =>

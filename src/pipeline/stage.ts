@@ -28,6 +28,11 @@ interface DeclBase {
   /** File (or folder) name inside the stage's output directory, e.g. `pairs.parquet`. */
   readonly file: string
   readonly description: string
+  /**
+   * Human-facing copies in the run directory, made whenever the stage is published or found cached: `"file"` copies
+   * the output to `<run-dir>/<file>`, `"contents"` copies a folder's files into `<run-dir>/`.
+   */
+  readonly runCopy?: "file" | "contents"
 }
 
 /**

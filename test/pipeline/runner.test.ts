@@ -41,6 +41,20 @@ describe("runner: cache", () => {
     expect(fs.lstatSync(path.join(ws.runDir, "artifacts", "doubled.json")).isSymbolicLink()).toBe(true)
   })
 
+  it("an output's runCopy lands in every run directory, also one where the stage was only found cached", async () => {
+    const ws = makeWorkspace("runcopy")
+    const stages = makeToyStages(newHooks())
+    await run(ws, stages)
+    const copy = path.join(ws.runDir, "sum.json")
+    expect(fs.lstatSync(copy).isFile()).toBe(true)
+    expect(readJson(copy)).toBe(6)
+    expect(fs.existsSync(path.join(ws.runDir, "side.json"))).toBe(false) // no runCopy declared
+    const other = { ...ws, runDir: path.join(path.dirname(ws.runDir), "run-cached") }
+    const second = await run(other, stages)
+    expect(statusOf(second.report).sum).toBe("cached")
+    expect(readJson(path.join(other.runDir, "sum.json"))).toBe(6)
+  })
+
   it("a parameter change reruns that stage and downstream; upstream and independent stages stay cached", async () => {
     const ws = makeWorkspace("param")
     const hooks = newHooks()

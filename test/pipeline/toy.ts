@@ -105,7 +105,7 @@ export const makeToyStages = (hooks: ToyHooks): ReadonlyArray<AnyStage> => {
     version: "1",
     description: "the sum",
     inputs: ["doubled"],
-    outputs: [{ name: "sum", kind: "json", file: "sum.json", schema: Schema.Unknown, description: "the sum" }],
+    outputs: [{ name: "sum", kind: "json", file: "sum.json", schema: Schema.Unknown, description: "the sum", runCopy: "file" }],
     params: Schema.Struct({}),
     selectParams: () => ({}),
     run: (ctx) =>

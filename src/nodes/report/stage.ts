@@ -55,8 +55,14 @@ export const report = defineStage<ReportParams>({
   inputs: [],
   optionalInputs: REPORT_INPUTS,
   outputs: [
-    { name: "results", kind: "json", file: RESULTS_JSON, schema: ResultsDoc, description: "the run's numbers beside the paper's" },
-    { name: "report", kind: "dir", file: "report", description: `${REPORT_MD} and ${REPORT_HTML} (self-contained, inline SVG)` }
+    { name: "results", kind: "json", file: RESULTS_JSON, schema: ResultsDoc, description: "the run's numbers beside the paper's", runCopy: "file" },
+    {
+      name: "report",
+      kind: "dir",
+      file: "report",
+      description: `${REPORT_MD} and ${REPORT_HTML} (self-contained, inline SVG)`,
+      runCopy: "contents"
+    }
   ],
   params: ReportConfig,
   selectParams: (config) => (config as LlinkConfig).report,

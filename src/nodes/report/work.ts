@@ -19,7 +19,7 @@ import { TokstatsDoc } from "../../schemas/tokstats.ts"
 import { PretrainDoc } from "../../schemas/pretrain.ts"
 import type { ReportParams } from "./params.ts"
 import { type MetricsTable, renderReport } from "./render.ts"
-import { REPORT_HTML, REPORT_INPUTS, REPORT_MD, RESULTS_JSON } from "./stage.ts"
+import { REPORT_HTML, REPORT_INPUTS, REPORT_MD } from "./stage.ts"
 
 const STAGE = "report"
 
@@ -147,7 +147,6 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
       samples: p.samples,
       missing
     })
-    const resultsText = `${JSON.stringify(rendered.results, null, 2)}\n`
     const dir = ctx.outputs["report"]
     yield* Effect.try({
       try: () => fs.mkdirSync(dir, { recursive: true }),
@@ -156,16 +155,6 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
     yield* writeJsonDoc(ResultsDoc, ctx.outputs["results"], rendered.results).pipe(asStageError(STAGE))
     yield* writeText(path.join(dir, REPORT_MD), rendered.markdown)
     yield* writeText(path.join(dir, REPORT_HTML), rendered.html)
-    // Human-facing copies in the run directory (best effort: the artifacts/ links always point at the cached ones).
-    const copies = yield* Effect.result(
-      Effect.gen(function*() {
-        yield* Effect.try({ try: () => fs.mkdirSync(ctx.runDir, { recursive: true }), catch: (cause) => cause })
-        for (const [name, text] of [[RESULTS_JSON, resultsText], [REPORT_MD, rendered.markdown], [REPORT_HTML, rendered.html]] as const) {
-          yield* Effect.try({ try: () => fs.writeFileSync(path.join(ctx.runDir, name), text), catch: (cause) => cause })
-        }
-      })
-    )
-    if (copies._tag === "Failure") ctx.log(`could not copy the report into ${ctx.runDir}: ${String(copies.failure)}`)
     const r = rendered.results
     const f3 = (x: number | null | undefined) => (x === null || x === undefined ? "–" : x.toFixed(3))
     const pref = (x: number | null | undefined) => (x === null || x === undefined ? "–" : `${(x * 100).toFixed(1)}%`)
