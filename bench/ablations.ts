@@ -7,6 +7,10 @@
  *
  * The ablations (issue "The method, visible"): usage contrast off, and the authors' code's inverted sign; K ∈ {1,
  * 4, 16} (8 is the default); Stage B on an untrained (random) projector; slots zeroed at inference.
+ *
+ * A second table is `llink compare default <ablation> --json` read back: for the headline metrics, each ablation's
+ * change against the default with its paired 95% bootstrap interval and whether the change is real or noise (all
+ * runs share the default's eval set, so every interval is paired).
  */
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -41,6 +45,7 @@ const f1 = (x: number | null | undefined) => (x === null || x === undefined ? "�
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? "–" : `${(100 * x).toFixed(1)}%`)
 
 const rows: Array<Array<string>> = []
+const runDirs: Array<readonly [string, string]> = []
 for (const [name, sets] of ABLATIONS) {
   if (only !== undefined && !only.includes(name)) continue
   const runDir = path.join(dir, name.replace(/[^a-z0-9]+/gi, "-"))
@@ -54,6 +59,7 @@ for (const [name, sets] of ABLATIONS) {
     rows.push([name, "failed", "", "", "", "", "", "", "", ""])
     continue
   }
+  runDirs.push([name, runDir])
   const res = JSON.parse(fs.readFileSync(path.join(runDir, "results.json"), "utf8")) as Results
   const ll = res.generation?.["llink"]
   const vs = (k: string) => res.judge?.overall[k]
@@ -73,4 +79,35 @@ for (const [name, sets] of ABLATIONS) {
 const header = ["ablation", "Stage A R@1", "full R@1", "LLINK translate chrF", "LLINK chrF [95% CI]", "exact numbers", "vs base (raw / LC)", "vs fine-tune (raw / LC)", "run time"]
 console.log(`\n| ${header.join(" | ")} |\n|${header.map(() => " --- ").join("|")}|`)
 for (const row of rows) console.log(`| ${row.join(" | ")} |`)
+
+interface CompareJson {
+  readonly intervals: ReadonlyArray<{ name: string; paired: boolean; delta: number | null; ci: { lo: number; hi: number } | null; change: string }>
+}
+const HEADLINE: ReadonlyArray<readonly [string, string, (x: number) => string]> = [
+  ["retrieval.stageA.r1", "Stage A R@1", (x) => x.toFixed(3)],
+  ["retrieval.full.r1", "full R@1", (x) => x.toFixed(3)],
+  ["generation.llink.chrf", "LLINK chrF", (x) => x.toFixed(1)],
+  ["judge.overall.vsBase.preference", "vs base", (x) => `${(100 * x).toFixed(1)} pt`],
+  ["judge.overall.vsFinetune.preference", "vs fine-tune", (x) => `${(100 * x).toFixed(1)} pt`]
+]
+const base = runDirs.find(([name]) => name === "default")
+if (base !== undefined && runDirs.length > 1) {
+  const signed = (fmt: (x: number) => string, x: number) => `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x))}`
+  const cell = (iv: CompareJson["intervals"][number] | undefined, fmt: (x: number) => string) =>
+    iv === undefined || iv.delta === null
+      ? "–"
+      : `${signed(fmt, iv.delta)} ${iv.ci === null ? "" : `[${signed(fmt, iv.ci.lo)}, ${signed(fmt, iv.ci.hi)}]`} **${iv.change}**${iv.paired ? "" : " (unpaired)"}`
+  console.log(`\nChange against the default (llink compare: paired 95% bootstrap interval; real = excludes 0)\n`)
+  console.log(`| ablation | ${HEADLINE.map(([, label]) => label).join(" | ")} |\n|${["", ...HEADLINE].map(() => " --- ").join("|")}|`)
+  for (const [name, runDir] of runDirs) {
+    if (name === "default") continue
+    const r = spawnSync(process.execPath, [path.join(repoRoot, "bin/llink.mjs"), "compare", base[1], runDir, "--all", "--json"], { cwd: repoRoot, encoding: "utf8" })
+    if (r.status !== 0) {
+      console.log(`| ${name} | llink compare exited ${r.status} |`)
+      continue
+    }
+    const c = JSON.parse(r.stdout) as CompareJson
+    console.log(`| ${name} | ${HEADLINE.map(([metric, , fmt]) => cell(c.intervals.find((i) => i.name === metric), fmt)).join(" | ")} |`)
+  }
+}
 console.log(`\n(run dirs and cache: ${dir})`)

@@ -7,6 +7,11 @@
  *   left out; numbers get a delta against the first run;
  * - **stages**: each stage's content key (and status) per run.
  *
+ * - **intervals**: for the metrics with per-example values in both runs (retrieval ranks, chrF per output, judge
+ *   verdicts per prompt; `src/artifacts/runExamples.ts`), the 95% bootstrap interval of the difference against the
+ *   first run, paired when both runs scored the same examples (`src/metrics/paired.ts`), and whether the change is
+ *   real (the interval excludes 0) or noise.
+ *
  * By default only the rows that differ between the runs are kept (a value absent in one run differs from a present
  * one); `all: true` keeps every row. Reading works on any run directory with a `manifest.json`; `results.json` may be
  * missing (the report never ran), and then the run has no metrics, which the comparison says.
@@ -14,6 +19,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, Schema } from "effect"
+import { bootstrapDifference, type Difference, type MetricExamples } from "../metrics/paired.ts"
 import { errnoCode } from "./fsAtomic.ts"
 import { Manifest, manifestPath } from "./manifest.ts"
 
@@ -51,6 +57,14 @@ export interface StageRow {
   readonly statuses: ReadonlyArray<string | undefined>
 }
 
+/** Whether a metric's change against the first run is real: the bootstrap interval of the difference. */
+export interface IntervalRow {
+  readonly name: string
+  /** The label of the run compared with the first. */
+  readonly against: string
+  readonly difference: Difference
+}
+
 export interface Comparison {
   readonly runs: ReadonlyArray<{ readonly label: string; readonly dir: string; readonly hasResults: boolean }>
   /** Whether unchanged rows were kept. */
@@ -58,6 +72,16 @@ export interface Comparison {
   readonly params: ReadonlyArray<CompareRow>
   readonly metrics: ReadonlyArray<CompareRow>
   readonly stages: ReadonlyArray<StageRow>
+  /** Metrics with per-example values in the first run and another: the difference's 95% bootstrap interval. */
+  readonly intervals: ReadonlyArray<IntervalRow>
+  /** Per-example data that could not be used, and why (one line each, prefixed with the run's label). */
+  readonly intervalNotes: ReadonlyArray<string>
+}
+
+/** A run's per-example values (`src/artifacts/runExamples.ts` reads them from a run directory). */
+export interface RunExamplesInput {
+  readonly metrics: ReadonlyArray<MetricExamples>
+  readonly notes: ReadonlyArray<string>
 }
 
 const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x)
@@ -112,7 +136,16 @@ const labelsOf = (dirs: ReadonlyArray<string>): Array<string> => {
 }
 
 /** The comparison of already-read runs (see the module doc). */
-export const compareRuns = (runs: ReadonlyArray<RunSnapshot>, options: { readonly all?: boolean } = {}): Comparison => {
+export const compareRuns = (
+  runs: ReadonlyArray<RunSnapshot>,
+  options: {
+    readonly all?: boolean
+    /** Per run (same order), its per-example values; absent: no intervals. */
+    readonly examples?: ReadonlyArray<RunExamplesInput | undefined>
+    /** Bootstrap resamples of each interval (default 1000, seed 0). */
+    readonly resamples?: number
+  } = {}
+): Comparison => {
   const all = options.all === true
   const params = rowsOf(runs.map((r) => flatten(r.manifest.config.value)), all)
   const metrics = rowsOf(runs.map((r) => (r.results === undefined ? new Map() : flatten(r.results, new Set(["paper"])))), all)
@@ -127,12 +160,33 @@ export const compareRuns = (runs: ReadonlyArray<RunSnapshot>, options: { readonl
     const statuses = runs.map((r) => r.manifest.stages[stage]?.status)
     if (all || keys.some((k) => k !== keys[0])) stages.push({ stage, keys, statuses })
   }
+  const intervals: Array<IntervalRow> = []
+  const intervalNotes: Array<string> = []
+  const examples = options.examples ?? []
+  examples.forEach((ex, i) => {
+    for (const note of ex?.notes ?? []) intervalNotes.push(`${runs[i].label}: ${note}`)
+  })
+  const first = examples[0]
+  if (first !== undefined) {
+    const shown = new Set(metrics.map((m) => m.name))
+    for (let i = 1; i < runs.length; i++) {
+      const other = new Map((examples[i]?.metrics ?? []).map((m) => [m.name, m]))
+      for (const a of first.metrics) {
+        const b = other.get(a.name)
+        if (b === undefined || (!all && !shown.has(a.name))) continue
+        const difference = bootstrapDifference(a.table, b.table, a.statistic, { label: a.name, resamples: options.resamples ?? 1000 })
+        intervals.push({ name: a.name, against: runs[i].label, difference })
+      }
+    }
+  }
   return {
     runs: runs.map((r) => ({ label: r.label, dir: r.dir, hasResults: r.results !== undefined })),
     all,
     params,
     metrics,
-    stages
+    stages,
+    intervals,
+    intervalNotes
   }
 }
 

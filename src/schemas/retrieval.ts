@@ -22,7 +22,17 @@ export const RetrievalMetricsDoc = Schema.Struct({
 })
 export type RetrievalMetricsDoc = typeof RetrievalMetricsDoc.Type
 
-export const RetrievalDoc = Schema.Struct({ stageA: RetrievalMetricsDoc, bootstrap: BootstrapSettings })
+/**
+ * Each query's gold rank (1 = its own English retrieved first), in the order of the eval slice: what `llink
+ * compare` pairs across two runs that share an eval set (a paired bootstrap of R@1 and MRR differences).
+ */
+export const QueryRanks = Schema.Array(Schema.Number)
+
+export const RetrievalDoc = Schema.Struct({
+  stageA: RetrievalMetricsDoc,
+  bootstrap: BootstrapSettings,
+  ranks: Schema.Struct({ stageA: QueryRanks })
+})
 export type RetrievalDoc = typeof RetrievalDoc.Type
 
 export const RetrievalFullDoc = Schema.Struct({
@@ -31,7 +41,8 @@ export const RetrievalFullDoc = Schema.Struct({
   fullVector: Schema.String,
   full: RetrievalMetricsDoc,
   finetune: RetrievalMetricsDoc,
-  bootstrap: BootstrapSettings
+  bootstrap: BootstrapSettings,
+  ranks: Schema.Struct({ full: QueryRanks, finetune: QueryRanks })
 })
 export type RetrievalFullDoc = typeof RetrievalFullDoc.Type
 

@@ -124,9 +124,9 @@ describe("llink compare (end to end, toy stages)", () => {
     expect(json.metrics.map((m: { name: string }) => m.name)).toEqual(["retrieval.stageA.r1"])
 
     const csv = llink(cwd, "compare", "s17", "s18", "--csv", "--all").stdout.trim().split("\n")
-    expect(csv[0]).toBe("section,name,s17,s18,delta s18")
-    expect(csv).toContain("param,split.seed,17,18,")
-    expect(csv).toContain("metric,data.kept,594,594,0")
+    expect(csv[0]).toBe("section,name,s17,s18,delta s18,ci_lo s18,ci_hi s18,change s18,paired s18")
+    expect(csv).toContain("param,split.seed,17,18,,,,,")
+    expect(csv).toContain("metric,data.kept,594,594,0,,,,")
     expect(csv.filter((l) => l.startsWith("metric,")).map((l) => l.split(",")[1])).toEqual(["retrieval.stageA.r1", "retrieval.stageA.r5", "data.kept"])
     expect(csv.filter((l) => l.startsWith("stage,"))).toHaveLength(2)
 
@@ -134,7 +134,7 @@ describe("llink compare (end to end, toy stages)", () => {
     expect(missing.code).toBe(1)
     expect(missing.stderr).toContain("error: nowhere: no manifest.json")
     expect(llink(cwd, "compare", "s17").code).not.toBe(0)
-    expect(formatCompareCsv({ runs: [], all: false, params: [{ name: "a,b", values: ['say "x"'], deltas: [] }], metrics: [], stages: [] }))
+    expect(formatCompareCsv({ runs: [], all: false, params: [{ name: "a,b", values: ['say "x"'], deltas: [] }], metrics: [], stages: [], intervals: [], intervalNotes: [] }))
       .toBe('section,name\nparam,"a,b","say ""x"""')
   })
 })

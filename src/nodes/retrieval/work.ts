@@ -49,19 +49,20 @@ export const runRetrieval = (ctx: StageContext<RetrievalParams>): Effect.Effect<
         file: ctx.inputs["projector"]
       })
     }
-    const metrics = yield* Effect.acquireUseRelease(
+    const ranks = yield* Effect.acquireUseRelease(
       Effect.try({
         try: () => Projector.fromHost(config, host, { trainable: false }),
         catch: (cause) => new StageError({ stage: STAGE, message: `cannot build the projector: ${String(cause)}`, cause })
       }),
       (proj) =>
         Effect.tryPromise({
-          try: async () => withIntervals(await projectorRanks(proj, z, h, n, matmul), n, p.bootstrap, "stageA"),
+          try: () => projectorRanks(proj, z, h, n, matmul),
           catch: (cause) => new StageError({ stage: STAGE, message: `retrieval failed: ${String(cause)}`, cause })
         }),
       (proj) => Effect.sync(() => Projector.dispose(proj))
     )
-    const doc: RetrievalDoc = { stageA: metrics, bootstrap: bootstrapSettings(p.bootstrap, "query") }
+    const metrics = withIntervals(ranks, n, p.bootstrap, "stageA")
+    const doc: RetrievalDoc = { stageA: metrics, bootstrap: bootstrapSettings(p.bootstrap, "query"), ranks: { stageA: Array.from(ranks) } }
     yield* writeJsonDoc(RetrievalDoc, ctx.outputs["retrieval"], doc).pipe(asStageError(STAGE))
     const paper = PAPER_RETRIEVAL.stageA
     const f = (x: number) => x.toFixed(3)

@@ -226,9 +226,19 @@ export const runRetrievalFull = (ctx: StageContext<RetrievalFullParams>, shards:
     }
     bar.done()
     const teacher = h.data.subarray(0, n * d)
-    const score = (q: Float32Array, label: string) => withIntervals(goldRanks(q, teacher, d, { matmul, normalize: true }), n, p.bootstrap, label)
-    const result = { full: score(vectors.full, "full"), finetune: score(vectors.finetune, "finetune") }
-    const doc: RetrievalFullDoc = { n, fullVector: p.vector, full: result.full, finetune: result.finetune, bootstrap: bootstrapSettings(p.bootstrap, "query") }
+    const ranks = {
+      full: goldRanks(vectors.full, teacher, d, { matmul, normalize: true }),
+      finetune: goldRanks(vectors.finetune, teacher, d, { matmul, normalize: true })
+    }
+    const result = { full: withIntervals(ranks.full, n, p.bootstrap, "full"), finetune: withIntervals(ranks.finetune, n, p.bootstrap, "finetune") }
+    const doc: RetrievalFullDoc = {
+      n,
+      fullVector: p.vector,
+      full: result.full,
+      finetune: result.finetune,
+      bootstrap: bootstrapSettings(p.bootstrap, "query"),
+      ranks: { full: Array.from(ranks.full), finetune: Array.from(ranks.finetune) }
+    }
     yield* writeJsonDoc(RetrievalFullDoc, ctx.outputs["retrieval.full"], doc).pipe(asStageError(STAGE))
     const f = (x: number) => x.toFixed(3)
     const ci = (i: { readonly lo: number; readonly hi: number } | null) => (i === null ? "" : ` [${f(i.lo)}, ${f(i.hi)}]`)
