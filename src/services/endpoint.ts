@@ -16,7 +16,9 @@
  *   Waiting for a rate-limit slot, a concurrency permit or a backoff sleep is interrupted immediately.
  * - The API key is read from the env var named by `apiKeyEnv` and handed to the client only; it never appears in
  *   the cache, the stats, a log line or an error (messages are redacted, URLs lose user:password and query).
- *   An unset variable sends the placeholder `EMPTY` (local servers ignore the key).
+ *   An unset variable sends the placeholder `EMPTY` (local servers ignore the key), but `llink run`'s pre-flight
+ *   (`probeEndpoint`) reports it, so a forgotten key is caught before the run; set it to `EMPTY` for a keyless server
+ *   or pass `--skip-preflight`.
  */
 import OpenAI, {
   APIConnectionError,
