@@ -3,14 +3,15 @@
  * it never loads the cluster, the socket or the PostgreSQL client): running a pipeline with the cluster executor,
  * a runner process, and the status query.
  */
-import { Cause, Effect, Layer, Schema } from "effect"
+import { Cause, Duration, Effect, Layer, Logger, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import type { AnyStage } from "../pipeline/dag.ts"
 import { ShardExecutor } from "../pipeline/shards.ts"
 import { makeClusterExecutor } from "./executor.ts"
+import { clusterLogger, makeStorageWatch, probeStorage, redactUrl, type StorageWatch } from "./health.ts"
 import { SALT } from "./protocol.ts"
 import { clientLayer, pgLayer, runnerLayer, type ClusterOptions } from "./layers.ts"
-import { shardWorkerLayer } from "./worker.ts"
+import { ShardGate, shardWorkerLayer } from "./worker.ts"
 
 /** The cluster could not be reached or set up (the database URL, its tables, a runner's listen address). */
 export class ClusterError extends Schema.TaggedError<ClusterError>()("ClusterError", {
@@ -19,8 +20,7 @@ export class ClusterError extends Schema.TaggedError<ClusterError>()("ClusterErr
   cause: Schema.optional(Schema.Unknown)
 }) {}
 
-/** `postgres://user:***@host/db`: the URL without its password, for messages. */
-export const redactUrl = (url: string): string => url.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@")
+export { redactUrl }
 
 /** A layer whose failures (and defects) become `ClusterError`s for `url`. */
 const orClusterError = <A, E, R>(url: string, layer: Layer.Layer<A, E, R>): Layer.Layer<A, ClusterError, R> =>
@@ -55,44 +55,114 @@ const clusterError = (url: string) => (cause: unknown) =>
     cause
   })
 
+/**
+ * A cluster layer that says one line on a lost database, not hundreds (see `health.ts`): the logger goes under it
+ * (the cluster's fibers are forked while it is built, and keep the loggers they were forked with), the storage
+ * probe over it (it needs its SqlClient).
+ */
+const quietStorage = <A, E, R>(cluster: Layer.Layer<A, E, R>, watch: StorageWatch, verbose: boolean) =>
+  Layer.effectDiscard(Effect.forkScoped(probeStorage(watch))).pipe(
+    Layer.provideMerge(cluster.pipe(Layer.provide(Logger.layer([clusterLogger(watch, verbose), Logger.tracerLogger]))))
+  )
+
 /** Runs `effect` (a pipeline run) with its sharded stages' shards sent to the cluster at `options.url`. */
 export const withCluster = <A, E, R, S>(
   stages: ReadonlyArray<AnyStage<S>>,
-  options: ClusterOptions & { readonly log: (line: string) => void },
+  options: ClusterOptions & { readonly log: (line: string) => void; readonly verbose?: boolean },
   effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E | ClusterError, Exclude<R, ShardExecutor>> =>
-  Effect.gen(function*() {
+): Effect.Effect<A, E | ClusterError, Exclude<R, ShardExecutor>> => {
+  const watch = makeStorageWatch({ url: options.url, log: options.log })
+  return Effect.gen(function*() {
     const executor = yield* makeClusterExecutor(stages, options)
     return yield* Effect.provideService(effect, ShardExecutor, executor)
   }).pipe(
-    Effect.provide(orClusterError(options.url, clientLayer(options))),
+    Effect.provide(quietStorage(orClusterError(options.url, clientLayer(options)), watch, options.verbose === true)),
     Effect.scoped
   ) as Effect.Effect<A, E | ClusterError, Exclude<R, ShardExecutor>>
+}
 
-/** A runner: registers at `host:port`, takes shards of `stages` until the process is stopped. */
-export const launchRunner = <S>(
-  stages: ReadonlyArray<AnyStage<S>>,
-  options: ClusterOptions & {
-    readonly host: string
-    readonly port: number
-    readonly slots: number
-    readonly childScript: string
-    readonly log: (line: string) => void
+export interface RunnerOptions extends ClusterOptions {
+  readonly host: string
+  readonly port: number
+  readonly slots: number
+  readonly childScript: string
+  readonly log: (line: string) => void
+  /** How long a stopping runner lets its running shards finish before it exits anyway (default 10 s). */
+  readonly grace?: Duration.Duration
+  /** Log every storage failure in full (stacks included). */
+  readonly verbose?: boolean
+  /** Ends the process (default `process.exit`); tests replace it. */
+  readonly exit?: (code: number) => void
+}
+
+/**
+ * A runner: registers at `host:port`, takes shards of `stages` until it is interrupted (SIGTERM, SIGINT). Then it
+ * stops (see the module doc of `src/cli/cluster.ts`): no new shard starts, running ones get the grace period, the
+ * lease is released when the database is there, and the process exits within the grace period in any case; a
+ * second signal exits at once.
+ */
+export const launchRunner = <S>(stages: ReadonlyArray<AnyStage<S>>, options: RunnerOptions) => {
+  const gate = new ShardGate()
+  const watch = makeStorageWatch({ url: options.url, log: options.log })
+  const graceMs = Duration.toMillis(options.grace ?? Duration.seconds(10))
+  const exit = options.exit ?? ((code: number) => process.exit(code))
+  const leave = (code: number, line: string) => {
+    options.log(line)
+    gate.killChildren()
+    exit(code)
   }
-) =>
-  Layer.launch(
-    shardWorkerLayer(stages, options).pipe(
-      Layer.provide(orClusterError(options.url, runnerLayer(options)))
+  // Runs first when the runner is interrupted (it is built on top of the worker and the cluster, so it is released
+  // before them): stop taking shards, let the running ones finish within the grace period, then either leave the
+  // cluster's own shutdown to release the lease or, without a database, exit.
+  const stopping = Layer.effectDiscard(
+    Effect.addFinalizer(() =>
+      Effect.promise(async () => {
+        const started = Date.now()
+        gate.stop()
+        const hard = setTimeout(() => leave(130, `grace period (${graceMs / 1000} s) over: exiting; unfinished work is left to the lease`), graceMs)
+        hard.unref()
+        const again = () => leave(130, "second signal: exiting now; unfinished work is left to the lease")
+        process.once("SIGTERM", again)
+        process.once("SIGINT", again)
+        options.log(
+          gate.running === 0
+            ? "stopping: no new shards"
+            : `stopping: no new shards; ${gate.running} running shard(s) have ${graceMs / 1000} s to finish`
+        )
+        const idle = await gate.whenIdle(Math.max(0, graceMs - 1000))
+        if (!idle) {
+          leave(130, `grace period over with ${gate.running} shard(s) running: exiting; their messages go to another runner when the lease expires`)
+          return
+        }
+        if (watch.lost()) {
+          leave(130, "PostgreSQL is unreachable, so the lease cannot be released: exiting; this runner's shards move when it expires")
+          return
+        }
+        options.log(`releasing the lease (stopped in ${((Date.now() - started) / 1000).toFixed(1)} s so far)`)
+      })
     )
   )
+  return Layer.launch(
+    stopping.pipe(
+      Layer.provideMerge(shardWorkerLayer(stages, { ...options, gate })),
+      Layer.provideMerge(quietStorage(orClusterError(options.url, runnerLayer(options)), watch, options.verbose === true))
+    )
+  )
+}
 
 export interface ClusterStatus {
-  readonly runners: ReadonlyArray<{ readonly address: string; readonly healthy: boolean; readonly lastHeartbeat: string }>
+  readonly runners: ReadonlyArray<{
+    readonly address: string
+    readonly healthy: boolean
+    readonly lastHeartbeat: string
+    /** Seconds since the last heartbeat, by the database's clock (no skew with this machine's). */
+    readonly heartbeatAgeSeconds: number
+  }>
   /** Stage → shards by state, over the shard messages in the database (latest message per shard). */
   readonly stages: Readonly<Record<string, { readonly done: number; readonly running: number; readonly pending: number }>>
 }
 
-const RunnerRow = Schema.Struct({ address: Schema.String, healthy: Schema.Boolean, last_heartbeat: Schema.Unknown })
+const RunnerRow = Schema.Struct({ address: Schema.String, healthy: Schema.Boolean, last_heartbeat: Schema.Unknown, age: Schema.Unknown })
 const MessageRow = Schema.Struct({ entity_id: Schema.String, processed: Schema.Boolean, last_read: Schema.Unknown })
 
 /** Runners and per-stage shard counts, read from the cluster's tables. */
@@ -102,7 +172,7 @@ export const clusterStatus = (url: string): Effect.Effect<ClusterStatus, Cluster
     const tables = yield* sql`SELECT table_name FROM information_schema.tables WHERE table_name IN ('cluster_runners', 'cluster_messages')`
     if (tables.length < 2) return { runners: [], stages: {} }
     const runners = yield* Effect.flatMap(
-      sql`SELECT address, healthy, last_heartbeat FROM cluster_runners ORDER BY address`,
+      sql`SELECT address, healthy, last_heartbeat, EXTRACT(EPOCH FROM (NOW() - last_heartbeat)) AS age FROM cluster_runners ORDER BY address`,
       Schema.decodeUnknownEffect(Schema.Array(RunnerRow))
     )
     const messages = yield* Effect.flatMap(
@@ -121,7 +191,12 @@ export const clusterStatus = (url: string): Effect.Effect<ClusterStatus, Cluster
       else s.pending++
     }
     return {
-      runners: runners.map((r) => ({ address: r.address, healthy: r.healthy, lastHeartbeat: String(r.last_heartbeat instanceof Date ? r.last_heartbeat.toISOString() : r.last_heartbeat) })),
+      runners: runners.map((r) => ({
+        address: r.address,
+        healthy: r.healthy,
+        lastHeartbeat: String(r.last_heartbeat instanceof Date ? r.last_heartbeat.toISOString() : r.last_heartbeat),
+        heartbeatAgeSeconds: Number(r.age)
+      })),
       stages
     }
   }).pipe(Effect.mapError(clusterError(url)), Effect.provide(orClusterError(url, pgLayer(url))))

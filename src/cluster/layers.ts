@@ -28,7 +28,8 @@ export const clientLayer = (o: ClusterOptions) =>
 
 /**
  * A runner: registers at `host:port`, takes cluster shards, heartbeats through its lease. Its weight is its `slots`
- * (shards at once), which the coordinator reads to keep that many shards running there, plus one queued.
+ * (shards at once), which the coordinator reads to keep that many shards running there, plus one queued. Its
+ * SqlClient stays available (the storage probe of `health.ts` uses it).
  */
 export const runnerLayer = (o: ClusterOptions & { readonly host: string; readonly port: number; readonly slots: number }) =>
   NodeClusterSocket.layer({
@@ -39,4 +40,4 @@ export const runnerLayer = (o: ClusterOptions & { readonly host: string; readonl
       runnerAddress: Option.some(RunnerAddress.make(o.host, o.port)),
       runnerListenAddress: Option.some(RunnerAddress.make(o.host, o.port))
     }
-  }).pipe(Layer.provide(pgLayer(o.url)))
+  }).pipe(Layer.provideMerge(pgLayer(o.url)))

@@ -4,7 +4,7 @@
  * the stage's Schema and runs the shard activity (`runShard`: skipped when the shard is already published, written
  * through the shared artifact store otherwise). At most `slots` shards run at once in one runner.
  */
-import { spawn } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import * as os from "node:os"
 import { Cause, Effect, Schema, Semaphore } from "effect"
 import type { AnyStage } from "../pipeline/dag.ts"
@@ -20,6 +20,55 @@ export interface WorkerOptions {
   /** Shards run at once (1 for model stages on one device; more for endpoint-bound stages). */
   readonly slots: number
   readonly log: (line: string) => void
+  /** Running shards and the stop switch (`launchRunner` stops it on SIGTERM). */
+  readonly gate?: ShardGate
+}
+
+/**
+ * The shards a runner is computing, their child processes, and whether it is stopping: once `stop()` is called no
+ * shard starts (its message stays unprocessed and goes to another runner), and `whenIdle` says when the running
+ * ones have finished.
+ */
+export class ShardGate {
+  #running = 0
+  #stopping = false
+  #waiters: Array<() => void> = []
+  readonly children = new Set<ChildProcess>()
+
+  get running(): number {
+    return this.#running
+  }
+  get stopping(): boolean {
+    return this.#stopping
+  }
+  /** False when the runner is stopping (the shard must not start). */
+  enter(): boolean {
+    if (this.#stopping) return false
+    this.#running++
+    return true
+  }
+  leave(): void {
+    this.#running--
+    if (this.#running === 0) for (const w of this.#waiters.splice(0)) w()
+  }
+  stop(): void {
+    this.#stopping = true
+  }
+  /** Resolves true when no shard runs, false after `ms` if one still does. */
+  whenIdle(ms: number): Promise<boolean> {
+    if (this.#running === 0) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms)
+      this.#waiters.push(() => {
+        clearTimeout(timer)
+        resolve(true)
+      })
+    })
+  }
+  /** SIGKILLs the shards' child processes (the process is about to exit without waiting for them). */
+  killChildren(): void {
+    for (const c of this.children) c.kill("SIGKILL")
+  }
 }
 
 /**
@@ -29,13 +78,15 @@ export interface WorkerOptions {
 const runInChild = (
   childScript: string,
   request: Record<string, unknown>,
-  log: (line: string) => void
+  log: (line: string) => void,
+  gate: ShardGate | undefined
 ): Effect.Effect<{ readonly reused: boolean; readonly rows: number }, string> =>
   Effect.callback<{ readonly reused: boolean; readonly rows: number }, string>((resume) => {
     const child = spawn(process.execPath, [childScript], {
       stdio: ["pipe", "pipe", "pipe"],
       env: { ...process.env, LLINK_RUNNER_PID: String(process.pid) }
     })
+    gate?.children.add(child)
     let out = ""
     let err = ""
     child.stdout.on("data", (b: Buffer) => (out += b.toString()))
@@ -49,6 +100,7 @@ const runInChild = (
     })
     child.on("error", (e) => resume(Effect.fail(`cannot start the shard process: ${e.message}`)))
     child.on("exit", (code, signal) => {
+      gate?.children.delete(child)
       const last = out.trim().split("\n").pop() ?? ""
       let parsed: unknown
       try {
@@ -119,7 +171,8 @@ export const shardWorkerLayer = <R>(stages: ReadonlyArray<AnyStage<R>>, options:
               : yield* runInChild(
               options.childScript,
               job,
-              (line) => options.log(`${stage.name} ${describeRange(payload.range)}: ${line}`)
+              (line) => options.log(`${stage.name} ${describeRange(payload.range)}: ${line}`),
+              options.gate
             ).pipe(Effect.mapError((e) => failed(e)))
             options.log(
               `${stage.name} ${describeRange(payload.range)}: ${r.reused ? "already published" : "done"} in ${
@@ -128,7 +181,17 @@ export const shardWorkerLayer = <R>(stages: ReadonlyArray<AnyStage<R>>, options:
             )
             return { computedBy: `${os.hostname()}:${process.pid}`, reused: r.reused, rows: r.rows }
           })
-          return (found?.sharding?.inline === true ? inlineSlots : slots).withPermits(1)(work).pipe(
+          // A stopping runner starts nothing: the message waits, unprocessed, until the runner's shutdown interrupts
+          // it, and then goes to another runner.
+          const gate = options.gate
+          const gated = gate === undefined
+            ? work
+            : Effect.suspend(() =>
+              gate.enter()
+                ? work.pipe(Effect.ensuring(Effect.sync(() => gate.leave())))
+                : Effect.never
+            )
+          return (found?.sharding?.inline === true ? inlineSlots : slots).withPermits(1)(gated).pipe(
             Effect.catchDefect((defect) => Effect.fail(failed(`defect: ${message(defect)}`))),
             Effect.tapCause((cause) =>
               Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.sync(() => options.log(`${payload.stage} ${describeRange(payload.range)}: ${Cause.pretty(cause).split("\n")[0]}`))

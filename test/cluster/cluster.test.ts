@@ -7,19 +7,18 @@
  * default (shrunk), where every sharded stage (generate and retrievalFull included, in runner child processes) merges
  * to the single-process digests. Skips when PostgreSQL is not installed.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process"
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
+import { computed, digests, main, makeClusterHarness, type Manifest, repo, type Runner } from "../support/clusterHarness.ts"
 import { type FakeOpenAI, type FakeRequest, startFakeOpenAI } from "../support/fakeOpenAI.ts"
 import { startTestPostgres } from "../support/postgres.ts"
 import { SMALL_DEFAULT, testSizeDefault } from "../support/smallDefault.ts"
 import { skipFor } from "../support/envGate.ts"
 
-const repo = path.resolve(import.meta.dirname, "../..")
-const main = path.join(repo, "src/cli/main.ts")
 const pg = startTestPostgres()
 const noPostgres = skipFor("postgres", pg.ok ? undefined : pg.reason)
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-cluster-"))
@@ -35,73 +34,17 @@ const SETS = [
   "teacher.batchSize=4"
 ].flatMap((s) => ["--set", s])
 
-const runnerProcs: Array<ChildProcess> = []
+const harness = makeClusterHarness(dir)
 afterAll(() => {
-  for (const p of runnerProcs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL")
+  harness.killAll()
   if (pg.ok) pg.stop()
   fs.rmSync(dir, { recursive: true, force: true })
 })
 
-interface Manifest {
-  readonly stages: Record<string, { readonly status: string; readonly outputs: Record<string, { readonly digest: string }> }>
-}
+const llinkRun = (label: string, extra: ReadonlyArray<string>, until: string | null = "stageA", sets: ReadonlyArray<string> = SETS) =>
+  harness.llinkRun(label, extra, until, sets)
 
-const llinkRun = (
-  label: string,
-  extra: ReadonlyArray<string>,
-  until: string | null = "stageA",
-  sets: ReadonlyArray<string> = SETS
-): Promise<{ code: number | null; out: string; manifest: Manifest }> =>
-  new Promise((resolve) => {
-    const args = [main, "run", ...(until === null ? [] : ["--until", until]), ...sets, "--set", `cacheDir=${path.join(dir, label, "cache")}`, "--run-dir", path.join(dir, label, "run"), ...extra]
-    const child = spawn(process.execPath, args, { cwd: repo, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, OPENAI_API_KEY: "test" } })
-    let out = ""
-    child.stdout.on("data", (b: Buffer) => (out += b.toString()))
-    child.stderr.on("data", (b: Buffer) => (out += b.toString()))
-    child.on("exit", (code) => {
-      const file = path.join(dir, label, "run", "manifest.json")
-      const manifest = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as Manifest) : { stages: {} }
-      resolve({ code, out, manifest })
-    })
-  })
-
-interface Runner {
-  readonly proc: ChildProcess
-  readonly port: number
-  log: string
-}
-
-const startRunner = (url: string, port: number): Promise<Runner> =>
-  new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [main, "runner", "--cluster", url, "--listen", `127.0.0.1:${port}`, "--lease", LEASE], {
-      cwd: repo,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    runnerProcs.push(proc)
-    const runner: Runner = { proc, port, log: "" }
-    const onData = (b: Buffer) => {
-      runner.log += b.toString()
-      if (runner.log.includes("Listening on")) resolve(runner)
-    }
-    proc.stdout!.on("data", onData)
-    proc.stderr!.on("data", onData)
-    proc.on("exit", (code) => reject(new Error(`runner ${port} exited (${code}): ${runner.log.slice(-2000)}`)))
-  })
-
-/** `stage range` of every shard a runner computed (not those it found published). */
-const computed = (log: string): Array<string> =>
-  [...log.matchAll(/\] (\w+ [\w.]+\[\d+, \d+\)): done in/g)].map((m) => m[1])
-
-/** Output digests per stage; the human-facing `report` document is left out: it names the run folder. */
-const digests = (m: Manifest) =>
-  Object.fromEntries(
-    Object.entries(m.stages)
-      .filter(([, s]) => s.status === "ran" || s.status === "cached")
-      .map(([name, s]) => [
-        name,
-        Object.fromEntries(Object.entries(s.outputs).filter(([o]) => o !== "report").map(([o, v]) => [o, v.digest]))
-      ])
-  )
+const startRunner = (url: string, port: number): Promise<Runner> => harness.startRunner(url, `127.0.0.1:${port}`, ["--lease", LEASE])
 
 const SHARDED = ["encode", "teacher"]
 const SHARDS_PER_STAGE = 3 // train: 400 rows in windows of 4 × 64 = 256; holdout: 120 rows

@@ -34,3 +34,37 @@ export const startTestPostgres = (): TestPostgres => {
   const base = r.stdout.trim()
   return { ok: true, url: createdb(base), stop: () => void run(["stop", dir]) }
 }
+
+export type PrivatePostgres =
+  | {
+    readonly ok: true
+    readonly url: string
+    /** Stops the server (fast shutdown), keeping its data. */
+    readonly pause: () => void
+    /** Starts it again on the same port. */
+    readonly resume: () => void
+    readonly stop: () => void
+  }
+  | { readonly ok: false; readonly reason: string }
+
+/** A server of its own (never the shared one), for tests that stop and start PostgreSQL under a cluster. */
+export const startPrivatePostgres = (port: number): PrivatePostgres => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-pg-own-"))
+  const r = run(["start", dir, String(port)])
+  if (r.status === 3) {
+    fs.rmSync(dir, { recursive: true, force: true })
+    return { ok: false, reason: "PostgreSQL is not installed (no pg_ctl; Debian: apt-get install postgresql); cluster tests skipped" }
+  }
+  if (r.status !== 0) throw new Error(`could not start PostgreSQL: ${r.stderr}`)
+  const must = (args: ReadonlyArray<string>) => {
+    const x = run(args)
+    if (x.status !== 0) throw new Error(`.ci/postgres.sh ${args.join(" ")} failed: ${x.stderr}`)
+  }
+  return {
+    ok: true,
+    url: r.stdout.trim(),
+    pause: () => must(["pause", dir]),
+    resume: () => must(["resume", dir, String(port)]),
+    stop: () => void run(["stop", dir])
+  }
+}
