@@ -32,7 +32,7 @@ export interface RunExamples {
 
 const describe = (e: unknown): string => {
   const text = typeof e === "object" && e !== null && "message" in e && typeof e.message === "string" ? e.message : String(e)
-  return /ranks: Missing key/.test(text) ? "the run was made before llink kept per-query ranks (rerun retrieval to get them)" : text.split("\n")[0]
+  return /(ranks|suite): Missing key/.test(text) ? "the run was made by an older llink, before it kept per-query ranks (rerun retrieval to get them)" : text.split("\n")[0]
 }
 
 /** Reads what exists; never fails (a missing or unreadable family becomes a note). */

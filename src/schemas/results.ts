@@ -8,7 +8,7 @@
 import { Schema } from "effect"
 import { BootstrapSettings } from "./bootstrap.ts"
 import { Comparisons, NumericBySystem } from "./judge.ts"
-import { RetrievalMetricsDoc } from "./retrieval.ts"
+import { BitextSuiteDoc, RetrievalMetricsDoc } from "./retrieval.ts"
 import { Claim, GenerationQuality } from "./generation.ts"
 import { PretrainDoc } from "./pretrain.ts"
 
@@ -34,6 +34,8 @@ export const ResultsDoc = Schema.Struct({
     langbridge: Schema.NullOr(RetrievalMetricsDoc),
     mindmerger: Schema.NullOr(RetrievalMetricsDoc),
     peerVector: Schema.NullOr(Schema.String),
+    /** Stage A in both directions under cosine, margin and CSLS, its pool curve and its top-1 mistakes. */
+    suite: Schema.NullOr(BitextSuiteDoc),
     /** How the R@1 and MRR intervals were made (null: no retrieval computed). */
     bootstrap: Schema.NullOr(BootstrapSettings),
     paper: Paper

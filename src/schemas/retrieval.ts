@@ -22,6 +22,56 @@ export const RetrievalMetricsDoc = Schema.Struct({
 })
 export type RetrievalMetricsDoc = typeof RetrievalMetricsDoc.Type
 
+/** Which side queries: the foreign sentences against the English ones (the paper's direction), or the reverse. */
+export const BitextDirection = Schema.Literals(["foreign→english", "english→foreign"])
+export type BitextDirection = typeof BitextDirection.Type
+
+export const BitextScoring = Schema.Literals(["cosine", "margin", "csls"])
+
+/** One direction × scoring cell of the bitext suite (src/metrics/bitext.ts). */
+export const BitextCell = Schema.Struct({
+  direction: BitextDirection,
+  scoring: BitextScoring,
+  /** Neighbourhood size (0 for cosine). */
+  k: Schema.Number,
+  metrics: RetrievalMetricsDoc,
+  /** LASER's xsim error rate: the share of queries whose best candidate is not the gold. */
+  xsimError: Schema.Number
+})
+
+/** R@1 with a candidate pool of `pool` pairs, averaged over `blocks` consecutive blocks of the holdout. */
+export const PoolPoint = Schema.Struct({
+  direction: BitextDirection,
+  scoring: BitextScoring,
+  pool: Schema.Number,
+  blocks: Schema.Number,
+  r1: Schema.Number
+})
+
+export const MistakeKind = Schema.Literals(["number", "entity", "other", "identical"])
+
+/** The top-1 mistakes of one cell, by what separates the retrieved English from the gold. */
+export const MistakeBreakdown = Schema.Struct({
+  direction: BitextDirection,
+  scoring: BitextScoring,
+  total: Schema.Number,
+  number: Schema.Number,
+  entity: Schema.Number,
+  other: Schema.Number,
+  identical: Schema.Number,
+  /** The first few mistakes, for reading. */
+  examples: Schema.Array(Schema.Struct({ gold: Schema.String, retrieved: Schema.String, kind: MistakeKind }))
+})
+
+/** The field's retrieval grid for one system: both directions × cosine, margin, CSLS; the pool curve; the mistakes. */
+export const BitextSuiteDoc = Schema.Struct({
+  system: Schema.String,
+  grid: Schema.Array(BitextCell),
+  pool: Schema.Array(PoolPoint),
+  mistakes: MistakeBreakdown
+})
+export type BitextSuiteDoc = typeof BitextSuiteDoc.Type
+
 /**
  * Each query's gold rank (1 = its own English retrieved first), in the order of the eval slice: what `llink
  * compare` pairs across two runs that share an eval set (a paired bootstrap of R@1 and MRR differences).
@@ -31,7 +81,9 @@ export const QueryRanks = Schema.Array(Schema.Number)
 export const RetrievalDoc = Schema.Struct({
   stageA: RetrievalMetricsDoc,
   bootstrap: BootstrapSettings,
-  ranks: Schema.Struct({ stageA: QueryRanks })
+  ranks: Schema.Struct({ stageA: QueryRanks }),
+  /** Stage A under the field's scorings (issue "Evaluation to the field's standard"). */
+  suite: BitextSuiteDoc
 })
 export type RetrievalDoc = typeof RetrievalDoc.Type
 

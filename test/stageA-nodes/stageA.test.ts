@@ -17,6 +17,7 @@ import { stages } from "../../src/nodes/index.ts"
 import { models } from "../../src/nodes/models/stage.ts"
 import { retrieval } from "../../src/nodes/retrieval/stage.ts"
 import { RetrievalParams } from "../../src/nodes/retrieval/params.ts"
+import type { BitextSuiteDoc } from "../../src/schemas/retrieval.ts"
 import { stageA } from "../../src/nodes/stageA/stage.ts"
 import { StageAParams } from "../../src/nodes/stageA/params.ts"
 import { teacher } from "../../src/nodes/teacher/stage.ts"
@@ -58,12 +59,14 @@ const num = (v: unknown): number => {
 }
 const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / xs.length
 
+let holdoutTable = ""
 beforeAll(async () => {
   const pairs = syntheticPairs(N_TRAIN + N_HOLD, 5)
   const train = await writePairs(path.join(dir, "train.parquet"), pairs.slice(0, N_TRAIN))
   const holdout = await writePairs(path.join(dir, "holdout.parquet"), pairs.slice(N_TRAIN))
   const m = await runStage(models, Schema.decodeUnknownSync(ModelsConfig)({ seed: 3 }), { train }, dir)
   const up = { models: m.outputs["models"], train, holdout }
+  holdoutTable = holdout
   const e = await runStage(encode, Schema.decodeUnknownSync(EncodeConfig)({ batchSize: 32 }), up, dir)
   const t = await runStage(teacher, Schema.decodeUnknownSync(TeacherConfig)({ batchSize: 32 }), up, dir)
   inputs = {
@@ -125,9 +128,9 @@ describe("stageA", () => {
 
     // the retrieval stage agrees with the training-time dev numbers (same slice, same cosine)
     const rp = Schema.decodeUnknownSync(RetrievalParams)({ evalN: N_HOLD })
-    const ret = await runStage(retrieval, rp, { projector: r.outputs["projector"], "zF.holdout": inputs["zF.holdout"], "hE.holdout": inputs["hE.holdout"] }, dir)
+    const ret = await runStage(retrieval, rp, { projector: r.outputs["projector"], "zF.holdout": inputs["zF.holdout"], "hE.holdout": inputs["hE.holdout"], holdout: holdoutTable }, dir)
     const doc = JSON.parse(fs.readFileSync(ret.outputs["retrieval"], "utf8")) as Record<string, Record<string, number>>
-    expect(Object.keys(doc)).toEqual(["stageA", "bootstrap"])
+    expect(Object.keys(doc)).toEqual(["stageA", "bootstrap", "ranks", "suite"])
     expect(Object.keys(doc["stageA"])).toEqual(["n", "r1", "r5", "r10", "mrr", "meanRank", "chanceR1", "r1CI", "mrrCI"])
     // the 95% bootstrap intervals over queries bracket the point estimates
     const ci = doc["stageA"] as unknown as Record<"r1CI" | "mrrCI", { readonly lo: number; readonly hi: number }>
@@ -141,11 +144,26 @@ describe("stageA", () => {
     expect(doc["stageA"]["r10"]).toBeGreaterThanOrEqual(doc["stageA"]["r5"])
     expect(doc["stageA"]["meanRank"]).toBeLessThan(3)
     expect(ret.logs.join("\n")).toMatch(/paper Table 1 Stage A, n = 1024: {2}R@1 0\.430/)
-    const retControl = await runStage(retrieval, rp, { projector: c.outputs["projector"], "zF.holdout": inputs["zF.holdout"], "hE.holdout": inputs["hE.holdout"] }, dir, {
+    // the field's grid: 2 directions × 3 scorings; its foreign → English cosine cell is Table 1's row; the pool
+    // curve's only pool (the whole 64-pair holdout) gives the same R@1; every mistake is classified
+    const suite = (doc as unknown as { suite: BitextSuiteDoc }).suite
+    expect(suite.grid.map((c) => `${c.direction} ${c.scoring}`)).toEqual([
+      "foreign→english cosine", "foreign→english margin", "foreign→english csls",
+      "english→foreign cosine", "english→foreign margin", "english→foreign csls"
+    ])
+    expect(suite.grid[0].metrics).toEqual(doc["stageA"])
+    expect(suite.grid[0].xsimError).toBeCloseTo(1 - r1, 12)
+    for (const cell of suite.grid) expect(cell.metrics.r1, `${cell.direction} ${cell.scoring}`).toBeGreaterThan(0.3)
+    expect(suite.pool.find((x) => x.direction === "foreign→english" && x.scoring === "cosine")).toEqual({ direction: "foreign→english", scoring: "cosine", pool: 64, blocks: 1, r1 })
+    const m = suite.mistakes
+    expect(m.number + m.entity + m.other + m.identical).toBe(m.total)
+    const retControl = await runStage(retrieval, rp, { projector: c.outputs["projector"], "zF.holdout": inputs["zF.holdout"], "hE.holdout": inputs["hE.holdout"], holdout: holdoutTable }, dir, {
       outDir: path.join(dir, "rc.out")
     })
     const ctrlDoc = JSON.parse(fs.readFileSync(retControl.outputs["retrieval"], "utf8")) as Record<string, Record<string, number>>
     expect(ctrlDoc["stageA"]["meanRank"]).toBeGreaterThan(15) // chance: (64 + 1) / 2
+    // and so do the margin and CSLS cells, both ways: no scoring finds a pairing that training did not make
+    for (const cell of (ctrlDoc as unknown as { suite: BitextSuiteDoc }).suite.grid) expect(cell.metrics.r1, `${cell.direction} ${cell.scoring}`).toBeLessThan(0.15)
   })
 
   it("a run killed mid-way resumes from its checkpoint and ends bit-identical to an uninterrupted run", async () => {
@@ -208,7 +226,7 @@ describe("wiring", () => {
     expect(at("models")).toBeLessThan(at("encode"))
     expect(at("models")).toBeLessThan(at("teacher"))
     expect(dag.upstream("stageA")).toEqual(["encode", "teacher"])
-    expect(dag.upstream("retrieval")).toEqual(["stageA", "encode", "teacher"])
+    expect(dag.upstream("retrieval")).toEqual(["stageA", "encode", "teacher", "split"]) // split: the holdout English, for the mistakes
     expect(PAPER_RETRIEVAL.stageA).toEqual({ n: 1024, r1: 0.43, r5: 0.706, r10: 0.819, mrr: 0.642, meanRank: 3.8 })
     expect(PAPER_RETRIEVAL.full.r1).toBe(0.45)
     expect(PAPER_RETRIEVAL.finetune.meanRank).toBe(24.7)

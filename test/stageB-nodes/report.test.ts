@@ -38,7 +38,28 @@ const fixtures = async (base: string, options: { readonly offlineSynth: boolean;
   const retrieval = writeJson(path.join(base, "retrieval.json"), {
     stageA: { ...metricsRow(100), r1: 0.512, r5: 0.75, r10: 0.86, mrr: 0.62, meanRank: 4.25, r1CI: { lo: 0.415, hi: 0.609 }, mrrCI: { lo: 0.55, hi: 0.69 } },
     bootstrap,
-    ranks: { stageA: [1, 2, 1] }
+    ranks: { stageA: [1, 2, 1] },
+    suite: {
+      system: "stageA",
+      grid: [
+        { direction: "foreign→english", scoring: "cosine", k: 0, metrics: { ...metricsRow(100), r1: 0.512, r1CI: { lo: 0.415, hi: 0.609 } }, xsimError: 0.488 },
+        { direction: "english→foreign", scoring: "margin", k: 4, metrics: { ...metricsRow(100), r1: 0.634 }, xsimError: 0.366 }
+      ],
+      pool: [
+        { direction: "foreign→english", scoring: "margin", pool: 100, blocks: 4, r1: 0.71 },
+        { direction: "foreign→english", scoring: "margin", pool: 400, blocks: 1, r1: 0.455 }
+      ],
+      mistakes: {
+        direction: "foreign→english",
+        scoring: "margin",
+        total: 40,
+        number: 10,
+        entity: 20,
+        other: 8,
+        identical: 2,
+        examples: [{ gold: "I paid 5 riel.", retrieved: "I paid 7 riel.", kind: "number" }]
+      }
+    }
   })
   const retrievalFull = writeJson(path.join(base, "retrieval.full.json"), {
     full: { ...metricsRow(100), r1: 0.531, r5: 0.77, r10: 0.88, mrr: 0.64, meanRank: 3.75 },
@@ -170,6 +191,13 @@ describe("report", () => {
     expect(html).toContain("<title>Tiny &lt;run&gt; report</title>")
     // Table 1: this run and the paper.
     expect(html).toContain("Table 1: bilingual retrieval")
+    // Table 1b: the direction × scoring grid, the pool curve and the mistakes.
+    expect(md).toContain("Table 1b: LLINK (Stage A) retrieval both ways")
+    expect(md).toMatch(/\| english→foreign \| margin \(k = 4\) \| 0\.634 \|/)
+    expect(md).toMatch(/\| foreign→english \| cosine \| 0\.512 \| 0\.415–0\.609 \|.*\| 48\.8% \|/)
+    expect(md).toContain("margin 100: 0.710, 400: 0.455")
+    expect(md).toContain("only in numbers 10 (25%), only in names or numbers 20 (50%), otherwise 8 (20%), not at all (a duplicate sentence) 2 (5%)")
+    expect(html).toContain("Table 1b")
     for (const s of ["0.512", "0.531", "0.097", "4.3", "3.8", "27.5", "0.430", "0.450", "0.104", "24.7", "n = 1,024", "n = 100"]) expect(html).toContain(s)
     // Table 2: this run (offline chrF judge) and the paper.
     expect(html).toContain("Table 2: pairwise judge (OFFLINE chrF judge")

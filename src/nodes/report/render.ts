@@ -122,6 +122,7 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
       langbridge: rp?.langbridge ?? null,
       mindmerger: rp?.mindmerger ?? null,
       peerVector: rp?.vector ?? null,
+      suite: inputs.retrieval?.suite ?? null,
       bootstrap: inputs.retrieval?.bootstrap ?? rf?.bootstrap ?? rp?.bootstrap ?? null,
       paper: PAPER_RETRIEVAL
     },
@@ -236,6 +237,45 @@ export const retrievalTable = (r: ResultsDoc): Table => {
     rows,
     paperRows
   }
+}
+
+/** Table 1's grid for Stage A: both directions × cosine, margin, CSLS; then the pool curve and the mistakes. */
+export const retrievalSuiteTable = (r: ResultsDoc): Table | undefined => {
+  const suite = r.retrieval.suite
+  if (suite === null) return undefined
+  const rows: Array<Array<string>> = suite.grid.map((c) => [
+    c.direction,
+    c.scoring === "cosine" ? "cosine" : `${c.scoring} (k = ${c.k})`,
+    f3(c.metrics.r1),
+    ciCell(c.metrics.r1CI),
+    f3(c.metrics.r5),
+    f3(c.metrics.r10),
+    f3(c.metrics.mrr),
+    `${(100 * c.xsimError).toFixed(1)}%`
+  ])
+  return {
+    caption: `Table 1b: LLINK (Stage A) retrieval both ways under the field's scorings (n = ${int(suite.grid[0]?.metrics.n ?? 0)}; ` +
+      "ratio margin as LASER's xsim, CSLS as MUSE; xsim error = 1 − R@1)",
+    header: ["Direction", "Scoring", "R@1", "R@1 95% CI", "R@5", "R@10", "MRR", "xsim error"],
+    rows
+  }
+}
+
+/** The pool curve and the top-1 mistakes of Table 1b, as sentences. */
+export const retrievalSuiteNotes = (r: ResultsDoc): Array<string> => {
+  const suite = r.retrieval.suite
+  if (suite === null) return []
+  const curve = (direction: string, scoring: string) =>
+    suite.pool.filter((x) => x.direction === direction && x.scoring === scoring).map((x) => `${int(x.pool)}: ${f3(x.r1)}`).join(", ")
+  const m = suite.mistakes
+  const share = (k: number) => (m.total === 0 ? "0" : `${k} (${((100 * k) / m.total).toFixed(0)}%)`)
+  return [
+    `R@1 by candidate pool (pairs; the whole holdout last), foreign → English: cosine ${curve("foreign→english", "cosine")}; margin ${curve("foreign→english", "margin")}. ` +
+    `English → foreign: cosine ${curve("english→foreign", "cosine")}; margin ${curve("english→foreign", "margin")}.`,
+    `Top-1 mistakes (margin, foreign → English): ${int(m.total)}; the retrieved English differs from the gold only in numbers ${share(m.number)}, ` +
+    `only in names or numbers ${share(m.entity)}, otherwise ${share(m.other)}, not at all (a duplicate sentence) ${share(m.identical)}.` +
+    (m.examples.length === 0 ? "" : ` For example: "${m.examples[0].gold}" → "${m.examples[0].retrieved}" (${m.examples[0].kind}).`)
+  ]
 }
 
 const BUCKET_NAMES = { content: "Content understanding", qa: "Q&A" } as const
@@ -679,6 +719,7 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
   const notes = offlineNotes(r)
   const tables = {
     retrieval: retrievalTable(r),
+    retrievalSuite: retrievalSuiteTable(r),
     judge: judgeTable(r),
     tokens: tokensTable(r),
     numeric: numericTable(r, inputs.judge?.numericFidelityByBucket),
@@ -711,6 +752,7 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     tableMd(tables.retrieval),
     `Paper numbers in italics.${fullVectorNote}`,
     "",
+    ...(tables.retrievalSuite === undefined ? [] : [tableMd(tables.retrievalSuite), ...retrievalSuiteNotes(r), ""]),
     "## Pairwise judge",
     "",
     tableMd(tables.judge),
@@ -774,6 +816,7 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     `<h2 id="retrieval">Retrieval</h2>`,
     tableHtml(tables.retrieval),
     `<p>Paper numbers in grey italics.${html(fullVectorNote)}</p>`,
+    ...(tables.retrievalSuite === undefined ? [] : [tableHtml(tables.retrievalSuite), ...retrievalSuiteNotes(r).map((x) => `<p>${html(x)}</p>`)]),
     `<h2 id="judge">Pairwise judge</h2>`,
     tableHtml(tables.judge),
     "<p>Shares are over the valid pairs; a pair whose two orders disagree counts as a tie.</p>",

@@ -18,7 +18,9 @@ import { hostMatmul } from "../../backend/host.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { loadProjectorDir } from "../../artifacts/projector.ts"
 import { readMatrixHead } from "../../artifacts/matrixHead.ts"
-import { projectorRanks } from "../../metrics/projectorRetrieval.ts"
+import { projectorRanks, projectRows } from "../../metrics/projectorRetrieval.ts"
+import { bitextSuite } from "../../metrics/bitextSuite.ts"
+import { readTableAll } from "../../pipeline/table.ts"
 import { withIntervals } from "../../metrics/retrieval.ts"
 import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 
@@ -49,25 +51,42 @@ export const runRetrieval = (ctx: StageContext<RetrievalParams>): Effect.Effect<
         file: ctx.inputs["projector"]
       })
     }
-    const ranks = yield* Effect.acquireUseRelease(
+    // the whole holdout, for the pool curve (the eval slice is its head)
+    const zAll = yield* readMatrixHead(ctx.inputs["zF.holdout"], Number.MAX_SAFE_INTEGER).pipe(asStageError(STAGE))
+    const hAll = yield* readMatrixHead(ctx.inputs["hE.holdout"], Number.MAX_SAFE_INTEGER).pipe(asStageError(STAGE))
+    const all = Math.min(zAll.rows, hAll.rows)
+    const english = (yield* readTableAll(ctx.inputs["holdout"], { columns: ["english"] }).pipe(asStageError(STAGE)))
+      .slice(0, n)
+      .map((r) => String(r["english"]))
+    const { ranks, projected } = yield* Effect.acquireUseRelease(
       Effect.try({
         try: () => Projector.fromHost(config, host, { trainable: false }),
         catch: (cause) => new StageError({ stage: STAGE, message: `cannot build the projector: ${String(cause)}`, cause })
       }),
       (proj) =>
         Effect.tryPromise({
-          try: () => projectorRanks(proj, z, h, n, matmul),
+          try: async () => ({ ranks: await projectorRanks(proj, z, h, n, matmul), projected: await projectRows(proj, zAll, all) }),
           catch: (cause) => new StageError({ stage: STAGE, message: `retrieval failed: ${String(cause)}`, cause })
         }),
       (proj) => Effect.sync(() => Projector.dispose(proj))
     )
     const metrics = withIntervals(ranks, n, p.bootstrap, "stageA")
-    const doc: RetrievalDoc = { stageA: metrics, bootstrap: bootstrapSettings(p.bootstrap, "query"), ranks: { stageA: Array.from(ranks) } }
+    const suite = bitextSuite("stageA", projected, hAll.data.subarray(0, all * h.dim), h.dim, n, english, {
+      pools: p.pools,
+      bootstrap: p.bootstrap,
+      matmul
+    })
+    const doc: RetrievalDoc = { stageA: metrics, bootstrap: bootstrapSettings(p.bootstrap, "query"), ranks: { stageA: Array.from(ranks) }, suite }
     yield* writeJsonDoc(RetrievalDoc, ctx.outputs["retrieval"], doc).pipe(asStageError(STAGE))
     const paper = PAPER_RETRIEVAL.stageA
     const f = (x: number) => x.toFixed(3)
     const ci = (i: { readonly lo: number; readonly hi: number } | null) => (i === null ? "" : ` [${f(i.lo)}, ${f(i.hi)}]`)
     ctx.log(`Stage A retrieval, n = ${n} (${backend}):   R@1 ${f(metrics.r1)}${ci(metrics.r1CI)}  R@5 ${f(metrics.r5)}  R@10 ${f(metrics.r10)}  MRR ${f(metrics.mrr)}${ci(metrics.mrrCI)}  mean rank ${metrics.meanRank.toFixed(1)}  (chance R@1 ${metrics.chanceR1.toFixed(4)}; 95% bootstrap CIs over queries)`)
     ctx.log(`paper Table 1 Stage A, n = ${paper.n}:  R@1 ${f(paper.r1)}  R@5 ${f(paper.r5)}  R@10 ${f(paper.r10)}  MRR ${f(paper.mrr)}  mean rank ${paper.meanRank.toFixed(1)}`)
+    for (const cell of suite.grid) {
+      ctx.log(`  ${cell.direction.padEnd(15)} ${cell.scoring.padEnd(6)} R@1 ${f(cell.metrics.r1)}${ci(cell.metrics.r1CI)}  MRR ${f(cell.metrics.mrr)}  xsim error ${(100 * cell.xsimError).toFixed(1)}%`)
+    }
+    const m = suite.mistakes
+    ctx.log(`  pool curve (${m.scoring}, ${m.direction}): ${suite.pool.filter((x) => x.direction === m.direction && x.scoring === m.scoring).map((x) => `${x.pool}: ${f(x.r1)}`).join(", ")}; top-1 mistakes ${m.total}: number ${m.number}, entity ${m.entity}, other ${m.other}, identical ${m.identical}`)
     return { rows: {}, metrics: { stageA: metrics } }
   })
