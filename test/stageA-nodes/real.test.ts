@@ -83,7 +83,8 @@ describe.skipIf(!present)("Stage A on real Khmer–English pairs (tiny checkpoin
     const r = await runStage(retrieval, Schema.decodeUnknownSync(RetrievalParams)({ evalN: N_HOLD }), {
       projector: s.outputs["projector"],
       "zF.holdout": e.outputs["zF.holdout"],
-      "hE.holdout": t.outputs["hE.holdout"]
+      "hE.holdout": t.outputs["hE.holdout"],
+      holdout
     }, dir)
     const doc = JSON.parse(fs.readFileSync(r.outputs["retrieval"], "utf8")) as { stageA: Record<string, number> }
     // how distinguishable the frozen tiny models' vectors are: mean cosine between different holdout rows
