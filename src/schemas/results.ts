@@ -6,7 +6,7 @@
  * `partial` key.
  */
 import { Schema } from "effect"
-import { BootstrapSettings } from "./bootstrap.ts"
+import { BootstrapSettings, Interval } from "./bootstrap.ts"
 import { Comparisons, NumericBySystem } from "./judge.ts"
 import { BitextSuiteDoc, RetrievalMetricsDoc } from "./retrieval.ts"
 import { Claim, GenerationQuality } from "./generation.ts"
@@ -15,6 +15,15 @@ import { PretrainDoc } from "./pretrain.ts"
 const TokenUse = Schema.Struct({ mean: Schema.Number, total: Schema.Number })
 /** The paper's numbers for a section (src/schemas/paper.ts), copied in for side-by-side reading. */
 const Paper = Schema.Unknown
+
+/** A Bradley–Terry ranking (src/metrics/bradleyTerry.ts): Elo-scale scores (mean 1000), best first. */
+export const RankingDoc = Schema.Struct({
+  rows: Schema.Array(Schema.Struct({ system: Schema.String, score: Schema.Number, ci: Schema.NullOr(Interval) })),
+  battles: Schema.Number,
+  prompts: Schema.Number,
+  /** With style control: the length coefficient (per sd of the length difference); else null. */
+  lengthCoef: Schema.NullOr(Schema.Number)
+})
 
 export const ResultsDoc = Schema.Struct({
   title: Schema.String,
@@ -48,6 +57,8 @@ export const ResultsDoc = Schema.Struct({
       bootstrap: BootstrapSettings,
       byBucket: Schema.Struct({ content: Schema.optionalKey(Comparisons), qa: Schema.optionalKey(Comparisons) }),
       overall: Comparisons,
+      /** One Bradley–Terry ranking of all judged systems, raw and style-controlled (null without the verdicts). */
+      ranking: Schema.NullOr(Schema.Struct({ raw: RankingDoc, styleControlled: RankingDoc })),
       paper: Paper
     })
   ),

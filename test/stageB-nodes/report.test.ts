@@ -139,6 +139,7 @@ const fixtures = async (base: string, options: { readonly offlineSynth: boolean;
     "retrieval.full": retrievalFull,
     "retrieval.peers": retrievalPeers,
     judge: jctx.outputs["judge"],
+    "judge.pairs": jctx.outputs["judge.pairs"],
     tokstats,
     "clean.quality": quality,
     "ingest.summary": ingestSummary,
@@ -202,6 +203,14 @@ describe("report", () => {
     // Table 2: this run (offline chrF judge) and the paper.
     expect(html).toContain("Table 2: pairwise judge (OFFLINE chrF judge")
     for (const s of ["86.3%", "66.2%", "76.2%", "60.9%", "LLINK vs. Base", "LLINK vs. Fine-tune", "Content understanding", "Q&amp;A"]) expect(html).toContain(s)
+    // Table 2b: one ranking of the judged systems from the same verdicts, raw and style-controlled, with the plot
+    const ranking = results.judge.ranking
+    expect(ranking.raw.rows.map((x: { system: string }) => x.system).sort()).toEqual(["base", "finetune", "llink"])
+    const valid = (a: { n: number; invalid: number }) => a.n - a.invalid
+    expect(ranking.raw.battles).toBe(valid(results.judge.overall.vsBase) + valid(results.judge.overall.vsFinetune))
+    expect(ranking.raw.rows.reduce((a: number, x: { score: number }) => a + x.score, 0) / 3).toBeCloseTo(1000, 6)
+    expect(md).toContain("Table 2b: one ranking of all judged systems")
+    expect(html).toContain("Chance of beating an average system")
     // Offline markers.
     expect(html).toContain("OFFLINE SYNTHESIZER")
     expect(html).toContain("OFFLINE JUDGE")

@@ -23,6 +23,7 @@ import { barChartSvg, escapeXml, histogramSvg, lineChartSvg } from "../../plots/
 import type { PretrainDoc } from "../../schemas/pretrain.ts"
 import type { GenerationQuality } from "../../schemas/generation.ts"
 import { systemQuality } from "../../metrics/generation.ts"
+import { type Battle, type Ranking, rankSystems } from "../../metrics/bradleyTerry.ts"
 import { runClaims } from "./claims.ts"
 
 /** A training-metrics table: column name → values per logged step (NaN for missing cells). */
@@ -44,6 +45,8 @@ export interface ReportInputs {
   readonly stageAMetrics: MetricsTable
   readonly stageBMetrics: MetricsTable
   readonly generations: ReadonlyArray<GenerationRow> | undefined
+  /** `judge.pairs`: each judged pair's combined outcome from LLINK's side (absent: not computed). */
+  readonly judgePairs?: ReadonlyArray<JudgedPair> | undefined
   /** Whether the Stage B data came from the offline template synthesizer (null: unknown). */
   readonly synthOffline: boolean | null
   readonly manifest: Manifest | undefined
@@ -73,6 +76,47 @@ export const lastValues = (table: MetricsTable): Record<string, number> => {
     }
   }
   return out
+}
+
+/** One row of `judge.pairs`, as the ranking needs it. */
+export interface JudgedPair {
+  readonly id: number
+  readonly comparison: string
+  readonly outcome: string
+}
+
+const BASELINE_OF: Readonly<Record<string, string>> = { vsBase: "base", vsFinetune: "finetune", vsLangbridge: "langbridge", vsMindmerger: "mindmerger" }
+
+/**
+ * The judge's verdicts as battles of LLINK against each baseline (a prompt is a generations row; invalid verdicts left
+ * out) and the Bradley–Terry ranking of all judged systems, raw and style-controlled (length in characters).
+ */
+export const judgeRanking = (
+  pairs: ReadonlyArray<JudgedPair>,
+  generations: ReadonlyArray<GenerationRow>,
+  bootstrap: { readonly resamples: number; readonly seed: number }
+): { readonly raw: Ranking; readonly styleControlled: Ranking } | null => {
+  const byId = new Map(generations.map((g) => [g.id, g]))
+  const battles: Array<Battle> = []
+  for (const p of pairs) {
+    const b = BASELINE_OF[p.comparison]
+    const g = byId.get(p.id)
+    if (b === undefined || g === undefined || p.outcome === "invalid") continue
+    const mine = g.llink
+    const theirs = (g as unknown as Record<string, string | null>)[b]
+    battles.push({
+      prompt: String(p.id),
+      a: "llink",
+      b,
+      score: p.outcome === "win" ? 1 : p.outcome === "tie" ? 0.5 : 0,
+      ...(typeof mine === "string" && typeof theirs === "string" ? { lengthDiff: mine.length - theirs.length } : {})
+    })
+  }
+  const systems = ["llink", ...new Set(battles.map((x) => x.b))]
+  const options = { resamples: bootstrap.resamples, seed: bootstrap.seed, label: "judge" }
+  const raw = rankSystems(battles, systems, options)
+  const styleControlled = rankSystems(battles, systems, { ...options, styleControl: true })
+  return raw === null || styleControlled === null ? null : { raw, styleControlled }
 }
 
 export const buildResults = (inputs: ReportInputs): ResultsDoc => {
@@ -128,7 +172,15 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
     },
     judge: j === undefined
       ? null
-      : { mode: j.mode, judge: j.judge, bootstrap: j.bootstrap, byBucket: j.byBucket, overall: j.overall, paper: PAPER_JUDGE },
+      : {
+        mode: j.mode,
+        judge: j.judge,
+        bootstrap: j.bootstrap,
+        byBucket: j.byBucket,
+        overall: j.overall,
+        ranking: inputs.judgePairs === undefined || g === undefined ? null : judgeRanking(inputs.judgePairs, g, j.bootstrap),
+        paper: PAPER_JUDGE
+      },
     numericFidelity: j?.numericFidelity ?? null,
     generation,
     claims: [],
@@ -276,6 +328,52 @@ export const retrievalSuiteNotes = (r: ResultsDoc): Array<string> => {
     `only in names or numbers ${share(m.entity)}, otherwise ${share(m.other)}, not at all (a duplicate sentence) ${share(m.identical)}.` +
     (m.examples.length === 0 ? "" : ` For example: "${m.examples[0].gold}" → "${m.examples[0].retrieved}" (${m.examples[0].kind}).`)
   ]
+}
+
+const RANKING_NOTE = "Every verdict above (LLINK against each baseline; ties count half) feeds one Bradley–Terry model, so the " +
+  "baselines are ranked against each other through LLINK; they were not judged against each other directly. The " +
+  "style-controlled scores discount what answer length alone explains."
+
+/** Table 2b: one ranking of every judged system (Bradley–Terry over all verdicts), raw and style-controlled. */
+export const rankingTable = (r: ResultsDoc): Table | undefined => {
+  const ranking = r.judge?.ranking ?? null
+  if (ranking === null) return undefined
+  const styled = new Map(ranking.styleControlled.rows.map((x) => [x.system, x]))
+  const score = (x: { readonly score: number; readonly ci: { readonly lo: number; readonly hi: number } | null } | undefined) =>
+    x === undefined ? ["–", "–"] : [x.score.toFixed(0), x.ci === null ? "–" : `${x.ci.lo.toFixed(0)}–${x.ci.hi.toFixed(0)}`]
+  return {
+    caption: `Table 2b: one ranking of all judged systems (Bradley–Terry over ${int(ranking.raw.battles)} verdicts on ${int(ranking.raw.prompts)} prompts; ` +
+      "Elo scale, mean 1000; 95% CIs: bootstrap over prompts; style-controlled: answer length as a covariate, as Arena-Hard-Auto)",
+    header: ["Rank", "System", "Score", "95% CI", "Style-controlled", "95% CI"],
+    rows: ranking.raw.rows.map((x, i) => [String(i + 1), SYSTEM_NAMES[x.system] ?? x.system, ...score(x), ...score(styled.get(x.system))])
+  }
+}
+
+/** The ranking as the chance of beating an average system, σ(β), with its interval (raw and style-controlled). */
+export const rankingFigure = (r: ResultsDoc): Figure | undefined => {
+  const ranking = r.judge?.ranking ?? null
+  if (ranking === null) return undefined
+  const systems = ranking.raw.rows.map((x) => x.system)
+  const p = (elo: number) => 1 / (1 + Math.exp(-((elo - 1000) * Math.LN10) / 400))
+  const group = (label: string, rows: ReadonlyArray<{ readonly system: string; readonly score: number; readonly ci: { readonly lo: number; readonly hi: number } | null }>) => {
+    const by = new Map(rows.map((x) => [x.system, x]))
+    return {
+      label,
+      values: systems.map((s) => p(by.get(s)?.score ?? Number.NaN)),
+      intervals: systems.map((s) => {
+        const ci = by.get(s)?.ci ?? null
+        return ci === null ? null : ([p(ci.lo), p(ci.hi)] as const)
+      })
+    }
+  }
+  return {
+    title: "One ranking of all systems",
+    svg: barChartSvg(systems.map((s) => SYSTEM_NAMES[s] ?? s), [group("raw", ranking.raw.rows), group("style-controlled", ranking.styleControlled.rows)], {
+      title: "Chance of beating an average system (Bradley–Terry; error bar: 95% CI over prompts)",
+      yLabel: "P(win)",
+      maxY: 1
+    })
+  }
 }
 
 const BUCKET_NAMES = { content: "Content understanding", qa: "Q&A" } as const
@@ -720,6 +818,7 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
   const tables = {
     retrieval: retrievalTable(r),
     retrievalSuite: retrievalSuiteTable(r),
+    ranking: rankingTable(r),
     judge: judgeTable(r),
     tokens: tokensTable(r),
     numeric: numericTable(r, inputs.judge?.numericFidelityByBucket),
@@ -734,6 +833,7 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
   const training = trainingFigures(inputs.stageAMetrics, inputs.stageBMetrics)
   const tokenFig = tokenFigure(inputs.generations ?? [])
   const generationFig = generationFigure(r)
+  const rankingFig = rankingFigure(r)
   const pretrainFigs = pretrainFigures(r.pretrain)
   const fullVectorNote = (r.retrieval.fullVector === null ? "" : ` LLINK (Full) query vector: ${r.retrieval.fullVector}.`) +
     (r.retrieval.peerVector === null ? "" : ` Peer query vectors: ${r.retrieval.peerVector} (see Peer baselines).`)
@@ -760,6 +860,7 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     "",
     JUDGE_NOTE,
     "",
+    ...(tables.ranking === undefined ? [] : [tableMd(tables.ranking), RANKING_NOTE, ""]),
     "## Generation quality",
     "",
     tableMd(tables.generation),
@@ -821,6 +922,8 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     tableHtml(tables.judge),
     "<p>Shares are over the valid pairs; a pair whose two orders disagree counts as a tie.</p>",
     `<p>${html(JUDGE_NOTE)}</p>`,
+    ...(tables.ranking === undefined ? [] : [tableHtml(tables.ranking), `<p>${html(RANKING_NOTE)}</p>`]),
+    ...(rankingFig === undefined ? [] : [figureHtml(rankingFig)]),
     `<h2 id="generation">Generation quality</h2>`,
     tableHtml(tables.generation),
     ...(generationFig === undefined ? [] : [figureHtml(generationFig)]),

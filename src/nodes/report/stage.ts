@@ -37,6 +37,7 @@ export const REPORT_INPUTS = [
   "retrieval.full",
   "retrieval.peers",
   "judge",
+  "judge.pairs",
   "tokstats",
   "clean.quality",
   "ingest.summary",

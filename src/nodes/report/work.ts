@@ -124,6 +124,14 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
     const metricsOf = (file: string | undefined) => (file === undefined ? Effect.succeed(new Map() as MetricsTable) : readMetricsTable(file))
     const stageAMetrics = yield* metricsOf(inputs["stageA.metrics"])
     const stageBMetrics = yield* metricsOf(inputs["stageB.metrics"])
+    const pairsFile = inputs["judge.pairs"]
+    const judgePairs = pairsFile === undefined
+      ? undefined
+      : (yield* readTableAll(pairsFile, { columns: ["id", "comparison", "outcome"] }).pipe(asStageError(STAGE))).map((row) => ({
+        id: Number(row["id"]),
+        comparison: String(row["comparison"]),
+        outcome: String(row["outcome"])
+      }))
     const generationsFile = inputs["generations"]
     const generations = generationsFile === undefined ? undefined : yield* readGenerations(STAGE, generationsFile)
     const sftEval = inputs["sft.eval"]
@@ -142,6 +150,7 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
       stageAMetrics,
       stageBMetrics,
       generations,
+      judgePairs,
       synthOffline,
       manifest,
       samples: p.samples,
