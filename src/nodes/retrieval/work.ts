@@ -18,10 +18,10 @@ import { hostMatmul } from "../../backend/host.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { loadProjectorDir } from "../../artifacts/projector.ts"
 import { readMatrixHead } from "../../artifacts/matrixHead.ts"
-import { projectorRanks, projectRows } from "../../metrics/projectorRetrieval.ts"
+import { projectRows } from "../../metrics/projectorRetrieval.ts"
 import { bitextSuite } from "../../metrics/bitextSuite.ts"
 import { readTableAll } from "../../pipeline/table.ts"
-import { withIntervals } from "../../metrics/retrieval.ts"
+import { goldRanks, withIntervals } from "../../metrics/retrieval.ts"
 import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 
 export type { RetrievalParams }
@@ -37,9 +37,11 @@ export const runRetrieval = (ctx: StageContext<RetrievalParams>): Effect.Effect<
     const backend = started.tfBackend
     const { matmul } = hostMatmul(started)
     const { config, host } = yield* loadProjectorDir(ctx.inputs["projector"]).pipe(asStageError(STAGE))
-    const z = yield* readMatrixHead(ctx.inputs["zF.holdout"], want).pipe(asStageError(STAGE))
-    const h = yield* readMatrixHead(ctx.inputs["hE.holdout"], want).pipe(asStageError(STAGE))
-    const n = Math.min(z.rows, h.rows)
+    // the whole holdout (the pool curve uses it); the eval slice is its first n rows
+    const z = yield* readMatrixHead(ctx.inputs["zF.holdout"], Number.MAX_SAFE_INTEGER).pipe(asStageError(STAGE))
+    const h = yield* readMatrixHead(ctx.inputs["hE.holdout"], Number.MAX_SAFE_INTEGER).pipe(asStageError(STAGE))
+    const all = Math.min(z.rows, h.rows)
+    const n = Math.min(want, all)
     if (n < want) {
       ctx.log(`only ${n} holdout pairs available; evaluating ${n} instead of ${want}`)
     }
@@ -51,27 +53,26 @@ export const runRetrieval = (ctx: StageContext<RetrievalParams>): Effect.Effect<
         file: ctx.inputs["projector"]
       })
     }
-    // the whole holdout, for the pool curve (the eval slice is its head)
-    const zAll = yield* readMatrixHead(ctx.inputs["zF.holdout"], Number.MAX_SAFE_INTEGER).pipe(asStageError(STAGE))
-    const hAll = yield* readMatrixHead(ctx.inputs["hE.holdout"], Number.MAX_SAFE_INTEGER).pipe(asStageError(STAGE))
-    const all = Math.min(zAll.rows, hAll.rows)
     const english = (yield* readTableAll(ctx.inputs["holdout"], { columns: ["english"] }).pipe(asStageError(STAGE)))
       .slice(0, n)
       .map((r) => String(r["english"]))
-    const { ranks, projected } = yield* Effect.acquireUseRelease(
+    const projected = yield* Effect.acquireUseRelease(
       Effect.try({
         try: () => Projector.fromHost(config, host, { trainable: false }),
         catch: (cause) => new StageError({ stage: STAGE, message: `cannot build the projector: ${String(cause)}`, cause })
       }),
       (proj) =>
         Effect.tryPromise({
-          try: async () => ({ ranks: await projectorRanks(proj, z, h, n, matmul), projected: await projectRows(proj, zAll, all) }),
+          try: () => projectRows(proj, z, all),
           catch: (cause) => new StageError({ stage: STAGE, message: `retrieval failed: ${String(cause)}`, cause })
         }),
       (proj) => Effect.sync(() => Projector.dispose(proj))
     )
+    // Table 1: the eval slice's projected rows against its teacher rows, cosine (projected once, for the suite too)
+    const d = h.dim
+    const ranks = goldRanks(projected.subarray(0, n * d), h.data.subarray(0, n * d), d, { matmul, normalize: true })
     const metrics = withIntervals(ranks, n, p.bootstrap, "stageA")
-    const suite = bitextSuite("stageA", projected, hAll.data.subarray(0, all * h.dim), h.dim, n, english, {
+    const suite = bitextSuite("stageA", projected, h.data.subarray(0, all * d), d, n, english, {
       pools: p.pools,
       bootstrap: p.bootstrap,
       matmul
