@@ -127,6 +127,16 @@ const means = (p: Prepared, d: number, k: number) => {
   return { queries: rq, candidates: rc }
 }
 
+/** s(i, j) of query i and candidate j from their cosine, under `scoring` (NaN counts as −∞). */
+const scorer = (p: Prepared, d: number, scoring: Scoring, k: number): (i: number, j: number, cos: number) => number => {
+  const r = scoring === "cosine" ? undefined : means(p, d, k)
+  return (i, j, cos) => {
+    if (Number.isNaN(cos)) return Number.NEGATIVE_INFINITY
+    if (r === undefined) return cos
+    return scoring === "margin" ? cos / ((r.queries[i] + r.candidates[j]) / 2) : 2 * cos - r.queries[i] - r.candidates[j]
+  }
+}
+
 /** The gold rank of each query (1 = best) under `scoring`. */
 export const scoredRanks = (
   queries: Float32Array,
@@ -136,13 +146,7 @@ export const scoredRanks = (
   options?: BitextOptions
 ): Int32Array => {
   const p = prepare(queries, candidates, d, options)
-  const k = options?.k ?? DEFAULT_K[scoring]
-  const r = scoring === "cosine" ? undefined : means(p, d, k)
-  const score = (i: number, j: number, cos: number): number => {
-    if (Number.isNaN(cos)) return Number.NEGATIVE_INFINITY
-    if (r === undefined) return cos
-    return scoring === "margin" ? cos / ((r.queries[i] + r.candidates[j]) / 2) : 2 * cos - r.queries[i] - r.candidates[j]
-  }
+  const score = scorer(p, d, scoring, options?.k ?? DEFAULT_K[scoring])
   const ranks = new Int32Array(p.n)
   forChunks(p, d, (i0, rows, s) => {
     for (let row = 0; row < rows; row++) {
@@ -180,8 +184,7 @@ export const bestCandidates = (
   options?: BitextOptions
 ): Int32Array => {
   const p = prepare(queries, candidates, d, options)
-  const k = options?.k ?? DEFAULT_K[scoring]
-  const r = scoring === "cosine" ? undefined : means(p, d, k)
+  const score = scorer(p, d, scoring, options?.k ?? DEFAULT_K[scoring])
   const best = new Int32Array(p.n)
   forChunks(p, d, (i0, rows, s) => {
     for (let row = 0; row < rows; row++) {
@@ -189,14 +192,7 @@ export const bestCandidates = (
       let arg = 0
       let top = Number.NEGATIVE_INFINITY
       for (let j = 0; j < p.m; j++) {
-        const cos = s[row * p.m + j]
-        const v = Number.isNaN(cos)
-          ? Number.NEGATIVE_INFINITY
-          : r === undefined
-          ? cos
-          : scoring === "margin"
-          ? cos / ((r.queries[i] + r.candidates[j]) / 2)
-          : 2 * cos - r.queries[i] - r.candidates[j]
+        const v = score(i, j, s[row * p.m + j])
         if (v > top) {
           top = v
           arg = j
