@@ -11,7 +11,7 @@
  *
  * Anything else (another physical type, nested columns, data page v2, another codec or encoding) is
  * `undefined`: the caller then decodes the row group with parquet-wasm, as before. Corrupt data throws.
- * `test/artifacts/parquetRead.test.ts` checks the values against parquet-wasm's on tables of every supported shape.
+ * `test/pipeline/parquetRead.test.ts` checks the values against parquet-wasm's on tables of every supported shape.
  */
 import { isUtf8 } from "node:buffer"
 import * as zlib from "node:zlib"

@@ -4,7 +4,7 @@ import * as tf from "@tensorflow/tfjs"
 import { afterAll, describe, expect, it } from "vitest"
 import { AdamW, clipCoefficient, clipGradNorm, gradNorm } from "../../src/backend/adamw.ts"
 import { BLAS_BACKEND, BlasBackend } from "../../src/backend/kernels.ts"
-import { blasMissing, randn, worstError } from "./helpers.ts"
+import { blasMissing, randn, worstError } from "../support/backend.ts"
 
 interface RefParam {
   readonly name: string

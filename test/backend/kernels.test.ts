@@ -3,7 +3,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { describe, expect, it } from "vitest"
 import { BLAS_BACKEND, BlasBackend, FUSED_KERNELS, REPLACED_KERNELS, kernelStats } from "../../src/backend/kernels.ts"
-import { blasMissing, onBoth, randn, runOn, size, worstError } from "./helpers.ts"
+import { blasMissing, onBoth, randn, runOn, size, worstError } from "../support/backend.ts"
 
 const t = (shape: Array<number>, seed: number): tf.Tensor => tf.tensor(randn(size(shape), seed), shape, "float32")
 const fast = (name: string): number => kernelStats[name]?.fast ?? 0

@@ -4,7 +4,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { describe, expect, it } from "vitest"
 import { BLAS_BACKEND, kernelStats } from "../../src/backend/kernels.ts"
-import { blasMissing, onBoth, randn, rng, runOn, size, worstError } from "./helpers.ts"
+import { blasMissing, onBoth, randn, rng, runOn, size, worstError } from "../support/backend.ts"
 
 const t = (shape: Array<number>, seed: number): tf.Tensor => tf.tensor(randn(size(shape), seed), shape, "float32")
 const ints = (shape: Array<number>, seed: number): tf.Tensor => {

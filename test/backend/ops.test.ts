@@ -4,7 +4,7 @@ import * as tf from "@tensorflow/tfjs"
 import { describe, expect, it } from "vitest"
 import { BLAS_BACKEND, FUSED_KERNELS } from "../../src/backend/kernels.ts"
 import { gelu, layerNorm } from "../../src/backend/ops.ts"
-import { blasMissing, randn, runOn, worstError } from "./helpers.ts"
+import { blasMissing, randn, runOn, worstError } from "../support/backend.ts"
 
 const t = (shape: Array<number>, seed: number, scale = 1): tf.Tensor =>
   tf.tensor(randn(shape.reduce((a, b) => a * b, 1), seed).map((v) => v * scale), shape)

@@ -10,7 +10,7 @@ import { BLAS_BACKEND } from "../../src/backend/kernels.ts"
 import { BackendUnavailableError, initBackend, parseBackendChoice } from "../../src/backend/service.ts"
 import { TensorBackend } from "../../src/backend/tensorBackend.ts"
 import { doctorReport } from "../../src/cli/doctor.ts"
-import { blasMissing } from "./helpers.ts"
+import { blasMissing } from "../support/backend.ts"
 
 const repoRoot = path.resolve(import.meta.dirname, "../..")
 const installed = (pkg: string): boolean => fs.existsSync(path.join(repoRoot, "node_modules", pkg, "package.json"))

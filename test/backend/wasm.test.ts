@@ -1,7 +1,7 @@
 /**
  * The wasm backend (the fallback where no BLAS library loads) runs llink's training: the gradient of `gather` (a
  * kernel tfjs-backend-wasm 4.22 lacks, registered by src/backend/wasmKernels.ts) against a plain loop, and the first
- * Stage A and Stage B steps (the fixture of test/webgpu/steps.test.ts, in its own process) against cpu-blas; the
+ * Stage A and Stage B steps (the fixture of test/backend/webgpu/steps.test.ts, in its own process) against cpu-blas; the
  * matrix products with a transposed operand (which llink's BatchMatMul sends to XNNPACK after a transpose) against
  * a float64 loop.
  */

@@ -7,7 +7,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 
-const fixture = path.join(import.meta.dirname, "fixtures/wasmProducts.ts")
+const fixture = path.join(import.meta.dirname, "../support/fixtures/wasmProducts.ts")
 
 const products = (threads: number): { description: string; digest: string } => {
   const r = spawnSync(process.execPath, [fixture], {

@@ -11,7 +11,7 @@ import { compactHeadRows, llamaFromWeights, withLora, forward } from "../../src/
 import type { LlamaModel } from "../../src/models/llama.ts"
 import { createLora, loraVariables } from "../../src/models/lora.ts"
 import { targetNll } from "../../src/train/stageBLoss.ts"
-import { oddLlama, setupCpu } from "./fixtures.ts"
+import { oddLlama, setupCpu } from "../support/modelFixtures.ts"
 
 beforeAll(setupCpu)
 

@@ -19,8 +19,8 @@ import type { HostTensor } from "../../src/models/safetensors.ts"
 import { readSafetensorsFile, writeSafetensorsFile } from "../../src/models/safetensors.ts"
 import { loadTokenizer, reservedTokens } from "../../src/models/tokenizer.ts"
 import { disposeXlmr, embedSentences, encode, loadEncoder } from "../../src/models/xlmr.ts"
-import { maskedMaxDiff, setupCpu, smallXlmr, toMats } from "./fixtures.ts"
-import { llamaLogits, llamaReference, maxAbsDiff, xlmrReference } from "./reference.ts"
+import { maskedMaxDiff, setupCpu, smallXlmr, toMats } from "../support/modelFixtures.ts"
+import { llamaLogits, llamaReference, maxAbsDiff, xlmrReference } from "../support/reference.ts"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "llink-init-"))
 const sha = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex")

@@ -17,9 +17,9 @@ import {
   ropeInvFreq
 } from "../../src/models/llama.ts"
 import { makeRng } from "../../src/models/rng.ts"
-import { maskedMaxDiff, oddLlama, randomIds, randomLlamaWeights, setupCpu, smallLlama, toMats } from "./fixtures.ts"
-import type { Mat } from "./reference.ts"
-import { attention, llama3InvFreq, llamaLogits, llamaReference, maxAbsDiff, rmsNorm as refRmsNorm, ropeVec } from "./reference.ts"
+import { maskedMaxDiff, oddLlama, randomIds, randomLlamaWeights, setupCpu, smallLlama, toMats } from "../support/modelFixtures.ts"
+import type { Mat } from "../support/reference.ts"
+import { attention, llama3InvFreq, llamaLogits, llamaReference, maxAbsDiff, rmsNorm as refRmsNorm, ropeVec } from "../support/reference.ts"
 
 const TOL = 1e-4
 

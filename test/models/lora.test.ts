@@ -18,9 +18,9 @@ import {
 import { makeRng } from "../../src/models/rng.ts"
 import type { HostTensor } from "../../src/models/safetensors.ts"
 import { readSafetensorsHeader } from "../../src/models/safetensors.ts"
-import { maskedMaxDiff, randomIds, randomLlamaWeights, setupCpu, smallLlama, toMats } from "./fixtures.ts"
-import type { LoraTargetName, ReferenceLora } from "./reference.ts"
-import { linear, llamaReference, loraLinear, maxAbsDiff } from "./reference.ts"
+import { maskedMaxDiff, randomIds, randomLlamaWeights, setupCpu, smallLlama, toMats } from "../support/modelFixtures.ts"
+import type { LoraTargetName, ReferenceLora } from "../support/reference.ts"
+import { linear, llamaReference, loraLinear, maxAbsDiff } from "../support/reference.ts"
 
 const TOL = 1e-4
 const codeTargets: LoraConfig = { rank: 4, alpha: 8, dropout: 0.05, targets: ["q", "k", "v", "o", "up", "down"] }

@@ -14,8 +14,8 @@ import {
   xlmrFromWeights,
   xlmrPositionIds
 } from "../../src/models/xlmr.ts"
-import { maskedMaxDiff, randomIds, randomXlmrWeights, setupCpu, smallXlmr, toMats } from "./fixtures.ts"
-import { erf, geluErf as refGelu, layerNorm as refLayerNorm, maskMeanPool, maxAbsDiff, xlmrReference } from "./reference.ts"
+import { maskedMaxDiff, randomIds, randomXlmrWeights, setupCpu, smallXlmr, toMats } from "../support/modelFixtures.ts"
+import { erf, geluErf as refGelu, layerNorm as refLayerNorm, maskMeanPool, maxAbsDiff, xlmrReference } from "../support/reference.ts"
 
 const TOL = 1e-4
 

@@ -1,7 +1,8 @@
 /**
  * The layout rules (ARCHITECTURE.md): one folder per stage under src/nodes/, a stage never imports another stage, a
  * library never imports a stage, and a stage declaration's static imports stay light (no tfjs, no openai client), so
- * `llink status` and a fully cached run do not load them.
+ * `llink status` and a fully cached run do not load them. Tests mirror src/: a test file sits at the path of what it
+ * tests, and every helper lives in test/support/.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -79,5 +80,21 @@ describe("layout", () => {
       }
     }
     expect(heavy).toEqual([])
+  })
+
+  it("tests mirror src/: each test folder names a src folder or module, and helpers live only in test/support", () => {
+    const testRoot = path.join(repoRoot, "test")
+    const supportRoot = path.join(testRoot, "support")
+    const strays: Array<string> = []
+    for (const file of allSources(testRoot)) {
+      if (file.startsWith(supportRoot + path.sep)) continue
+      if (!file.endsWith(".test.ts")) {
+        strays.push(`${rel(file)} is a helper outside test/support`)
+        continue
+      }
+      const mirror = path.join(srcRoot, path.relative(testRoot, path.dirname(file)))
+      if (!fs.existsSync(mirror) && !fs.existsSync(`${mirror}.ts`)) strays.push(`${rel(file)} has no src/ counterpart`)
+    }
+    expect(strays).toEqual([])
   })
 })

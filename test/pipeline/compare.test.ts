@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest"
 import { formatCompareCsv, formatCompareMarkdown, formatNumber } from "../../src/cli/compare.ts"
 import { compareRuns, flatten, type RunSnapshot } from "../../src/pipeline/compare.ts"
 import type { Manifest, ManifestStage } from "../../src/pipeline/manifest.ts"
-import { tmpDir } from "./toy.ts"
+import { tmpDir } from "../support/toy.ts"
 
 const tool = { llink: "0.0.0", node: "v22", effect: "4.1.0" }
 const stage = (key: string | null, status: ManifestStage["status"] = "ran"): ManifestStage => ({
@@ -94,7 +94,7 @@ describe("compareRuns", () => {
 const here = path.dirname(fileURLToPath(import.meta.url))
 const nodeBin = path.resolve(here, "../../node_modules/.bin/node")
 const llink = (cwd: string, ...args: Array<string>) => {
-  const result = spawnSync(nodeBin, [path.join(here, "fixtures", "cliChild.ts"), ...args], { cwd, encoding: "utf8" })
+  const result = spawnSync(nodeBin, [path.join(here, "../support/fixtures/cliChild.ts"), ...args], { cwd, encoding: "utf8" })
   return { code: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 

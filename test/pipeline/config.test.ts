@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest"
 import { loadConfig } from "../../src/nodes/config.ts"
 import { locateJsonPaths, type LoadConfigOptions } from "../../src/pipeline/configLoad.ts"
 import { ConfigError } from "../../src/pipeline/errors.ts"
-import { tmpDir } from "./toy.ts"
+import { tmpDir } from "../support/toy.ts"
 
 const load = (options: LoadConfigOptions) => Effect.runPromise(loadConfig(options))
 const loadError = (options: LoadConfigOptions) => Effect.runPromise(Effect.flip(loadConfig(options)))

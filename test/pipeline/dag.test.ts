@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest"
 import { buildDag, toMermaid, type AnyStage } from "../../src/pipeline/dag.ts"
 import { DagCycleError, DuplicateProducerError, MissingProducerError } from "../../src/pipeline/errors.ts"
 import { defineStage } from "../../src/pipeline/stage.ts"
-import { makeToyStages } from "./toy.ts"
+import { makeToyStages } from "../support/toy.ts"
 
 const stage = (name: string, inputs: ReadonlyArray<string>, outputs: ReadonlyArray<string>): AnyStage =>
   defineStage({

@@ -7,7 +7,7 @@ import type { AnyStage } from "../../src/pipeline/dag.ts"
 import { canonicalJson, digestPath, openDigestCache, sha256, stageKey } from "../../src/pipeline/digest.ts"
 import { prepareStage } from "../../src/pipeline/plan.ts"
 import { defineStage } from "../../src/pipeline/stage.ts"
-import { makeToyStages, tmpDir, toyRunConfig } from "./toy.ts"
+import { makeToyStages, tmpDir, toyRunConfig } from "../support/toy.ts"
 
 describe("canonicalJson", () => {
   it("sorts keys at every level and drops undefined fields", () => {

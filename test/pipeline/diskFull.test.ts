@@ -9,7 +9,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
-import { cacheEntries, makeToyStages, makeWorkspace, publishedKeys, runToy, statusOf, type ToyHooks, type Workspace } from "./toy.ts"
+import { cacheEntries, makeToyStages, makeWorkspace, publishedKeys, runToy, statusOf, type ToyHooks, type Workspace } from "../support/toy.ts"
 
 const require = createRequire(import.meta.url)
 const nodeFs = require("node:fs") as typeof fs

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest"
 import { LockError } from "../../src/pipeline/errors.ts"
 import { pidAlive, procStat, removeStaleTempFiles } from "../../src/pipeline/fsAtomic.ts"
 import { lockPath, withRunLock } from "../../src/pipeline/lock.ts"
-import { cacheEntries, makeToyStages, makeWorkspace, publishedKeys, runToy, statusOf, tmpDir, type ToyHooks } from "./toy.ts"
+import { cacheEntries, makeToyStages, makeWorkspace, publishedKeys, runToy, statusOf, tmpDir, type ToyHooks } from "../support/toy.ts"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const nodeBin = path.resolve(here, "../../node_modules/.bin/node")
@@ -149,7 +149,7 @@ describe("crash safety", () => {
 
   it("a process killed mid-stage leaves no published output; the next run cleans up and reruns", async () => {
     const ws = makeWorkspace("crash")
-    const child = spawn(nodeBin, [path.join(here, "fixtures", "crashChild.ts"), ws.root, ws.cacheDir, ws.runDir], {
+    const child = spawn(nodeBin, [path.join(here, "../support/fixtures/crashChild.ts"), ws.root, ws.cacheDir, ws.runDir], {
       stdio: ["ignore", "pipe", "pipe"]
     })
     let stderr = ""

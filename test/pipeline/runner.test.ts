@@ -14,7 +14,7 @@ import {
   runToy,
   statusOf,
   type ToyHooks
-} from "./toy.ts"
+} from "../support/toy.ts"
 
 const newHooks = (): ToyHooks => ({ calls: {} })
 const run = (...args: Parameters<typeof runToy>) => Effect.runPromise(runToy(...args))

@@ -13,8 +13,8 @@ import type { AnyStage } from "../../src/pipeline/dag.ts"
 import { shardDir, shardsRoot } from "../../src/pipeline/shards.ts"
 import { shuffle, testExecutor } from "../support/shardExecutor.ts"
 import type { ShardRange } from "../../src/pipeline/stage.ts"
-import { makeShardToy, type ShardToyHooks } from "./shardToy.ts"
-import { makeWorkspace, runToy, type Workspace } from "./toy.ts"
+import { makeShardToy, type ShardToyHooks } from "../support/shardToy.ts"
+import { makeWorkspace, runToy, type Workspace } from "../support/toy.ts"
 
 const config = (n: number, size: number) => ({ nums: { n }, sq: { size } })
 const hooks = (): ShardToyHooks => ({ runs: {}, order: [] })

@@ -1,5 +1,5 @@
 /**
- * The first Stage A and Stage B steps on one backend, in a process of their own (test/webgpu/fixtures/steps.ts; tfjs
+ * The first Stage A and Stage B steps on one backend, in a process of their own (test/support/fixtures/steps.ts; tfjs
  * has one backend per process), and the comparison the backend parity tests make of two such results.
  */
 import { spawnSync } from "node:child_process"
@@ -9,7 +9,7 @@ const repoRoot = path.resolve(import.meta.dirname, "../..")
 
 /** The steps' numbers on `backend` (LLINK_BACKEND), using `dir` as scratch. */
 export const runSteps = (backend: string, dir: string): Record<string, unknown> => {
-  const r = spawnSync(path.join(repoRoot, "node_modules/.bin/node"), [path.join(repoRoot, "test/webgpu/fixtures/steps.ts"), dir], {
+  const r = spawnSync(path.join(repoRoot, "node_modules/.bin/node"), [path.join(repoRoot, "test/support/fixtures/steps.ts"), dir], {
     encoding: "utf8",
     env: { ...process.env, LLINK_BACKEND: backend },
     timeout: 600_000

@@ -17,7 +17,7 @@ import { loadTokenizer } from "../../src/models/tokenizer.ts"
 import { makeRng } from "../../src/models/rng.ts"
 import { mlmCorrupt, pretrainDecoder, pretrainEncoder } from "../../src/train/pretrain.ts"
 import { lmLoss, lmTargets } from "../../src/train/stageBLoss.ts"
-import { oddLlama, setupCpu, smallXlmr } from "../models/fixtures.ts"
+import { oddLlama, setupCpu, smallXlmr } from "../support/modelFixtures.ts"
 
 beforeAll(setupCpu)
 
