@@ -19,6 +19,7 @@ import * as net from "node:net"
 import { fileURLToPath } from "node:url"
 import { Console, Duration, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
+import { leaseState } from "../cluster/drain.ts"
 import type { AnyStage } from "../pipeline/dag.ts"
 import { formatTable, reportCommandError } from "./run.ts"
 
@@ -147,7 +148,7 @@ const statusCommand = Command.make("status", { cluster: clusterFlag, lease: leas
             r.address,
             r.healthy ? "yes" : "no",
             `${r.heartbeatAgeSeconds.toFixed(1)} s ago`,
-            r.heartbeatAgeSeconds > leaseSeconds ? `expired (> ${flags.lease})` : "held"
+            leaseState(r.heartbeatAgeSeconds, leaseSeconds, flags.lease)
           ])
         )
     )

@@ -11,7 +11,8 @@ import { makeClusterExecutor } from "./executor.ts"
 import { clusterLogger, makeStorageWatch, probeStorage, redactUrl, type StorageWatch } from "./health.ts"
 import { SALT } from "./protocol.ts"
 import { clientLayer, pgLayer, runnerLayer, type ClusterOptions } from "./layers.ts"
-import { ShardGate, shardWorkerLayer } from "./worker.ts"
+import { drainRunner, ShardGate } from "./drain.ts"
+import { shardWorkerLayer } from "./worker.ts"
 
 /** The cluster could not be reached or set up (the database URL, its tables, a runner's listen address). */
 export class ClusterError extends Schema.TaggedError<ClusterError>()("ClusterError", {
@@ -116,30 +117,19 @@ export const launchRunner = <S>(stages: ReadonlyArray<AnyStage<S>>, options: Run
   // cluster's own shutdown to release the lease or, without a database, exit.
   const stopping = Layer.effectDiscard(
     Effect.addFinalizer(() =>
-      Effect.promise(async () => {
-        const started = Date.now()
-        gate.stop()
-        const hard = setTimeout(() => leave(130, `grace period (${graceMs / 1000} s) over: exiting; unfinished work is left to the lease`), graceMs)
-        hard.unref()
-        const again = () => leave(130, "second signal: exiting now; unfinished work is left to the lease")
-        process.once("SIGTERM", again)
-        process.once("SIGINT", again)
-        options.log(
-          gate.running === 0
-            ? "stopping: no new shards"
-            : `stopping: no new shards; ${gate.running} running shard(s) have ${graceMs / 1000} s to finish`
-        )
-        const idle = await gate.whenIdle(Math.max(0, graceMs - 1000))
-        if (!idle) {
-          leave(130, `grace period over with ${gate.running} shard(s) running: exiting; their messages go to another runner when the lease expires`)
-          return
-        }
-        if (watch.lost()) {
-          leave(130, "PostgreSQL is unreachable, so the lease cannot be released: exiting; this runner's shards move when it expires")
-          return
-        }
-        options.log(`releasing the lease (stopped in ${((Date.now() - started) / 1000).toFixed(1)} s so far)`)
-      })
+      Effect.promise(() =>
+        drainRunner({
+          gate,
+          graceMs,
+          lost: watch.lost,
+          log: options.log,
+          leave,
+          onSignal: (handler) => {
+            process.once("SIGTERM", handler)
+            process.once("SIGINT", handler)
+          }
+        })
+      )
     )
   )
   return Layer.launch(

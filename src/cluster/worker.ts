@@ -4,7 +4,7 @@
  * the stage's Schema and runs the shard activity (`runShard`: skipped when the shard is already published, written
  * through the shared artifact store otherwise). At most `slots` shards run at once in one runner.
  */
-import { type ChildProcess, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import * as os from "node:os"
 import { Cause, Effect, Schema, Semaphore } from "effect"
 import type { AnyStage } from "../pipeline/dag.ts"
@@ -12,6 +12,7 @@ import { stageCode } from "../pipeline/plan.ts"
 import { describeRange, runShard } from "../pipeline/shards.ts"
 import type { Progress } from "../pipeline/stage.ts"
 import { EndpointLimits } from "../services/endpoint.ts"
+import type { ShardGate } from "./drain.ts"
 import { ShardEntity, ShardFailed } from "./protocol.ts"
 
 export interface WorkerOptions {
@@ -22,53 +23,6 @@ export interface WorkerOptions {
   readonly log: (line: string) => void
   /** Running shards and the stop switch (`launchRunner` stops it on SIGTERM). */
   readonly gate?: ShardGate
-}
-
-/**
- * The shards a runner is computing, their child processes, and whether it is stopping: once `stop()` is called no
- * shard starts (its message stays unprocessed and goes to another runner), and `whenIdle` says when the running
- * ones have finished.
- */
-export class ShardGate {
-  #running = 0
-  #stopping = false
-  #waiters: Array<() => void> = []
-  readonly children = new Set<ChildProcess>()
-
-  get running(): number {
-    return this.#running
-  }
-  get stopping(): boolean {
-    return this.#stopping
-  }
-  /** False when the runner is stopping (the shard must not start). */
-  enter(): boolean {
-    if (this.#stopping) return false
-    this.#running++
-    return true
-  }
-  leave(): void {
-    this.#running--
-    if (this.#running === 0) for (const w of this.#waiters.splice(0)) w()
-  }
-  stop(): void {
-    this.#stopping = true
-  }
-  /** Resolves true when no shard runs, false after `ms` if one still does. */
-  whenIdle(ms: number): Promise<boolean> {
-    if (this.#running === 0) return Promise.resolve(true)
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), ms)
-      this.#waiters.push(() => {
-        clearTimeout(timer)
-        resolve(true)
-      })
-    })
-  }
-  /** SIGKILLs the shards' child processes (the process is about to exit without waiting for them). */
-  killChildren(): void {
-    for (const c of this.children) c.kill("SIGKILL")
-  }
 }
 
 /**
