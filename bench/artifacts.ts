@@ -18,8 +18,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as pq from "parquet-wasm"
-import { openMatrixWriter, readMatrix, readMatrixBatches } from "../src/pipeline/matrix.ts"
-import { type Column, openTableWriter, readTableBatches, type Row, tableInfo } from "../src/pipeline/table.ts"
+import { openMatrixWriter, readMatrix, readMatrixBatches } from "../src/formats/arrow/matrix.ts"
+import { type Column, openTableWriter, readTableBatches, type Row, tableInfo } from "../src/formats/parquet/table.ts"
 
 const DIM = 2048
 const GEN_BATCH = 8192

@@ -26,7 +26,7 @@ grep -qx '/.device/' .gitignore || { echo "error: .gitignore must list /.device/
 
 # 1. the npm files reached from the entry points
 meta=$(mktemp)
-npx esbuild src/cli/main.ts bench/device/measure.ts src/pipeline/zstdWorker.ts \
+npx esbuild src/cli/main.ts bench/device/measure.ts src/formats/parquet/zstdWorker.ts src/formats/parquet/readWorker.ts \
   --bundle --platform=node --format=esm --target=node22 --splitting --outdir="$(mktemp -d)" \
   --main-fields=main --external:'*.node' --log-level=error --metafile="$meta" >/dev/null
 npx node -e '

@@ -5,7 +5,7 @@
 import { Effect } from "effect"
 import { StageError } from "../pipeline/errors.ts"
 import { asStageError } from "../pipeline/stageError.ts"
-import { readTableAll } from "../pipeline/table.ts"
+import { readTableAll } from "../formats/parquet/table.ts"
 
 /** One string column of a table (e.g. `foreign` of `train`), every row checked to be a string. */
 export const readStringColumn = (stage: string, file: string, column: string) =>

@@ -1,7 +1,7 @@
 /** Reading the first rows of a matrix artifact (the eval slice of `zF.holdout` / `hE.holdout`). */
 import { Effect, Stream } from "effect"
 import type { ArtifactError } from "../pipeline/errors.ts"
-import { type Matrix, readMatrixBatches } from "../pipeline/matrix.ts"
+import { type Matrix, readMatrixBatches } from "../formats/arrow/matrix.ts"
 
 /** The first `n` rows of a matrix artifact (reads only the record batches needed). */
 export const readMatrixHead = (file: string, n: number): Effect.Effect<Matrix, ArtifactError> =>

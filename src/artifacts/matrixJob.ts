@@ -21,13 +21,14 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { ArtifactError, StageError } from "../pipeline/errors.ts"
-import { errnoCode, writeFileAtomicSync } from "../pipeline/fsAtomic.ts"
+import { errnoCode } from "../formats/file.ts"
+import { writeFileAtomicSync } from "../pipeline/fsAtomic.ts"
 import { asStageError } from "../pipeline/stageError.ts"
-import { openMatrixWriter } from "../pipeline/matrix.ts"
+import { openMatrixWriter } from "../formats/arrow/matrix.ts"
 import type { FinishedShard, Progress, ShardContext, ShardRange } from "../pipeline/stage.ts"
 import { consecutiveRanges } from "../pipeline/shards.ts"
 import { bytesOf, readF32File, requireLittleEndian, writeF32File } from "./f32File.ts"
-import { tableRowCount } from "../pipeline/table.ts"
+import { tableRowCount } from "../formats/parquet/table.ts"
 
 /** Batches per length-sorting window. */
 export const WINDOW_BATCHES = 64

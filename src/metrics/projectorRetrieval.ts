@@ -3,7 +3,7 @@
  * vectors h_E, both L2-normalised (cosine). Used by `stageA` (dev retrieval while training) and `retrieval`.
  */
 import * as Projector from "../models/projector.ts"
-import type { Matrix } from "../pipeline/matrix.ts"
+import type { Matrix } from "../formats/arrow/matrix.ts"
 import { l2NormalizeRows, type MatMulABt } from "../train/hostMath.ts"
 import { goldRanks, metricsFromRanks, type RetrievalMetrics } from "./retrieval.ts"
 

@@ -15,10 +15,10 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import type { Scope } from "effect"
+import { errnoCode } from "../formats/file.ts"
 import { canonicalJson, digestFile, digestPath, openDigestCache } from "./digest.ts"
 import { ArtifactError, StageError } from "./errors.ts"
 import {
-  errnoCode,
   fsyncDir,
   pidAlive,
   trySync,

@@ -20,7 +20,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect, Schema } from "effect"
 import { bootstrapDifference, type Difference, type MetricExamples } from "../metrics/paired.ts"
-import { errnoCode } from "./fsAtomic.ts"
+import { errnoCode } from "../formats/file.ts"
 import { Manifest, manifestPath } from "./manifest.ts"
 
 /** A run directory that cannot be compared (no manifest, unreadable files). */

@@ -18,7 +18,8 @@ import * as path from "node:path"
 import { Cause, Effect, Exit, Result, Schema, SchemaAST, SchemaIssue, SchemaParser } from "effect"
 import { canonicalJson, sha256 } from "./digest.ts"
 import { ConfigError } from "./errors.ts"
-import { describeCause, errnoCode } from "./fsAtomic.ts"
+import { errnoCode } from "../formats/file.ts"
+import { describeCause } from "./fsAtomic.ts"
 
 export const DEFAULT_CONFIG_FILE = "llink.config.json"
 

@@ -10,12 +10,8 @@ export class StageError extends Schema.TaggedError<StageError>()("StageError", {
   cause: Schema.optional(Schema.Unknown)
 }) {}
 
-/** Reading or writing an artifact failed. */
-export class ArtifactError extends Schema.TaggedError<ArtifactError>()("ArtifactError", {
-  path: Schema.String,
-  message: Schema.String,
-  cause: Schema.optional(Schema.Unknown)
-}) {}
+/** Reading or writing an artifact failed (the format library's error; the engine's too). */
+export { ArtifactError } from "../formats/errors.ts"
 
 /** A structurally broken input file (truncated gzip, unreadable zip, not a TMX, ...). */
 export class InputFileError extends Schema.TaggedError<InputFileError>()("InputFileError", {

@@ -12,6 +12,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect } from "effect"
+import { errnoCode } from "../formats/file.ts"
 import { ArtifactError } from "./errors.ts"
 
 /** A short human description of an unknown thrown value (the `code` of a Node system error comes first). */
@@ -23,9 +24,6 @@ export const describeCause = (cause: unknown): string => {
   return String(cause)
 }
 
-/** The Node error code of a thrown value (`ENOENT`, `EEXIST`, ...), if any. */
-export const errnoCode = (cause: unknown): string | undefined =>
-  cause instanceof Error ? (cause as NodeJS.ErrnoException).code : undefined
 
 /** Runs a synchronous file-system call; a throw becomes an `ArtifactError` for `file` saying what was attempted. */
 export const trySync = <A>(file: string, what: string, f: () => A): Effect.Effect<A, ArtifactError> =>

@@ -19,7 +19,8 @@ import * as path from "node:path"
 import { Effect, Schema } from "effect"
 import type { Scope } from "effect"
 import { ArtifactError, LockError } from "./errors.ts"
-import { describeCause, errnoCode, pidAlive, procStat, trySync, uniqueSuffix, writeFileDurableSync } from "./fsAtomic.ts"
+import { errnoCode } from "../formats/file.ts"
+import { describeCause, pidAlive, procStat, trySync, uniqueSuffix, writeFileDurableSync } from "./fsAtomic.ts"
 
 export const LockInfo = Schema.Struct({
   pid: Schema.Number,

@@ -28,7 +28,8 @@ import {
   StageError,
   UnknownStageError
 } from "./errors.ts"
-import { describeCause, errnoCode, removeStaleTempFiles, trySync, uniqueSuffix } from "./fsAtomic.ts"
+import { errnoCode } from "../formats/file.ts"
+import { describeCause, removeStaleTempFiles, trySync, uniqueSuffix } from "./fsAtomic.ts"
 import { withRunLock } from "./lock.ts"
 import {
   manifestPath,

@@ -15,7 +15,7 @@ import { Effect, Schema } from "effect"
 import { StageError } from "./errors.ts"
 import { describeSchemaError } from "./schemaIssues.ts"
 import type { ArtifactDecl, DocSchema } from "./stage.ts"
-import { type Column, tableColumns } from "./table.ts"
+import { type Column, tableColumns } from "../formats/parquet/table.ts"
 
 const describeColumn = (c: Column): string => `${c.name}: ${c.type}${c.nullable === true ? " (nullable)" : ""}`
 

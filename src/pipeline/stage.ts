@@ -13,7 +13,7 @@
  */
 import type { Effect, Schema } from "effect"
 import type { StageError } from "./errors.ts"
-import type { Column } from "./table.ts"
+import type { Column } from "../formats/parquet/table.ts"
 
 /** How an artifact is stored. `parquet`: row table (ZSTD). `arrow`: dense float matrix (Arrow IPC, vectors as
  *  FixedSizeList<Float32>). `json`: a small JSON document. `dir`: a folder (e.g. a checkpoint). */

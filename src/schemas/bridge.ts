@@ -4,7 +4,7 @@
  * `enabled: false` and `trained: null`, and its consumers leave it out.
  */
 import { Schema } from "effect"
-import type { Column } from "../pipeline/table.ts"
+import type { Column } from "../formats/parquet/table.ts"
 import { EmbeddingInitRule } from "../artifacts/models.ts"
 import { InstructionSource } from "../train/sftParams.ts"
 

@@ -3,7 +3,7 @@
  * matching column list (to write them). Keep the two in step: the column list is what lands on disk.
  */
 import { Schema } from "effect"
-import type { Column, Row } from "../pipeline/table.ts"
+import type { Column, Row } from "../formats/parquet/table.ts"
 
 /** A sentence pair: `pairs`, `clean`, `train`, `holdout`, `eval`. */
 export const PairRow = Schema.Struct({

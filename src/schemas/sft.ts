@@ -6,7 +6,7 @@
 import { Effect } from "effect"
 import { asStageError } from "../pipeline/stageError.ts"
 import { StageError } from "../pipeline/errors.ts"
-import { type Column, readTableAll, type Row } from "../pipeline/table.ts"
+import { type Column, readTableAll, type Row } from "../formats/parquet/table.ts"
 
 /** Evaluation buckets (paper Table 2): content understanding (translate, summarise, bullets, …) and Q&A. */
 export type SftBucket = "content" | "qa"

@@ -12,7 +12,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { readTableAll } from "../../src/pipeline/table.ts"
+import { readTableAll } from "../../src/formats/parquet/table.ts"
 
 const repoRoot = path.resolve(import.meta.dirname, "../..")
 

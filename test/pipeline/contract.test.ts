@@ -7,7 +7,7 @@ import { Effect, Schema, Stream } from "effect"
 import { describe, expect, it } from "vitest"
 import type { AnyStage } from "../../src/pipeline/dag.ts"
 import { defineStage } from "../../src/pipeline/stage.ts"
-import { writeTable } from "../../src/pipeline/table.ts"
+import { writeTable } from "../../src/formats/parquet/table.ts"
 import { makeWorkspace, publishedKeys, runToy, statusOf } from "../support/toy.ts"
 
 const Doc = Schema.Struct({ total: Schema.Number })

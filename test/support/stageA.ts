@@ -11,7 +11,7 @@ import { TensorBackend } from "../../src/backend/tensorBackend.ts"
 import { makeRng } from "../../src/models/rng.ts"
 import type { StageError } from "../../src/pipeline/errors.ts"
 import type { Progress, Stage, StageContext, StageOutcome } from "../../src/pipeline/stage.ts"
-import { openTableWriter } from "../../src/pipeline/table.ts"
+import { openTableWriter } from "../../src/formats/parquet/table.ts"
 import { PairColumns } from "../../src/schemas/rows.ts"
 
 export const repoRoot = path.resolve(import.meta.dirname, "../..")

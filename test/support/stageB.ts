@@ -6,13 +6,13 @@ import * as path from "node:path"
 import { Effect, Schema, Stream } from "effect"
 import { afterAll } from "vitest"
 import type { Progress, Stage, StageContext, StageOutcome } from "../../src/pipeline/stage.ts"
-import { readTableAll, type Row, writeTable } from "../../src/pipeline/table.ts"
+import { readTableAll, type Row, writeTable } from "../../src/formats/parquet/table.ts"
 import { LlinkConfig } from "../../src/nodes/config.ts"
 import { PairColumns } from "../../src/schemas/rows.ts"
 import type { StageError } from "../../src/pipeline/errors.ts"
 import { GenerationColumns, type GenerationRow } from "../../src/schemas/sft.ts"
 import { makeRng } from "../../src/models/rng.ts"
-import { openMatrixWriter } from "../../src/pipeline/matrix.ts"
+import { openMatrixWriter } from "../../src/formats/arrow/matrix.ts"
 
 const made: Array<string> = []
 /** A fresh temp folder, removed when the test file ends (`removeTmpDirs`, registered below). */

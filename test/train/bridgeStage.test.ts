@@ -15,7 +15,7 @@ import { LangBridgeParams } from "../../src/nodes/langbridge/params.ts"
 import { runLangBridge } from "../../src/nodes/langbridge/work.ts"
 import { MindMergerParams } from "../../src/nodes/mindmerger/params.ts"
 import { runMindMerger } from "../../src/nodes/mindmerger/work.ts"
-import { openTableWriter, readTableAll, type Row } from "../../src/pipeline/table.ts"
+import { openTableWriter, readTableAll, type Row } from "../../src/formats/parquet/table.ts"
 import type { BridgeRunOptions } from "../../src/train/bridgeStage.ts"
 import { ANSWERS, FOREIGN, type Fixture, liveTensors, makeContext, run, setupBackend, writeFixture } from "../support/stageBModels.ts"
 

@@ -1,5 +1,5 @@
 /** The `finetune.metrics` table: one row per optimizer step (validation loss on validation steps). */
-import type { Column } from "../../pipeline/table.ts"
+import type { Column } from "../../formats/parquet/table.ts"
 
 export const FINETUNE_METRICS_COLUMNS: ReadonlyArray<Column> = [
   { name: "step", type: "int32" },

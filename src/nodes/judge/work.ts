@@ -5,7 +5,7 @@ import { Effect, Option, Stream } from "effect"
 import { StageError } from "../../pipeline/errors.ts"
 import { consecutiveRanges, onCluster } from "../../pipeline/shards.ts"
 import type { FinishedShard, ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
-import { type Row, writeTable } from "../../pipeline/table.ts"
+import { type Row, writeTable } from "../../formats/parquet/table.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
 import {
   aggregate,

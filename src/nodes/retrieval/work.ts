@@ -20,7 +20,7 @@ import { loadProjectorDir } from "../../artifacts/projector.ts"
 import { readMatrixHead } from "../../artifacts/matrixHead.ts"
 import { projectRows } from "../../metrics/projectorRetrieval.ts"
 import { bitextSuite } from "../../metrics/bitextSuite.ts"
-import { readTableAll } from "../../pipeline/table.ts"
+import { readTableAll } from "../../formats/parquet/table.ts"
 import { goldRanks, withIntervals } from "../../metrics/retrieval.ts"
 import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 

@@ -1,5 +1,5 @@
 /** The `stageA.metrics` table: one row per logged optimizer step. */
-import type { Column } from "../../pipeline/table.ts"
+import type { Column } from "../../formats/parquet/table.ts"
 
 export interface MetricsRow {
   readonly step: number

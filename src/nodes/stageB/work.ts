@@ -34,7 +34,7 @@ import { adapterGate, disposeSlots, initSlots, makeSlotConfig, resolveScaleInit,
 import { loadTokenizer } from "../../models/tokenizer.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
-import { openTableWriter } from "../../pipeline/table.ts"
+import { openTableWriter } from "../../formats/parquet/table.ts"
 import { STAGEB_METRICS_COLUMNS } from "./metrics.ts"
 import type { StageBParams } from "./params.ts"
 import { readFloat32, readTidy } from "../../backend/read.ts"

@@ -13,7 +13,7 @@ import { pairScanner } from "../../../src/nodes/clean/scan.ts"
 import { codePointLength, isSurelyNfc, textFlags, textFlagsUtf8, truncateCodePoints } from "../../../src/text/unicode.ts"
 import { clean } from "../../../src/nodes/clean/stage.ts"
 import { normalizeText } from "../../../src/nodes/clean/work.ts"
-import { type Row, writeTable } from "../../../src/pipeline/table.ts"
+import { type Row, writeTable } from "../../../src/formats/parquet/table.ts"
 import { PairColumns } from "../../../src/schemas/rows.ts"
 import { cleanParams, rows, runStage, runStageFailure, tempDir } from "../../support/dataStages.ts"
 

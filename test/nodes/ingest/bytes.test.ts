@@ -18,7 +18,7 @@ import { clean } from "../../../src/nodes/clean/stage.ts"
 import { CleanConfig } from "../../../src/nodes/clean/params.ts"
 import { readCorpus, readerOptions, resolveCorpus } from "../../../src/nodes/ingest/corpus.ts"
 import { ingest } from "../../../src/nodes/ingest/stage.ts"
-import { openTableWriter } from "../../../src/pipeline/table.ts"
+import { openTableWriter } from "../../../src/formats/parquet/table.ts"
 import { PairColumns, QuarantineColumns } from "../../../src/schemas/rows.ts"
 import { corpusParams, runStage, tempDir } from "../../support/dataStages.ts"
 

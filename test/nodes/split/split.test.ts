@@ -7,7 +7,7 @@ import * as path from "node:path"
 import { Effect, Stream } from "effect"
 import { describe, expect, it } from "vitest"
 import { split } from "../../../src/nodes/split/stage.ts"
-import { type Row, writeTable } from "../../../src/pipeline/table.ts"
+import { type Row, writeTable } from "../../../src/formats/parquet/table.ts"
 import { PairColumns } from "../../../src/schemas/rows.ts"
 import { rows, runStage, runStageFailure, splitParams, tempDir } from "../../support/dataStages.ts"
 

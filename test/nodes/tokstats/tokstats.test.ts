@@ -8,7 +8,7 @@ import { Effect, Stream } from "effect"
 import { describe, expect, it } from "vitest"
 import { loadTokenizerSync, LLAMA3 } from "../../../src/models/tokenizer.ts"
 import { SVG_FILE, tokstats } from "../../../src/nodes/tokstats/stage.ts"
-import { type Row, writeTable } from "../../../src/pipeline/table.ts"
+import { type Row, writeTable } from "../../../src/formats/parquet/table.ts"
 import { PairColumns } from "../../../src/schemas/rows.ts"
 import { rows, runStage, tempDir, tokstatsParams } from "../../support/dataStages.ts"
 

@@ -10,7 +10,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as pq from "parquet-wasm"
 import { afterAll, describe, expect, it } from "vitest"
-import type { ArtifactError } from "../../src/pipeline/errors.ts"
+import type { ArtifactError } from "../../../src/pipeline/errors.ts"
 import {
   type Column,
   openTableWriter,
@@ -22,8 +22,8 @@ import {
   tableInfo,
   tableRowCount,
   writeTable
-} from "../../src/pipeline/table.ts"
-import { skipFor } from "../support/envGate.ts"
+} from "../../../src/formats/parquet/table.ts"
+import { skipFor } from "../../support/envGate.ts"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-table-test-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -445,7 +445,7 @@ describe("errors when reading", () => {
   })
 })
 
-const dataDir = path.resolve(import.meta.dirname, "../../../shared/data/km-en")
+const dataDir = path.resolve(import.meta.dirname, "../../../../shared/data/km-en")
 const pairsFile = path.join(dataDir, "mixed_real_pairs.en-km.tsv")
 const hasData = !skipFor("shared-data", fs.existsSync(pairsFile) ? undefined : `${pairsFile} not found (shared data is not in a fresh clone)`)
 

@@ -11,7 +11,7 @@
  *
  * Anything else (another physical type, nested columns, data page v2, another codec or encoding) is
  * `undefined`: the caller then decodes the row group with parquet-wasm, as before. Corrupt data throws.
- * `test/pipeline/parquetRead.test.ts` checks the values against parquet-wasm's on tables of every supported shape.
+ * `test/formats/parquet/read.test.ts` checks the values against parquet-wasm's on tables of every supported shape.
  */
 import { isUtf8 } from "node:buffer"
 import * as zlib from "node:zlib"
@@ -30,7 +30,7 @@ import {
   TYPE_BYTE_ARRAY,
   TYPE_DOUBLE,
   TYPE_INT32
-} from "./parquetFooter.ts"
+} from "./footer.ts"
 
 /** One decoded column of a row group: a utf8 column's cell i is `bytes[offsets[i], offsets[i + 1])`. */
 export interface DecodedColumn {

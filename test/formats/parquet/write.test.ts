@@ -1,5 +1,5 @@
 /**
- * The JavaScript Parquet encoder (`src/pipeline/parquetWrite.ts`) against parquet-wasm: the same rows written by
+ * The JavaScript Parquet encoder (`src/formats/parquet/write.ts`) against parquet-wasm: the same rows written by
  * both engines must give byte-identical files, for every column shape the encoder takes (int32, float64, utf8,
  * nullable or not), every page-cutting rule (1 MiB pages, 20,000-row pages, byte-budget sub-batches of large
  * values, dictionary pages and their fallback to PLAIN at 1 MiB), and the statistics edge cases (NaN, ±0, UTF-8
@@ -10,7 +10,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { type Column, readTableAll, type Row, type TableEngine, writeTable } from "../../src/pipeline/table.ts"
+import { type Column, readTableAll, type Row, type TableEngine, writeTable } from "../../../src/formats/parquet/table.ts"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-parquet-write-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))

@@ -7,11 +7,11 @@
  * UTF-8 and read back identical; a string holding a lone surrogate cannot be stored as UTF-8 and is rejected with
  * the column and row named, never silently replaced.
  *
- * How the bytes are made (see `parquetFooter.ts` for why): each row group is encoded by parquet-wasm's synchronous
+ * How the bytes are made (see `footer.ts` for why): each row group is encoded by parquet-wasm's synchronous
  * `writeParquet` as a one-row-group Parquet buffer; its column chunks are appended to the output file and its
  * row group metadata kept (offsets shifted); `close` writes the footer for all row groups, then fsyncs. Reading
  * parses the footer here, and for each row group reads just its bytes and decodes them with the synchronous
- * `readParquet` (`readTableRaw`: with `parquetRead.ts` when it can), so a corrupt page is an `ArtifactError` rather
+ * `readParquet` (`readTableRaw`: with `read.ts` when it can), so a corrupt page is an `ArtifactError` rather
  * than a wasm panic. Files are standard Parquet
  * (Arrow schema in `ARROW:schema`): parquet-wasm's whole-file and async readers and the independent hyparquet
  * reader all read them back identically.
@@ -33,13 +33,13 @@ import { isUtf8 } from "node:buffer"
 import * as fs from "node:fs"
 import type { FileHandle } from "node:fs/promises"
 import * as pq from "parquet-wasm"
-import { artifactError, messageOf, openRegularFile } from "./artifactFile.ts"
-import { ArtifactError } from "./errors.ts"
-import * as Footer from "./parquetFooter.ts"
-import { PARQUET_READ_WORKER_TAG } from "./parquetReadWorker.ts"
+import { artifactError, messageOf, openRegularFile } from "../file.ts"
+import { ArtifactError } from "../errors.ts"
+import * as Footer from "./footer.ts"
+import { PARQUET_READ_WORKER_TAG } from "./readWorker.ts"
 import { workerClient } from "./workerClient.ts"
-import * as Fast from "./parquetWrite.ts"
-import { decodeRowGroupJs } from "./parquetRead.ts"
+import * as Fast from "./write.ts"
+import { decodeRowGroupJs } from "./read.ts"
 
 export type ColumnType = "utf8" | "int32" | "float32" | "float64" | "bool"
 export interface Column {
@@ -272,7 +272,7 @@ export type ColumnPart =
   | { readonly kind: "null" }
 
 /**
- * One column of the row group being filled, laid out for the JavaScript encoder (`parquetWrite.ts`) as cells
+ * One column of the row group being filled, laid out for the JavaScript encoder (`write.ts`) as cells
  * arrive: utf8 values go straight into a PLAIN stream (`u32le(length) ‖ bytes` per value), numbers into a typed
  * array. Also samples the first `DICTIONARY_SAMPLE` cells (as `mostlyDistinctColumns` does for the other engine).
  * The buffers are reused from one row group to the next: the compressor copies the page bodies when it is handed
@@ -503,7 +503,7 @@ interface EncodedBatch {
 }
 
 /**
- * Which encoder writes the row groups: `js` (`parquetWrite.ts`, the default for int32/float64/utf8 tables) or
+ * Which encoder writes the row groups: `js` (`write.ts`, the default for int32/float64/utf8 tables) or
  * `wasm` (parquet-wasm, for the other types, or everywhere with `LLINK_PARQUET_ENGINE=wasm`). Both write the same
  * bytes.
  */
@@ -929,8 +929,8 @@ const supportedColumns = (
   return Effect.succeed(out)
 }
 
-/** The decoding worker (started on first use; see `parquetReadWorker.ts`). */
-const decoder = workerClient(new URL("./parquetReadWorker.ts", import.meta.url), PARQUET_READ_WORKER_TAG, "parquet read worker")
+/** The decoding worker (started on first use; see `readWorker.ts`). */
+const decoder = workerClient(new URL("./readWorker.ts", import.meta.url), PARQUET_READ_WORKER_TAG, "parquet read worker")
 
 /** `pq.readParquet(file).intoIPCStream()` on the decoding worker; `file` is handed over. */
 const decodeOnWorker = async (file: Uint8Array, batchSize: number): Promise<Uint8Array> => {
@@ -1117,7 +1117,7 @@ const rawColumn = (vector: arrow.Vector, name: string): RawColumn => {
 
 /**
  * Streams the record batches of `path` (one per row group as written here) as raw columns (`RawBatch`). Row groups
- * of int32/float64/utf8 columns are decoded on this thread by `parquetRead.ts` (native zstd, no Arrow); any other
+ * of int32/float64/utf8 columns are decoded on this thread by `read.ts` (native zstd, no Arrow); any other
  * goes through parquet-wasm on the decoding worker, the next row group decoded there meanwhile. For readers that
  * work on bytes (clean) and drop each batch before the next: its buffers are the decoded row group's.
  */
@@ -1125,7 +1125,7 @@ export const readTableRaw = (path: string, names: ReadonlyArray<string>): Stream
   Stream.unwrap(
     Effect.gen(function*() {
       const { source, groups, stored } = yield* openForReading(path, names)
-      // the row groups this project writes are decoded here (`parquetRead.ts`); any other goes to parquet-wasm on the
+      // the row groups this project writes are decoded here (`read.ts`); any other goes to parquet-wasm on the
       // decoding worker, the next one decoded there meanwhile
       const inJs = stored.every((c) => c.type === "utf8" || c.type === "int32" || c.type === "float64")
       const onWorker = !inJs && groups.length > 1

@@ -8,8 +8,8 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import type { ArtifactError } from "../../src/pipeline/errors.ts"
-import { type Matrix, matrixInfo, openMatrixWriter, readMatrix, readMatrixBatches } from "../../src/pipeline/matrix.ts"
+import type { ArtifactError } from "../../../src/pipeline/errors.ts"
+import { type Matrix, matrixInfo, openMatrixWriter, readMatrix, readMatrixBatches } from "../../../src/formats/arrow/matrix.ts"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-matrix-test-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))

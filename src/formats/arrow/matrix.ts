@@ -20,8 +20,8 @@ import { Footer } from "apache-arrow/ipc/metadata/file"
 import { Effect, Semaphore, Stream } from "effect"
 import * as fs from "node:fs"
 import type { FileHandle } from "node:fs/promises"
-import { artifactError, messageOf, openRegularFile } from "./artifactFile.ts"
-import { ArtifactError } from "./errors.ts"
+import { artifactError, messageOf, openRegularFile } from "../file.ts"
+import { ArtifactError } from "../errors.ts"
 
 export interface Matrix {
   readonly rows: number

@@ -16,7 +16,7 @@ import {
   type Row,
   tableInfo,
   writeTable
-} from "../../src/pipeline/table.ts"
+} from "../../../src/formats/parquet/table.ts"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-table-build-test-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))

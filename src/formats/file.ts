@@ -1,12 +1,15 @@
 /**
- * Shared plumbing of the artifact readers (`table.ts`, `matrix.ts`): error construction and opening a regular file
+ * Shared plumbing of the artifact readers (`parquet/table.ts`, `arrow/matrix.ts`): error construction and opening a regular file
  * for reading with its handle tied to the surrounding scope.
  */
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import type { FileHandle } from "node:fs/promises"
 import { ArtifactError } from "./errors.ts"
-import { errnoCode } from "./fsAtomic.ts"
+
+/** The Node error code of a thrown value (`ENOENT`, `EEXIST`, ...), if any. */
+export const errnoCode = (cause: unknown): string | undefined =>
+  cause instanceof Error ? (cause as NodeJS.ErrnoException).code : undefined
 
 export const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
@@ -21,7 +24,7 @@ export interface OpenFile {
 }
 
 /** Opens `path` for reading (closed when the scope ends) and checks it is a regular file. */
-export const openRegularFile = Effect.fn("artifactFile.openRegularFile")(function*(path: string) {
+export const openRegularFile = Effect.fn("formats.openRegularFile")(function*(path: string) {
   const fh = yield* Effect.acquireRelease(
     Effect.tryPromise({
       try: () => fs.promises.open(path, "r"),

@@ -1,5 +1,5 @@
 /**
- * The JavaScript row group decoder (`src/pipeline/parquetRead.ts`, behind `readTableRaw`) against parquet-wasm's
+ * The JavaScript row group decoder (`src/formats/parquet/read.ts`, behind `readTableRaw`) against parquet-wasm's
  * reader (`readTableAll`): the same cells for every column shape the writer makes (int32, float64, utf8, required or
  * nullable, with nulls or only nulls, PLAIN and dictionary pages, the fallback from a full dictionary to PLAIN,
  * pages cut at 1 MiB and 20,000 rows), files with a type it does not read (decoded by parquet-wasm instead), and a
@@ -10,8 +10,8 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { makeRng } from "../../src/models/rng.ts"
-import { type Cell, type Column, type RawBatch, readTableAll, readTableRaw, type Row, tableInfo, writeTable } from "../../src/pipeline/table.ts"
+import { makeRng } from "../../../src/models/rng.ts"
+import { type Cell, type Column, type RawBatch, readTableAll, readTableRaw, type Row, tableInfo, writeTable } from "../../../src/formats/parquet/table.ts"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "llink-parquet-read-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))

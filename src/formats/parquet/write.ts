@@ -25,7 +25,7 @@
  *   (`table.ts` never kept them: they live outside the row group bytes).
  *
  * Only flat `int32`, `float64` and `utf8` columns (nullable or not) are encoded here (`supportsColumns`); a table
- * with another type is written by parquet-wasm. `test/pipeline/parquetWrite.test.ts` checks byte identity with
+ * with another type is written by parquet-wasm. `test/formats/parquet/write.test.ts` checks byte identity with
  * parquet-wasm on random tables of every supported shape, and `LLINK_PARQUET_ENGINE=wasm` forces the old path.
  */
 import * as zlib from "node:zlib"
@@ -40,7 +40,7 @@ import {
   TYPE_DOUBLE,
   TYPE_INT32,
   Writer
-} from "./parquetFooter.ts"
+} from "./footer.ts"
 import { workerClient } from "./workerClient.ts"
 import { oneShotOptions, ZSTD_WORKER_TAG } from "./zstdWorker.ts"
 

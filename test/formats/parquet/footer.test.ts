@@ -13,7 +13,7 @@ import {
   schemaOnlyFile,
   shiftRowGroup,
   splitFile
-} from "../../src/pipeline/parquetFooter.ts"
+} from "../../../src/formats/parquet/footer.ts"
 
 /** A 3-row-group file written by parquet-wasm in one piece (ZSTD, dictionary pages, page indexes). */
 const sample = (() => {

@@ -1,5 +1,5 @@
 /**
- * The compression worker of `parquetWrite.ts`: compresses Parquet page bodies with zstd level 1 off the main thread.
+ * The compression worker of `write.ts`: compresses Parquet page bodies with zstd level 1 off the main thread.
  *
  * Why a worker and not `zlib.zstdCompress`: Node's asynchronous zstd is a stream (the input is fed in pieces, then
  * ended), and zstd's streaming path buffers its input in a window-sized ring, which finds slightly different
@@ -15,7 +15,7 @@
 import { parentPort, workerData } from "node:worker_threads"
 import * as zlib from "node:zlib"
 
-/** `workerData` of the compression worker: this module also loads (as a library) wherever `parquetWrite.ts` does. */
+/** `workerData` of the compression worker: this module also loads (as a library) wherever `write.ts` does. */
 export const ZSTD_WORKER_TAG = "llink-zstd-worker"
 
 /** Options that make Node's zstd write what parquet-rs writes (see the module doc). */

@@ -163,7 +163,7 @@ class Reader {
   }
 }
 
-/** A Thrift compact-protocol encoder (also used by `parquetWrite.ts` for page headers and column metadata). */
+/** A Thrift compact-protocol encoder (also used by `write.ts` for page headers and column metadata). */
 export class Writer {
   private buf = new Uint8Array(1024)
   private len = 0
@@ -358,7 +358,7 @@ export interface ColumnChunkInfo {
   readonly path: string
 }
 
-// parquet-format enums (the numbers in the file), for the encoder (parquetWrite.ts) and decoder (parquetRead.ts)
+// parquet-format enums (the numbers in the file), for the encoder (write.ts) and decoder (read.ts)
 export const TYPE_INT32 = 1
 export const TYPE_DOUBLE = 5
 export const TYPE_BYTE_ARRAY = 6
@@ -567,7 +567,7 @@ export const splitFile = (file: Uint8Array): { readonly footer: FooterInfo; read
   return { footer, dataEnd }
 }
 
-/** A `PageHeader` as far as `parquetRead.ts` needs it. */
+/** A `PageHeader` as far as `read.ts` needs it. */
 export interface PageHeaderInfo {
   /** parquet-format `PageType`: 0 DATA_PAGE, 2 DICTIONARY_PAGE, 3 DATA_PAGE_V2 (others are skipped by readers). */
   readonly type: number
