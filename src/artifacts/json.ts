@@ -13,6 +13,7 @@ import { Effect, Schema } from "effect"
 import { ArtifactError } from "../pipeline/errors.ts"
 import { describeSchemaError } from "../pipeline/schemaIssues.ts"
 import type { DocSchema } from "../pipeline/stage.ts"
+import { describeError } from "../errors/describe.ts"
 
 const STRICT = { onExcessProperty: "error", errors: "all" } as const
 
@@ -36,7 +37,7 @@ export const readJsonDoc = <S extends DocSchema>(schema: S, file: string): Effec
   Effect.try({
     try: (): unknown => JSON.parse(fs.readFileSync(file, "utf8")),
     catch: (cause) =>
-      new ArtifactError({ path: file, message: `cannot read JSON: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+      new ArtifactError({ path: file, message: `cannot read JSON: ${describeError(cause)}`, cause })
   }).pipe(
     Effect.flatMap((json) => Schema.decodeUnknownEffect(schema)(json, STRICT).pipe(Effect.mapError(shapeError(file, file, json)))),
     Effect.map((decoded) => decoded as S["Type"])

@@ -29,6 +29,7 @@ import type { FinishedShard, Progress, ShardContext, ShardRange } from "../pipel
 import { consecutiveRanges } from "../pipeline/shards.ts"
 import { bytesOf, readF32File, requireLittleEndian, writeF32File } from "./f32File.ts"
 import { tableRowCount } from "../formats/parquet/table.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** Batches per length-sorting window. */
 export const WINDOW_BATCHES = 64
@@ -171,7 +172,7 @@ export const saveFinishedBatch = (
   writeFileAtomicSync(files.marker, JSON.stringify(marker))
 }
 
-const describe = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+const describe = (cause: unknown): string => describeError(cause)
 
 /** Batch plan, reuse statistics and a loader of finished batches after `computeBatches`. */
 interface ComputedBatches {

@@ -16,8 +16,9 @@ import { ArtifactError } from "../pipeline/errors.ts"
 
 export { PROJECTOR_CONFIG, PROJECTOR_WEIGHTS, ProjectorConfigFile } from "../schemas/projector.ts"
 import { PROJECTOR_CONFIG, PROJECTOR_WEIGHTS, ProjectorConfigFile } from "../schemas/projector.ts"
+import { describeError } from "../errors/describe.ts"
 
-const describe = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+const describe = (cause: unknown): string => describeError(cause)
 
 /** Writes the projector folder `dir` (created if needed). */
 export const saveProjectorDir = (

@@ -24,9 +24,10 @@ import { ArtifactError } from "../pipeline/errors.ts"
 
 export { STAGEB_FORMAT, FINETUNE_FORMAT, STAGEB_CONFIG, STAGEB_ADAPTER, FINETUNE_CONFIG, StageBDoc, FinetuneDoc } from "../schemas/stageB.ts"
 import { STAGEB_CONFIG, STAGEB_ADAPTER, FINETUNE_CONFIG, StageBDoc, FinetuneDoc } from "../schemas/stageB.ts"
+import { describeError } from "../errors/describe.ts"
 export { SLOTS_FILE }
 
-const describe = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+const describe = (cause: unknown): string => describeError(cause)
 
 /** Writes a JSON document (pretty, trailing newline). */
 export const writeJson = (file: string, value: unknown): Effect.Effect<void, ArtifactError> =>

@@ -17,6 +17,7 @@ import koffi from "koffi"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import { BlasUnavailableError } from "./errors.ts"
+import { describeError } from "../errors/describe.ts"
 
 export { BlasUnavailableError } from "./errors.ts"
 
@@ -152,7 +153,7 @@ const open = (candidates: ReadonlyArray<string>): Blas => {
     try {
       lib = koffi.load(path)
     } catch (cause) {
-      tried.push(`${path}: ${cause instanceof Error ? cause.message : String(cause)}`)
+      tried.push(`${path}: ${describeError(cause)}`)
       continue
     }
     try {
@@ -195,7 +196,7 @@ const open = (candidates: ReadonlyArray<string>): Blas => {
       }
     } catch (cause) {
       if (cause instanceof BlasUnavailableError) throw cause
-      tried.push(`${path}: loaded, but binding failed: ${cause instanceof Error ? cause.message : String(cause)}`)
+      tried.push(`${path}: loaded, but binding failed: ${describeError(cause)}`)
     }
   }
   throw new BlasUnavailableError({

@@ -26,6 +26,7 @@ import { blasInstallHint, tryLoadBlas } from "./blas.ts"
 import { BackendUnavailableError, BlasUnavailableError } from "./errors.ts"
 import { BLAS_BACKEND, registerBlasBackend } from "./kernels.ts"
 import { type AdapterReport, describeAdapter, gpuDeviceNodes, probeWebgpu, startWebgpu, WEBGPU_BACKEND } from "./webgpu.ts"
+import { describeError } from "../errors/describe.ts"
 
 export { BackendUnavailableError } from "./errors.ts"
 
@@ -93,7 +94,7 @@ const tryNode = async (choice: "node-gpu" | "node", reason: string): Promise<Att
     const spec: string = pkg
     await import(spec)
   } catch (cause) {
-    return { ok: false, why: `${pkg} failed to load: ${cause instanceof Error ? cause.message : String(cause)}` }
+    return { ok: false, why: `${pkg} failed to load: ${describeError(cause)}` }
   }
   if (!(await tf.setBackend("tensorflow"))) return { ok: false, why: `${pkg} loaded but its 'tensorflow' backend did not start` }
   await tf.ready()
@@ -187,14 +188,14 @@ const tryWasm = async (reason: string, explicit: boolean): Promise<Attempt> => {
     const spec: string = "@tensorflow/tfjs-backend-wasm"
     wasm = (await import(spec)) as typeof import("@tensorflow/tfjs-backend-wasm")
   } catch (cause) {
-    return { ok: false, why: `@tensorflow/tfjs-backend-wasm failed to load: ${cause instanceof Error ? cause.message : String(cause)}` }
+    return { ok: false, why: `@tensorflow/tfjs-backend-wasm failed to load: ${describeError(cause)}` }
   }
   const { startWasmBackend, wantedWasmThreads } = await import("./wasmThreads.ts")
   const wanted = wantedWasmThreads()
   // the threaded build is llink's own way in (see wasmThreads.ts): when it fails, run on one thread and say why
   let threadsFailed = ""
   let started = await startWasmBackend(tf, wasm, wanted).catch((cause: unknown) => {
-    threadsFailed = cause instanceof Error ? cause.message : String(cause)
+    threadsFailed = describeError(cause)
     return { started: false, threads: 0 }
   })
   if (!started.started && wanted > 1) {

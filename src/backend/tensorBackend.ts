@@ -19,6 +19,7 @@ import { Context, Effect, Layer } from "effect"
 import { StageError } from "../pipeline/errors.ts"
 import { BackendUnavailableError } from "./errors.ts"
 import type { BackendChoice, BackendInfo } from "./service.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** A started backend: what was chosen and why, and the tfjs namespace switched to it. */
 export interface StartedBackend extends BackendInfo {
@@ -35,7 +36,7 @@ const toBackendError = (requested: string, cause: unknown): BackendUnavailableEr
     ? cause
     : new BackendUnavailableError({
       requested,
-      message: `backend selection failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+      message: `backend selection failed: ${describeError(cause)}`,
       cause
     })
 

@@ -18,6 +18,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { createRequire } from "node:module"
+import { describeError } from "../errors/describe.ts"
 
 export const WEBGPU_BACKEND = "webgpu"
 
@@ -67,7 +68,7 @@ const vulkanLoaderError = (): string | undefined => {
     lib.unload?.()
     return undefined
   } catch (cause) {
-    return cause instanceof Error ? cause.message : String(cause)
+    return describeError(cause)
   }
 }
 
@@ -146,7 +147,7 @@ export const probeWebgpu = (): Promise<WebgpuProbe> => {
     try {
       await loadDawn()
     } catch (cause) {
-      return { ok: false, missing: "package", why: `the webgpu package (Dawn) did not load: ${cause instanceof Error ? cause.message : String(cause)}` }
+      return { ok: false, missing: "package", why: `the webgpu package (Dawn) did not load: ${describeError(cause)}` }
     }
     const loader = vulkanLoaderError()
     if (loader !== undefined) {

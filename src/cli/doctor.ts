@@ -16,6 +16,7 @@ import { ArtifactStore } from "../pipeline/cache.ts"
 import type { AnyStage } from "../pipeline/dag.ts"
 import { formatPreflight, runPreflight } from "../pipeline/preflight.ts"
 import { reportCommandError, runDirFlag, setFlag } from "./run.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** A 256³ sgemm through OpenBLAS against a float64 JS triple loop: max |difference| and time. */
 export const sgemmCheck = async (n = 256): Promise<{ maxAbsDiff: number; ok: boolean; blasMs: number; gflops: number }> => {
@@ -99,7 +100,7 @@ export const doctorReport = async (): Promise<{ lines: Array<string>; ok: boolea
   } catch (cause) {
     ok = false
     error = cause
-    row("backend", `FAILED: ${cause instanceof Error ? cause.message : String(cause)}`)
+    row("backend", `FAILED: ${describeError(cause)}`)
   }
   if (!(blas instanceof BlasUnavailableError)) {
     const check = await sgemmCheck()

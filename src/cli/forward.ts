@@ -10,6 +10,7 @@ import { CheckpointError } from "../models/errors.ts"
 import { loadModelConfig } from "../models/hfconfig.ts"
 import { TensorBackend } from "../backend/tensorBackend.ts"
 import type * as tf from "@tensorflow/tfjs"
+import { describeError } from "../errors/describe.ts"
 
 // The model code loads only when the command runs (keeps `llink status` and a cached `run` fast); the tensor backend
 // is the one `LLINK_BACKEND` names (or the best available), as for `llink run`.
@@ -80,7 +81,7 @@ export const forwardCommand = Command.make(
   {
     model: Flag.String("model").pipe(Flag.withDescription("Hugging Face snapshot folder (XLM-R encoder or Llama decoder)")),
     ids: Flag.String("ids").pipe(
-      Flag.mapTryCatch(parseIds, (e) => (e instanceof Error ? e.message : String(e))),
+      Flag.mapTryCatch(parseIds, (e) => describeError(e)),
       Flag.withDescription("comma-separated token ids of one sequence, e.g. 0,17,5,2")
     ),
     logits: Flag.Boolean("logits").pipe(Flag.withDefault(false), Flag.withDescription("decoder only: print every position's logits too"))

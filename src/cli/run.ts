@@ -20,6 +20,7 @@ import { runPipeline, type RunError, type RunReport } from "../pipeline/runner.t
 import type { ClusterError } from "../cluster/client.ts"
 import { parseLease } from "./cluster.ts"
 import { hintsForError, hintsForFailedRun, type RunInvocation } from "./runHints.ts"
+import { describeError } from "../errors/describe.ts"
 
 export const configFlag = Flag.String("config").pipe(
   Flag.withDescription("config file (default: llink.config.json in the current folder, all defaults if absent)"),
@@ -36,7 +37,6 @@ export const runDirFlag = Flag.String("run-dir").pipe(
 )
 
 /** A one-line, user-facing message for an error that stopped a command. */
-const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
 /**
  * Prints an error that stopped a command (`error: <message>`) and sets the exit code to 1, instead of letting the
@@ -46,7 +46,7 @@ export const reportCommandError = <A, E, R>(self: Effect.Effect<A, E, R>): Effec
   self.pipe(
     Effect.catch((error: E) =>
       Effect.sync(() => {
-        process.stderr.write(`error: ${messageOf(error)}\n`)
+        process.stderr.write(`error: ${describeError(error)}\n`)
         process.exitCode = 1
       })
     )
@@ -177,7 +177,7 @@ export const makeRunCommand = <R>(stages: ReadonlyArray<AnyStage<R>>) =>
         // The error, then what to do about it.
         Effect.catch((error) =>
           Effect.sync(() => {
-            process.stderr.write(`error: ${messageOf(error)}\n`)
+            process.stderr.write(`error: ${describeError(error)}\n`)
             for (const hint of hintsForError(error, invocation, stageNames)) process.stderr.write(`${hint}\n`)
             process.exitCode = 1
           })

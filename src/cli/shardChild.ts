@@ -9,6 +9,7 @@ import { Effect, Schema } from "effect"
 import { TensorBackend } from "../backend/tensorBackend.ts"
 import { stages } from "../nodes/index.ts"
 import { ShardRangeSchema, runShard } from "../pipeline/shards.ts"
+import { describeError } from "../errors/describe.ts"
 
 const Request = Schema.Struct({
   stage: Schema.String,
@@ -53,7 +54,7 @@ Effect.runPromise(
   program.pipe(Effect.catchCause((cause) => {
     const first = cause.reasons[0]
     const e = first !== undefined && "error" in first ? first.error : first !== undefined && "defect" in first ? first.defect : cause
-    return Effect.succeed({ ok: false, message: e instanceof Error ? e.message : String(e) })
+    return Effect.succeed({ ok: false, message: describeError(e) })
   }))
 ).then((result) => {
   process.stdout.write(`${JSON.stringify(result)}\n`)

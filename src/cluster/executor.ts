@@ -19,6 +19,7 @@ import * as crypto from "node:crypto"
 import { Effect, Equal, HashRing } from "effect"
 import { EntityId, Runner, type RunnerAddress, Sharding } from "effect/cluster"
 import { SqlClient } from "effect/sql"
+import { describeError } from "../errors/describe.ts"
 import type { AnyStage } from "../pipeline/dag.ts"
 import { StageError } from "../pipeline/errors.ts"
 import { stageCode } from "../pipeline/plan.ts"
@@ -28,13 +29,6 @@ import { ShardEntity, shardEntityId } from "./protocol.ts"
 
 /** The entity group of `LlinkShard` (Effect Cluster's default). */
 const SHARD_GROUP = "default"
-
-const message = (e: unknown): string =>
-  typeof e === "object" && e !== null && "message" in e && typeof e.message === "string" && e.message !== ""
-    ? e.message
-    : typeof e === "object" && e !== null && "_tag" in e
-    ? String(e._tag)
-    : String(e)
 
 /** The executor over the cluster in context (`clientLayer`); `stages` give each stage's code digest. */
 export const makeClusterExecutor = <R>(stages: ReadonlyArray<AnyStage<R>>, options: { readonly log: (line: string) => void }) =>
@@ -82,7 +76,7 @@ export const makeClusterExecutor = <R>(stages: ReadonlyArray<AnyStage<R>>, optio
                 Effect.mapError((e) =>
                   new StageError({
                     stage: job.stage,
-                    message: `shard ${describeRange(range)} failed on the cluster: ${message(e)}`,
+                    message: `shard ${describeRange(range)} failed on the cluster: ${describeError(e)}`,
                     cause: e
                   })
                 )

@@ -14,6 +14,7 @@ import type { Progress } from "../pipeline/stage.ts"
 import { EndpointLimits } from "../services/endpoint.ts"
 import type { ShardGate } from "./drain.ts"
 import { ShardEntity, ShardFailed } from "./protocol.ts"
+import { describeError } from "../errors/describe.ts"
 
 export interface WorkerOptions {
   /** The script that runs one shard in a child process (`src/cli/shardChild.ts`). */
@@ -79,7 +80,6 @@ const runInChild = (
 
 const quiet: Progress = { advance: () => {}, setTotal: () => {}, done: () => {} }
 
-const message = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 /** The entity layer of a runner over `stages` (needs the stages' services, e.g. the tensor backend). */
 export const shardWorkerLayer = <R>(stages: ReadonlyArray<AnyStage<R>>, options: WorkerOptions) => {
@@ -120,7 +120,7 @@ export const shardWorkerLayer = <R>(stages: ReadonlyArray<AnyStage<R>>, options:
               }).pipe(
                 Effect.provideService(EndpointLimits, limits),
                 Effect.map((x) => ({ reused: x.reused, rows: x.shard.rows })),
-                Effect.mapError((e) => failed(message(e)))
+                Effect.mapError((e) => failed(describeError(e)))
               )
               : yield* runInChild(
               options.childScript,
@@ -146,7 +146,7 @@ export const shardWorkerLayer = <R>(stages: ReadonlyArray<AnyStage<R>>, options:
                 : Effect.never
             )
           return (found?.sharding?.inline === true ? inlineSlots : slots).withPermits(1)(gated).pipe(
-            Effect.catchDefect((defect) => Effect.fail(failed(`defect: ${message(defect)}`))),
+            Effect.catchDefect((defect) => Effect.fail(failed(`defect: ${describeError(defect)}`))),
             Effect.tapCause((cause) =>
               Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.sync(() => options.log(`${payload.stage} ${describeRange(payload.range)}: ${Cause.pretty(cause).split("\n")[0]}`))
             )

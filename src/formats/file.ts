@@ -6,12 +6,12 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import type { FileHandle } from "node:fs/promises"
 import { ArtifactError } from "./errors.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** The Node error code of a thrown value (`ENOENT`, `EEXIST`, ...), if any. */
 export const errnoCode = (cause: unknown): string | undefined =>
   cause instanceof Error ? (cause as NodeJS.ErrnoException).code : undefined
 
-export const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
 export const artifactError = (path: string, message: string, cause?: unknown): ArtifactError =>
   new ArtifactError(cause === undefined ? { path, message } : { path, message, cause })
@@ -29,12 +29,12 @@ export const openRegularFile = Effect.fn("formats.openRegularFile")(function*(pa
     Effect.tryPromise({
       try: () => fs.promises.open(path, "r"),
       catch: (e) =>
-        artifactError(path, errnoCode(e) === "ENOENT" ? `no such file: ${path}` : `cannot open ${path}: ${messageOf(e)}`, e)
+        artifactError(path, errnoCode(e) === "ENOENT" ? `no such file: ${path}` : `cannot open ${path}: ${describeError(e)}`, e)
     }),
     (handle) => Effect.promise(() => handle.close())
   )
   const io = <A>(f: () => Promise<A>): Effect.Effect<A, ArtifactError> =>
-    Effect.tryPromise({ try: f, catch: (e) => artifactError(path, `cannot read ${path}: ${messageOf(e)}`, e) })
+    Effect.tryPromise({ try: f, catch: (e) => artifactError(path, `cannot read ${path}: ${describeError(e)}`, e) })
   const stat = yield* io(() => fh.stat())
   if (!stat.isFile()) return yield* artifactError(path, `not a regular file: ${path}`)
   const file: OpenFile = { fh, size: stat.size, io }

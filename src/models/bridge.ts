@@ -24,6 +24,7 @@ import type { EmbeddingOverrides } from "./llama.ts"
 import { deriveSeed, fillNormal, fillUniform, makeRng } from "./rng.ts"
 import type { HostTensor } from "./safetensors.ts"
 import { readSafetensorsFile, writeSafetensorsFile } from "./safetensors.ts"
+import { describeError } from "../errors/describe.ts"
 
 export type BridgeKind = "langbridge" | "mindmerger"
 
@@ -230,5 +231,5 @@ export const loadBridgeHost = (file: string, config: BridgeConfig): Effect.Effec
         checkBridgeHost(config, host)
         return host
       },
-      catch: (e) => new CheckpointError({ file, message: e instanceof Error ? e.message : String(e) })
+      catch: (e) => new CheckpointError({ file, message: describeError(e) })
     }))

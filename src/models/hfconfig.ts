@@ -15,6 +15,7 @@ import { Effect, Schema, SchemaTransformation } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { CheckpointError } from "./errors.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** Field with a decoding default (the key may be absent). */
 const dflt = <S extends Schema.Top>(schema: S, value: S["Encoded"]) =>
@@ -235,7 +236,7 @@ export const loadModelConfig = (dir: string): Effect.Effect<ModelConfig, Checkpo
     const file = configPath(dir)
     const json = yield* Effect.try({
       try: () => JSON.parse(fs.readFileSync(file, "utf8")) as unknown,
-      catch: (e) => new CheckpointError({ file, message: `cannot read config.json: ${e instanceof Error ? e.message : String(e)}` })
+      catch: (e) => new CheckpointError({ file, message: `cannot read config.json: ${describeError(e)}` })
     })
     return yield* decodeModelConfig(json, file)
   })
@@ -258,7 +259,7 @@ export const writeModelConfig = (dir: string, mc: ModelConfig): Effect.Effect<vo
       fs.mkdirSync(dir, { recursive: true })
       fs.writeFileSync(file, `${JSON.stringify(modelConfigJson(mc), null, 2)}\n`)
     },
-    catch: (e) => new CheckpointError({ file, message: `cannot write config.json: ${e instanceof Error ? e.message : String(e)}` })
+    catch: (e) => new CheckpointError({ file, message: `cannot write config.json: ${describeError(e)}` })
   })
 }
 

@@ -21,6 +21,7 @@ import type { Rng } from "./rng.ts"
 import { deriveSeed, fillUniform, makeRng } from "./rng.ts"
 import type { HostTensor } from "./safetensors.ts"
 import { readSafetensorsFile, writeSafetensorsFile } from "./safetensors.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** The projections LoRA can adapt: attention q/k/v/o and the MLP gate/up/down. */
 export type LoraTarget = "q" | "k" | "v" | "o" | "gate" | "up" | "down"
@@ -262,7 +263,7 @@ export const readLoraConfig = (dir: string): Effect.Effect<LoraConfig, Checkpoin
     const bad = (message: string) => new CheckpointError({ file: cfgPath, message })
     const raw = yield* Effect.try({
       try: (): unknown => JSON.parse(fs.readFileSync(cfgPath, "utf8")),
-      catch: (e) => bad(`cannot read adapter config: ${e instanceof Error ? e.message : String(e)}`)
+      catch: (e) => bad(`cannot read adapter config: ${describeError(e)}`)
     })
     if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return yield* bad("not a JSON object")
     const o = raw as Record<string, unknown>

@@ -24,6 +24,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { CheckpointError } from "./errors.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** A tensor in host memory: row-major float32 values and the shape they fill. */
 export interface HostTensor {
@@ -83,7 +84,7 @@ const fail = (file: string, message: string, tensor?: string): CheckpointError =
 const attempt = <A>(file: string, body: () => A): Effect.Effect<A, CheckpointError> =>
   Effect.try({
     try: body,
-    catch: (e) => (e instanceof CheckpointError ? e : fail(file, e instanceof Error ? e.message : String(e)))
+    catch: (e) => (e instanceof CheckpointError ? e : fail(file, describeError(e)))
   })
 
 const assertLittleEndian = (file: string): void => {
@@ -252,7 +253,7 @@ const readHeaderFd = (fd: number, file: string): SafetensorsHeader => {
   try {
     parsed = JSON.parse(headerBuf.toString("utf8"))
   } catch (e) {
-    throw fail(file, `header is not valid JSON: ${e instanceof Error ? e.message : String(e)}`)
+    throw fail(file, `header is not valid JSON: ${describeError(e)}`)
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw fail(file, "header is not a JSON object")
@@ -339,7 +340,7 @@ const withFd = <A>(file: string, flags: string, body: (fd: number) => A): A => {
   try {
     fd = fs.openSync(file, flags)
   } catch (e) {
-    throw fail(file, `cannot open: ${e instanceof Error ? e.message : String(e)}`)
+    throw fail(file, `cannot open: ${describeError(e)}`)
   }
   try {
     return body(fd)
@@ -396,7 +397,7 @@ const readIndex = (indexPath: string): Map<string, string> => {
   try {
     parsed = JSON.parse(fs.readFileSync(indexPath, "utf8"))
   } catch (e) {
-    throw fail(indexPath, `cannot read the shard index: ${e instanceof Error ? e.message : String(e)}`)
+    throw fail(indexPath, `cannot read the shard index: ${describeError(e)}`)
   }
   const weightMap =
     parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)
@@ -546,7 +547,7 @@ const writeFileSync = (
     fs.renameSync(tmp, file)
   } catch (e) {
     fs.rmSync(tmp, { force: true })
-    throw e instanceof CheckpointError ? e : fail(file, `cannot write: ${e instanceof Error ? e.message : String(e)}`)
+    throw e instanceof CheckpointError ? e : fail(file, `cannot write: ${describeError(e)}`)
   }
 }
 

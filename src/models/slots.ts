@@ -35,6 +35,7 @@ import { forward as projectorForward, gelu } from "./projector.ts"
 import { deriveSeed, fillUniform, makeRng } from "./rng.ts"
 import type { HostTensor } from "./safetensors.ts"
 import { readSafetensorsFile, writeSafetensorsFile } from "./safetensors.ts"
+import { describeError } from "../errors/describe.ts"
 
 export type ScaleInitRule = "median-embedding-norm" | "one"
 
@@ -367,6 +368,6 @@ export const loadSlotHost = (file: string, config: SlotConfig): Effect.Effect<Ma
         checkSlotHost(config, host)
         return host
       },
-      catch: (e) => new CheckpointError({ file, message: e instanceof Error ? e.message : String(e) })
+      catch: (e) => new CheckpointError({ file, message: describeError(e) })
     })
   )

@@ -23,6 +23,7 @@ import * as path from "node:path"
 import { CheckpointError } from "./errors.ts"
 import { makeRng } from "./rng.ts"
 import type { HostTensor } from "./safetensors.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** A text tokenizer with the ids a model sees. */
 export interface TextTokenizer {
@@ -69,7 +70,7 @@ const readJson = (file: string): unknown => {
   try {
     return JSON.parse(fs.readFileSync(file, "utf8"))
   } catch (e) {
-    throw new CheckpointError({ file, message: `cannot read JSON: ${e instanceof Error ? e.message : String(e)}` })
+    throw new CheckpointError({ file, message: `cannot read JSON: ${describeError(e)}` })
   }
 }
 
@@ -214,7 +215,7 @@ export const tokenizerFromJson = (
   } catch (e) {
     throw new CheckpointError({
       file: source,
-      message: `cannot build the tokenizer: ${e instanceof Error ? e.message : String(e)}`
+      message: `cannot build the tokenizer: ${describeError(e)}`
     })
   }
   const vocabSize = baseVocabSize + newTokens.length
@@ -291,7 +292,7 @@ export const loadTokenizer = (
   Effect.try({
     try: () => loadTokenizerSync(pathOrDir, options),
     catch: (e) =>
-      e instanceof CheckpointError ? e : new CheckpointError({ file: pathOrDir, message: e instanceof Error ? e.message : String(e) })
+      e instanceof CheckpointError ? e : new CheckpointError({ file: pathOrDir, message: describeError(e) })
   })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -490,7 +491,7 @@ export const writeTokenizerFiles = (
         fs.writeFileSync(path.join(dir, "tokenizer_config.json"), `${JSON.stringify(tokenizerConfig, null, 2)}\n`)
       }
     },
-    catch: (e) => new CheckpointError({ file: dir, message: `cannot write tokenizer files: ${e instanceof Error ? e.message : String(e)}` })
+    catch: (e) => new CheckpointError({ file: dir, message: `cannot write tokenizer files: ${describeError(e)}` })
   })
 
 // ---------------------------------------------------------------------------------------------------------------

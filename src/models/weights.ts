@@ -11,6 +11,7 @@ import { Effect } from "effect"
 import { CheckpointError } from "./errors.ts"
 import type { HostTensor } from "./safetensors.ts"
 import { INDEX_FILE, readSafetensorsHeader, SINGLE_FILE } from "./safetensors.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** The names of every tensor in a snapshot folder (`model.safetensors` header, or the shard index's weight_map). */
 export const checkpointTensorNames = (dir: string): Effect.Effect<ReadonlySet<string>, CheckpointError> =>
@@ -30,7 +31,7 @@ export const checkpointTensorNames = (dir: string): Effect.Effect<ReadonlySet<st
     const parsed = yield* Effect.try({
       try: (): unknown => JSON.parse(fs.readFileSync(indexPath, "utf8")),
       catch: (e) =>
-        new CheckpointError({ file: indexPath, message: `cannot read the shard index: ${e instanceof Error ? e.message : String(e)}` })
+        new CheckpointError({ file: indexPath, message: `cannot read the shard index: ${describeError(e)}` })
     })
     const map = parsed !== null && typeof parsed === "object" ? (parsed as { weight_map?: unknown }).weight_map : undefined
     if (map === null || typeof map !== "object" || Array.isArray(map)) {

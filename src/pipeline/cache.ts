@@ -27,6 +27,7 @@ import {
 } from "./fsAtomic.ts"
 import { CodeRecord, ToolInfo } from "./manifest.ts"
 import type { ArtifactDecl } from "./stage.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** One published output, as recorded in `_meta.json`. */
 export const MetaOutput = Schema.Struct({
@@ -112,7 +113,7 @@ const decodeMeta = (file: string, text: string): Effect.Effect<StageMeta, Artifa
       new ArtifactError({
         path: file,
         message: `unreadable ${META} (delete its folder to rerun the stage): ${
-          cause instanceof Error ? cause.message : String(cause)
+          describeError(cause)
         }`,
         cause
       })

@@ -22,6 +22,7 @@ import { Effect, Schema } from "effect"
 import { bootstrapDifference, type Difference, type MetricExamples } from "../metrics/paired.ts"
 import { errnoCode } from "../formats/file.ts"
 import { Manifest, manifestPath } from "./manifest.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** A run directory that cannot be compared (no manifest, unreadable files). */
 export class CompareError extends Schema.TaggedError<CompareError>()("CompareError", {
@@ -202,7 +203,7 @@ const readJsonFile = (runDir: string, file: string): Effect.Effect<unknown, Comp
       }
       return JSON.parse(text)
     },
-    catch: (cause) => new CompareError({ runDir, message: `cannot read ${file}: ${cause instanceof Error ? cause.message : String(cause)}` })
+    catch: (cause) => new CompareError({ runDir, message: `cannot read ${file}: ${describeError(cause)}` })
   })
 
 /** Reads the manifest (required) and results.json (optional) of each run directory. */

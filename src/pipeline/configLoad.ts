@@ -19,7 +19,7 @@ import { Cause, Effect, Exit, Result, Schema, SchemaAST, SchemaIssue, SchemaPars
 import { canonicalJson, sha256 } from "./digest.ts"
 import { ConfigError } from "./errors.ts"
 import { errnoCode } from "../formats/file.ts"
-import { describeCause } from "./fsAtomic.ts"
+import { describeError } from "../errors/describe.ts"
 
 export const DEFAULT_CONFIG_FILE = "llink.config.json"
 
@@ -242,7 +242,7 @@ export const loadConfigWith = <A>(
       text = fs.readFileSync(file, "utf8")
     } catch (cause) {
       if (errnoCode(cause) !== "ENOENT" || explicit) {
-        return yield* configError("", `${display}: cannot read the config file: ${describeCause(cause)}`)
+        return yield* configError("", `${display}: cannot read the config file: ${describeError(cause)}`)
       }
     }
 
@@ -251,7 +251,7 @@ export const loadConfigWith = <A>(
       try {
         raw = JSON.parse(text)
       } catch (cause) {
-        const message = describeCause(cause)
+        const message = describeError(cause)
         const line = syntaxErrorLine(text, message)
         return yield* configError("", `${display}${line !== undefined ? `:${line}` : ""}: invalid JSON: ${message}`)
       }
@@ -336,7 +336,7 @@ export const loadConfigWith = <A>(
     const value = exit.value
     const digest = yield* Effect.try({
       try: () => sha256(canonicalJson(value)),
-      catch: (cause) => configError("", `${display}: the decoded config is not JSON-serialisable: ${describeCause(cause)}`)
+      catch: (cause) => configError("", `${display}: the decoded config is not JSON-serialisable: ${describeError(cause)}`)
     })
     const dir = text !== undefined ? path.dirname(file) : cwd
     return {

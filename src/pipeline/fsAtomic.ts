@@ -14,29 +14,20 @@ import * as path from "node:path"
 import { Effect } from "effect"
 import { errnoCode } from "../formats/file.ts"
 import { ArtifactError } from "./errors.ts"
-
-/** A short human description of an unknown thrown value (the `code` of a Node system error comes first). */
-export const describeCause = (cause: unknown): string => {
-  if (cause instanceof Error) {
-    const code = (cause as NodeJS.ErrnoException).code
-    return code !== undefined && !cause.message.startsWith(code) ? `${code}: ${cause.message}` : cause.message
-  }
-  return String(cause)
-}
-
+import { describeError } from "../errors/describe.ts"
 
 /** Runs a synchronous file-system call; a throw becomes an `ArtifactError` for `file` saying what was attempted. */
 export const trySync = <A>(file: string, what: string, f: () => A): Effect.Effect<A, ArtifactError> =>
   Effect.try({
     try: f,
-    catch: (cause) => new ArtifactError({ path: file, message: `${what}: ${describeCause(cause)}`, cause })
+    catch: (cause) => new ArtifactError({ path: file, message: `${what}: ${describeError(cause)}`, cause })
   })
 
 /** Runs an asynchronous file-system call; a rejection becomes an `ArtifactError` for `file`. */
 export const tryAsync = <A>(file: string, what: string, f: () => Promise<A>): Effect.Effect<A, ArtifactError> =>
   Effect.tryPromise({
     try: f,
-    catch: (cause) => new ArtifactError({ path: file, message: `${what}: ${describeCause(cause)}`, cause })
+    catch: (cause) => new ArtifactError({ path: file, message: `${what}: ${describeError(cause)}`, cause })
   })
 
 let counter = 0

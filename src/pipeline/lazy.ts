@@ -5,6 +5,7 @@
  */
 import { Effect } from "effect"
 import { StageError } from "./errors.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** `load()` (a dynamic `import(...)`), with a failure to load reported as a `StageError` of `stage`. */
 export const importWork = <M>(stage: string, load: () => Promise<M>): Effect.Effect<M, StageError> =>
@@ -13,7 +14,7 @@ export const importWork = <M>(stage: string, load: () => Promise<M>): Effect.Eff
     catch: (cause) =>
       new StageError({
         stage,
-        message: `cannot load the ${stage} implementation: ${cause instanceof Error ? cause.message : String(cause)}`,
+        message: `cannot load the ${stage} implementation: ${describeError(cause)}`,
         cause
       })
   })

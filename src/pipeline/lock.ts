@@ -20,7 +20,8 @@ import { Effect, Schema } from "effect"
 import type { Scope } from "effect"
 import { ArtifactError, LockError } from "./errors.ts"
 import { errnoCode } from "../formats/file.ts"
-import { describeCause, pidAlive, procStat, trySync, uniqueSuffix, writeFileDurableSync } from "./fsAtomic.ts"
+import { pidAlive, procStat, trySync, uniqueSuffix, writeFileDurableSync } from "./fsAtomic.ts"
+import { describeError } from "../errors/describe.ts"
 
 export const LockInfo = Schema.Struct({
   pid: Schema.Number,
@@ -63,7 +64,7 @@ const readLock = (file: string): LockInfo | "absent" | { readonly unreadable: st
   try {
     return Schema.decodeUnknownSync(LockInfo)(JSON.parse(text))
   } catch (cause) {
-    return { unreadable: describeCause(cause) }
+    return { unreadable: describeError(cause) }
   }
 }
 
@@ -156,7 +157,7 @@ export const unlockRunDir = (runDir: string, info: LockInfo): Effect.Effect<void
         fs.rmSync(file, { force: true })
       }
     } catch (cause) {
-      process.stderr.write(`warning: could not release the lock ${file}: ${describeCause(cause)}\n`)
+      process.stderr.write(`warning: could not release the lock ${file}: ${describeError(cause)}\n`)
     }
   })
 

@@ -15,10 +15,10 @@ import { ArtifactStore, type StageMeta } from "./cache.ts"
 import { buildDag, type AnyStage, type DagError } from "./dag.ts"
 import { canonicalJson, stageKey } from "./digest.ts"
 import { ArtifactError, ConfigError, StageError } from "./errors.ts"
-import { describeCause } from "./fsAtomic.ts"
 import { type CodeRecord, readManifest, type ManifestStage } from "./manifest.ts"
 import { describeIssues } from "./schemaIssues.ts"
 import { openSourceGraph, type SourceGraph } from "./sourceGraph.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** The part of a loaded config the engine needs (`LoadedConfig` from `configLoad.ts` fits). */
 export interface RunConfig {
@@ -53,7 +53,7 @@ export const decodeStageParams = <R>(
       })
     const selected = yield* Effect.try({
       try: () => stage.selectParams(config.value),
-      catch: (cause) => configError("", `selectParams failed: ${describeCause(cause)}`)
+      catch: (cause) => configError("", `selectParams failed: ${describeError(cause)}`)
     })
     const value = yield* Schema.decodeUnknownEffect(stage.params)(selected).pipe(
       Effect.mapError((error) => {
@@ -64,7 +64,7 @@ export const decodeStageParams = <R>(
     )
     const json = yield* Effect.try({
       try: () => JSON.parse(canonicalJson(value)) as unknown,
-      catch: (cause) => configError("", `parameters are not JSON: ${describeCause(cause)}`)
+      catch: (cause) => configError("", `parameters are not JSON: ${describeError(cause)}`)
     })
     return { value, json }
   }).pipe(Effect.withSpan("Plan.decodeParams"))
@@ -117,7 +117,7 @@ export const stageCode = <R>(stage: AnyStage<R>): Effect.Effect<CodeRecord | nul
         return { digest: closure.digest, files: closure.files }
       },
       catch: (cause) =>
-        new StageError({ stage: stage.name, message: `cannot read the stage's source files: ${describeCause(cause)}`, cause })
+        new StageError({ stage: stage.name, message: `cannot read the stage's source files: ${describeError(cause)}`, cause })
     })
 
 /** Everything about a stage run that is known before running it. */
@@ -184,7 +184,7 @@ export const prepareStage = <R>(
     const externalPaths = yield* Effect.try({
       try: () => (stage.externalInputs?.(params.value) ?? []).map((p) => path.resolve(p)),
       catch: (cause) =>
-        new StageError({ stage: stage.name, message: `externalInputs failed: ${describeCause(cause)}`, cause })
+        new StageError({ stage: stage.name, message: `externalInputs failed: ${describeError(cause)}`, cause })
     })
     const externalInputs: Record<string, string> = {}
     const externalDigests: Array<string> = []
@@ -206,7 +206,7 @@ export const prepareStage = <R>(
           externalInputs: externalDigests,
           code: code?.digest
         }),
-      catch: (cause) => new StageError({ stage: stage.name, message: `cannot compute the key: ${describeCause(cause)}` })
+      catch: (cause) => new StageError({ stage: stage.name, message: `cannot compute the key: ${describeError(cause)}` })
     })
     return { name: stage.name, version: stage.version, params, inputs, inputPaths, externalInputs, code, key }
   }).pipe(Effect.withSpan("Plan.prepareStage"))

@@ -20,6 +20,7 @@ import type { ArtifactError } from "./errors.ts"
 import { locateJsonPaths } from "./configLoad.ts"
 import { type AnyStage, buildDag, type DagError } from "./dag.ts"
 import { decodeStageParams, explainStatus, type RunConfig } from "./plan.ts"
+import { describeError } from "../errors/describe.ts"
 
 export interface PreflightFinding {
   readonly stage: string
@@ -97,7 +98,7 @@ const cacheProblems = (cacheDir: string, needBytes: number): Array<string> => {
     fs.writeFileSync(probe, "ok")
     fs.rmSync(probe)
   } catch (e) {
-    return [`${cacheDir}: not writable (${e instanceof Error ? e.message : String(e)})`]
+    return [`${cacheDir}: not writable (${describeError(e)})`]
   }
   const st = fs.statfsSync(cacheDir)
   const free = st.bavail * st.bsize

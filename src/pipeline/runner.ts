@@ -29,7 +29,7 @@ import {
   UnknownStageError
 } from "./errors.ts"
 import { errnoCode } from "../formats/file.ts"
-import { describeCause, removeStaleTempFiles, trySync, uniqueSuffix } from "./fsAtomic.ts"
+import { removeStaleTempFiles, trySync, uniqueSuffix } from "./fsAtomic.ts"
 import { withRunLock } from "./lock.ts"
 import {
   manifestPath,
@@ -44,6 +44,7 @@ import { prepareStage, upstreamArtifact, type PreparedStage, type RunConfig } fr
 import { checkOutput } from "./shapes.ts"
 import { removeShards, runShardedStage } from "./shards.ts"
 import { makeConsoleReporter, type Reporter } from "./progress.ts"
+import { describeError } from "../errors/describe.ts"
 
 export interface RunOptions {
   readonly config: RunConfig
@@ -445,7 +446,7 @@ export const runPipeline = <R>(
                 const metrics = yield* Effect.try({
                   try: () => JSON.parse(canonicalJson(outcome.metrics ?? {})) as Record<string, unknown>,
                   catch: (cause) =>
-                    new StageError({ stage: name, message: `metrics are not JSON: ${describeCause(cause)}` })
+                    new StageError({ stage: name, message: `metrics are not JSON: ${describeError(cause)}` })
                 })
                 return yield* store.publish({
                   stage: name,

@@ -16,6 +16,7 @@ import { StageError } from "./errors.ts"
 import { describeSchemaError } from "./schemaIssues.ts"
 import type { ArtifactDecl, DocSchema } from "./stage.ts"
 import { type Column, tableColumns } from "../formats/parquet/table.ts"
+import { describeError } from "../errors/describe.ts"
 
 const describeColumn = (c: Column): string => `${c.name}: ${c.type}${c.nullable === true ? " (nullable)" : ""}`
 
@@ -24,7 +25,7 @@ const checkDoc = (stage: string, artifact: string, schema: DocSchema, file: stri
     const json = yield* Effect.try({
       try: (): unknown => JSON.parse(fs.readFileSync(file, "utf8")),
       catch: (cause) =>
-        new StageError({ stage, file, message: `output ${artifact} is not readable JSON: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+        new StageError({ stage, file, message: `output ${artifact} is not readable JSON: ${describeError(cause)}`, cause })
     })
     yield* Schema.decodeUnknownEffect(schema)(json, { onExcessProperty: "error", errors: "all" }).pipe(
       Effect.mapError((cause) =>

@@ -22,10 +22,11 @@ import { Context, Effect, Option, Schema } from "effect"
 import { canonicalJson, listFilesSync } from "./digest.ts"
 import { ArtifactError, StageError } from "./errors.ts"
 import { errnoCode } from "../formats/file.ts"
-import { describeCause, fsyncDir, readTextIfExists, trySync, uniqueSuffix, writeFileDurableSync } from "./fsAtomic.ts"
+import { fsyncDir, readTextIfExists, trySync, uniqueSuffix, writeFileDurableSync } from "./fsAtomic.ts"
 import type { AnyStage } from "./dag.ts"
 import type { FinishedShard, Progress, ShardRange, StageContext, StageOutcome } from "./stage.ts"
 import * as crypto from "node:crypto"
+import { describeError } from "../errors/describe.ts"
 
 export const ShardRangeSchema = Schema.Struct({ table: Schema.String, start: Schema.Number, end: Schema.Number })
 
@@ -126,7 +127,7 @@ export interface ShardRunHooks {
 const rangeError = (stage: string, range: ShardRange, cause: unknown): StageError =>
   new StageError({
     stage,
-    message: `shard ${describeRange(range)} failed: ${cause instanceof StageError ? cause.message : describeCause(cause)}`,
+    message: `shard ${describeRange(range)} failed: ${cause instanceof StageError ? cause.message : describeError(cause)}`,
     ...(cause instanceof StageError && cause.file !== undefined ? { file: cause.file } : {}),
     ...(cause instanceof StageError && cause.line !== undefined ? { line: cause.line } : {}),
     cause
@@ -174,7 +175,7 @@ export const runShard = <R>(
           }).pipe(Effect.mapError((e) => rangeError(stage.name, range, e)))
           const metrics = yield* Effect.try({
             try: () => JSON.parse(canonicalJson(outcome.metrics ?? {})) as Record<string, unknown>,
-            catch: (cause) => rangeError(stage.name, range, `metrics are not JSON: ${describeCause(cause)}`)
+            catch: (cause) => rangeError(stage.name, range, `metrics are not JSON: ${describeError(cause)}`)
           })
           const record = yield* trySync(tmp, "digest shard files", (): ShardRecord => {
             const files: Record<string, string> = {}

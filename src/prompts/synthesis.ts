@@ -13,6 +13,7 @@
 import { Schema } from "effect"
 import type { ChatMessage } from "../services/endpoint.ts"
 import { extractNumbers } from "../metrics/numeric.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** The paper's four task types. */
 export const PAPER_TASK_TYPES = ["translate_to_english", "summarize_in_english", "bullet_pointify", "qa_about_text"] as const
@@ -122,7 +123,7 @@ export const parseSynthesisReply = (taskType: TaskType, text: string, english?: 
   try {
     json = JSON.parse(body)
   } catch (cause) {
-    return { _tag: "invalid", reason: `reply is not valid JSON: ${cause instanceof Error ? cause.message : String(cause)}` }
+    return { _tag: "invalid", reason: `reply is not valid JSON: ${describeError(cause)}` }
   }
   let instruction: string
   let answer: string

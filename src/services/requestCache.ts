@@ -15,6 +15,7 @@ import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Effect, Schema } from "effect"
+import { describeError } from "../errors/describe.ts"
 
 /** Reading or writing the request cache failed (permissions, disk full, ...). */
 export class RequestCacheError extends Schema.TaggedError<RequestCacheError>()("RequestCacheError", {
@@ -114,7 +115,7 @@ export const keyOf = (input: KeyInput): string => sha256Hex(canonicalJson(input)
 /** Where the entry of `key` lives under `dir`. */
 export const entryPath = (dir: string, key: string): string => path.join(dir, key.slice(0, 2), `${key}.json`)
 
-const errorText = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+const errorText = (cause: unknown): string => describeError(cause)
 
 const isNotFound = (cause: unknown): boolean =>
   typeof cause === "object" && cause !== null && "code" in cause && (cause as { code: unknown }).code === "ENOENT"

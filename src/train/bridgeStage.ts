@@ -27,6 +27,7 @@ import type { BridgeExample, BridgeText, BridgeTokens } from "./bridge.ts"
 import { encodeBridgeRows, trainBridge, withStates } from "./bridge.ts"
 import type { InstructionSource } from "../prompts/slots.ts"
 import type { LoopSettings, MetricsRow } from "./sftLoop.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** One training phase: its rows and loop settings. */
 export interface BridgePhase {
@@ -131,7 +132,7 @@ export const runBridgeStage = (
             }
             return { sets: out, dIn: encoder.config.hidden_size }
           },
-          catch: (cause) => new StageError({ stage, message: `cannot encode the training texts: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+          catch: (cause) => new StageError({ stage, message: `cannot encode the training texts: ${describeError(cause)}`, cause })
         }),
       (encoder) => Effect.sync(() => disposeXlmr(encoder))
     )

@@ -31,6 +31,7 @@ import type { Progress } from "../pipeline/stage.ts"
 import { linearWarmup } from "./schedule.ts"
 import { DataOrder, loadLatestCheckpoint, saveCheckpoint } from "./trainState.ts"
 import type { DataCursor, OptimizerState } from "./trainState.ts"
+import { describeError } from "../errors/describe.ts"
 
 /** A set of variables sharing one AdamW (learning rate, weight decay). */
 export interface ParamGroup {
@@ -176,7 +177,7 @@ const mean = (xs: ReadonlyArray<number | null>): number | null => {
 }
 
 const errorOf = (stage: string, what: string) => (cause: unknown): StageError =>
-  new StageError({ stage, message: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+  new StageError({ stage, message: `${what}: ${describeError(cause)}`, cause })
 
 export const runLoop = (spec: LoopSpec): Effect.Effect<LoopResult, StageError> =>
   Effect.gen(function*() {

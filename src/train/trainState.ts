@@ -29,6 +29,7 @@ import { deriveSeed, makeRng } from "../models/rng.ts"
 import type { AdamWState } from "../backend/adamw.ts"
 import type { HostTensor } from "./hostMath.ts"
 import type { QueueSnapshot } from "./queue.ts"
+import { describeError } from "../errors/describe.ts"
 
 // ---------------------------------------------------------------------------------------------------------------
 // data order
@@ -237,7 +238,7 @@ const writeFileAtomic = (file: string, text: string): void => {
 const toArtifactError =
   (p: string, what: string) =>
   (cause: unknown): ArtifactError =>
-    new ArtifactError({ path: p, message: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+    new ArtifactError({ path: p, message: `${what}: ${describeError(cause)}`, cause })
 
 const writeSync = (dir: string, state: TrainState): void => {
   requireLittleEndian()

@@ -20,8 +20,9 @@ import { Footer } from "apache-arrow/ipc/metadata/file"
 import { Effect, Semaphore, Stream } from "effect"
 import * as fs from "node:fs"
 import type { FileHandle } from "node:fs/promises"
-import { artifactError, messageOf, openRegularFile } from "../file.ts"
+import { artifactError, openRegularFile } from "../file.ts"
 import { ArtifactError } from "../errors.ts"
+import { describeError } from "../../errors/describe.ts"
 
 export interface Matrix {
   readonly rows: number
@@ -161,7 +162,7 @@ export const openMatrixWriter: (path: string, dim: number) => Effect.Effect<Matr
     return yield* artifactError(path, `cannot write ${path}: dim must be a positive integer, got ${dim}`)
   }
   const io = <A>(what: string, f: () => Promise<A>): Effect.Effect<A, ArtifactError> =>
-    Effect.tryPromise({ try: f, catch: (e) => artifactError(path, `cannot ${what} ${path}: ${messageOf(e)}`, e) })
+    Effect.tryPromise({ try: f, catch: (e) => artifactError(path, `cannot ${what} ${path}: ${describeError(e)}`, e) })
   const fh = yield* io("create", () => fs.promises.open(path, "w"))
   const lock = yield* Semaphore.make(1)
   const writer = new CollectingFileWriter()
@@ -233,7 +234,7 @@ export const openMatrixWriter: (path: string, dim: number) => Effect.Effect<Matr
         const encoded = recordBatch(schema, batch, ids)
         yield* Effect.try({
           try: () => writer.write(encoded),
-          catch: (e) => artifactError(path, `${where}: apache-arrow could not encode the batch: ${messageOf(e)}`, e)
+          catch: (e) => artifactError(path, `${where}: apache-arrow could not encode the batch: ${describeError(e)}`, e)
         })
         yield* flushBytes
         rows += batch.rows
@@ -248,7 +249,7 @@ export const openMatrixWriter: (path: string, dim: number) => Effect.Effect<Matr
           if (schema === undefined) writer.reset(undefined, matrixSchema(dim, false))
           writer.close()
         },
-        catch: (e) => artifactError(path, `cannot finish ${path}: ${messageOf(e)}`, e)
+        catch: (e) => artifactError(path, `cannot finish ${path}: ${describeError(e)}`, e)
       })
       yield* flushBytes
       yield* io("fsync", () => fh.sync())
@@ -380,14 +381,14 @@ const openArrow = Effect.fn("matrix.openArrow")(function*(path: string) {
   yield* io(() => readFully(fh, footerBytes, size - tail.length - footerLength))
   const footer = yield* Effect.try({
     try: () => Footer.decode(footerBytes),
-    catch: (e) => artifactError(path, `corrupt Arrow IPC footer in ${path}: ${messageOf(e)}`, e)
+    catch: (e) => artifactError(path, `corrupt Arrow IPC footer in ${path}: ${describeError(e)}`, e)
   })
   const layout = yield* Effect.try({
     try: () => {
       if (footer.numDictionaries > 0) throw new LayoutError("dictionary batches are not supported")
       return layoutOf(footer.schema)
     },
-    catch: (e) => artifactError(path, `${path} is not a matrix file: ${messageOf(e)}`, e)
+    catch: (e) => artifactError(path, `${path} is not a matrix file: ${describeError(e)}`, e)
   })
   const dataEnd = size - tail.length - footerLength
   const batches: Array<BatchLayout> = []
@@ -401,7 +402,7 @@ const openArrow = Effect.fn("matrix.openArrow")(function*(path: string) {
     batches.push(
       yield* Effect.try({
         try: () => batchLayout(layout, meta, block, i),
-        catch: (e) => artifactError(path, `corrupt Arrow IPC file: ${path}: ${messageOf(e)}`, e)
+        catch: (e) => artifactError(path, `corrupt Arrow IPC file: ${path}: ${describeError(e)}`, e)
       })
     )
   }
@@ -428,7 +429,7 @@ const readBatchInto = (
       await readFully(source.fh, bytesOf(vectors), batch.vectorsAt)
       if (ids !== undefined && batch.idsAt !== undefined) await readFully(source.fh, bytesOf(ids), batch.idsAt)
     },
-    catch: (e) => artifactError(source.path, `cannot read batch ${index} of ${source.path}: ${messageOf(e)}`, e)
+    catch: (e) => artifactError(source.path, `cannot read batch ${index} of ${source.path}: ${describeError(e)}`, e)
   })
 
 /** The whole matrix as one contiguous row-major `Float32Array` (and the ids, if the file has them). */

@@ -8,6 +8,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads"
 import * as pq from "parquet-wasm"
+import { describeError } from "../../errors/describe.ts"
 
 /** `workerData` of the decoding worker: this module also loads (as a library) wherever `table.ts` does. */
 export const PARQUET_READ_WORKER_TAG = "llink-parquet-read-worker"
@@ -30,7 +31,7 @@ if (port !== null && workerData === PARQUET_READ_WORKER_TAG) {
       port.postMessage({ id: m.id, result: ipc }, [ipc.buffer as ArrayBuffer])
     } catch (e) {
       // reported to the caller, which fails the read naming the row group and the file
-      port.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e) })
+      port.postMessage({ id: m.id, error: describeError(e) })
     }
   })
 }

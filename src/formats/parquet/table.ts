@@ -33,13 +33,14 @@ import { isUtf8 } from "node:buffer"
 import * as fs from "node:fs"
 import type { FileHandle } from "node:fs/promises"
 import * as pq from "parquet-wasm"
-import { artifactError, messageOf, openRegularFile } from "../file.ts"
+import { artifactError, openRegularFile } from "../file.ts"
 import { ArtifactError } from "../errors.ts"
 import * as Footer from "./footer.ts"
 import { PARQUET_READ_WORKER_TAG } from "./readWorker.ts"
 import { workerClient } from "./workerClient.ts"
 import * as Fast from "./write.ts"
 import { decodeRowGroupJs } from "./read.ts"
+import { describeError } from "../../errors/describe.ts"
 
 export type ColumnType = "utf8" | "int32" | "float32" | "float64" | "bool"
 export interface Column {
@@ -560,10 +561,10 @@ const openWriter = Effect.fn("table.openWriter")(function*(
   // The footer template (schema, ARROW:schema metadata, created_by, column orders) comes from an empty table.
   const template = yield* Effect.try({
     try: () => Footer.splitFile(encodeParquet(new arrow.Table(schema), rowGroupSize)).footer,
-    catch: (e) => artifactError(path, `cannot write ${path}: parquet-wasm rejected the schema: ${messageOf(e)}`, e)
+    catch: (e) => artifactError(path, `cannot write ${path}: parquet-wasm rejected the schema: ${describeError(e)}`, e)
   })
   const io = <A>(what: string, f: () => Promise<A>): Effect.Effect<A, ArtifactError> =>
-    Effect.tryPromise({ try: f, catch: (e) => artifactError(path, `cannot ${what} ${path}: ${messageOf(e)}`, e) })
+    Effect.tryPromise({ try: f, catch: (e) => artifactError(path, `cannot ${what} ${path}: ${describeError(e)}`, e) })
   const fh = yield* io("create", () => fs.promises.open(path, "w"))
   const lock = yield* Semaphore.make(1)
 
@@ -624,7 +625,7 @@ const openWriter = Effect.fn("table.openWriter")(function*(
           path,
           e instanceof CellError
             ? `cannot write ${path}: ${e.message}`
-            : `cannot write ${path}: encoding rows ${rows}..${rows + batchRows.length - 1} failed: ${messageOf(e)}`,
+            : `cannot write ${path}: encoding rows ${rows}..${rows + batchRows.length - 1} failed: ${describeError(e)}`,
           e
         )
     })
@@ -640,13 +641,13 @@ const openWriter = Effect.fn("table.openWriter")(function*(
         return yield* artifactError(
           path,
           `cannot write ${path}: compressing rows ${group.firstRow}..${group.firstRow + group.prepared.rows - 1} ` +
-            `failed: ${messageOf(result.error)}`,
+            `failed: ${describeError(result.error)}`,
           result.error
         )
       }
       const assembled = yield* Effect.try({
         try: () => Fast.assembleRowGroup(group.prepared, result.ok, position),
-        catch: (e) => artifactError(path, `cannot write ${path}: assembling a row group failed: ${messageOf(e)}`, e)
+        catch: (e) => artifactError(path, `cannot write ${path}: assembling a row group failed: ${describeError(e)}`, e)
       })
       yield* io("write", () => writeParts(fh, assembled.parts, position))
       position += assembled.byteLength
@@ -686,7 +687,7 @@ const openWriter = Effect.fn("table.openWriter")(function*(
         return { prepared, compressed }
       },
       catch: (e) =>
-        artifactError(path, `cannot write ${path}: encoding rows ${firstRow}..${firstRow + n - 1} failed: ${messageOf(e)}`, e)
+        artifactError(path, `cannot write ${path}: encoding rows ${firstRow}..${firstRow + n - 1} failed: ${describeError(e)}`, e)
     })
     yield* drain
     inFlight = { prepared: started.prepared, compressed: started.compressed, firstRow }
@@ -704,7 +705,7 @@ const openWriter = Effect.fn("table.openWriter")(function*(
           catch: (e) =>
             e instanceof CellError
               ? artifactError(path, `cannot write ${path}: ${e.message}`, e)
-              : artifactError(path, `cannot write ${path}: ${messageOf(e)}`, e)
+              : artifactError(path, `cannot write ${path}: ${describeError(e)}`, e)
         })
         i += take
         if (builders[0].rows === rowGroupSize) yield* flushFast
@@ -874,7 +875,7 @@ const openParquet = Effect.fn("table.openParquet")(function*(path: string) {
       Footer.checkRanges(parsed, size - 8 - footerLength)
       return parsed
     },
-    catch: (e) => artifactError(path, `corrupt Parquet footer in ${path}: ${messageOf(e)}`, e)
+    catch: (e) => artifactError(path, `corrupt Parquet footer in ${path}: ${describeError(e)}`, e)
   })
   const source: ParquetSource = { path, fh, size, footer }
   return source
@@ -906,7 +907,7 @@ const storedColumns = (source: ParquetSource): Effect.Effect<ReadonlyArray<Store
       arrow
         .tableFromIPC(pq.readSchema(Footer.schemaOnlyFile(source.footer)).intoIPCStream())
         .schema.fields.map((f) => ({ name: f.name, type: columnTypeOf(f.type), arrowType: String(f.type), nullable: f.nullable })),
-    catch: (e) => artifactError(source.path, `cannot read the schema of ${source.path}: ${messageOf(e)}`, e)
+    catch: (e) => artifactError(source.path, `cannot read the schema of ${source.path}: ${describeError(e)}`, e)
   })
 
 /** The stored columns as `Column`s, failing on the first of `names` whose type is not supported. */
@@ -951,26 +952,26 @@ const decodeRowGroup = (source: ParquetSource, index: number, onWorker = false):
     const where = `row group ${index} of ${footer.rowGroups.length} in ${path}`
     const mini = yield* Effect.try({
       try: () => Footer.rowGroupFile(footer, index),
-      catch: (e) => artifactError(path, `corrupt Parquet footer for ${where}: ${messageOf(e)}`, e)
+      catch: (e) => artifactError(path, `corrupt Parquet footer for ${where}: ${describeError(e)}`, e)
     })
     yield* Effect.tryPromise({
       try: () => readFully(source.fh, mini.file, mini.dataAt, rg.end - rg.start, rg.start),
-      catch: (e) => artifactError(path, `cannot read ${where}: ${messageOf(e)}`, e)
+      catch: (e) => artifactError(path, `cannot read ${where}: ${describeError(e)}`, e)
     })
     const batchSize = Math.max(1, rg.rows)
     if (onWorker) {
       const ipc = yield* Effect.tryPromise({
         try: () => decodeOnWorker(mini.file, batchSize),
-        catch: (e) => artifactError(path, `corrupt data in ${where}: ${messageOf(e)}`, e)
+        catch: (e) => artifactError(path, `corrupt data in ${where}: ${describeError(e)}`, e)
       })
       return yield* Effect.try({
         try: () => arrow.tableFromIPC(ipc),
-        catch: (e) => artifactError(path, `corrupt data in ${where}: ${messageOf(e)}`, e)
+        catch: (e) => artifactError(path, `corrupt data in ${where}: ${describeError(e)}`, e)
       })
     }
     return yield* Effect.try({
       try: () => arrow.tableFromIPC(pq.readParquet(mini.file, { batchSize }).intoIPCStream()),
-      catch: (e) => artifactError(path, `corrupt data in ${where}: ${messageOf(e)}`, e)
+      catch: (e) => artifactError(path, `corrupt data in ${where}: ${describeError(e)}`, e)
     })
   })
 
@@ -1036,7 +1037,7 @@ export const readTableBatches = (
             Effect.flatMap((table) =>
               Effect.try({
                 try: () => tableRows(table, names),
-                catch: (e) => artifactError(path, `cannot read row group ${i} of ${path}: ${messageOf(e)}`, e)
+                catch: (e) => artifactError(path, `cannot read row group ${i} of ${path}: ${describeError(e)}`, e)
               })
             )
           )
@@ -1142,7 +1143,7 @@ export const readTableRaw = (path: string, names: ReadonlyArray<string>): Stream
                     return [name, rawColumn(vector, name)]
                   }))
                 })),
-              catch: (e) => artifactError(path, `cannot read row group ${i} of ${path}: ${messageOf(e)}`, e)
+              catch: (e) => artifactError(path, `cannot read row group ${i} of ${path}: ${describeError(e)}`, e)
             })
           )
         )
@@ -1157,11 +1158,11 @@ export const readTableRaw = (path: string, names: ReadonlyArray<string>): Stream
           const data = bytesBuffer.subarray(0, rg.end - rg.start)
           yield* Effect.tryPromise({
             try: () => readFully(source.fh, data, 0, data.length, rg.start),
-            catch: (e) => artifactError(path, `cannot read ${where}: ${messageOf(e)}`, e)
+            catch: (e) => artifactError(path, `cannot read ${where}: ${describeError(e)}`, e)
           })
           const decoded = yield* Effect.try({
             try: () => decodeRowGroupJs(data, rg, stored, names, textBuffers),
-            catch: (e) => artifactError(path, `corrupt data in ${where}: ${messageOf(e)}`, e)
+            catch: (e) => artifactError(path, `corrupt data in ${where}: ${describeError(e)}`, e)
           })
           if (decoded === undefined) return yield* viaArrow(i)
           for (const name of names) {

@@ -14,6 +14,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads"
 import * as zlib from "node:zlib"
+import { describeError } from "../../errors/describe.ts"
 
 /** `workerData` of the compression worker: this module also loads (as a library) wherever `write.ts` does. */
 export const ZSTD_WORKER_TAG = "llink-zstd-worker"
@@ -53,7 +54,7 @@ if (port !== null && workerData === ZSTD_WORKER_TAG) {
       port.postMessage({ id: m.id, result: out }, out.map((o) => o.buffer))
     } catch (e) {
       // reported to the caller, which fails the table writer with this message
-      port.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e) })
+      port.postMessage({ id: m.id, error: describeError(e) })
     }
   })
 }

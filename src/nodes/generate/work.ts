@@ -40,6 +40,7 @@ import { instructionText, stripTokens } from "../../prompts/slots.ts"
 import { type EvalSystems, finetunePromptOf, gatherRows, llinkPromptOf, loadEvalSystems } from "../../artifacts/systems.ts"
 import { loadPeerSystems, peerPrompt, type PeerSystems, peerSoftRows } from "../../artifacts/peers.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
+import { describeError } from "../../errors/describe.ts"
 
 export type { GenerateParams }
 
@@ -106,7 +107,7 @@ const readBatch = (
   try {
     parsed = JSON.parse(fs.readFileSync(file, "utf8")) as Partial<BatchFile>
   } catch (cause) {
-    return { _tag: "bad", reason: cause instanceof Error ? cause.message : String(cause) }
+    return { _tag: "bad", reason: describeError(cause) }
   }
   if (parsed.version !== 1 || !Array.isArray(parsed.ids) || !Array.isArray(parsed.rows)) return { _tag: "bad", reason: "not a batch file" }
   if (parsed.ids.length !== ids.length || parsed.ids.some((id, i) => id !== ids[i])) return { _tag: "bad", reason: "holds other examples" }
@@ -256,7 +257,7 @@ const generateBatches = (
           } else {
             const fresh = yield* Effect.tryPromise({
               try: () => generateBatch(systems!.sys, batch, ids, z, p, systems!.peers),
-              catch: (cause) => new StageError({ stage: STAGE, message: `batch ${b} (examples ${start}–${start + batch.length - 1}): ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+              catch: (cause) => new StageError({ stage: STAGE, message: `batch ${b} (examples ${start}–${start + batch.length - 1}): ${describeError(cause)}`, cause })
             })
             yield* save(b, ids, fresh)
             computed++

@@ -14,6 +14,7 @@ import * as zlib from "node:zlib"
 import { Effect } from "effect"
 import xzDecompress from "xz-decompress"
 import { InputFileError } from "../../pipeline/errors.ts"
+import { describeError } from "../../errors/describe.ts"
 
 export type Compression = "none" | "gzip" | "xz"
 export type Container = Compression | "zip" | "parquet"
@@ -37,16 +38,6 @@ export interface ByteSource {
 }
 
 const CHUNK = 1 << 16
-
-/** A short description of an unknown thrown value. */
-export const describeError = (cause: unknown): string => {
-  if (cause instanceof InputFileError) return cause.message
-  if (cause instanceof Error) {
-    const code = (cause as NodeJS.ErrnoException).code
-    return code !== undefined && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message
-  }
-  return String(cause)
-}
 
 /** Converts anything thrown while reading `file` into an `InputFileError` (an `InputFileError` passes through). */
 export const toInputFileError = (file: string, cause: unknown, what = "read failed"): InputFileError =>

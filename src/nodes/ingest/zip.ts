@@ -11,7 +11,8 @@ import * as path from "node:path"
 import * as zlib from "node:zlib"
 import { Effect } from "effect"
 import { InputFileError } from "../../pipeline/errors.ts"
-import { type ByteSource, describeError, openRange, toInputFileError } from "./bytes.ts"
+import { describeError } from "../../errors/describe.ts"
+import { type ByteSource, openRange, toInputFileError } from "./bytes.ts"
 
 export interface ZipEntry {
   readonly name: string

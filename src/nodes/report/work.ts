@@ -20,13 +20,14 @@ import { PretrainDoc } from "../../schemas/pretrain.ts"
 import type { ReportParams } from "./params.ts"
 import { type MetricsTable, renderReport } from "./render.ts"
 import { REPORT_HTML, REPORT_INPUTS, REPORT_MD } from "./stage.ts"
+import { describeError } from "../../errors/describe.ts"
 
 const STAGE = "report"
 
 const readJson = (file: string): Effect.Effect<unknown, StageError> =>
   Effect.try({
     try: (): unknown => JSON.parse(fs.readFileSync(file, "utf8")),
-    catch: (cause) => new StageError({ stage: STAGE, message: `cannot read JSON: ${cause instanceof Error ? cause.message : String(cause)}`, file, cause })
+    catch: (cause) => new StageError({ stage: STAGE, message: `cannot read JSON: ${describeError(cause)}`, file, cause })
   })
 
 /** An input document decoded with its producer's Schema, or undefined when it was not computed in this run. */

@@ -43,6 +43,7 @@ import { readMatrixHead } from "../../artifacts/matrixHead.ts"
 import { leftPad, teacherPromptIds } from "../../prompts/teacher.ts"
 import { slotPrompt, stripTokens, taskInstruction } from "../../prompts/slots.ts"
 import { type EvalSystems, loadEvalSystems } from "../../artifacts/systems.ts"
+import { describeError } from "../../errors/describe.ts"
 
 export type { RetrievalFullParams }
 
@@ -141,7 +142,7 @@ const queryVectors = (
           }
           return { full, finetune: ft }
         },
-        catch: (cause) => new StageError({ stage: STAGE, message: `retrieval failed: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+        catch: (cause) => new StageError({ stage: STAGE, message: `retrieval failed: ${describeError(cause)}`, cause })
       }),
     (sys) => Effect.sync(() => sys.dispose())
   )
@@ -163,7 +164,7 @@ const readShardVectors = (shard: FinishedShard, d: number): Effect.Effect<QueryV
       const count = (shard.range.end - shard.range.start) * d
       return { full: readF32File(path.join(shard.dir, SHARD_FILES.full), count), finetune: readF32File(path.join(shard.dir, SHARD_FILES.finetune), count) }
     },
-    catch: (cause) => new StageError({ stage: STAGE, message: `cannot read a shard's vectors: ${cause instanceof Error ? cause.message : String(cause)}`, file: shard.dir, cause })
+    catch: (cause) => new StageError({ stage: STAGE, message: `cannot read a shard's vectors: ${describeError(cause)}`, file: shard.dir, cause })
   })
 
 /**

@@ -29,6 +29,7 @@ import { readModelsRef } from "../../artifacts/models.ts"
 import { loadPeerBridges, peerPooledVectors } from "../../artifacts/peers.ts"
 import { peerRetrievalText } from "../../prompts/bridge.ts"
 import type { PeerName } from "../../schemas/sft.ts"
+import { describeError } from "../../errors/describe.ts"
 
 export type { RetrievalPeersParams }
 
@@ -72,7 +73,7 @@ export const runRetrievalPeers = (ctx: StageContext<RetrievalPeersParams>): Effe
             bar.done()
             return out
           },
-          catch: (cause) => new StageError({ stage: STAGE, message: `retrieval failed: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+          catch: (cause) => new StageError({ stage: STAGE, message: `retrieval failed: ${describeError(cause)}`, cause })
         }),
       (loaded) => Effect.sync(() => loaded.dispose())
     )

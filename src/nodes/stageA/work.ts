@@ -55,6 +55,7 @@ import { hostMatmul } from "../../backend/host.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { saveProjectorDir } from "../../artifacts/projector.ts"
 import { selectionQuery, StepScores } from "./stepScores.ts"
+import { describeError } from "../../errors/describe.ts"
 
 export type { StageAParams }
 
@@ -389,7 +390,7 @@ export const runStageA = (ctx: StageContext<StageAParams>): Effect.Effect<StageO
           }
         },
         catch: (cause) =>
-          new StageError({ stage: STAGE, message: `cannot set up training: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+          new StageError({ stage: STAGE, message: `cannot set up training: ${describeError(cause)}`, cause })
       }),
       ({ proj, opt, queue, device }) =>
         Effect.gen(function*() {
@@ -418,7 +419,7 @@ export const runStageA = (ctx: StageContext<StageAParams>): Effect.Effect<StageO
               catch: (cause) =>
                 new StageError({
                   stage: STAGE,
-                  message: `step ${trainer.step() + 1} failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+                  message: `step ${trainer.step() + 1} failed: ${describeError(cause)}`,
                   cause
                 })
             })

@@ -50,6 +50,7 @@ import { gatherRows, loadSftSets, readMatrixRows } from "../../train/sftData.ts"
 import type { MetricsRow, ParamGroup } from "../../train/sftLoop.ts"
 import { dropoutModel, loopSettingsOf, loraGroupVariables, runLoop } from "../../train/sftLoop.ts"
 import { padBatch, slotTokens } from "../../prompts/slots.ts"
+import { describeError } from "../../errors/describe.ts"
 
 export type { StageBParams }
 export { STAGEB_METRICS_COLUMNS }
@@ -68,7 +69,7 @@ const EVAL_KEYS = ["valLoss", "valLzero"] as const
 const fail = (message: string, file?: string) => (cause: unknown): StageError =>
   new StageError({
     stage: STAGE,
-    message: `${message}: ${cause instanceof Error ? cause.message : String(cause)}`,
+    message: `${message}: ${describeError(cause)}`,
     ...(file === undefined ? {} : { file }),
     cause
   })
