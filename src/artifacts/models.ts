@@ -21,11 +21,10 @@ import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { ArtifactError } from "../pipeline/errors.ts"
+import { EmbeddingInitRule } from "../schemas/fields.ts"
 
 export const MODELS_FORMAT = "llink-models"
 
-/** How the input-embedding rows of the added tokens start (`models.embeddingInit`). */
-export const EmbeddingInitRule = Schema.Literals(["zeros", "mean", "normal"])
 
 export const ModelRef = Schema.Struct({
   /** "tiny": written by the `models` stage (path relative to the JSON file); "snapshot": a user folder (absolute). */

@@ -40,3 +40,30 @@ export const openRegularFile = Effect.fn("formats.openRegularFile")(function*(pa
   const file: OpenFile = { fh, size: stat.size, io }
   return file
 })
+
+/** The most one read or write call moves (Node caps a single call at 2 GiB). */
+const MAX_IO_BYTES = 1 << 30
+
+/** Reads exactly `length` bytes at `position` into `target[offset..]`; throws if the file ends first. */
+export const readFully = async (fh: FileHandle, target: Uint8Array, position: number, offset = 0, length = target.length - offset): Promise<void> => {
+  let done = 0
+  while (done < length) {
+    const { bytesRead } = await fh.read(target, offset + done, Math.min(MAX_IO_BYTES, length - done), position + done)
+    if (bytesRead === 0) throw new Error(`file ends at byte ${position + done}, ${length - done} bytes short`)
+    done += bytesRead
+  }
+}
+
+/** Writes `chunks` back to back from `position`; returns the bytes written. */
+export const writeFully = async (fh: FileHandle, chunks: ReadonlyArray<Uint8Array>, position: number): Promise<number> => {
+  let at = position
+  for (const chunk of chunks) {
+    let done = 0
+    while (done < chunk.length) {
+      const { bytesWritten } = await fh.write(chunk, done, Math.min(MAX_IO_BYTES, chunk.length - done), at + done)
+      done += bytesWritten
+    }
+    at += chunk.length
+  }
+  return at - position
+}

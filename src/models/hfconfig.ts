@@ -16,10 +16,8 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { CheckpointError } from "./errors.ts"
 import { describeError } from "../errors/describe.ts"
+import { dflt } from "../schemas/fields.ts"
 
-/** Field with a decoding default (the key may be absent). */
-const dflt = <S extends Schema.Top>(schema: S, value: S["Encoded"]) =>
-  schema.pipe(Schema.withDecodingDefaultKey(Effect.succeed(value)))
 
 const PosInt = Schema.Int.check(Schema.isGreaterThan(0))
 const NonNegInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))

@@ -27,6 +27,7 @@ import { createLora, loadLora, loraDelta } from "./lora.ts"
 import type { HostTensor } from "./safetensors.ts"
 import { loadSafetensorsDir } from "./safetensors.ts"
 import { extendEmbeddingRows, loadTokenizer } from "./tokenizer.ts"
+import type { EmbeddingInitRule } from "../schemas/fields.ts"
 import type { TensorSpec } from "./weights.ts"
 import { checkpointTensorNames, checkTensors, toTensor } from "./weights.ts"
 
@@ -135,13 +136,11 @@ export const llamaTensorSpecs = (config: LlamaConfig): Array<TensorSpec> => {
   return specs
 }
 
-/** How new vocabulary rows (added tokens) are initialised; see `extendEmbeddingRows`. */
-export type EmbeddingInit = "zeros" | "mean" | "normal"
 
 export interface LlamaBuildOptions {
   /** Rows appended to the embedding matrix (and to an untied head) for added tokens. Default 0. */
   readonly extraRows?: number
-  readonly embeddingInit?: EmbeddingInit
+  readonly embeddingInit?: EmbeddingInitRule
   readonly embeddingSeed?: number
   readonly lora?: LoraAdapters
 }
@@ -809,7 +808,7 @@ export interface LoadDecoderOptions {
   /** Tokens added after the base vocabulary (e.g. `reservedTokens(8)`); the embedding gains a row for each new one. */
   readonly addedTokens?: ReadonlyArray<string>
   /** Initialisation of the new rows (default "mean"). */
-  readonly embeddingInit?: EmbeddingInit
+  readonly embeddingInit?: EmbeddingInitRule
   readonly embeddingSeed?: number
   /** Fresh LoRA adapters (`{ config, seed }`) or saved ones (`{ dir }`). */
   readonly lora?: { readonly config: LoraConfig; readonly seed: number } | { readonly dir: string; readonly seed?: number }

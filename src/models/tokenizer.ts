@@ -24,6 +24,7 @@ import { CheckpointError } from "./errors.ts"
 import { makeRng } from "./rng.ts"
 import type { HostTensor } from "./safetensors.ts"
 import { describeError } from "../errors/describe.ts"
+import type { EmbeddingInitRule } from "../schemas/fields.ts"
 
 /** A text tokenizer with the ids a model sees. */
 export interface TextTokenizer {
@@ -497,9 +498,6 @@ export const writeTokenizerFiles = (
 // ---------------------------------------------------------------------------------------------------------------
 // Embedding rows for added tokens
 
-/** How new embedding rows start: all zeros, the mean of the existing rows, or N(0, std²) (std default 0.02,
- *  transformers' `initializer_range`). */
-export type EmbeddingInitRule = "zeros" | "mean" | "normal"
 
 /**
  * `embedding` [V, H] grown to [V + extraRows, H]; the first V rows are copied unchanged, the new ones follow `rule`

@@ -5,7 +5,7 @@
  */
 import { Schema } from "effect"
 import type { Column } from "../formats/parquet/table.ts"
-import { EmbeddingInitRule } from "../artifacts/models.ts"
+import { EmbeddingInitRule } from "./fields.ts"
 import { InstructionSource } from "../train/sftParams.ts"
 
 export const BRIDGE_FORMAT = "llink-bridge"

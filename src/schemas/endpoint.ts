@@ -2,11 +2,9 @@
  * The config Schema of one OpenAI-compatible endpoint. Kept apart from the service (`src/services/endpoint.ts`) so
  * that decoding the run config does not load the `openai` client.
  */
-import { Effect, Schema } from "effect"
+import { Schema } from "effect"
+import { dflt } from "./fields.ts"
 
-/** Field with a decoding default (the key may be absent). */
-const dflt = <S extends Schema.Top>(schema: S, value: S["Encoded"]) =>
-  schema.pipe(Schema.withDecodingDefaultKey(Effect.succeed(value)))
 
 const PositiveInt = Schema.Number.pipe(Schema.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1)))
 const NonNegative = Schema.Number.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)))

@@ -19,6 +19,13 @@ import { Effect, Schema } from "effect"
 export const dflt = <S extends Schema.Top>(schema: S, value: S["Encoded"]) =>
   schema.pipe(Schema.withDecodingDefaultKey(Effect.succeed(value)))
 
+/**
+ * How new embedding rows (added tokens) start: all zeros, the mean of the existing rows, or N(0, std²) (std default
+ * 0.02, transformers' `initializer_range`); see `extendEmbeddingRows` in models/tokenizer.ts.
+ */
+export const EmbeddingInitRule = Schema.Literals(["zeros", "mean", "normal"])
+export type EmbeddingInitRule = typeof EmbeddingInitRule.Type
+
 const rule = (message: string) => ({ message })
 
 /** Any finite number. */

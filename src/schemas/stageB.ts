@@ -3,7 +3,7 @@
  * written by those stages and read by generate and retrievalFull (see src/artifacts/stageB.ts).
  */
 import { Schema } from "effect"
-import { EmbeddingInitRule } from "../artifacts/models.ts"
+import { EmbeddingInitRule } from "./fields.ts"
 import { InstructionSource, LoraTarget } from "../train/sftParams.ts"
 
 export const STAGEB_FORMAT = "llink-stageB"

@@ -20,7 +20,7 @@ import { Footer } from "apache-arrow/ipc/metadata/file"
 import { Effect, Semaphore, Stream } from "effect"
 import * as fs from "node:fs"
 import type { FileHandle } from "node:fs/promises"
-import { artifactError, openRegularFile } from "../file.ts"
+import { artifactError, openRegularFile, readFully, writeFully } from "../file.ts"
 import { ArtifactError } from "../errors.ts"
 import { describeError } from "../../errors/describe.ts"
 
@@ -40,12 +40,8 @@ export const VECTOR_COLUMN = "vector"
 export const ID_COLUMN = "id"
 
 const ARROW_MAGIC = Uint8Array.from("ARROW1", (c) => c.charCodeAt(0))
-/** Node's single read/write is capped at 2 GiB − 1; stay well below. */
-const MAX_IO_BYTES = 1 << 30
 
 // ---- helpers -----------------------------------------------------------------------------------------------
-
-
 
 /** Thrown by the pure parts (layout checks); turned into an `ArtifactError` at the Effect boundary. */
 class LayoutError extends Error {
@@ -54,29 +50,6 @@ class LayoutError extends Error {
 
 const bytesOf = (view: ArrayBufferView): Uint8Array => new Uint8Array(view.buffer, view.byteOffset, view.byteLength)
 
-const readFully = async (fh: FileHandle, target: Uint8Array, position: number): Promise<void> => {
-  let done = 0
-  while (done < target.length) {
-    const length = Math.min(MAX_IO_BYTES, target.length - done)
-    const { bytesRead } = await fh.read(target, done, length, position + done)
-    if (bytesRead === 0) throw new LayoutError(`file ends at byte ${position + done}, ${target.length - done} bytes short`)
-    done += bytesRead
-  }
-}
-
-const writeFully = async (fh: FileHandle, chunks: ReadonlyArray<Uint8Array>, position: number): Promise<number> => {
-  let at = position
-  for (const chunk of chunks) {
-    let done = 0
-    while (done < chunk.length) {
-      const length = Math.min(MAX_IO_BYTES, chunk.length - done)
-      const { bytesWritten } = await fh.write(chunk, done, length, at + done)
-      done += bytesWritten
-    }
-    at += chunk.length
-  }
-  return at - position
-}
 
 /** Small IPC pieces (prefixes, flatbuffers, padding) are merged so one batch costs a few writes, not dozens. */
 const coalesce = (chunks: ReadonlyArray<Uint8Array>): Array<Uint8Array> => {

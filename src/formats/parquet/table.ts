@@ -33,7 +33,7 @@ import { isUtf8 } from "node:buffer"
 import * as fs from "node:fs"
 import type { FileHandle } from "node:fs/promises"
 import * as pq from "parquet-wasm"
-import { artifactError, openRegularFile } from "../file.ts"
+import { artifactError, openRegularFile, readFully, writeFully } from "../file.ts"
 import { ArtifactError } from "../errors.ts"
 import * as Footer from "./footer.ts"
 import { PARQUET_READ_WORKER_TAG } from "./readWorker.ts"
@@ -79,24 +79,6 @@ class CellError extends Error {
   override readonly name = "CellError"
 }
 
-/** Reads exactly `length` bytes at `position` into `buf[offset..]`; fails if the file ends first. */
-const readFully = async (fh: FileHandle, buf: Uint8Array, offset: number, length: number, position: number) => {
-  let done = 0
-  while (done < length) {
-    const { bytesRead } = await fh.read(buf, offset + done, length - done, position + done)
-    if (bytesRead === 0) throw new Error(`file ends at byte ${position + done}, expected ${length - done} more`)
-    done += bytesRead
-  }
-}
-
-const writeFully = async (fh: FileHandle, buf: Uint8Array, position: number) => {
-  let done = 0
-  while (done < buf.length) {
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done)
-    done += bytesWritten
-  }
-}
-
 /** Writes `parts` back to back from `position` (one vectored write when it goes through whole). */
 const writeParts = async (fh: FileHandle, parts: ReadonlyArray<Uint8Array>, position: number) => {
   const total = parts.reduce((n, p) => n + p.length, 0)
@@ -108,7 +90,7 @@ const writeParts = async (fh: FileHandle, parts: ReadonlyArray<Uint8Array>, posi
     const end = offset + part.length
     if (end > bytesWritten) {
       const from = Math.max(0, bytesWritten - offset)
-      await writeFully(fh, part.subarray(from), position + offset + from)
+      await writeFully(fh, [part.subarray(from)], position + offset + from)
     }
     offset = end
   }
@@ -727,14 +709,14 @@ const openWriter = Effect.fn("table.openWriter")(function*(
       if (encoded.groups.length > 0) {
         const shift = position - encoded.start
         const moved = encoded.groups.map((rg) => Footer.shiftRowGroup(rg.raw, shift))
-        yield* io("write", () => writeFully(fh, encoded.bytes.subarray(encoded.start, encoded.end), position))
+        yield* io("write", () => writeFully(fh, [encoded.bytes.subarray(encoded.start, encoded.end)], position))
         position += encoded.end - encoded.start
         rowGroups.push(...moved)
       }
       rows += batchRows.length
     })
 
-  yield* io("write", () => writeFully(fh, Footer.MAGIC, 0)).pipe(Effect.tapError(() => abort))
+  yield* io("write", () => writeFully(fh, [Footer.MAGIC], 0)).pipe(Effect.tapError(() => abort))
   position = Footer.MAGIC.length
 
   const writeRowsWasm = (input: ReadonlyArray<Row>): Effect.Effect<void, ArtifactError> =>
@@ -792,7 +774,7 @@ const openWriter = Effect.fn("table.openWriter")(function*(
       if (engine === "js") yield* flushFast
       yield* drain
       const tail = Footer.footerTail(Footer.composeFooter(template, rows, rowGroups))
-      yield* io("write", () => writeFully(fh, tail, position))
+      yield* io("write", () => writeFully(fh, [tail], position))
       yield* io("fsync", () => fh.sync())
       state = "closed"
       scratch.clear()
@@ -853,8 +835,8 @@ const openParquet = Effect.fn("table.openParquet")(function*(path: string) {
   if (size < 12) return yield* artifactError(path, `not a Parquet file: ${path} has only ${size} bytes`)
   const head = new Uint8Array(4)
   const tail = new Uint8Array(8)
-  yield* io(() => readFully(fh, head, 0, 4, 0))
-  yield* io(() => readFully(fh, tail, 0, 8, size - 8))
+  yield* io(() => readFully(fh, head, 0, 0, 4))
+  yield* io(() => readFully(fh, tail, size - 8, 0, 8))
   const isMagic = (b: Uint8Array) => b.every((x, i) => x === Footer.MAGIC[i])
   if (!isMagic(head)) return yield* artifactError(path, `not a Parquet file: ${path} does not start with the PAR1 magic`)
   if (!isMagic(tail.subarray(4))) {
@@ -868,7 +850,7 @@ const openParquet = Effect.fn("table.openParquet")(function*(path: string) {
     return yield* artifactError(path, `corrupt Parquet file: ${path} claims a ${footerLength}-byte footer in ${size} bytes`)
   }
   const raw = new Uint8Array(footerLength)
-  yield* io(() => readFully(fh, raw, 0, footerLength, size - 8 - footerLength))
+  yield* io(() => readFully(fh, raw, size - 8 - footerLength, 0, footerLength))
   const footer = yield* Effect.try({
     try: () => {
       const parsed = Footer.parseFooter(raw)
@@ -955,7 +937,7 @@ const decodeRowGroup = (source: ParquetSource, index: number, onWorker = false):
       catch: (e) => artifactError(path, `corrupt Parquet footer for ${where}: ${describeError(e)}`, e)
     })
     yield* Effect.tryPromise({
-      try: () => readFully(source.fh, mini.file, mini.dataAt, rg.end - rg.start, rg.start),
+      try: () => readFully(source.fh, mini.file, rg.start, mini.dataAt, rg.end - rg.start),
       catch: (e) => artifactError(path, `cannot read ${where}: ${describeError(e)}`, e)
     })
     const batchSize = Math.max(1, rg.rows)
@@ -1157,7 +1139,7 @@ export const readTableRaw = (path: string, names: ReadonlyArray<string>): Stream
           if (bytesBuffer.length < rg.end - rg.start) bytesBuffer = Buffer.allocUnsafeSlow(rg.end - rg.start)
           const data = bytesBuffer.subarray(0, rg.end - rg.start)
           yield* Effect.tryPromise({
-            try: () => readFully(source.fh, data, 0, data.length, rg.start),
+            try: () => readFully(source.fh, data, rg.start),
             catch: (e) => artifactError(path, `cannot read ${where}: ${describeError(e)}`, e)
           })
           const decoded = yield* Effect.try({

@@ -1,6 +1,6 @@
 /** Config section `models`: the frozen encoder and decoder, and the reserved tokens added to the decoder. */
 import { Schema } from "effect"
-import { EmbeddingInitRule } from "../../artifacts/models.ts"
+import { EmbeddingInitRule } from "../../schemas/fields.ts"
 import { Count, dflt, Fraction, Positive, Seed, Size } from "../../schemas/fields.ts"
 
 /** Pretraining of the tiny checkpoints (`models.encoder`/`models.decoder` = "tiny"); 0 steps = left random. */
