@@ -4,7 +4,7 @@
  * `enabled: false` and `trained: null`, and its consumers leave it out.
  */
 import { Schema } from "effect"
-import type { Column } from "../formats/parquet/table.ts"
+import { float64, int32, nullable, tableShape, utf8 } from "../formats/parquet/shape.ts"
 import { EmbeddingInitRule } from "./fields.ts"
 import { InstructionSource } from "../train/sftParams.ts"
 
@@ -35,14 +35,15 @@ export const BridgeDoc = Schema.Struct({
 export type BridgeDoc = typeof BridgeDoc.Type
 
 /** The `langbridge.metrics` / `mindmerger.metrics` tables: one row per optimizer step of each phase. */
-export const BRIDGE_METRICS_COLUMNS: ReadonlyArray<Column> = [
+export const BridgeMetricsTable = tableShape({
   /** "task" (the instruction data) or "mapping" (MindMerger's first phase, the parallel pairs). */
-  { name: "phase", type: "utf8" },
-  { name: "step", type: "int32" },
-  { name: "loss", type: "float64" },
-  { name: "lr", type: "float64" },
-  { name: "gradNorm", type: "float64" },
-  { name: "valLoss", type: "float64", nullable: true },
+  phase: utf8,
+  step: int32,
+  loss: float64,
+  lr: float64,
+  gradNorm: float64,
+  valLoss: nullable(float64),
   /** The validation loss with the mapped states replaced by zeros. */
-  { name: "valLzero", type: "float64", nullable: true }
-]
+  valLzero: nullable(float64)
+})
+export const BRIDGE_METRICS_COLUMNS = BridgeMetricsTable.columns

@@ -1,10 +1,11 @@
 /** The `finetune.metrics` table: one row per optimizer step (validation loss on validation steps). */
-import type { Column } from "../../formats/parquet/table.ts"
+import { float64, int32, nullable, tableShape } from "../../formats/parquet/shape.ts"
 
-export const FINETUNE_METRICS_COLUMNS: ReadonlyArray<Column> = [
-  { name: "step", type: "int32" },
-  { name: "loss", type: "float64" },
-  { name: "lr", type: "float64" },
-  { name: "gradNorm", type: "float64" },
-  { name: "valLoss", type: "float64", nullable: true }
-]
+export const FinetuneMetricsTable = tableShape({
+  step: int32,
+  loss: float64,
+  lr: float64,
+  gradNorm: float64,
+  valLoss: nullable(float64)
+})
+export const FINETUNE_METRICS_COLUMNS = FinetuneMetricsTable.columns

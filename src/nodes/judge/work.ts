@@ -5,7 +5,7 @@ import { Effect, Option, Stream } from "effect"
 import { StageError } from "../../pipeline/errors.ts"
 import { consecutiveRanges, onCluster } from "../../pipeline/shards.ts"
 import type { FinishedShard, ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
-import { type Row, writeTable } from "../../formats/parquet/table.ts"
+import { writeTable } from "../../formats/parquet/table.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
 import {
   aggregate,
@@ -27,7 +27,7 @@ import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 import type { BootstrapConfig } from "../../schemas/bootstrap.ts"
 import { JudgeDoc } from "../../schemas/judge.ts"
 import type { JudgeParams } from "./params.ts"
-import { type GenerationRow, JudgePairColumns, type PeerName, PEERS, readGenerations, type SystemName } from "../../schemas/sft.ts"
+import { type GenerationRow, JudgePairColumns, type JudgePairRow, type PeerName, PEERS, readGenerations, type SystemName } from "../../schemas/sft.ts"
 import { type EndpointError, type EndpointStats, LlmEndpoint, type LlmEndpointShape } from "../../services/endpoint.ts"
 import { endpointStageError, shardedStats, withStageEndpoint } from "../../services/stageEndpoint.ts"
 
@@ -154,7 +154,7 @@ export const numericBySystem = (rows: ReadonlyArray<GenerationRow>): JudgeDoc["n
 
 const verdictText = (j: OrderJudgement): string => (j.verdict._tag === "valid" ? j.verdict.verdict : "invalid")
 
-const pairRow = (p: JudgedPair): Row => ({
+const pairRow = (p: JudgedPair): JudgePairRow => ({
   id: p.example.id,
   bucket: p.example.bucket,
   task_type: p.example.task_type,

@@ -1,32 +1,19 @@
 /** The `stageA.metrics` table: one row per logged optimizer step. */
-import type { Column } from "../../formats/parquet/table.ts"
+import { float64, int32, nullable, tableShape } from "../../formats/parquet/shape.ts"
 
-export interface MetricsRow {
-  readonly step: number
-  readonly loss: number
-  readonly nce: number
-  readonly ncePH: number
-  readonly nceHP: number
-  readonly dir: number
-  readonly norm: number
-  readonly tau: number
-  readonly lr: number
-  readonly gradNorm: number
-  readonly devR1: number | null
-  readonly devMrr: number | null
-}
-
-export const METRICS_COLUMNS: ReadonlyArray<Column> = [
-  { name: "step", type: "int32" },
-  { name: "loss", type: "float64" },
-  { name: "nce", type: "float64" },
-  { name: "ncePH", type: "float64" },
-  { name: "nceHP", type: "float64" },
-  { name: "dir", type: "float64" },
-  { name: "norm", type: "float64" },
-  { name: "tau", type: "float64" },
-  { name: "lr", type: "float64" },
-  { name: "gradNorm", type: "float64" },
-  { name: "devR1", type: "float64", nullable: true },
-  { name: "devMrr", type: "float64", nullable: true }
-]
+export const StageAMetricsTable = tableShape({
+  step: int32,
+  loss: float64,
+  nce: float64,
+  ncePH: float64,
+  nceHP: float64,
+  dir: float64,
+  norm: float64,
+  tau: float64,
+  lr: float64,
+  gradNorm: float64,
+  devR1: nullable(float64),
+  devMrr: nullable(float64)
+})
+export type MetricsRow = typeof StageAMetricsTable.schema.Type
+export const METRICS_COLUMNS = StageAMetricsTable.columns

@@ -1,21 +1,22 @@
 /** The `stageB.metrics` table: one row per optimizer step (validation columns on validation steps). */
-import type { Column } from "../../formats/parquet/table.ts"
+import { float64, int32, nullable, tableShape } from "../../formats/parquet/shape.ts"
 
-export const STAGEB_METRICS_COLUMNS: ReadonlyArray<Column> = [
-  { name: "step", type: "int32" },
-  { name: "loss", type: "float64" },
-  { name: "lsft", type: "float64" },
-  { name: "lzero", type: "float64", nullable: true },
-  { name: "gap", type: "float64", nullable: true },
-  { name: "contrast", type: "float64" },
-  { name: "cos", type: "float64" },
-  { name: "nce", type: "float64" },
-  { name: "lr", type: "float64" },
-  { name: "lrSlots", type: "float64" },
-  { name: "lrScale", type: "float64" },
-  { name: "gradNorm", type: "float64" },
-  { name: "gate", type: "float64" },
-  { name: "scale", type: "float64" },
-  { name: "valLoss", type: "float64", nullable: true },
-  { name: "valLzero", type: "float64", nullable: true }
-]
+export const StageBMetricsTable = tableShape({
+  step: int32,
+  loss: float64,
+  lsft: float64,
+  lzero: nullable(float64),
+  gap: nullable(float64),
+  contrast: float64,
+  cos: float64,
+  nce: float64,
+  lr: float64,
+  lrSlots: float64,
+  lrScale: float64,
+  gradNorm: float64,
+  gate: float64,
+  scale: float64,
+  valLoss: nullable(float64),
+  valLzero: nullable(float64)
+})
+export const STAGEB_METRICS_COLUMNS = StageBMetricsTable.columns

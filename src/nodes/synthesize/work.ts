@@ -9,7 +9,7 @@ import { readTableAll, type Row, writeTable } from "../../formats/parquet/table.
 import { asStageError } from "../../pipeline/stageError.ts"
 import { deriveSeed, makeRng } from "../../models/rng.ts"
 import type { SynthesizeParams } from "./params.ts"
-import { SftColumns, type SftRow, SynthQuarantineColumns } from "../../schemas/sft.ts"
+import { SftColumns, type SftRow, SynthQuarantineColumns, type SynthQuarantineRow } from "../../schemas/sft.ts"
 import { type EndpointError, type EndpointStats, LlmEndpoint, type LlmEndpointShape } from "../../services/endpoint.ts"
 import { endpointStageError, shardedStats, withStageEndpoint } from "../../services/stageEndpoint.ts"
 import {
@@ -172,7 +172,7 @@ const readPairs = (file: string): Effect.Effect<Array<Pair>, StageError> =>
     return pairs
   })
 
-const quarantineRow = (c: Pick<Candidate, "split" | "row" | "id" | "taskType">, reason: string, raw: string, attempts: number): Row => ({
+const quarantineRow = (c: Pick<Candidate, "split" | "row" | "id" | "taskType">, reason: string, raw: string, attempts: number): SynthQuarantineRow => ({
   split: c.split,
   row: c.row,
   id: c.id,
@@ -198,7 +198,7 @@ export const runSynthesize = (ctx: StageContext<SynthesizeParams>, shards: Reado
     const train = yield* readPairs(ctx.inputs["train"])
     const evalPairs = yield* readPairs(ctx.inputs["eval"])
 
-    const quarantine: Array<Row> = []
+    const quarantine: Array<SynthQuarantineRow> = []
     const filtered: Record<string, number> = {}
     const quarantinedByReason: Record<string, number> = {}
     const attemptsHistogram: Record<string, number> = {}
