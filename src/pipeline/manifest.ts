@@ -12,6 +12,8 @@ import * as path from "node:path"
 import { Effect, Schema, Version } from "effect"
 import { ArtifactError } from "./errors.ts"
 import { readTextIfExists, writeFileAtomic } from "./fsAtomic.ts"
+import type { StageMeta } from "./cache.ts"
+import type { PreparedStage } from "./plan.ts"
 
 /** Versions of the software that produced a result. */
 export const ToolInfo = Schema.Struct({ llink: Schema.String, node: Schema.String, effect: Schema.String })
@@ -127,3 +129,77 @@ export const readManifest = Effect.fn("Manifest.read")(function*(runDir: string,
 /** Writes the manifest atomically (temporary file + fsync + rename + fsync of the folder). */
 export const writeManifest = (runDir: string, manifest: Manifest): Effect.Effect<void, ArtifactError> =>
   writeFileAtomic(manifestPath(runDir), `${JSON.stringify(manifest, null, 2)}\n`)
+
+// ---- entry builders (the runner records one per stage) ---------------------------------------------------------
+
+/** An entry for a stage with no recorded lineage, skipped for `reason`. */
+export const emptyEntry = (reason: string): ManifestStage => ({
+  key: null,
+  status: "skipped",
+  reason,
+  version: null,
+  params: null,
+  inputs: {},
+  externalInputs: {},
+  outputs: {},
+  metrics: {},
+  durationMs: 0,
+  recordedAt: new Date().toISOString(),
+  tool: toolInfo()
+})
+
+/** A skipped entry: keeps the lineage recorded before (if any), marks it skipped with `reason`. */
+export const skippedEntry = (previous: ManifestStage | undefined, reason: string): ManifestStage => {
+  if (previous === undefined) return emptyEntry(reason)
+  const { error: _error, ...rest } = previous
+  return { ...rest, status: "skipped", reason }
+}
+
+/** The entry of a published stage (`ran`, `cached`, or `skipped` when --only used its outputs). */
+export const entryFromMeta = (
+  cacheRoot: string,
+  meta: StageMeta,
+  status: StageStatus,
+  extra?: { readonly reason?: string }
+): ManifestStage => ({
+  key: meta.key,
+  status,
+  ...(extra?.reason !== undefined ? { reason: extra.reason } : {}),
+  version: meta.version,
+  params: meta.params,
+  inputs: meta.inputs,
+  externalInputs: meta.externalInputs,
+  ...(meta.code === undefined ? {} : { code: meta.code }),
+  outputs: Object.fromEntries(
+    Object.entries(meta.outputs).map(([name, o]) => [
+      name,
+      { digest: o.digest, rows: o.rows, path: path.join(cacheRoot, meta.stage, meta.key, o.file) }
+    ])
+  ),
+  metrics: meta.metrics,
+  durationMs: meta.durationMs,
+  recordedAt: new Date().toISOString(),
+  tool: meta.tool
+})
+
+/** The entry of a stage that failed, with what was known of it (nothing before its key was computed). */
+export const failedEntry = (
+  version: string,
+  prepared: PreparedStage | undefined,
+  error: string,
+  durationMs: number
+): ManifestStage => ({
+  key: prepared?.key ?? null,
+  status: "failed",
+  version,
+  params: prepared?.params.json ?? null,
+  inputs: prepared?.inputs ?? {},
+  externalInputs: prepared?.externalInputs ?? {},
+  ...(prepared === undefined ? {} : { code: prepared.code }),
+  outputs: {},
+  metrics: {},
+  durationMs,
+  error,
+  recordedAt: new Date().toISOString(),
+  tool: toolInfo()
+})

@@ -13,6 +13,10 @@
  * Around the run: the run-dir lock (`lock.ts`), leftover temporary folders of dead processes removed, the manifest
  * (`manifest.ts`) rewritten atomically after every stage, and `<run-dir>/artifacts/<file>` symlinks to the published
  * files the run used. A stage's Effect may require services (`R`): they pass through to the caller.
+ *
+ * The steps, each a named effect: `selectStages` (pure), `openRun` (the manifest from the previous one, every stage
+ * "not reached"), `useOnlyAncestors` (--only), `scheduleStage` (wait for upstream) → `executeStage` (prepare, look
+ * up, else `runAndPublish`), `reportOf`. The manifest's entries are built in `manifest.ts`.
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -32,15 +36,18 @@ import { errnoCode } from "../formats/file.ts"
 import { removeStaleTempFiles, trySync, uniqueSuffix } from "./fsAtomic.ts"
 import { withRunLock } from "./lock.ts"
 import {
+  entryFromMeta,
+  failedEntry,
   manifestPath,
   readManifest,
+  skippedEntry,
   toolInfo,
   writeManifest,
   type Manifest,
   type ManifestStage,
   type StageStatus
 } from "./manifest.ts"
-import { prepareStage, upstreamArtifact, type PreparedStage, type RunConfig } from "./plan.ts"
+import { prepareStage, upstreamArtifact, type PreparedStage, type RunConfig, type UpstreamArtifact } from "./plan.ts"
 import { checkOutput } from "./shapes.ts"
 import { removeShards, runShardedStage } from "./shards.ts"
 import { makeConsoleReporter, type Reporter } from "./progress.ts"
@@ -134,54 +141,6 @@ const describeCauseOf = (cause: Cause.Cause<unknown>): string => {
   return Cause.hasInterrupts(cause) ? "interrupted" : Cause.pretty(cause)
 }
 
-const emptyEntry = (reason: string): ManifestStage => ({
-  key: null,
-  status: "skipped",
-  reason,
-  version: null,
-  params: null,
-  inputs: {},
-  externalInputs: {},
-  outputs: {},
-  metrics: {},
-  durationMs: 0,
-  recordedAt: new Date().toISOString(),
-  tool: toolInfo()
-})
-
-/** A skipped entry: keeps the lineage recorded before (if any), marks it skipped with `reason`. */
-const skippedEntry = (previous: ManifestStage | undefined, reason: string): ManifestStage => {
-  if (previous === undefined) return emptyEntry(reason)
-  const { error: _error, ...rest } = previous
-  return { ...rest, status: "skipped", reason }
-}
-
-const entryFromMeta = (
-  cacheRoot: string,
-  meta: StageMeta,
-  status: StageStatus,
-  extra?: { readonly reason?: string }
-): ManifestStage => ({
-  key: meta.key,
-  status,
-  ...(extra?.reason !== undefined ? { reason: extra.reason } : {}),
-  version: meta.version,
-  params: meta.params,
-  inputs: meta.inputs,
-  externalInputs: meta.externalInputs,
-  ...(meta.code === undefined ? {} : { code: meta.code }),
-  outputs: Object.fromEntries(
-    Object.entries(meta.outputs).map(([name, o]) => [
-      name,
-      { digest: o.digest, rows: o.rows, path: path.join(cacheRoot, meta.stage, meta.key, o.file) }
-    ])
-  ),
-  metrics: meta.metrics,
-  durationMs: meta.durationMs,
-  recordedAt: new Date().toISOString(),
-  tool: meta.tool
-})
-
 /**
  * Points `<run-dir>/artifacts/<linkName>` at each published output (relative symlinks, replaced atomically), and makes
  * the copies an output declares (`runCopy`: results.json and the report). Links and copies are a convenience (the
@@ -231,6 +190,295 @@ const rowsOf = <R>(stage: AnyStage<R>, outputs: Readonly<Record<string, { readon
     stage.outputs.flatMap((o) => (outputs[o.name] === undefined ? [] : [[o.name, outputs[o.name].rows] as const]))
   )
 
+/** The stages a run selects, and what a stage outside it is excluded by. */
+export interface Selection {
+  readonly selected: ReadonlySet<string>
+  readonly excludedBy: string
+}
+
+/**
+ * Everything by default; `until` = that stage, its ancestors, and the summaries (stages with optional inputs, such
+ * as the report) whose required inputs are all selected, run on what the selection computes; `only` = that stage.
+ */
+export const selectStages = <R>(dag: Dag<R>, only: string | undefined, until: string | undefined): Selection => {
+  const selected = new Set<string>(only !== undefined ? [only] : until !== undefined ? [...dag.ancestors(until), until] : dag.order)
+  if (only === undefined && until !== undefined) {
+    for (const name of dag.order) {
+      const stage = dag.stage(name)
+      if ((stage.optionalInputs ?? []).length > 0 && dag.requiredUpstream(name).every((u) => selected.has(u))) selected.add(name)
+    }
+  }
+  return { selected, excludedBy: only !== undefined ? `--only ${only}` : `--until ${until}` }
+}
+
+/** One run's shared state: the selection, the manifest being written, and each stage's outcome. */
+interface Run<R> {
+  readonly dag: Dag<R>
+  readonly store: ArtifactStore["Service"]
+  readonly options: RunOptions
+  readonly runDir: string
+  readonly reporter: Reporter
+  readonly force: ReadonlySet<string>
+  readonly selection: Selection
+  readonly previous: Manifest | undefined
+  readonly reports: Map<string, StageRunReport>
+  /** The published meta of each stage whose outputs this run can use. */
+  readonly published: Map<string, StageMeta>
+  /** Per stage: its published meta once done, or None when its outputs are not available (failed, skipped). */
+  readonly done: Map<string, Deferred.Deferred<Option.Option<StageMeta>>>
+  /** Replaces a stage's manifest entry and rewrites the manifest. */
+  readonly record: (name: string, entry: ManifestStage) => Effect.Effect<void, ArtifactError>
+  /** Sets an entry without writing (before the first write). */
+  readonly setEntry: (name: string, entry: ManifestStage) => void
+  readonly manifest: () => Manifest
+}
+
+/** The manifest starts from the previous one: every stage is "skipped" until this run reaches it. */
+const openRun = Effect.fn("Runner.openRun")(function*<R>(dag: Dag<R>, options: RunOptions, reporter: Reporter, selection: Selection) {
+  const store = yield* ArtifactStore
+  const runDir = path.resolve(options.runDir)
+  const previous = yield* readManifest(runDir, reporter.warn)
+  const startedAt = new Date().toISOString()
+  const entries: Record<string, ManifestStage> = {}
+  for (const name of dag.order) {
+    entries[name] = skippedEntry(
+      previous?.stages[name],
+      selection.selected.has(name) ? "not reached (the run stopped before this stage)" : `excluded by ${selection.excludedBy}`
+    )
+  }
+  const force = new Set(options.force ?? [])
+  const manifest = (): Manifest => ({
+    manifestVersion: 1,
+    createdAt: startedAt,
+    updatedAt: new Date().toISOString(),
+    config: { path: options.config.file, digest: options.config.digest, overrides: [...options.config.overrides], value: options.config.value },
+    options: { only: options.only ?? null, until: options.only === undefined ? options.until ?? null : null, force: [...force] },
+    stages: { ...entries },
+    tool: toolInfo()
+  })
+  const manifestLock = yield* Semaphore.make(1)
+  const done = new Map<string, Deferred.Deferred<Option.Option<StageMeta>>>()
+  for (const name of dag.order) done.set(name, yield* Deferred.make<Option.Option<StageMeta>>())
+  const run: Run<R> = {
+    dag,
+    store,
+    options,
+    runDir,
+    reporter,
+    force,
+    selection,
+    previous,
+    reports: new Map(),
+    published: new Map(),
+    done,
+    record: (name, entry) =>
+      manifestLock.withPermits(1)(
+        Effect.suspend(() => {
+          entries[name] = entry
+          return writeManifest(runDir, manifest())
+        })
+      ),
+    setEntry: (name, entry) => {
+      entries[name] = entry
+    },
+    manifest
+  }
+  return run
+})
+
+/** The path of `artifact` in the store, once the stage that makes it has published in this run. */
+const upstreamOf = <R>(run: Run<R>) => (artifact: string): UpstreamArtifact | undefined => {
+  const producer = run.dag.artifacts.get(artifact)
+  const meta = producer === undefined ? undefined : run.published.get(producer.stage)
+  return meta === undefined ? undefined : upstreamArtifact(run.store.root, meta, artifact)
+}
+
+/** --only: every ancestor must already be published for the current config; their outputs are used as they are. */
+const useOnlyAncestors = <R>(run: Run<R>, only: string): Effect.Effect<void, MissingUpstreamError | ArtifactError | ConfigError, R | ArtifactStore> =>
+  Effect.gen(function*() {
+    for (const name of run.dag.ancestors(only)) {
+      const prepared = yield* prepareStage(run.dag.stage(name), run.options.config, upstreamOf(run)).pipe(
+        Effect.catchTag("StageError", (e) =>
+          Effect.fail(
+            new MissingUpstreamError({
+              stage: only,
+              upstream: name,
+              artifact: "",
+              message: `--only ${only}: cannot check upstream stage ${name}: ${formatFailure(e)}`
+            })
+          ))
+      )
+      const hit = yield* run.store.lookup(name, prepared.key)
+      if (Option.isNone(hit)) {
+        const artifacts = run.dag.stage(name).outputs.map((o) => o.name)
+        return yield* new MissingUpstreamError({
+          stage: only,
+          upstream: name,
+          artifact: artifacts.join(", "),
+          message: `--only ${only}: upstream stage ${name} (artifact${artifacts.length === 1 ? "" : "s"} ` +
+            `${artifacts.join(", ")}) is not published for the current config; ` +
+            `run \`llink run --until ${only}\` (or \`--until ${name}\`) first`
+        })
+      }
+      run.published.set(name, hit.value)
+      run.setEntry(name, entryFromMeta(run.store.root, hit.value, "skipped", { reason: `excluded by --only ${only}; its published outputs were used` }))
+      yield* linkArtifacts(run.dag, run.runDir, run.store.root, hit.value, run.reporter.warn)
+      yield* Deferred.succeed(run.done.get(name)!, Option.some(hit.value))
+    }
+  }).pipe(Effect.withSpan("Runner.useOnlyAncestors"))
+
+/** Runs one stage into a temporary folder and publishes it (the stage's error or an interruption fails the Effect). */
+const runAndPublish = <R>(run: Run<R>, stage: AnyStage<R>, prepared: PreparedStage, elapsed: () => number) => {
+  const name = stage.name
+  const { store } = run
+  return store.withTempDir(name, prepared.key, (tmpDir) =>
+    Effect.gen(function*() {
+      const scratchDir = store.scratchDir(name, prepared.key)
+      const outputs: Record<string, string> = {}
+      for (const decl of stage.outputs) outputs[decl.name] = path.join(tmpDir, decl.file)
+      yield* trySync(tmpDir, "prepare output folders", () => {
+        fs.mkdirSync(scratchDir, { recursive: true })
+        for (const file of Object.values(outputs)) fs.mkdirSync(path.dirname(file), { recursive: true })
+      })
+      run.reporter.log(name, run.force.has(name) ? "running (forced)" : "running")
+      const runStart = performance.now()
+      const ctx = {
+        params: prepared.params.value,
+        inputs: prepared.inputPaths,
+        outputs,
+        scratchDir,
+        runDir: run.runDir,
+        progress: (label: string, total?: number) => run.reporter.progress(name, label, total),
+        log: (message: string) => run.reporter.log(name, message)
+      }
+      const outcome = yield* (stage.sharding === undefined ? stage.run(ctx) : runShardedStage(stage, ctx, { root: store.root, key: prepared.key }))
+      const durationMs = Math.round(performance.now() - runStart)
+      for (const decl of stage.outputs) yield* checkOutput(name, decl, outputs[decl.name])
+      const metrics = yield* Effect.try({
+        try: () => JSON.parse(canonicalJson(outcome.metrics ?? {})) as Record<string, unknown>,
+        catch: (cause) => new StageError({ stage: name, message: `metrics are not JSON: ${describeError(cause)}` })
+      })
+      return yield* store.publish({
+        stage: name,
+        key: prepared.key,
+        tmpDir,
+        outputs: stage.outputs,
+        rows: outcome.rows,
+        meta: {
+          version: stage.version,
+          params: prepared.params.json,
+          inputs: prepared.inputs,
+          externalInputs: prepared.externalInputs,
+          ...(prepared.code === null ? {} : { code: prepared.code }),
+          metrics,
+          durationMs,
+          tool: toolInfo()
+        },
+        replace: run.force.has(name)
+      })
+    })
+  ).pipe(
+    Effect.onInterrupt(() =>
+      run.record(name, failedEntry(stage.version, prepared, "interrupted", elapsed())).pipe(
+        Effect.catch((e) => Effect.sync(() => run.reporter.warn(`could not record the interruption of ${name}: ${e.message}`)))
+      )
+    )
+  )
+}
+
+/** Prepares, looks up and (if needed) runs and publishes one stage. None when its outputs are unavailable. */
+const executeStage = <R>(run: Run<R>, name: string): Effect.Effect<Option.Option<StageMeta>, ArtifactError, R | ArtifactStore> =>
+  Effect.gen(function*() {
+    const { dag, store } = run
+    const stage = dag.stage(name)
+    const t0 = performance.now()
+    const elapsed = () => Math.round(performance.now() - t0)
+    const fail = (prepared: PreparedStage | undefined, error: string) =>
+      Effect.gen(function*() {
+        run.reports.set(name, { stage: name, status: "failed", key: prepared?.key ?? null, durationMs: elapsed(), rows: {}, error })
+        yield* run.record(name, failedEntry(stage.version, prepared, error, elapsed()))
+        return Option.none<StageMeta>()
+      })
+
+    const preparedResult = yield* Effect.result(prepareStage(stage, run.options.config, upstreamOf(run)))
+    if (preparedResult._tag === "Failure") return yield* fail(undefined, formatFailure(preparedResult.failure))
+    const prepared = preparedResult.success
+
+    if (!run.force.has(name)) {
+      const lookup = yield* Effect.result(store.lookup(name, prepared.key))
+      if (lookup._tag === "Failure") return yield* fail(prepared, formatFailure(lookup.failure))
+      const hit = lookup.success
+      if (Option.isSome(hit)) {
+        // Scratch space of an earlier, interrupted (e.g. forced) run of this key is stale now.
+        const scratch = store.scratchDir(name, prepared.key)
+        if (fs.existsSync(scratch)) {
+          yield* trySync(scratch, "remove stale scratch folder", () => fs.rmSync(scratch, { recursive: true, force: true }))
+        }
+        run.reports.set(name, { stage: name, status: "cached", key: prepared.key, durationMs: elapsed(), rows: rowsOf(stage, hit.value.outputs) })
+        yield* run.record(name, entryFromMeta(store.root, hit.value, "cached"))
+        yield* linkArtifacts(dag, run.runDir, store.root, hit.value, run.reporter.warn)
+        return hit
+      }
+    }
+
+    const exit = yield* Effect.exit(runAndPublish(run, stage, prepared, elapsed))
+    if (Exit.isFailure(exit)) return yield* fail(prepared, describeCauseOf(exit.cause))
+    const meta = exit.value
+    if (stage.sharding !== undefined) {
+      yield* removeShards(store.root, name, prepared.key).pipe(
+        Effect.catch((e) => Effect.sync(() => run.reporter.warn(`could not remove the shards of ${name}: ${e.message}`)))
+      )
+    }
+    run.reports.set(name, { stage: name, status: "ran", key: meta.key, durationMs: elapsed(), rows: rowsOf(stage, meta.outputs) })
+    yield* run.record(name, entryFromMeta(store.root, meta, "ran"))
+    yield* linkArtifacts(dag, run.runDir, store.root, meta, run.reporter.warn)
+    run.reporter.log(name, `done in ${(meta.durationMs / 1000).toFixed(1)}s`)
+    return Option.some(meta)
+  }).pipe(Effect.withSpan("Runner.executeStage", { attributes: { stage: name } }))
+
+/** Waits for a stage's upstream stages, then executes it (or records it skipped when a required one is missing). */
+const scheduleStage = <R>(run: Run<R>, permits: Semaphore.Semaphore, name: string): Effect.Effect<void, ArtifactError, R | ArtifactStore> => {
+  const deferred = run.done.get(name)!
+  return Effect.gen(function*() {
+    const missing: Array<string> = []
+    const required = run.dag.requiredUpstream(name)
+    for (const up of run.dag.upstream(name)) {
+      // An optional input's producer is waited for only when this run selected it; its absence is fine.
+      if (!required.includes(up) && !run.selection.selected.has(up)) continue
+      const result = yield* Deferred.await(run.done.get(up)!)
+      if (Option.isNone(result) && required.includes(up)) missing.push(up)
+    }
+    if (missing.length > 0) {
+      const reason = `upstream ${missing.join(", ")} did not complete`
+      run.reports.set(name, { stage: name, status: "skipped", key: null, durationMs: 0, rows: {}, reason })
+      yield* run.record(name, skippedEntry(run.previous?.stages[name], reason))
+      yield* Deferred.succeed(deferred, Option.none())
+      return
+    }
+    const result = yield* permits.withPermits(1)(executeStage(run, name))
+    if (Option.isSome(result)) run.published.set(name, result.value)
+    yield* Deferred.succeed(deferred, result)
+  }).pipe(Effect.onExit(() => Deferred.succeed(deferred, Option.none())))
+}
+
+/** The run's report: this run's outcome per stage, the manifest's entry for the rest. */
+const reportOf = <R>(run: Run<R>, final: Manifest): RunReport => {
+  const stages = run.dag.order.map((name): StageRunReport => {
+    const report = run.reports.get(name)
+    if (report !== undefined) return report
+    const entry = final.stages[name]
+    return {
+      stage: name,
+      status: entry.status,
+      key: entry.key,
+      durationMs: 0,
+      rows: rowsOf(run.dag.stage(name), entry.outputs),
+      ...(entry.reason !== undefined ? { reason: entry.reason } : {})
+    }
+  })
+  return { runDir: run.runDir, manifestPath: manifestPath(run.runDir), stages, failed: stages.some((r) => r.status === "failed"), manifest: final }
+}
+
 /** Runs the pipeline (see the module doc). Stage failures do not fail the Effect: see `RunReport.failed`. */
 export const runPipeline = <R>(
   stages: ReadonlyArray<AnyStage<R>>,
@@ -239,33 +487,18 @@ export const runPipeline = <R>(
   Effect.gen(function*() {
     const reporter = options.reporter ?? makeConsoleReporter()
     const warn = reporter.warn
-    const store = yield* ArtifactStore
     const dag = yield* buildDag(stages)
-    const runDir = path.resolve(options.runDir)
-    const force = new Set(options.force ?? [])
-    for (const name of force) yield* requireStage(dag, name, "--force")
+    for (const name of options.force ?? []) yield* requireStage(dag, name, "--force")
     const only = options.only
     const until = only === undefined ? options.until : undefined
     if (only !== undefined) yield* requireStage(dag, only, "--only")
     if (until !== undefined) yield* requireStage(dag, until, "--until")
-
-    const selected = new Set<string>(
-      only !== undefined ? [only] : until !== undefined ? [...dag.ancestors(until), until] : dag.order
-    )
-    // --until: summaries (stages with optional inputs, such as the report) whose required inputs are all selected
-    // run too, on what the selection computes.
-    if (until !== undefined) {
-      for (const name of dag.order) {
-        const stage = dag.stage(name)
-        if ((stage.optionalInputs ?? []).length > 0 && dag.requiredUpstream(name).every((u) => selected.has(u))) {
-          selected.add(name)
-        }
-      }
+    const selection = selectStages(dag, only, until)
+    for (const name of options.force ?? []) {
+      if (!selection.selected.has(name)) warn(`--force ${name} has no effect: ${name} is excluded by ${selection.excludedBy}`)
     }
-    const excludedBy = only !== undefined ? `--only ${only}` : `--until ${until}`
-    for (const name of force) {
-      if (!selected.has(name)) warn(`--force ${name} has no effect: ${name} is excluded by ${excludedBy}`)
-    }
+    const store = yield* ArtifactStore
+    const runDir = path.resolve(options.runDir)
 
     return yield* withRunLock(runDir, warn, () =>
       Effect.gen(function*() {
@@ -275,275 +508,18 @@ export const runPipeline = <R>(
         }
         for (const dir of [runDir, path.join(runDir, "artifacts"), store.root]) yield* removeStaleTempFiles(dir)
 
-        // The manifest starts from the previous one: every stage is "skipped" until this run reaches it.
-        const previous = yield* readManifest(runDir, warn)
-        const startedAt = new Date().toISOString()
-        const entries: Record<string, ManifestStage> = {}
-        for (const name of dag.order) {
-          entries[name] = skippedEntry(
-            previous?.stages[name],
-            selected.has(name) ? "not reached (the run stopped before this stage)" : `excluded by ${excludedBy}`
-          )
-        }
-        const manifest = (): Manifest => ({
-          manifestVersion: 1,
-          createdAt: startedAt,
-          updatedAt: new Date().toISOString(),
-          config: {
-            path: options.config.file,
-            digest: options.config.digest,
-            overrides: [...options.config.overrides],
-            value: options.config.value
-          },
-          options: { only: only ?? null, until: until ?? null, force: [...force] },
-          stages: { ...entries },
-          tool: toolInfo()
-        })
-        const manifestLock = yield* Semaphore.make(1)
-        const record = (name: string, entry: ManifestStage) =>
-          manifestLock.withPermits(1)(
-            Effect.suspend(() => {
-              entries[name] = entry
-              return writeManifest(runDir, manifest())
-            })
-          )
-
-        const reports = new Map<string, StageRunReport>()
-        /** Per stage: its published meta once done, or None when its outputs are not available (failed, skipped). */
-        const done = new Map<string, Deferred.Deferred<Option.Option<StageMeta>>>()
-        for (const name of dag.order) done.set(name, yield* Deferred.make<Option.Option<StageMeta>>())
-        const published = new Map<string, StageMeta>()
-        const upstreamOf = (artifact: string) => {
-          const producer = dag.artifacts.get(artifact)
-          const meta = producer === undefined ? undefined : published.get(producer.stage)
-          return meta === undefined ? undefined : upstreamArtifact(store.root, meta, artifact)
-        }
-
-        // --only: every ancestor must already be published for the current config.
-        if (only !== undefined) {
-          for (const name of dag.ancestors(only)) {
-            const prepared = yield* prepareStage(dag.stage(name), options.config, upstreamOf).pipe(
-              Effect.catchTag("StageError", (e) =>
-                Effect.fail(
-                  new MissingUpstreamError({
-                    stage: only,
-                    upstream: name,
-                    artifact: "",
-                    message: `--only ${only}: cannot check upstream stage ${name}: ${formatFailure(e)}`
-                  })
-                ))
-            )
-            const hit = yield* store.lookup(name, prepared.key)
-            if (Option.isNone(hit)) {
-              const artifacts = dag.stage(name).outputs.map((o) => o.name)
-              return yield* new MissingUpstreamError({
-                stage: only,
-                upstream: name,
-                artifact: artifacts.join(", "),
-                message: `--only ${only}: upstream stage ${name} (artifact${artifacts.length === 1 ? "" : "s"} ` +
-                  `${artifacts.join(", ")}) is not published for the current config; ` +
-                  `run \`llink run --until ${only}\` (or \`--until ${name}\`) first`
-              })
-            }
-            published.set(name, hit.value)
-            entries[name] = entryFromMeta(store.root, hit.value, "skipped", {
-              reason: `excluded by --only ${only}; its published outputs were used`
-            })
-            yield* linkArtifacts(dag, runDir, store.root, hit.value, warn)
-            yield* Deferred.succeed(done.get(name)!, Option.some(hit.value))
-          }
-        }
-
-        yield* writeManifest(runDir, manifest())
+        const run = yield* openRun(dag, options, reporter, selection)
+        if (only !== undefined) yield* useOnlyAncestors(run, only)
+        yield* writeManifest(runDir, run.manifest())
 
         const permits = yield* Semaphore.make(Math.max(1, options.concurrency ?? 2))
-
-        const failedEntry = (
-          name: string,
-          prepared: PreparedStage | undefined,
-          error: string,
-          durationMs: number
-        ): ManifestStage => ({
-          key: prepared?.key ?? null,
-          status: "failed",
-          version: dag.stage(name).version,
-          params: prepared?.params.json ?? null,
-          inputs: prepared?.inputs ?? {},
-          externalInputs: prepared?.externalInputs ?? {},
-          ...(prepared === undefined ? {} : { code: prepared.code }),
-          outputs: {},
-          metrics: {},
-          durationMs,
-          error,
-          recordedAt: new Date().toISOString(),
-          tool: toolInfo()
-        })
-
-        /** Prepares, looks up and (if needed) runs and publishes one stage. None when its outputs are unavailable. */
-        const execute = (
-          name: string
-        ): Effect.Effect<Option.Option<StageMeta>, ArtifactError, R | ArtifactStore> =>
-          Effect.gen(function*() {
-            const stage = dag.stage(name)
-            const t0 = performance.now()
-            const elapsed = () => Math.round(performance.now() - t0)
-            const fail = (prepared: PreparedStage | undefined, error: string) =>
-              Effect.gen(function*() {
-                const key = prepared?.key ?? null
-                reports.set(name, { stage: name, status: "failed", key, durationMs: elapsed(), rows: {}, error })
-                yield* record(name, failedEntry(name, prepared, error, elapsed()))
-                return Option.none<StageMeta>()
-              })
-
-            const preparedResult = yield* Effect.result(prepareStage(stage, options.config, upstreamOf))
-            if (preparedResult._tag === "Failure") return yield* fail(undefined, formatFailure(preparedResult.failure))
-            const prepared = preparedResult.success
-
-            if (!force.has(name)) {
-              const lookup = yield* Effect.result(store.lookup(name, prepared.key))
-              if (lookup._tag === "Failure") return yield* fail(prepared, formatFailure(lookup.failure))
-              const hit = lookup.success
-              if (Option.isSome(hit)) {
-                // Scratch space of an earlier, interrupted (e.g. forced) run of this key is stale now.
-                const scratch = store.scratchDir(name, prepared.key)
-                if (fs.existsSync(scratch)) {
-                  yield* trySync(scratch, "remove stale scratch folder", () =>
-                    fs.rmSync(scratch, { recursive: true, force: true }))
-                }
-                const rows = rowsOf(stage, hit.value.outputs)
-                reports.set(name, { stage: name, status: "cached", key: prepared.key, durationMs: elapsed(), rows })
-                yield* record(name, entryFromMeta(store.root, hit.value, "cached"))
-                yield* linkArtifacts(dag, runDir, store.root, hit.value, warn)
-                return hit
-              }
-            }
-
-            const attempt = store.withTempDir(name, prepared.key, (tmpDir) =>
-              Effect.gen(function*() {
-                const scratchDir = store.scratchDir(name, prepared.key)
-                const outputs: Record<string, string> = {}
-                for (const decl of stage.outputs) outputs[decl.name] = path.join(tmpDir, decl.file)
-                yield* trySync(tmpDir, "prepare output folders", () => {
-                  fs.mkdirSync(scratchDir, { recursive: true })
-                  for (const file of Object.values(outputs)) fs.mkdirSync(path.dirname(file), { recursive: true })
-                })
-                reporter.log(name, force.has(name) ? "running (forced)" : "running")
-                const runStart = performance.now()
-                const ctx = {
-                  params: prepared.params.value,
-                  inputs: prepared.inputPaths,
-                  outputs,
-                  scratchDir,
-                  runDir,
-                  progress: (label: string, total?: number) => reporter.progress(name, label, total),
-                  log: (message: string) => reporter.log(name, message)
-                }
-                const outcome = yield* (stage.sharding === undefined
-                  ? stage.run(ctx)
-                  : runShardedStage(stage, ctx, { root: store.root, key: prepared.key }))
-                const durationMs = Math.round(performance.now() - runStart)
-                for (const decl of stage.outputs) yield* checkOutput(name, decl, outputs[decl.name])
-                const metrics = yield* Effect.try({
-                  try: () => JSON.parse(canonicalJson(outcome.metrics ?? {})) as Record<string, unknown>,
-                  catch: (cause) =>
-                    new StageError({ stage: name, message: `metrics are not JSON: ${describeError(cause)}` })
-                })
-                return yield* store.publish({
-                  stage: name,
-                  key: prepared.key,
-                  tmpDir,
-                  outputs: stage.outputs,
-                  rows: outcome.rows,
-                  meta: {
-                    version: stage.version,
-                    params: prepared.params.json,
-                    inputs: prepared.inputs,
-                    externalInputs: prepared.externalInputs,
-                    ...(prepared.code === null ? {} : { code: prepared.code }),
-                    metrics,
-                    durationMs,
-                    tool: toolInfo()
-                  },
-                  replace: force.has(name)
-                })
-              })
-            ).pipe(
-              Effect.onInterrupt(() =>
-                record(name, failedEntry(name, prepared, "interrupted", elapsed())).pipe(
-                  Effect.catch((e) =>
-                    Effect.sync(() => warn(`could not record the interruption of ${name}: ${e.message}`))
-                  )
-                )
-              )
-            )
-
-            const exit = yield* Effect.exit(attempt)
-            if (Exit.isFailure(exit)) return yield* fail(prepared, describeCauseOf(exit.cause))
-            const meta = exit.value
-            if (stage.sharding !== undefined) {
-              yield* removeShards(store.root, name, prepared.key).pipe(
-                Effect.catch((e) => Effect.sync(() => warn(`could not remove the shards of ${name}: ${e.message}`)))
-              )
-            }
-            const rows = rowsOf(stage, meta.outputs)
-            reports.set(name, { stage: name, status: "ran", key: meta.key, durationMs: elapsed(), rows })
-            yield* record(name, entryFromMeta(store.root, meta, "ran"))
-            yield* linkArtifacts(dag, runDir, store.root, meta, warn)
-            reporter.log(name, `done in ${(meta.durationMs / 1000).toFixed(1)}s`)
-            return Option.some(meta)
-          })
-
-        const runNode = (name: string): Effect.Effect<void, ArtifactError, R | ArtifactStore> => {
-          const deferred = done.get(name)!
-          return Effect.gen(function*() {
-            const missing: Array<string> = []
-            const required = dag.requiredUpstream(name)
-            for (const up of dag.upstream(name)) {
-              // An optional input's producer is waited for only when this run selected it; its absence is fine.
-              if (!required.includes(up) && !selected.has(up)) continue
-              const result = yield* Deferred.await(done.get(up)!)
-              if (Option.isNone(result) && required.includes(up)) missing.push(up)
-            }
-            if (missing.length > 0) {
-              const reason = `upstream ${missing.join(", ")} did not complete`
-              reports.set(name, { stage: name, status: "skipped", key: null, durationMs: 0, rows: {}, reason })
-              yield* record(name, skippedEntry(previous?.stages[name], reason))
-              yield* Deferred.succeed(deferred, Option.none())
-              return
-            }
-            const result = yield* permits.withPermits(1)(execute(name))
-            if (Option.isSome(result)) published.set(name, result.value)
-            yield* Deferred.succeed(deferred, result)
-          }).pipe(Effect.onExit(() => Deferred.succeed(deferred, Option.none())))
-        }
-
-        yield* Effect.forEach(dag.order.filter((n) => selected.has(n)), runNode, {
+        yield* Effect.forEach(dag.order.filter((n) => selection.selected.has(n)), (name) => scheduleStage(run, permits, name), {
           concurrency: "unbounded",
           discard: true
         })
         yield* store.saveDigests
-
-        const final = manifest()
+        const final = run.manifest()
         yield* writeManifest(runDir, final)
-        const stageReports = dag.order.map((name): StageRunReport => {
-          const report = reports.get(name)
-          if (report !== undefined) return report
-          const entry = final.stages[name]
-          return {
-            stage: name,
-            status: entry.status,
-            key: entry.key,
-            durationMs: 0,
-            rows: rowsOf(dag.stage(name), entry.outputs),
-            ...(entry.reason !== undefined ? { reason: entry.reason } : {})
-          }
-        })
-        return {
-          runDir,
-          manifestPath: manifestPath(runDir),
-          stages: stageReports,
-          failed: stageReports.some((r) => r.status === "failed"),
-          manifest: final
-        }
+        return reportOf(run, final)
       }))
   }).pipe(Effect.withSpan("Runner.run"))
