@@ -21,7 +21,7 @@ import { Console, Duration, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
 import { leaseState } from "../cluster/drain.ts"
 import type { AnyStage } from "../pipeline/dag.ts"
-import { formatTable, reportCommandError } from "./run.ts"
+import { formatTable, parseDuration, reportCommandError } from "./kit.ts"
 
 export const clusterFlag = Flag.String("cluster").pipe(
   Flag.withDescription("PostgreSQL URL of the cluster (postgres://user@host:port/db); shards of encode and teacher run on its runners"),
@@ -33,14 +33,6 @@ export const leaseFlag = Flag.String("lease").pipe(
 )
 
 const loadCluster = Effect.promise(() => import("../cluster/client.ts"))
-
-/** `30s`, `500ms`, `2m` (or `30 seconds`, `500 millis`, `2 minutes`) → a Duration; undefined when it is not one. */
-export const parseLease = (text: string): Duration.Duration | undefined => {
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|millis|s|seconds|m|minutes)$/.exec(text.trim())
-  if (m === null) return undefined
-  const n = Number(m[1])
-  return m[2] === "ms" || m[2] === "millis" ? Duration.millis(n) : m[2] === "s" || m[2] === "seconds" ? Duration.seconds(n) : Duration.minutes(n)
-}
 
 /** `host:port`, `host:0` or `host` (port 0: pick a free one); undefined when it is none of these. */
 export const parseListen = (text: string): { readonly host: string; readonly port: number } | undefined => {
@@ -98,8 +90,8 @@ export const makeRunnerCommand = <R>(stages: ReadonlyArray<AnyStage<R>>) =>
           process.exitCode = 2
           return
         }
-        const lease = parseLease(flags.lease)
-        const grace = parseLease(flags.grace)
+        const lease = parseDuration(flags.lease)
+        const grace = parseDuration(flags.grace)
         for (const [flag, value, parsed] of [["--lease", flags.lease, lease], ["--grace", flags.grace, grace]] as const) {
           if (parsed === undefined) {
             process.stderr.write(`error: ${flag} ${value}: expected a duration such as 35s, 500ms or 2m\n`)
@@ -130,7 +122,7 @@ const statusCommand = Command.make("status", { cluster: clusterFlag, lease: leas
   Effect.gen(function*() {
     const url = yield* requireCluster(flags.cluster)
     if (url === undefined) return
-    const lease = parseLease(flags.lease)
+    const lease = parseDuration(flags.lease)
     if (lease === undefined) {
       process.stderr.write(`error: --lease ${flags.lease}: expected a duration such as 35s, 500ms or 2m\n`)
       process.exitCode = 2

@@ -12,7 +12,7 @@ import { Argument, Command, Flag } from "effect/cli"
 import { readRunExamples } from "../artifacts/runExamples.ts"
 import type { Difference } from "../metrics/paired.ts"
 import { type CompareRow, type Comparison, compareRuns, type Leaf, readRuns } from "../pipeline/compare.ts"
-import { reportCommandError } from "./run.ts"
+import { reportCommandError } from "./kit.ts"
 
 /** A number in a table: integers as they are, others to 4 significant digits (no exponent for ordinary sizes). */
 export const formatNumber = (x: number): string => {

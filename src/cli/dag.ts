@@ -5,7 +5,7 @@
 import { Console, Effect } from "effect"
 import { Command } from "effect/cli"
 import { buildDag, toMermaid, type AnyStage } from "../pipeline/dag.ts"
-import { reportCommandError } from "./run.ts"
+import { reportCommandError } from "./kit.ts"
 
 /** The `dag` subcommand over `stages`. */
 export const makeDagCommand = <R>(stages: ReadonlyArray<AnyStage<R>>) =>

@@ -15,7 +15,7 @@ import { loadConfig } from "../nodes/config.ts"
 import { ArtifactStore } from "../pipeline/cache.ts"
 import type { AnyStage } from "../pipeline/dag.ts"
 import { formatPreflight, runPreflight } from "../pipeline/preflight.ts"
-import { reportCommandError, runDirFlag, setFlag } from "./run.ts"
+import { reportCommandError, runDirFlag, setFlag } from "./kit.ts"
 import { describeError } from "../errors/describe.ts"
 
 /** A 256³ sgemm through OpenBLAS against a float64 JS triple loop: max |difference| and time. */

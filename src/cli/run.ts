@@ -6,7 +6,6 @@
  * as `<stage> failed: <file>:<line>: <reason>`) or when the run could not start (config, lock, DAG errors); either way
  * followed by `next:` lines saying what to run next (src/cli/runHints.ts).
  *
- * Also exports the flags and helpers `status.ts` and `dag.ts` share.
  */
 import * as path from "node:path"
 import { Console, Effect, Option } from "effect"
@@ -18,47 +17,9 @@ import type { AnyStage } from "../pipeline/dag.ts"
 import { makeConsoleReporter } from "../pipeline/progress.ts"
 import { runPipeline, type RunError, type RunReport } from "../pipeline/runner.ts"
 import type { ClusterError } from "../cluster/client.ts"
-import { parseLease } from "./cluster.ts"
+import { configFlag, DEFAULT_RUN_DIR, formatTable, parseDuration, runDirFlag, setFlag } from "./kit.ts"
 import { hintsForError, hintsForFailedRun, type RunInvocation } from "./runHints.ts"
 import { describeError } from "../errors/describe.ts"
-
-export const configFlag = Flag.String("config").pipe(
-  Flag.withDescription("config file (default: llink.config.json in the current folder, all defaults if absent)"),
-  Flag.optional
-)
-export const setFlag = Flag.String("set").pipe(
-  Flag.withDescription("override a config field, e.g. --set split.seed=18 (repeatable; value parsed as JSON if it parses)"),
-  Flag.atLeast(0)
-)
-export const DEFAULT_RUN_DIR = "runs/default"
-export const runDirFlag = Flag.String("run-dir").pipe(
-  Flag.withDescription("run directory (manifest.json, artifacts/ links, lock)"),
-  Flag.withDefault(DEFAULT_RUN_DIR)
-)
-
-/** A one-line, user-facing message for an error that stopped a command. */
-
-/**
- * Prints an error that stopped a command (`error: <message>`) and sets the exit code to 1, instead of letting the
- * runtime print a stack trace.
- */
-export const reportCommandError = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A | void, never, R> =>
-  self.pipe(
-    Effect.catch((error: E) =>
-      Effect.sync(() => {
-        process.stderr.write(`error: ${describeError(error)}\n`)
-        process.exitCode = 1
-      })
-    )
-  )
-
-/** Pads columns to their widest cell. */
-export const formatTable = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
-  const line = (cells: ReadonlyArray<string>) =>
-    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join("  ").trimEnd()
-  return [line(header), ...rows.map(line)].join("\n")
-}
 
 const formatRows = (rows: Readonly<Record<string, number | null>>): string => {
   const counted = Object.entries(rows).filter((e): e is [string, number] => e[1] !== null)
@@ -152,7 +113,7 @@ export const makeRunCommand = <R>(stages: ReadonlyArray<AnyStage<R>>) =>
           reporter
         }).pipe(Effect.provide(ArtifactStore.layer(config.value.cacheDir, reporter.warn)))
         const url = Option.getOrUndefined(flags.cluster)
-        const lease = parseLease(flags.lease)
+        const lease = parseDuration(flags.lease)
         if (lease === undefined) {
           process.stderr.write(`error: --lease ${flags.lease}: expected a duration such as 35s, 500ms or 2m\n`)
           process.exitCode = 2

@@ -11,7 +11,7 @@ import { ArtifactStore } from "../pipeline/cache.ts"
 import { loadConfig } from "../nodes/config.ts"
 import type { AnyStage } from "../pipeline/dag.ts"
 import { explainStatus, type StageState, type StageStatusReport } from "../pipeline/plan.ts"
-import { configFlag, formatTable, reportCommandError, runDirFlag, setFlag } from "./run.ts"
+import { configFlag, formatTable, reportCommandError, runDirFlag, setFlag } from "./kit.ts"
 
 const stateLabel: Record<StageState, string> = {
   "up-to-date": "up to date",

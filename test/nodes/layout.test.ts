@@ -77,6 +77,41 @@ describe("layout", () => {
     expect(upward).toEqual([])
   })
 
+  it("src/ has no static import cycle", () => {
+    const files = allSources(srcRoot)
+    const edges = new Map(files.map((f) => [f, graph.file(f).imports.filter((r) => r.resolved !== undefined && !r.typeOnly && !r.dynamic).map((r) => r.resolved!)]))
+    // Tarjan's strongly connected components: a component of more than one file is a cycle
+    let next = 0
+    const index = new Map<string, number>()
+    const low = new Map<string, number>()
+    const stack: Array<string> = []
+    const onStack = new Set<string>()
+    const cycles: Array<string> = []
+    const visit = (v: string): void => {
+      index.set(v, next)
+      low.set(v, next++)
+      stack.push(v)
+      onStack.add(v)
+      for (const w of edges.get(v) ?? []) {
+        if (!index.has(w)) {
+          visit(w)
+          low.set(v, Math.min(low.get(v)!, low.get(w)!))
+        } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!))
+      }
+      if (low.get(v) !== index.get(v)) return
+      const component: Array<string> = []
+      let w: string
+      do {
+        w = stack.pop()!
+        onStack.delete(w)
+        component.push(rel(w))
+      } while (w !== v)
+      if (component.length > 1) cycles.push(component.sort().join(" ↔ "))
+    }
+    for (const f of files) if (!index.has(f)) visit(f)
+    expect(cycles).toEqual([])
+  })
+
   it("a stage declaration's static imports load neither tfjs nor the openai client", () => {
     const heavy: Array<string> = []
     for (const stage of stages) {
