@@ -15,7 +15,9 @@ import * as tf from "@tensorflow/tfjs"
 import { parseArgs } from "node:util"
 import { AdamW, clipCoefficient, gradNorm } from "../src/backend/adamw.ts"
 import { loadBlas } from "../src/backend/blas.ts"
-import { BLAS_BACKEND, kernelTiming, registerBlasBackend } from "../src/backend/kernels.ts"
+import { registerBlasBackend } from "../src/backend/cpuBlas/register.ts"
+import { BLAS_BACKEND } from "../src/backend/cpuBlas/shared.ts"
+import { kernelTiming } from "../src/backend/cpuBlas/table.ts"
 import { gelu, layerNorm } from "../src/backend/ops.ts"
 
 const { values: args } = parseArgs({

@@ -10,7 +10,8 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { parseArgs } from "node:util"
-import { BLAS_BACKEND, registerBlasBackend } from "../src/backend/kernels.ts"
+import { registerBlasBackend } from "../src/backend/cpuBlas/register.ts"
+import { BLAS_BACKEND } from "../src/backend/cpuBlas/shared.ts"
 
 const { values: args } = parseArgs({ options: { reps: { type: "string", default: "5" } } })
 const REPS = Number(args.reps)

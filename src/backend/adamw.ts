@@ -10,7 +10,7 @@
  * State for checkpoints: `getState()` / `setState()` (`step`, and `m`, `v` per variable name).
  */
 import * as tf from "@tensorflow/tfjs"
-import { BlasBackend } from "./kernels.ts"
+import { BlasBackend } from "./cpuBlas/backend.ts"
 import { sumAll } from "./ops.ts"
 
 export interface AdamWOptions {

@@ -1,7 +1,7 @@
 /**
  * Layout loops behind the `cpu-blas` data-movement kernels (Slice, StridedSlice, PadV2, SplitV, Concat, GatherV2,
  * UnsortedSegmentSum): strided box copies done as contiguous runs, row gathers and a single-pass segment sum.
- * Pure functions on Float32Arrays; the kernel wiring (argument parsing, fallbacks, buffer pool) is in `kernels.ts`.
+ * Pure functions on Float32Arrays; the kernel wiring (argument parsing, fallbacks, buffer pool) is in `cpuBlas/dataMovement.ts`.
  */
 
 /** Runs shorter than this are copied with a plain loop (a `subarray` view costs more than copying a few floats). */

@@ -3,7 +3,7 @@
  * accumulation) when the started backend is `cpu-blas`, else the plain-JS product of `hostMath.ts`.
  */
 import { loadBlas } from "./blas.ts"
-import { BLAS_BACKEND } from "./kernels.ts"
+import { BLAS_BACKEND } from "./cpuBlas/shared.ts"
 import { matMulABtJs } from "../train/hostMath.ts"
 import type { MatMulABt } from "../train/hostMath.ts"
 

@@ -6,7 +6,7 @@
  * so results agree across backends (within float32 rounding). Both work inside `tf.grad`/`tf.variableGrads`.
  */
 import * as tf from "@tensorflow/tfjs"
-import { FUSED_KERNELS } from "./kernels.ts"
+import { FUSED_KERNELS } from "./cpuBlas/fused.ts"
 
 const fusedAvailable = (kernelName: string, ...xs: ReadonlyArray<tf.Tensor>): boolean =>
   xs.every((x) => x.dtype === "float32") && tf.getKernel(kernelName, tf.getBackend()) !== undefined

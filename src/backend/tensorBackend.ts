@@ -3,7 +3,7 @@
  *
  * Guarantees:
  * - Lazy: building the layer loads nothing; the first `ready` imports tfjs and selects and starts the backend
- *   (`initBackend` in `./service.ts`: `LLINK_BACKEND` when set, else the best available). A fully cached run or
+ *   (`initBackend` in `./select.ts`: `LLINK_BACKEND` when set, else the best available). A fully cached run or
  *   `llink status` never loads tfjs.
  * - Once: every later `ready` of the same layer returns the same backend (tfjs's backend is process-wide).
  * - Honest: a forced backend that cannot run is a `BackendUnavailableError`, never a silent fallback; a backend
@@ -18,7 +18,7 @@ import type * as tfNamespace from "@tensorflow/tfjs"
 import { Context, Effect, Layer } from "effect"
 import { StageError } from "../pipeline/errors.ts"
 import { BackendUnavailableError } from "./errors.ts"
-import type { BackendChoice, BackendInfo } from "./service.ts"
+import type { BackendChoice, BackendInfo } from "./select.ts"
 import { describeError } from "../errors/describe.ts"
 
 /** A started backend: what was chosen and why, and the tfjs namespace switched to it. */
@@ -50,7 +50,7 @@ export class TensorBackend extends Context.Service<TensorBackend, TensorBackendS
       let started: Promise<StartedBackend> | undefined
       const notice = options?.notice ?? ((line: string) => process.stderr.write(`notice: ${line}\n`))
       const start = async (): Promise<StartedBackend> => {
-        const service = await import("./service.ts")
+        const service = await import("./select.ts")
         const info = await service.initBackend(choice)
         if (info.notice !== undefined) notice(info.notice)
         return { ...info, tf: service.tf }

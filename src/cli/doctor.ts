@@ -91,7 +91,7 @@ export const doctorReport = async (): Promise<{ lines: Array<string>; ok: boolea
   }
   let ok = true
   let error: unknown
-  const { initBackend } = await import("../backend/service.ts")
+  const { initBackend } = await import("../backend/select.ts")
   try {
     const info = await initBackend()
     row("backend", info.description)

@@ -3,7 +3,8 @@
 import * as tf from "@tensorflow/tfjs"
 import { afterAll, describe, expect, it } from "vitest"
 import { AdamW, clipCoefficient, clipGradNorm, gradNorm } from "../../src/backend/adamw.ts"
-import { BLAS_BACKEND, BlasBackend } from "../../src/backend/kernels.ts"
+import { BlasBackend } from "../../src/backend/cpuBlas/backend.ts"
+import { BLAS_BACKEND } from "../../src/backend/cpuBlas/shared.ts"
 import { blasMissing, randn, worstError } from "../support/backend.ts"
 
 interface RefParam {

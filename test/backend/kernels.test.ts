@@ -2,7 +2,11 @@
 // fallbacks (int32, two-sided broadcasts), gradients, and the buffer pool's safety rules.
 import * as tf from "@tensorflow/tfjs"
 import { describe, expect, it } from "vitest"
-import { BLAS_BACKEND, BlasBackend, FUSED_KERNELS, REPLACED_KERNELS, kernelStats } from "../../src/backend/kernels.ts"
+import { BlasBackend } from "../../src/backend/cpuBlas/backend.ts"
+import { FUSED_KERNELS } from "../../src/backend/cpuBlas/fused.ts"
+import { BLAS_BACKEND } from "../../src/backend/cpuBlas/shared.ts"
+import { kernelStats } from "../../src/backend/cpuBlas/shared.ts"
+import { REPLACED_KERNELS } from "../../src/backend/cpuBlas/table.ts"
 import { blasMissing, onBoth, randn, runOn, size, worstError } from "../support/backend.ts"
 
 const t = (shape: Array<number>, seed: number): tf.Tensor => tf.tensor(randn(size(shape), seed), shape, "float32")

@@ -3,7 +3,8 @@
 // axes, empty slices, int32 fallbacks, and gradients.
 import * as tf from "@tensorflow/tfjs"
 import { describe, expect, it } from "vitest"
-import { BLAS_BACKEND, kernelStats } from "../../src/backend/kernels.ts"
+import { BLAS_BACKEND } from "../../src/backend/cpuBlas/shared.ts"
+import { kernelStats } from "../../src/backend/cpuBlas/shared.ts"
 import { blasMissing, onBoth, randn, rng, runOn, size, worstError } from "../support/backend.ts"
 
 const t = (shape: Array<number>, seed: number): tf.Tensor => tf.tensor(randn(size(shape), seed), shape, "float32")

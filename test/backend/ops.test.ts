@@ -2,7 +2,8 @@
 // gradients, and the composite path used on other backends.
 import * as tf from "@tensorflow/tfjs"
 import { describe, expect, it } from "vitest"
-import { BLAS_BACKEND, FUSED_KERNELS } from "../../src/backend/kernels.ts"
+import { FUSED_KERNELS } from "../../src/backend/cpuBlas/fused.ts"
+import { BLAS_BACKEND } from "../../src/backend/cpuBlas/shared.ts"
 import { gelu, layerNorm } from "../../src/backend/ops.ts"
 import { blasMissing, randn, runOn, worstError } from "../support/backend.ts"
 

@@ -10,7 +10,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as tf from "@tensorflow/tfjs"
 import { describe, expect, it } from "vitest"
-import { initBackend } from "../../src/backend/service.ts"
+import { initBackend } from "../../src/backend/select.ts"
 import { differences, runSteps } from "../support/steps.ts"
 
 describe("the wasm backend", () => {

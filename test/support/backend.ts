@@ -1,7 +1,8 @@
 /** Shared helpers of the backend tests: seeded data, running one computation on two backends, comparing. */
 import * as tf from "@tensorflow/tfjs"
 import { BlasUnavailableError, tryLoadBlas } from "../../src/backend/blas.ts"
-import { BLAS_BACKEND, registerBlasBackend } from "../../src/backend/kernels.ts"
+import { registerBlasBackend } from "../../src/backend/cpuBlas/register.ts"
+import { BLAS_BACKEND } from "../../src/backend/cpuBlas/shared.ts"
 import { skipFor } from "./envGate.ts"
 
 const loaded = tryLoadBlas()

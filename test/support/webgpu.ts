@@ -7,7 +7,7 @@
  * it runs on and ends with `await data()` there.
  */
 import * as tf from "@tensorflow/tfjs"
-import { initBackend } from "../../src/backend/service.ts"
+import { initBackend } from "../../src/backend/select.ts"
 import { probeWebgpu } from "../../src/backend/webgpu.ts"
 import { skipFor } from "./envGate.ts"
 

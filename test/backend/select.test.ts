@@ -6,8 +6,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Effect, Exit } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
-import { BLAS_BACKEND } from "../../src/backend/kernels.ts"
-import { BackendUnavailableError, initBackend, parseBackendChoice } from "../../src/backend/service.ts"
+import { BLAS_BACKEND } from "../../src/backend/cpuBlas/shared.ts"
+import { BackendUnavailableError, initBackend, parseBackendChoice } from "../../src/backend/select.ts"
 import { TensorBackend } from "../../src/backend/tensorBackend.ts"
 import { doctorReport } from "../../src/cli/doctor.ts"
 import { blasMissing } from "../support/backend.ts"
@@ -82,7 +82,7 @@ describe("backend selection", () => {
       script,
       [
         `import { tryLoadBlas } from ${JSON.stringify(path.join(repoRoot, "src/backend/blas.ts"))}`,
-        `import { initBackend } from ${JSON.stringify(path.join(repoRoot, "src/backend/service.ts"))}`,
+        `import { initBackend } from ${JSON.stringify(path.join(repoRoot, "src/backend/select.ts"))}`,
         `const r = tryLoadBlas()`,
         `console.log(JSON.stringify({ tag: r._tag ?? "loaded", tried: r.tried ?? [] }))`,
         `await initBackend().then(() => console.log("started"), (e) => console.log(JSON.stringify({ initTag: e._tag, msg: e.message })))`
