@@ -18,6 +18,7 @@ import { Effect } from "effect"
 import { sentenceChrf } from "../metrics/chrf.ts"
 import { type ExampleTable, meanOf, type MetricExamples, ratioOf } from "../metrics/paired.ts"
 import { readTableAll, type Row } from "../formats/parquet/table.ts"
+import { LLINK_COMPARISONS } from "../schemas/judge.ts"
 import { RetrievalDoc, RetrievalFullDoc } from "../schemas/retrieval.ts"
 import { readJsonDoc } from "./json.ts"
 import { PEERS, SYSTEMS } from "../schemas/sft.ts"
@@ -98,7 +99,8 @@ export const readRunExamples = Effect.fn("RunExamples.read")(function*(runDir: s
         if (pairs._tag === "Failure") notes.push(`judge: ${describe(pairs.failure)}`)
         else {
           const byId = new Map(gens.success.map((g) => [Number(g["id"]), keyOf(g)]))
-          const comparisons = [...new Set(pairs.success.map((p) => String(p["comparison"])))]
+          // LLINK's comparisons (`vs…`): the ones results.json summarises (`judge.comparisons: "all"` adds `<a>~<b>`)
+          const comparisons = [...new Set(pairs.success.map((p) => String(p["comparison"])))].filter((c) => c in LLINK_COMPARISONS)
           for (const comparison of comparisons) {
             const mine = pairs.success.filter((p) => String(p["comparison"]) === comparison)
             const outcome = (p: Row, o: string) => (String(p["outcome"]) === o ? 1 : 0)

@@ -67,6 +67,27 @@ export const NumericFidelityAggregate = Schema.Struct({
 })
 export type NumericFidelityAggregate = typeof NumericFidelityAggregate.Type
 
+/**
+ * The judge's comparisons. LLINK's against each baseline are named `vs<Baseline>` (paper Table 2); with
+ * `judge.comparisons: "all"` the baselines are also judged against each other, named `<a>~<b>`. A `judge.pairs` row's
+ * outcome is from the first system's side (LLINK's in `vs…`).
+ */
+export const LLINK_COMPARISONS = { vsBase: "base", vsFinetune: "finetune", vsLangbridge: "langbridge", vsMindmerger: "mindmerger" } as const
+export type LlinkComparison = keyof typeof LLINK_COMPARISONS
+/** The systems judged besides LLINK, in the order their pairwise comparisons are made. */
+export const JUDGED_BASELINES = ["base", "finetune", "langbridge", "mindmerger"] as const
+export type JudgedBaseline = (typeof JUDGED_BASELINES)[number]
+
+export const peerComparison = (a: JudgedBaseline, b: JudgedBaseline): string => `${a}~${b}`
+
+/** The two systems of a comparison, the first being the one whose outcome is recorded; undefined if unknown. */
+export const systemsOf = (comparison: string): readonly [string, string] | undefined => {
+  if (comparison in LLINK_COMPARISONS) return ["llink", LLINK_COMPARISONS[comparison as LlinkComparison]]
+  const [a, b, ...rest] = comparison.split("~")
+  const known = (s: string | undefined): s is JudgedBaseline => (JUDGED_BASELINES as ReadonlyArray<string | undefined>).includes(s)
+  return rest.length === 0 && known(a) && known(b) && a !== b ? [a, b] : undefined
+}
+
 /** LLINK against each baseline; the peer comparisons only when the peer is on (`baselines`). */
 export const Comparisons = Schema.Struct({
   vsBase: JudgeAggregate,

@@ -136,12 +136,13 @@ export const JudgePairTable = tableShape({
   id: int32,
   bucket: utf8,
   task_type: utf8,
-  /** "vsBase" | "vsFinetune" | … (one per baseline). */
+  /** LLINK's "vsBase" | "vsFinetune" | "vsLangbridge" | "vsMindmerger", or "<a>~<b>" between two baselines
+   *  (`judge.comparisons: "all"`); see `systemsOf` in schemas/judge.ts. */
   comparison: utf8,
   /** Verdict of each order: "A" | "B" | "C" | "invalid". */
   verdictSystemFirst: utf8,
   verdictBaselineFirst: utf8,
-  /** Each order's outcome from LLINK's side: "win" | "loss" | "tie" | "invalid". */
+  /** Each order's outcome from the first system's side (LLINK's in a "vs…" comparison): "win" | "loss" | "tie" | "invalid". */
   outcomeSystemFirst: utf8,
   outcomeBaselineFirst: utf8,
   /** The combined outcome: equal orders → that outcome; different → "tie" (flipped); any invalid → "invalid". */

@@ -24,6 +24,9 @@ export const JudgeConfig = Schema.Struct({
   /** Re-samples (request `variant` 1, 2, …) of one order whose verdict is unparseable before it counts as invalid. */
   invalidRetries: dflt(Count, 1),
   retryTemperature: dflt(NonNegative, 0.7),
+  /** "all": every pair of systems is judged (both orders), so one Bradley–Terry ranking covers them all; "vsLLINK":
+   *  only LLINK against each baseline (the paper's protocol; 4 comparisons an example instead of up to 10). */
+  comparisons: dflt(Schema.Literals(["all", "vsLLINK"]), "all"),
   /** Show the judge the foreign source text too (paper: reference only). */
   showSource: dflt(Schema.Boolean, false),
   /** The 95% bootstrap intervals of preference and win rate over prompts: resamples (≥ 1,000) and seed. */

@@ -25,9 +25,9 @@ import { aggregateNumericFidelity, numericFidelity } from "../../metrics/numeric
 import { writeJsonDoc } from "../../artifacts/json.ts"
 import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 import type { BootstrapConfig } from "../../schemas/bootstrap.ts"
-import { JudgeDoc } from "../../schemas/judge.ts"
+import { JUDGED_BASELINES, JudgeDoc, LLINK_COMPARISONS, type LlinkComparison, peerComparison, systemsOf } from "../../schemas/judge.ts"
 import type { JudgeParams } from "./params.ts"
-import { type GenerationRow, JudgePairColumns, type JudgePairRow, type PeerName, PEERS, readGenerations, type SystemName } from "../../schemas/sft.ts"
+import { type GenerationRow, JudgePairColumns, type JudgePairRow, PEERS, readGenerations } from "../../schemas/sft.ts"
 import { type EndpointError, type EndpointStats, LlmEndpoint, type LlmEndpointShape } from "../../services/endpoint.ts"
 import { endpointStageError, shardedStats, withStageEndpoint } from "../../services/stageEndpoint.ts"
 
@@ -35,19 +35,26 @@ const STAGE = "judge"
 
 export type { JudgeParams }
 
-export const COMPARISONS = ["vsBase", "vsFinetune", "vsLangbridge", "vsMindmerger"] as const
-export type Comparison = (typeof COMPARISONS)[number]
-const BASELINE: Readonly<Record<Comparison, SystemName | PeerName>> = {
-  vsBase: "base",
-  vsFinetune: "finetune",
-  vsLangbridge: "langbridge",
-  vsMindmerger: "mindmerger"
-}
+export const COMPARISONS = Object.keys(LLINK_COMPARISONS) as ReadonlyArray<LlinkComparison>
+/** A comparison's name: one of LLINK's (`vsBase`, …) or `<a>~<b>` between two baselines (see schemas/judge.ts). */
+export type Comparison = string
 /** The peer comparisons, judged only on examples where the peer answered (it is on). */
-const PEER_COMPARISONS: ReadonlyArray<Comparison> = ["vsLangbridge", "vsMindmerger"]
+const PEER_COMPARISONS: ReadonlyArray<LlinkComparison> = ["vsLangbridge", "vsMindmerger"]
 
-/** The baseline's answer to an example (null: the peer is off). */
-const baselineOf = (row: GenerationRow, comparison: Comparison): string | null => row[BASELINE[comparison]]
+/** A system's answer to an example (null: the peer is off). */
+const answerOf = (row: GenerationRow, system: string): string | null => {
+  const value = (row as unknown as Readonly<Record<string, string | number | null>>)[system]
+  return typeof value === "string" ? value : null
+}
+
+/** The two answers a comparison puts side by side (null when one of the systems did not answer: a peer that is off). */
+const answersOf = (row: GenerationRow, comparison: Comparison): readonly [string, string] | null => {
+  const systems = systemsOf(comparison)
+  if (systems === undefined) return null
+  const a = answerOf(row, systems[0])
+  const b = answerOf(row, systems[1])
+  return a === null || b === null ? null : [a, b]
+}
 
 /** One judged comparison of one example. */
 export interface JudgedPair {
@@ -60,15 +67,18 @@ export interface JudgedPair {
 export type JudgeSummary = JudgeDoc
 
 /** The pair item of one comparison (ids are the example id; the judge never sees system names). */
-export const pairItemOf = (row: GenerationRow, comparison: Comparison, showSource: boolean): PairItem => ({
-  id: String(row.id),
-  bucket: row.bucket,
-  instruction: row.instruction,
-  reference: row.reference,
-  ...(showSource ? { source: row.foreign } : {}),
-  system: row.llink,
-  baseline: baselineOf(row, comparison) ?? ""
-})
+export const pairItemOf = (row: GenerationRow, comparison: Comparison, showSource: boolean): PairItem => {
+  const [system, baseline] = answersOf(row, comparison) ?? [row.llink, ""]
+  return {
+    id: String(row.id),
+    bucket: row.bucket,
+    instruction: row.instruction,
+    reference: row.reference,
+    ...(showSource ? { source: row.foreign } : {}),
+    system,
+    baseline
+  }
+}
 
 /** Judges one order with the endpoint, re-sampling an unparseable answer up to `invalidRetries` times. */
 const judgeOrder = (
@@ -173,13 +183,19 @@ const pairRow = (p: JudgedPair): JudgePairRow => ({
   rawBaselineFirst: p.outcome.orders[1].raw ?? null
 })
 
-/** Every comparison of every example, in the order the stage judges and writes them. */
-const tasksOf = (rows: ReadonlyArray<GenerationRow>) =>
-  rows.flatMap((example) =>
-    COMPARISONS.filter((comparison) => baselineOf(example, comparison) !== null).map((comparison) => ({ example, comparison }))
-  )
+/** The comparisons judged on every example: LLINK's, then (with "all") each pair of baselines. */
+export const comparisonsFor = (mode: JudgeParams["judge"]["comparisons"]): ReadonlyArray<Comparison> => [
+  ...COMPARISONS,
+  ...(mode === "all" ? JUDGED_BASELINES.flatMap((a, i) => JUDGED_BASELINES.slice(i + 1).map((b) => peerComparison(a, b))) : [])
+]
 
-/** Examples per shard: `2 × concurrency` (at least 8), up to 4 comparisons × 2 orders each: small enough that the runners finish together (`src/cluster/executor.ts`). */
+/** Every comparison of every example whose two systems answered, in the order the stage judges and writes them. */
+const tasksOf = (rows: ReadonlyArray<GenerationRow>, mode: JudgeParams["judge"]["comparisons"]) => {
+  const comparisons = comparisonsFor(mode)
+  return rows.flatMap((example) => comparisons.filter((comparison) => answersOf(example, comparison) !== null).map((comparison) => ({ example, comparison })))
+}
+
+/** Examples per shard: `2 × concurrency` (at least 8), up to 10 comparisons × 2 orders each: small enough that the runners finish together (`src/cluster/executor.ts`). */
 const shardExamples = (concurrency: number): number => Math.max(8, concurrency * 2)
 
 /**
@@ -204,7 +220,7 @@ export const runJudgeShard = (ctx: ShardContext<JudgeParams>): Effect.Effect<Sha
   Effect.gen(function*() {
     const cfg = ctx.params.judge
     const rows = yield* readGenerations(STAGE, ctx.inputs["generations"])
-    const tasks = tasksOf(rows.slice(ctx.range.start, ctx.range.end))
+    const tasks = tasksOf(rows.slice(ctx.range.start, ctx.range.end), cfg.comparisons)
     const bar = ctx.progress("pairs", tasks.length)
     // the request cache is `<root>/requests` (withStageEndpoint takes it from a scratch path `<root>/<stage>/<key>`)
     const { result, stats } = yield* withStageEndpoint(STAGE, cfg.endpoint, path.join(ctx.root, STAGE, "shard"), (endpoint) =>
@@ -230,7 +246,7 @@ export const runJudge = (ctx: StageContext<JudgeParams>, shards: ReadonlyArray<F
     const params = ctx.params
     const cfg = params.judge
     const rows = yield* readGenerations(STAGE, ctx.inputs["generations"])
-    const tasks = tasksOf(rows)
+    const tasks = tasksOf(rows, cfg.comparisons)
     const bar = ctx.progress("pairs", tasks.length)
     const offline = params.mode === "offline"
 

@@ -11,7 +11,7 @@
  * generations side by side; data quality; and the lineage of the run (`<run-dir>/manifest.json`, when present).
  */
 import type { Manifest } from "../../pipeline/manifest.ts"
-import type { JudgeDoc } from "../../schemas/judge.ts"
+import { type JudgeDoc, systemsOf } from "../../schemas/judge.ts"
 import type { IngestSummaryDoc } from "../../schemas/ingestSummary.ts"
 import type { QualityDoc } from "../../schemas/quality.ts"
 import type { ResultsDoc } from "../../schemas/results.ts"
@@ -85,11 +85,10 @@ export interface JudgedPair {
   readonly outcome: string
 }
 
-const BASELINE_OF: Readonly<Record<string, string>> = { vsBase: "base", vsFinetune: "finetune", vsLangbridge: "langbridge", vsMindmerger: "mindmerger" }
-
 /**
- * The judge's verdicts as battles of LLINK against each baseline (a prompt is a generations row; invalid verdicts left
- * out) and the Bradley–Terry ranking of all judged systems, raw and style-controlled (length in characters).
+ * The judge's verdicts as battles (a prompt is a generations row; invalid verdicts left out): LLINK against each
+ * baseline and, with `judge.comparisons: "all"`, the baselines against each other; and the Bradley–Terry ranking of
+ * all judged systems, raw and style-controlled (length in characters).
  */
 export const judgeRanking = (
   pairs: ReadonlyArray<JudgedPair>,
@@ -99,20 +98,22 @@ export const judgeRanking = (
   const byId = new Map(generations.map((g) => [g.id, g]))
   const battles: Array<Battle> = []
   for (const p of pairs) {
-    const b = BASELINE_OF[p.comparison]
+    const systems = systemsOf(p.comparison)
     const g = byId.get(p.id)
-    if (b === undefined || g === undefined || p.outcome === "invalid") continue
-    const mine = g.llink
-    const theirs = (g as unknown as Record<string, string | null>)[b]
+    if (systems === undefined || g === undefined || p.outcome === "invalid") continue
+    const [a, b] = systems
+    const answers = g as unknown as Readonly<Record<string, string | number | null>>
+    const mine = answers[a]
+    const theirs = answers[b]
     battles.push({
       prompt: String(p.id),
-      a: "llink",
+      a,
       b,
       score: p.outcome === "win" ? 1 : p.outcome === "tie" ? 0.5 : 0,
       ...(typeof mine === "string" && typeof theirs === "string" ? { lengthDiff: mine.length - theirs.length } : {})
     })
   }
-  const systems = ["llink", ...new Set(battles.map((x) => x.b))]
+  const systems = ["llink", ...new Set(battles.flatMap((x) => [x.a, x.b]).filter((s) => s !== "llink"))]
   const options = { resamples: bootstrap.resamples, seed: bootstrap.seed, label: "judge" }
   const raw = rankSystems(battles, systems, options)
   const styleControlled = rankSystems(battles, systems, { ...options, styleControl: true })

@@ -57,7 +57,7 @@ describe("judge through the endpoint", () => {
         default: return "??"
       }
     })
-    const params = paramsOf(judge, configOf({ judge: { mode: "endpoint", invalidRetries: 1 } }))
+    const params = paramsOf(judge, configOf({ judge: { mode: "endpoint", invalidRetries: 1, comparisons: "vsLLINK" } }))
     const { summary, pairs, outcome } = await runJudge(params, file, layer)
     expect(summary.mode).toBe("endpoint")
     expect(summary.offline).toBe(false)
@@ -138,6 +138,32 @@ describe("judge offline (chrF), aggregation by hand", () => {
     expect([nf.finetune.micro, nf.finetune.perfect]).toEqual([1, 2])
     expect(summary.numericFidelityByBucket.qa!.llink.micro).toBe(0)
     expect(summary.numericFidelityByBucket.content!.llink.micro).toBe(1)
+  })
+
+  it("judges every pair of systems by default, the outcome from the first-named system's side; vsLLINK keeps the paper's four", async () => {
+    const base = tmpDir("judge-all")
+    const ref = "The shop opens at eight."
+    const rows = [
+      // base is exact, finetune is unrelated, the peers are off (null): only llink/base/finetune take part
+      generationRow({ id: 0, bucket: "content", reference: ref, llink: "zzz", base: ref, finetune: "qqq" }),
+      generationRow({ id: 1, bucket: "qa", reference: ref, llink: ref, base: "zzz", finetune: ref })
+    ]
+    const file = await writeGenerations(path.join(base, "generations.parquet"), rows)
+    const all = await runJudge(paramsOf(judge, configOf({ judge: { mode: "offline" } })), file)
+    const byComparison = (pairs: ReadonlyArray<Record<string, unknown>>) =>
+      pairs.map((p) => `${String(p["id"])} ${String(p["comparison"])} ${String(p["outcome"])}`).sort()
+    expect(byComparison(all.pairs)).toEqual([
+      "0 base~finetune win",
+      "0 vsBase loss",
+      "0 vsFinetune tie",
+      "1 base~finetune loss",
+      "1 vsBase win",
+      "1 vsFinetune tie"
+    ])
+    // the paper's aggregates (Table 2) are LLINK's comparisons only, whichever protocol ran
+    const paper = await runJudge(paramsOf(judge, configOf({ judge: { mode: "offline", comparisons: "vsLLINK" } })), file)
+    expect(byComparison(paper.pairs)).toEqual(byComparison(all.pairs).filter((p) => !p.includes("~")))
+    expect(paper.summary.overall).toEqual(all.summary.overall)
   })
 
   it("auto mode without a base URL judges offline", () => {

@@ -207,7 +207,8 @@ describe("report", () => {
     const ranking = results.judge.ranking
     expect(ranking.raw.rows.map((x: { system: string }) => x.system).sort()).toEqual(["base", "finetune", "llink"])
     const valid = (a: { n: number; invalid: number }) => a.n - a.invalid
-    expect(ranking.raw.battles).toBe(valid(results.judge.overall.vsBase) + valid(results.judge.overall.vsFinetune))
+    // LLINK's verdicts plus base against fine-tune on each of the 2 examples (judge.comparisons: "all"; offline verdicts are never invalid)
+    expect(ranking.raw.battles).toBe(valid(results.judge.overall.vsBase) + valid(results.judge.overall.vsFinetune) + 2)
     expect(ranking.raw.rows.reduce((a: number, x: { score: number }) => a + x.score, 0) / 3).toBeCloseTo(1000, 6)
     expect(md).toContain("Table 2b: one ranking of all judged systems")
     expect(html).toContain("Chance of beating an average system")
