@@ -7,6 +7,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: "forks",
     maxWorkers: 2,
+    globalSetup: ["./test/support/tmpRoot.ts"],
     reporters: ["default", "./test/support/summary-reporter.ts"]
   }
 })
