@@ -3,9 +3,11 @@
  * whose hot kernels are replaced: matrix products go to OpenBLAS `cblas_sgemm`, and the element-wise, reduction,
  * softmax and transpose kernels that dominate transformer training run as tight Float32Array loops.
  *
- * Sections: the backend class (`BlasBackend`, which pools the large buffers its kernels allocate), matrix
- * products, binary/unary/reduction/transpose loops, the kernel table (`REPLACED_KERNELS`), fused kernels with no
- * stock counterpart (`FUSED_KERNELS`, used by `ops.ts`), and `registerBlasBackend` (this file); the kernels are in the other files of `src/backend/cpuBlas/`.
+ * This file registers it (`registerBlasBackend`); the rest of `src/backend/cpuBlas/` holds the parts: the backend
+ * class (`backend.ts`: `BlasBackend`, which pools the large buffers its kernels allocate), matrix products
+ * (`matmul.ts`), binary/unary/reduction/transpose loops, the kernel table (`table.ts`: `REPLACED_KERNELS`), the
+ * data-movement kernels (`dataMovement.ts`) and fused kernels with no stock counterpart (`fused.ts`:
+ * `FUSED_KERNELS`, used by `ops.ts`).
  *
  * The data-movement kernels (Slice, StridedSlice with stride 1, PadV2, Concat, SplitV, GatherV2 with batchDims 0,
  * UnsortedSegmentSum with 1-D ids) copy contiguous runs (loops in `copy.ts`) instead of the stock per-element
