@@ -105,6 +105,12 @@ export const GenerationColumns = GenerationTable.columns
 /** A generations row read back, or a description of the bad cell. */
 export const asGenerationRow = GenerationTable.read
 
+/** A system's answer in a generations row (`llink`, `base`, … a peer); null when it did not answer (a peer that is off). */
+export const answerOf = (row: GenerationRow, system: string): string | null => {
+  const value = (row as Readonly<Record<string, unknown>>)[system]
+  return typeof value === "string" ? value : null
+}
+
 /** Reads a `generations` table, checking every row (failures name the row and become `stage`'s error). */
 export const readGenerations = (stage: string, file: string): Effect.Effect<Array<GenerationRow>, StageError> =>
   Effect.gen(function*() {

@@ -27,7 +27,7 @@ import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 import type { BootstrapConfig } from "../../schemas/bootstrap.ts"
 import { JUDGED_BASELINES, JudgeDoc, LLINK_COMPARISONS, type LlinkComparison, peerComparison, systemsOf } from "../../schemas/judge.ts"
 import type { JudgeParams } from "./params.ts"
-import { type GenerationRow, JudgePairColumns, type JudgePairRow, PEERS, readGenerations } from "../../schemas/sft.ts"
+import { answerOf, type GenerationRow, JudgePairColumns, type JudgePairRow, PEERS, readGenerations } from "../../schemas/sft.ts"
 import { type EndpointError, type EndpointStats, LlmEndpoint, type LlmEndpointShape } from "../../services/endpoint.ts"
 import { endpointStageError, shardedStats, withStageEndpoint } from "../../services/stageEndpoint.ts"
 
@@ -40,12 +40,6 @@ export const COMPARISONS = Object.keys(LLINK_COMPARISONS) as ReadonlyArray<Llink
 export type Comparison = string
 /** The peer comparisons, judged only on examples where the peer answered (it is on). */
 const PEER_COMPARISONS: ReadonlyArray<LlinkComparison> = ["vsLangbridge", "vsMindmerger"]
-
-/** A system's answer to an example (null: the peer is off). */
-const answerOf = (row: GenerationRow, system: string): string | null => {
-  const value = (row as unknown as Readonly<Record<string, string | number | null>>)[system]
-  return typeof value === "string" ? value : null
-}
 
 /** The two answers a comparison puts side by side (null when one of the systems did not answer: a peer that is off). */
 const answersOf = (row: GenerationRow, comparison: Comparison): readonly [string, string] | null => {

@@ -16,7 +16,7 @@ import type { IngestSummaryDoc } from "../../schemas/ingestSummary.ts"
 import type { QualityDoc } from "../../schemas/quality.ts"
 import type { ResultsDoc } from "../../schemas/results.ts"
 import type { RetrievalDoc, RetrievalFullDoc, RetrievalPeersDoc } from "../../schemas/retrieval.ts"
-import { type GenerationRow, PEERS } from "../../schemas/sft.ts"
+import { answerOf, type GenerationRow, PEERS } from "../../schemas/sft.ts"
 import type { TokstatsDoc } from "../../schemas/tokstats.ts"
 import { PAPER_JUDGE, PAPER_RETRIEVAL, PAPER_TOKENS } from "../../schemas/paper.ts"
 import { barChartSvg, escapeXml, histogramSvg, lineChartSvg } from "../../plots/svg.ts"
@@ -102,15 +102,14 @@ export const judgeRanking = (
     const g = byId.get(p.id)
     if (systems === undefined || g === undefined || p.outcome === "invalid") continue
     const [a, b] = systems
-    const answers = g as unknown as Readonly<Record<string, string | number | null>>
-    const mine = answers[a]
-    const theirs = answers[b]
+    const mine = answerOf(g, a)
+    const theirs = answerOf(g, b)
     battles.push({
       prompt: String(p.id),
       a,
       b,
       score: p.outcome === "win" ? 1 : p.outcome === "tie" ? 0.5 : 0,
-      ...(typeof mine === "string" && typeof theirs === "string" ? { lengthDiff: mine.length - theirs.length } : {})
+      ...(mine !== null && theirs !== null ? { lengthDiff: mine.length - theirs.length } : {})
     })
   }
   const systems = ["llink", ...new Set(battles.flatMap((x) => [x.a, x.b]).filter((s) => s !== "llink"))]
