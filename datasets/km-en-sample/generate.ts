@@ -31,8 +31,21 @@ const mulberry32 = (seed: number) => () => {
 }
 const SEED = 20240917
 let rand = mulberry32(SEED)
-const pick = <T>(xs: ReadonlyArray<T>): T => xs[Math.floor(rand() * xs.length)]
-const int = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1))
+/** The fillers a template picked while it runs (`generateMini` reads them; recording draws no randomness). */
+let picked: Array<string> | undefined
+const note = (x: unknown): void => {
+  if (picked !== undefined && typeof x !== "function") picked.push(typeof x === "object" ? JSON.stringify(x) : String(x))
+}
+const pick = <T>(xs: ReadonlyArray<T>): T => {
+  const x = xs[Math.floor(rand() * xs.length)]
+  note(x)
+  return x
+}
+const int = (lo: number, hi: number): number => {
+  const n = lo + Math.floor(rand() * (hi - lo + 1))
+  note(n)
+  return n
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // numbers
@@ -642,25 +655,86 @@ export const generate = (): string => {
 
 /** Pairs of the miniature corpus (the embedded default's): more distinct sentences, another seed, no noise rows. */
 export const MINI_PAIRS = 3000
+/** The miniature's evaluation block: its last `MINI_HOLDOUT` lines (`split.holdoutFrom: "end"` takes them). */
+export const MINI_HOLDOUT = 400
 const MINI_SEED = 20261205
 
-/** The miniature corpus: `n` distinct pairs from the same templates (the noise cases are the sample's job). */
-export const generateMini = (n: number = MINI_PAIRS): string => {
+/** Fillers that occur only in the evaluation block: a name, a city, a place, an object (whole words). */
+export const MINI_HELD_OUT_WORDS: ReadonlyArray<string> = ["Piseth", "Kratie", "pharmacy", "umbrella"]
+/** …and numbers ≥ 17 whose last digit is 7 (17, 27, …, 177, 8,517 — thousands commas ignored). */
+export const isHeldOutNumber = (n: number): boolean => n >= 17 && n % 10 === 7
+const HELD_OUT_WORD = new RegExp(`\\b(?:${MINI_HELD_OUT_WORDS.join("|")})\\b`)
+
+/** Whether an English sentence holds one of the miniature's held-out fillers. */
+export const hasHeldOutFiller = (english: string): boolean =>
+  HELD_OUT_WORD.test(english) || (english.match(/\d[\d,]*/g) ?? []).some((d) => isHeldOutNumber(Number(d.replace(/,/g, ""))))
+
+/** A generated pair with its filler combination: the sorted fillers its template picked (names, places, numbers,
+ *  …), whatever the template. Two pairs with the same combination say related things about the same fillers. */
+export interface MiniPair {
+  readonly en: string
+  readonly km: string
+  readonly combination: string
+}
+
+/**
+ * The miniature corpus as pairs: `n − MINI_HOLDOUT` training-side pairs, then the `MINI_HOLDOUT`-pair evaluation
+ * block, so retrieval and translation cannot be solved by recalling memorised sentences:
+ * - a third of the block holds a held-out filler (`hasHeldOutFiller`): none occurs on the training side;
+ * - the rest are new combinations of seen fillers: no block pair's filler combination occurs on the training side
+ *   (whole combination groups go to one side).
+ * The training side keeps generation order; the block is shuffled. Numbers, prices, dates and times stay.
+ */
+export const miniPairs = (n: number = MINI_PAIRS): ReadonlyArray<MiniPair> => {
   rand = mulberry32(MINI_SEED)
-  const lines: Array<string> = []
+  const heldWanted = Math.round(MINI_HOLDOUT / 3)
+  const held: Array<MiniPair> = []
+  const plain: Array<MiniPair> = []
   const seen = new Set<string>()
   let attempts = 0
-  while (lines.length < n) {
+  while (plain.length < n || held.length < heldWanted) {
     if (++attempts > 1_000_000) throw new Error("templates cannot produce enough distinct pairs")
-    const p = pick(TEMPLATES)()
+    const template = pick(TEMPLATES)
+    picked = []
+    const p = template()
+    const combination = picked.sort().join("|")
+    picked = undefined
     const en = capital(p.en)
     if (seen.has(en) || seen.has(p.km)) continue
     seen.add(en)
     seen.add(p.km)
-    lines.push(`${en}\t${p.km}`)
+    ;(hasHeldOutFiller(en) ? held : plain).push({ en, km: p.km, combination })
   }
-  return lines.join("\n") + "\n"
+  const groups = new Map<string, Array<MiniPair>>()
+  for (const p of plain) groups.set(p.combination, [...(groups.get(p.combination) ?? []), p])
+  const keys = [...groups.keys()]
+  for (let i = keys.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1))
+    ;[keys[i], keys[j]] = [keys[j], keys[i]]
+  }
+  const block: Array<MiniPair> = held.slice(0, heldWanted)
+  // a template may pick a filler it does not use, so a held-out pair's combination can equal a plain one's
+  const inBlock = new Set<string>(block.map((p) => p.combination))
+  for (const key of keys) {
+    const group = groups.get(key)!
+    if (inBlock.has(key) || block.length + group.length > MINI_HOLDOUT) continue
+    block.push(...group)
+    inBlock.add(key)
+    if (block.length === MINI_HOLDOUT) break
+  }
+  const trainSide = plain.filter((p) => !inBlock.has(p.combination)).slice(0, n - MINI_HOLDOUT)
+  if (block.length !== MINI_HOLDOUT || trainSide.length !== n - MINI_HOLDOUT) {
+    throw new Error(`the templates gave ${trainSide.length} training-side and ${block.length} block pairs`)
+  }
+  for (let i = block.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1))
+    ;[block[i], block[j]] = [block[j], block[i]]
+  }
+  return [...trainSide, ...block]
 }
+
+/** The miniature corpus file's text (English TAB Khmer; the noise cases are the sample's job). */
+export const generateMini = (n: number = MINI_PAIRS): string => miniPairs(n).map((p) => `${p.en}\t${p.km}`).join("\n") + "\n"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 export const SAMPLE_FILE = path.join(here, "km-en.sample.tsv")

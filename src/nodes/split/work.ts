@@ -80,12 +80,47 @@ class SmallestK {
 }
 
 
+/** Every row's key in read order, for `holdoutFrom: "end"`. */
+class KeyLog {
+  private hi = new Uint32Array(1024)
+  private lo = new Uint32Array(1024)
+  size = 0
+  push(h: number, l: number): void {
+    if (this.size === this.hi.length) {
+      const grow = (a: Uint32Array) => {
+        const b = new Uint32Array(a.length * 2)
+        b.set(a)
+        return b
+      }
+      this.hi = grow(this.hi)
+      this.lo = grow(this.lo)
+    }
+    this.hi[this.size] = h
+    this.lo[this.size] = l
+    this.size++
+  }
+  /** Row indices: the `train` smallest keys before the last `holdout` rows, then those rows, each part in key order. */
+  trainThenTail(train: number, holdout: number): Int32Array {
+    const cut = this.size - holdout
+    const head = new SmallestK(train)
+    for (let i = 0; i < cut; i++) head.offer(this.hi[i], this.lo[i], i)
+    const tail = new SmallestK(holdout)
+    for (let i = cut; i < this.size; i++) tail.offer(this.hi[i], this.lo[i], i)
+    const out = new Int32Array(train + holdout)
+    out.set(head.sortedIndices(), 0)
+    out.set(tail.sortedIndices(), train)
+    return out
+  }
+}
+
 export const runSplit = (ctx: StageContext<SplitParams>): Effect.Effect<StageOutcome, StageError> =>
   Effect.gen(function*() {
-    const { train, holdout, seed, evalN } = ctx.params
+    const { train, holdout, seed, evalN, holdoutFrom } = ctx.params
     const wanted = train + holdout
     const input = ctx.inputs["clean"]
     const heap = new SmallestK(wanted)
+    // holdoutFrom "end": every row's key is kept (8 bytes a row), as the tail is known only at the end
+    const keys = holdoutFrom === "end" ? new KeyLog() : undefined
     let total = 0
     const progress = ctx.progress("rank", undefined)
     yield* readTable(input, { columns: ["english", "foreign"] }).pipe(
@@ -97,7 +132,11 @@ export const runSplit = (ctx: StageContext<SplitParams>): Effect.Effect<StageOut
               return yield* new StageError({ stage: STAGE, message: `clean table row ${total + 1}: english/foreign is not a string`, file: input })
             }
             const [h, l] = splitKey(seed, english, foreign)
-            heap.offer(h, l, total++)
+            if (keys === undefined) heap.offer(h, l, total++)
+            else {
+              keys.push(h, l)
+              total++
+            }
           }
           progress.advance(rows.length)
         })
@@ -114,7 +153,7 @@ export const runSplit = (ctx: StageContext<SplitParams>): Effect.Effect<StageOut
       })
     }
     // pass 2: materialise the chosen rows, placed at their rank
-    const order = heap.sortedIndices()
+    const order = keys === undefined ? heap.sortedIndices() : keys.trainThenTail(train, holdout)
     const rankOf = new Map<number, number>()
     for (let r = 0; r < order.length; r++) rankOf.set(order[r], r)
     const chosen: Array<Row | undefined> = new Array(wanted)
@@ -148,7 +187,7 @@ export const runSplit = (ctx: StageContext<SplitParams>): Effect.Effect<StageOut
     const nTrain = yield* write("train", rows.slice(0, train))
     const nHoldout = yield* write("holdout", rows.slice(train))
     const nEval = yield* write("eval", rows.slice(train, train + evalN))
-    ctx.log(`${total} pairs → train ${nTrain}, holdout ${nHoldout}, eval ${nEval} (seed ${seed})`)
+    ctx.log(`${total} pairs → train ${nTrain}, holdout ${nHoldout}${holdoutFrom === "end" ? " (the last pairs)" : ""}, eval ${nEval} (seed ${seed})`)
     return {
       rows: { train: nTrain, holdout: nHoldout, eval: nEval },
       metrics: { available: total, train: nTrain, holdout: nHoldout, eval: nEval, seed }

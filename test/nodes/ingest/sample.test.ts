@@ -6,7 +6,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Schema } from "effect"
 import { describe, expect, it } from "vitest"
-import { generate, generateMini, MINI_FILE, MINI_PAIRS, SAMPLE_FILE } from "../../../datasets/km-en-sample/generate.ts"
+import { generate, generateMini, hasHeldOutFiller, MINI_FILE, MINI_HELD_OUT_WORDS, MINI_PAIRS, miniPairs, SAMPLE_FILE } from "../../../datasets/km-en-sample/generate.ts"
 import { clean } from "../../../src/nodes/clean/stage.ts"
 import { ingest } from "../../../src/nodes/ingest/stage.ts"
 import { stages } from "../../../src/nodes/index.ts"
@@ -78,6 +78,32 @@ describe("embedded sample corpus", () => {
     expect(ing.outcome.rows).toEqual({ pairs: MINI_PAIRS, "ingest.quarantine": 0 })
     const cl = await runStage(clean, config.clean, { pairs: ing.outputs["pairs"] }, dir)
     expect(cl.outcome.rows).toEqual({ clean: MINI_PAIRS, "clean.rejects": 0 })
+  })
+
+  it("keeps its fillers apart: no eval pair's filler combination occurs in train, and held-out fillers only in eval", async () => {
+    const combination = new Map(miniPairs().map((p) => [p.en, p.combination]))
+    const dir = tempDir("mini-split")
+    const config = Schema.decodeUnknownSync(LlinkConfig)(JSON.parse(fs.readFileSync(path.join(repoRoot, "llink.config.json"), "utf8")))
+    expect(config.split.holdoutFrom).toBe("end")
+    const ing = await runStage(ingest, { ...config.corpus, path: MINI_FILE }, {}, dir)
+    const cl = await runStage(clean, config.clean, { pairs: ing.outputs["pairs"] }, dir)
+    const sp = await runStage(split, config.split, { clean: cl.outputs["clean"] }, dir)
+    const english = async (name: string) => (await rows(sp.outputs[name])).map((r) => String(r.english))
+    const [train, holdout, evalSet] = [await english("train"), await english("holdout"), await english("eval")]
+    expect([train.length, holdout.length, evalSet.length]).toEqual([config.split.train, config.split.holdout, config.split.evalN])
+    const trainCombinations = new Set(train.map((e) => combination.get(e)))
+    expect(trainCombinations.has(undefined)).toBe(false) // every split row is a generated pair
+    const repeated = [...holdout, ...evalSet].filter((e) => trainCombinations.has(combination.get(e)))
+    expect(repeated).toEqual([])
+    // The held-out fillers: none in train, a third or so of eval, and each of them really occurs there.
+    expect(train.filter(hasHeldOutFiller)).toEqual([])
+    const held = evalSet.filter(hasHeldOutFiller).length / evalSet.length
+    expect(held).toBeGreaterThan(0.2)
+    expect(held).toBeLessThan(0.5)
+    for (const word of MINI_HELD_OUT_WORDS) expect([word, holdout.some((e) => e.includes(word))]).toEqual([word, true])
+    // The check can fail: a plain seeded split of the same corpus puts held-out fillers in train.
+    const anywhere = await runStage(split, { ...config.split, holdoutFrom: "anywhere" as const }, { clean: cl.outputs["clean"] }, tempDir("mini-split-anywhere"))
+    expect((await rows(anywhere.outputs["train"])).filter((r) => hasHeldOutFiller(String(r.english))).length).toBeGreaterThan(50)
   })
 
   it("ships corpus specs that are valid config files", () => {

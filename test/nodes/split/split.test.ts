@@ -84,6 +84,20 @@ describe("split stage", () => {
     expect(d.train).not.toEqual(a.train)
   })
 
+  it("holdoutFrom \"end\": the holdout is the last rows in key order, train the smallest keys before them", async () => {
+    const { train, holdout, evalSet } = await runSplit(PAIRS, { ...FIELDS, holdoutFrom: "end" })
+    const key = ([en, km]: readonly [string, string]) => crypto.createHash("sha1").update(`17\u0000${en}\u0000${km}`).digest().subarray(0, 8).toString("hex")
+    const ranked = (xs: ReadonlyArray<readonly [string, string]>) =>
+      [...xs].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0)).map(([en, km]) => `${en}\t${km}`)
+    expect(holdout).toEqual(ranked(PAIRS.slice(N - 50)))
+    expect(evalSet).toEqual(holdout.slice(0, 20))
+    expect(train).toEqual(ranked(PAIRS.slice(0, N - 50)).slice(0, 100))
+    // the same rows from a different row-group layout give the same split
+    const dir = tempDir("split-end")
+    const regrouped = await runStage(split, splitParams({ ...FIELDS, holdoutFrom: "end" }), { clean: await writeClean(dir, PAIRS, 7) }, dir)
+    expect((await rows(regrouped.outputs["holdout"])).map((r) => `${r.english}\t${r.foreign}`)).toEqual(holdout)
+  })
+
   it("fails clearly with too few rows, or an eval slice larger than the holdout", async () => {
     const dir = tempDir("splitfail")
     const input = await writeClean(dir, PAIRS)
