@@ -58,7 +58,7 @@ describe("loadConfig", () => {
     const dir = withConfig(`{\n  "split": {\n    "trian": 5\n  }\n}`)
     const error = await loadError({ cwd: dir })
     expect(error.message).toBe(
-      `llink.config.json:3: split.trian: unknown field "trian" (known fields of split: train, holdout, seed, evalN)`
+      `llink.config.json:3: split.trian: unknown field "trian" (known fields of split: train, holdout, seed, holdoutFrom, evalN)`
     )
   })
 
@@ -92,7 +92,7 @@ describe("loadConfig", () => {
     const dir = withConfig("{}")
     const unknown = await loadError({ cwd: dir, sets: ["split.trian=1"] })
     expect(unknown.message).toBe(
-      `--set split.trian=1: split.trian: unknown field "trian" (known fields of split: train, holdout, seed, evalN)`
+      `--set split.trian=1: split.trian: unknown field "trian" (known fields of split: train, holdout, seed, holdoutFrom, evalN)`
     )
     const bad = await loadError({ cwd: dir, sets: ["split.seed=abc"] })
     expect(bad.message).toBe(`--set split.seed=abc: split.seed: Expected number, got "abc"`)
