@@ -19,12 +19,12 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Schema, Stream } from "effect"
-import { readCorpus, readerOptions, resolveCorpus } from "../src/nodes/ingest/corpus.ts"
+import { readCorpus, readerOptions, resolveCorpus } from "../src/corpus/corpus.ts"
 import { clean } from "../src/nodes/clean/stage.ts"
 import { ingest } from "../src/nodes/ingest/stage.ts"
 import type { Stage, StageContext } from "../src/pipeline/stage.ts"
 import { CleanConfig } from "../src/nodes/clean/params.ts"
-import { CorpusConfig } from "../src/nodes/ingest/params.ts"
+import { CorpusConfig } from "../src/corpus/spec.ts"
 
 const PAIRS = process.argv[2] === undefined || process.argv[2].startsWith("--") ? 1_000_000 : Number(process.argv[2])
 

@@ -183,3 +183,16 @@ export const textFlagsUtf8 = (buf: Uint8Array, s: number, e: number): number => 
   if (prevSpace && e > s) flags |= NEEDS_SPACE_FIX
   return flags
 }
+
+/** The zero-width characters `clean` removes (`clean.removeZeroWidth`): ZWSP, BOM, word joiner (not ZWNJ/ZWJ). */
+export const ZERO_WIDTH = /[\u200B\uFEFF\u2060]/g
+export const WHITESPACE_RUN = /\s+/g
+
+/** `clean`'s normalisation (its steps 1–3): NFC, zero-width characters removed (when asked), whitespace runs made
+ *  one space and the ends trimmed. Named test sets go through it too, so they meet the models as the split does. */
+export const normalizeText = (s: string, removeZeroWidth: boolean): string => {
+  let t = (textFlags(s) & MAYBE_NOT_NFC) !== 0 ? s.normalize("NFC") : s
+  if (removeZeroWidth && (textFlags(t) & HAS_ZERO_WIDTH) !== 0) t = t.replace(ZERO_WIDTH, "")
+  if ((textFlags(t) & NEEDS_SPACE_FIX) !== 0) t = t.replace(WHITESPACE_RUN, " ").trim()
+  return t
+}

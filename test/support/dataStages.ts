@@ -7,7 +7,7 @@ import type { StageError } from "../../src/pipeline/errors.ts"
 import type { Stage, StageContext, StageOutcome } from "../../src/pipeline/stage.ts"
 import { readTableAll, type Row } from "../../src/formats/parquet/table.ts"
 import { CleanConfig } from "../../src/nodes/clean/params.ts"
-import { CorpusConfig } from "../../src/nodes/ingest/params.ts"
+import { CorpusConfig } from "../../src/corpus/spec.ts"
 import { SplitConfig } from "../../src/nodes/split/params.ts"
 import { TokstatsParams } from "../../src/nodes/tokstats/params.ts"
 

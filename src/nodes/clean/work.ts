@@ -8,7 +8,7 @@ import { HashSet64, hashPair } from "./hash.ts"
 import { pairScanner } from "./scan.ts"
 import { analyzeForeign, KHMER_DAMAGE_KINDS, type KhmerDamageKind } from "./script.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
-import { codePointLength, HAS_ZERO_WIDTH, MAYBE_NOT_NFC, NEEDS_SPACE_FIX, textFlags, truncateCodePoints } from "../../text/unicode.ts"
+import { codePointLength, HAS_ZERO_WIDTH, MAYBE_NOT_NFC, NEEDS_SPACE_FIX, textFlags, truncateCodePoints, WHITESPACE_RUN, ZERO_WIDTH } from "../../text/unicode.ts"
 import { writeJsonDoc } from "../../artifacts/json.ts"
 import { QualityDoc } from "../../schemas/quality.ts"
 import type { CleanParams } from "./params.ts"
@@ -18,8 +18,6 @@ const STAGE = "clean"
 
 export type RejectReason = "empty-english" | "empty-foreign" | "script-share" | "duplicate"
 
-const ZERO_WIDTH = /[\u200B\uFEFF\u2060]/g
-const WHITESPACE_RUN = /\s+/g
 
 /** Exact length counts up to this many code points; longer ones share the last slot. */
 const LENGTH_CAP = 4096
@@ -72,13 +70,6 @@ class LengthStats {
   }
 }
 
-/** The normalisation of steps 1–3 (exported for tests and other tools). */
-export const normalizeText = (s: string, removeZeroWidth: boolean): string => {
-  let t = (textFlags(s) & MAYBE_NOT_NFC) !== 0 ? s.normalize("NFC") : s
-  if (removeZeroWidth && (textFlags(t) & HAS_ZERO_WIDTH) !== 0) t = t.replace(ZERO_WIDTH, "")
-  if ((textFlags(t) & NEEDS_SPACE_FIX) !== 0) t = t.replace(WHITESPACE_RUN, " ").trim()
-  return t
-}
 
 const PAIR_COLUMNS = PairColumns.map((c) => c.name)
 

@@ -1,6 +1,6 @@
 /**
  * `ingest`: reads the user's corpus in whatever format it came (ParaCrawl bonus TSV, WMT20 `.xz` + LASER scores,
- * OPUS Moses plain or zipped, TMX plain or zipped, Parquet, JSONL; see `src/nodes/ingest/corpus.ts` for detection) and
+ * OPUS Moses plain or zipped, TMX plain or zipped, Parquet, JSONL; see `src/corpus/corpus.ts` for detection) and
  * writes two tables:
  * - `pairs`: `id` (0-based, file order), `english`, `foreign`, `origin` (`file:line`), `score` (WMT20 LASER or null);
  * - `ingest.quarantine`: every row that could not be used as it is (`file`, `line`, `reason`, `raw` ≤ 500 chars);
@@ -18,7 +18,7 @@ import { defineStage } from "../../pipeline/stage.ts"
 import { IngestSummaryDoc } from "../../schemas/ingestSummary.ts"
 import { PairColumns, QuarantineColumns } from "../../schemas/rows.ts"
 import type { LlinkConfig } from "../config.ts"
-import { corpusFiles } from "./corpus.ts"
+import { corpusFiles } from "../../corpus/corpus.ts"
 import { CorpusConfig, type CorpusParams } from "./params.ts"
 
 export const ingest = defineStage<CorpusParams>({
@@ -35,6 +35,6 @@ export const ingest = defineStage<CorpusParams>({
   params: CorpusConfig,
   selectParams: (config) => (config as LlinkConfig).corpus,
   externalInputs: (params) => corpusFiles(params),
-  preflight: (params) => Effect.flatMap(Effect.promise(() => import("./preflight.ts")), (m) => m.corpusPreflight(params)),
+  preflight: (params) => Effect.flatMap(Effect.promise(() => import("../../corpus/preflight.ts")), (m) => m.corpusPreflight(params)),
   run: (ctx) => Effect.flatMap(importWork("ingest", () => import("./work.ts")), (work) => work.runIngest(ctx))
 })

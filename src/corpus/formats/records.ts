@@ -4,7 +4,7 @@
  */
 import type { ByteSource } from "../bytes.ts"
 import type { LineFault } from "../lines.ts"
-import { excerpt } from "../../../text/unicode.ts"
+import { excerpt } from "../../text/unicode.ts"
 
 /** Why a row was quarantined. */
 export type QuarantineReason =

@@ -13,9 +13,9 @@
  * before the first unit) or that ends inside a unit or before `</tmx>` fails with an `InputFileError` and the line.
  */
 import { TextDecoder } from "node:util"
-import { InputFileError } from "../../../pipeline/errors.ts"
+import { InputFileError } from "../../pipeline/errors.ts"
 import type { ByteSource } from "../bytes.ts"
-import { sameLang } from "../../../text/unicode.ts"
+import { sameLang } from "../../text/unicode.ts"
 import { checkSides, type QuarantineReason, quarantine, type RecordBatch, type ReaderOptions, rawPair } from "./records.ts"
 
 const NATIVE_CODE = /<(bpt|ept|ph|it|ut)\b[^>]*>[\s\S]*?<\/\1\s*>/g

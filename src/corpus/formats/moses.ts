@@ -7,7 +7,7 @@
  * the lines are paired by position, the extra lines of the longer file are quarantined (`extra-line-english` /
  * `extra-line-foreign`), and the last batch carries both counts (`lineCounts`) for the metrics and the report.
  */
-import { InputFileError } from "../../../pipeline/errors.ts"
+import { InputFileError } from "../../pipeline/errors.ts"
 import type { ByteSource } from "../bytes.ts"
 import { alignedLines, lineBatches } from "../lines.ts"
 import { checkSides, CONTROL_CHAR, quarantine, type ReaderOptions, type RecordBatch, rawPair } from "./records.ts"

@@ -10,8 +10,8 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import * as zlib from "node:zlib"
 import { Effect } from "effect"
-import { InputFileError } from "../../pipeline/errors.ts"
-import { describeError } from "../../errors/describe.ts"
+import { InputFileError } from "../pipeline/errors.ts"
+import { describeError } from "../errors/describe.ts"
 import { type ByteSource, openRange, toInputFileError } from "./bytes.ts"
 
 export interface ZipEntry {

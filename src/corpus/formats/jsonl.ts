@@ -6,7 +6,7 @@
  */
 import type { ByteSource } from "../bytes.ts"
 import { lineBatches } from "../lines.ts"
-import { primaryLang } from "../../../text/unicode.ts"
+import { primaryLang } from "../../text/unicode.ts"
 import { checkSides, quarantine, type RecordBatch, type ReaderOptions, rawPair } from "./records.ts"
 
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)

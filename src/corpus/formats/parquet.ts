@@ -12,9 +12,9 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { type Field, tableFromIPC, type Vector } from "apache-arrow"
 import * as parquet from "parquet-wasm/node"
-import { InputFileError } from "../../../pipeline/errors.ts"
-import { describeError } from "../../../errors/describe.ts"
-import { sameLang } from "../../../text/unicode.ts"
+import { InputFileError } from "../../pipeline/errors.ts"
+import { describeError } from "../../errors/describe.ts"
+import { sameLang } from "../../text/unicode.ts"
 import { checkSides, quarantine, type RecordBatch, type ReaderOptions, rawPair } from "./records.ts"
 
 type Layout =
