@@ -23,6 +23,7 @@ import { ModelsConfig } from "./models/params.ts"
 import { ReportConfig } from "./report/params.ts"
 import { RetrievalConfig } from "./retrieval/params.ts"
 import { RetrievalFullConfig } from "./retrievalFull/params.ts"
+import { EvalConfig } from "./testSets/params.ts"
 import { SplitConfig } from "./split/params.ts"
 import { StageAConfig } from "./stageA/params.ts"
 import { StageBConfig } from "./stageB/params.ts"
@@ -53,6 +54,7 @@ export const LlinkConfig = Schema.Struct({
   teacher: dflt(TeacherConfig, {}),
   stageA: dflt(StageAConfig, {}),
   retrieval: dflt(RetrievalConfig, {}),
+  eval: dflt(EvalConfig, {}),
   synth: dflt(SynthConfig, {}),
   generate: dflt(GenerateConfig, {}),
   judge: dflt(JudgeConfig, {}),

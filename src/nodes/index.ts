@@ -23,6 +23,7 @@ import { stageA } from "./stageA/stage.ts"
 import { stageB } from "./stageB/stage.ts"
 import { synthesize } from "./synthesize/stage.ts"
 import { teacher } from "./teacher/stage.ts"
+import { testSets } from "./testSets/stage.ts"
 import { tokstats } from "./tokstats/stage.ts"
 
 export const stages: ReadonlyArray<AnyStage<TensorBackend>> = [
@@ -35,6 +36,7 @@ export const stages: ReadonlyArray<AnyStage<TensorBackend>> = [
   teacher,
   stageA,
   retrieval,
+  testSets,
   synthesize,
   stageB,
   finetune,

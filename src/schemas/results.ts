@@ -8,7 +8,7 @@
 import { Schema } from "effect"
 import { BootstrapSettings, Interval } from "./bootstrap.ts"
 import { Comparisons, NumericBySystem } from "./judge.ts"
-import { BitextSuiteDoc, RetrievalMetricsDoc } from "./retrieval.ts"
+import { BitextSuiteDoc, RetrievalMetricsDoc, TestSetSummary } from "./retrieval.ts"
 import { Claim, GenerationQuality } from "./generation.ts"
 import { PretrainDoc } from "./pretrain.ts"
 
@@ -45,6 +45,8 @@ export const ResultsDoc = Schema.Struct({
     peerVector: Schema.NullOr(Schema.String),
     /** Stage A in both directions under cosine, margin and CSLS, its pool curve and its top-1 mistakes. */
     suite: Schema.NullOr(BitextSuiteDoc),
+    /** Stage A on each named test set of `eval.testSets`, with its contamination (null: `testSets` not computed). */
+    testSets: Schema.NullOr(Schema.Array(TestSetSummary)),
     /** How the R@1 and MRR intervals were made (null: no retrieval computed). */
     bootstrap: Schema.NullOr(BootstrapSettings),
     paper: Paper

@@ -87,6 +87,40 @@ export const RetrievalDoc = Schema.Struct({
 })
 export type RetrievalDoc = typeof RetrievalDoc.Type
 
+/**
+ * Stage A's retrieval on one named test set (`eval.testSets`, written by `testSets`): the set read through the corpus
+ * readers, normalised and cut as `clean` does, encoded and prompted as the holdout is; Table 1's row and the bitext
+ * grid over all of its pairs.
+ */
+/** One named test set's retrieval, as `results.json` carries it (the per-query ranks stay in the artifact). */
+export const TestSetSummary = Schema.Struct({
+  name: Schema.String,
+  /** The files read (absolute paths). */
+  files: Schema.Array(Schema.String),
+  /** Pairs the readers returned, rows they quarantined, and pairs dropped after normalisation (an empty side). */
+  read: Schema.Number,
+  quarantined: Schema.Number,
+  dropped: Schema.Number,
+  /** Pairs evaluated (the first `maxPairs` usable ones, or all). */
+  n: Schema.Number,
+  /** Contamination: evaluated pairs whose English (or foreign) sentence also occurs, after normalisation, in the
+   *  training split. Retrieval of a memorised sentence measures recall, not alignment. */
+  contaminatedEnglish: Schema.Number,
+  contaminatedForeign: Schema.Number,
+  stageA: RetrievalMetricsDoc,
+  suite: BitextSuiteDoc
+})
+export type TestSetSummary = typeof TestSetSummary.Type
+
+export const TestSetResult = Schema.Struct({ ...TestSetSummary.fields, ranks: QueryRanks })
+export type TestSetResult = typeof TestSetResult.Type
+
+export const TestSetsDoc = Schema.Struct({
+  bootstrap: BootstrapSettings,
+  sets: Schema.Array(TestSetResult)
+})
+export type TestSetsDoc = typeof TestSetsDoc.Type
+
 export const RetrievalFullDoc = Schema.Struct({
   n: Schema.Number,
   /** How LLINK (full)'s query vector was made (`retrievalFull.vector`). */

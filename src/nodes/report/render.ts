@@ -15,7 +15,7 @@ import { type JudgeDoc, systemsOf } from "../../schemas/judge.ts"
 import type { IngestSummaryDoc } from "../../schemas/ingestSummary.ts"
 import type { QualityDoc } from "../../schemas/quality.ts"
 import type { ResultsDoc } from "../../schemas/results.ts"
-import type { RetrievalDoc, RetrievalFullDoc, RetrievalPeersDoc } from "../../schemas/retrieval.ts"
+import type { RetrievalDoc, RetrievalFullDoc, RetrievalPeersDoc, TestSetsDoc } from "../../schemas/retrieval.ts"
 import { answerOf, type GenerationRow, PEERS } from "../../schemas/sft.ts"
 import type { TokstatsDoc } from "../../schemas/tokstats.ts"
 import { PAPER_JUDGE, PAPER_RETRIEVAL, PAPER_TOKENS } from "../../schemas/paper.ts"
@@ -35,6 +35,8 @@ export interface ReportInputs {
   readonly retrieval: RetrievalDoc | undefined
   readonly retrievalFull: RetrievalFullDoc | undefined
   readonly retrievalPeers: RetrievalPeersDoc | undefined
+  /** `retrieval.testSets`: Stage A on the named test sets (absent: not computed). */
+  readonly testSets?: TestSetsDoc | undefined
   readonly judge: JudgeDoc | undefined
   readonly tokstats: TokstatsDoc | undefined
   readonly quality: QualityDoc | undefined
@@ -167,6 +169,7 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
       mindmerger: rp?.mindmerger ?? null,
       peerVector: rp?.vector ?? null,
       suite: inputs.retrieval?.suite ?? null,
+      testSets: inputs.testSets === undefined ? null : inputs.testSets.sets.map(({ ranks: _ranks, ...summary }) => summary),
       bootstrap: inputs.retrieval?.bootstrap ?? rf?.bootstrap ?? rp?.bootstrap ?? null,
       paper: PAPER_RETRIEVAL
     },
@@ -310,6 +313,32 @@ export const retrievalSuiteTable = (r: ResultsDoc): Table | undefined => {
       "ratio margin as LASER's xsim, CSLS as MUSE; xsim error = 1 − R@1)",
     header: ["Direction", "Scoring", "R@1", "R@1 95% CI", "R@5", "R@10", "MRR", "xsim error"],
     rows
+  }
+}
+
+/** Table 1c: Stage A on each named test set, both directions under cosine and margin, with its contamination. */
+export const testSetsTable = (r: ResultsDoc): Table | undefined => {
+  const sets = r.retrieval.testSets
+  if (sets === null || sets.length === 0) return undefined
+  const cell = (s: (typeof sets)[number], direction: string, scoring: string) => {
+    const c = s.suite.grid.find((x) => x.direction === direction && x.scoring === scoring)
+    return c === undefined ? "–" : `${f3(c.metrics.r1)} ${ciCell(c.metrics.r1CI)}`
+  }
+  return {
+    caption: "Table 1c: LLINK (Stage A) retrieval on the named test sets (eval.testSets), R@1 with 95% bootstrap CIs; " +
+      "contamination = evaluated pairs whose English (foreign) sentence also occurs in the training split",
+    header: ["Test set", "n", "Contamination en / km", "km→en cosine", "km→en margin", "en→km cosine", "en→km margin", "MRR", "Chance R@1"],
+    rows: sets.map((s) => [
+      s.name,
+      int(s.n),
+      `${int(s.contaminatedEnglish)} / ${int(s.contaminatedForeign)}`,
+      cell(s, "foreign→english", "cosine"),
+      cell(s, "foreign→english", "margin"),
+      cell(s, "english→foreign", "cosine"),
+      cell(s, "english→foreign", "margin"),
+      f3(s.stageA.mrr),
+      s.stageA.chanceR1.toFixed(4)
+    ])
   }
 }
 
@@ -818,6 +847,7 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
   const tables = {
     retrieval: retrievalTable(r),
     retrievalSuite: retrievalSuiteTable(r),
+    testSets: testSetsTable(r),
     ranking: rankingTable(r),
     judge: judgeTable(r),
     tokens: tokensTable(r),
@@ -853,6 +883,7 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     `Paper numbers in italics.${fullVectorNote}`,
     "",
     ...(tables.retrievalSuite === undefined ? [] : [tableMd(tables.retrievalSuite), ...retrievalSuiteNotes(r), ""]),
+    ...(tables.testSets === undefined ? [] : [tableMd(tables.testSets), ""]),
     "## Pairwise judge",
     "",
     tableMd(tables.judge),
@@ -918,6 +949,7 @@ export const renderReport = (inputs: ReportInputs): RenderedReport => {
     tableHtml(tables.retrieval),
     `<p>Paper numbers in grey italics.${html(fullVectorNote)}</p>`,
     ...(tables.retrievalSuite === undefined ? [] : [tableHtml(tables.retrievalSuite), ...retrievalSuiteNotes(r).map((x) => `<p>${html(x)}</p>`)]),
+    ...(tables.testSets === undefined ? [] : [tableHtml(tables.testSets)]),
     `<h2 id="judge">Pairwise judge</h2>`,
     tableHtml(tables.judge),
     "<p>Shares are over the valid pairs; a pair whose two orders disagree counts as a tie.</p>",

@@ -36,6 +36,7 @@ export const REPORT_INPUTS = [
   "retrieval",
   "retrieval.full",
   "retrieval.peers",
+  "retrieval.testSets",
   "judge",
   "judge.pairs",
   "tokstats",

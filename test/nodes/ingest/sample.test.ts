@@ -109,11 +109,11 @@ describe("embedded sample corpus", () => {
   it("ships corpus specs that are valid config files", () => {
     const dir = path.join(repoRoot, "datasets/specs")
     const specs = fs.readdirSync(dir).filter((f) => f.endsWith(".json")).sort()
-    expect(specs).toEqual(["jsonl.json", "opus-moses-zip.json", "opus-parquet.json", "opus-tmx.json", "paracrawl-bonus.json", "wmt20.json"])
-    const formats = specs.map((f) => {
-      const config = Schema.decodeUnknownSync(LlinkConfig)(JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")), { onExcessProperty: "error" })
-      return config.corpus.format
-    })
-    expect(formats).toEqual(["jsonl", "moses", "parquet", "tmx", "tsv", "wmt20"])
+    expect(specs).toEqual(["flores200.json", "jsonl.json", "opus-moses-zip.json", "opus-parquet.json", "opus-tmx.json", "paracrawl-bonus.json", "tatoeba.json", "wmt20.json"])
+    const decoded = specs.map((f) => Schema.decodeUnknownSync(LlinkConfig)(JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")), { onExcessProperty: "error" }))
+    // the corpus specs set the training corpus; the test-set specs (FLORES-200, Tatoeba) add eval.testSets only
+    expect(decoded.map((c) => c.corpus.format)).toEqual(["auto", "jsonl", "moses", "parquet", "tmx", "tsv", "auto", "wmt20"])
+    expect(decoded.map((c) => c.eval.testSets.map((s) => s.name).join())).toEqual(["flores200-devtest", "", "", "", "", "", "tatoeba", ""])
+    expect(decoded.flatMap((c) => c.eval.testSets.map((s) => s.corpus.format))).toEqual(["moses", "moses"])
   })
 })

@@ -1,0 +1,258 @@
+/**
+ * The `testSets` stage's work (see stage.ts). Per named test set:
+ * 1. read it through the corpus readers (every `ingest` format), normalise both sides as `clean` does, cut the
+ *    foreign side to `clean.maxForeignChars` code points, drop pairs with an empty side, keep the first `maxPairs`;
+ * 2. count contamination against the training split (exact match after normalisation, per side);
+ * 3. z_F by the frozen encoder (`encode`'s cut and mean pooling) and h_E by the frozen decoder (`teacher`'s prompt,
+ *    the `<foreign_emb>` position), in batches of the two stages' sizes;
+ * 4. project z_F with Stage A's projector and score it against h_E: Table 1's metrics (cosine, foreign→English,
+ *    bootstrap CIs) and the bitext grid (both directions × cosine, margin, CSLS; pool curve; mistakes).
+ */
+import { Effect, Stream } from "effect"
+import { readTidy } from "../../backend/read.ts"
+import { hostMatmul } from "../../backend/host.ts"
+import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
+import { writeJsonDoc } from "../../artifacts/json.ts"
+import { readModelsRef, type ResolvedModels } from "../../artifacts/models.ts"
+import { loadProjectorDir } from "../../artifacts/projector.ts"
+import { planFiles, readCorpus, readerOptions, resolveCorpus } from "../../corpus/corpus.ts"
+import { readTableAll } from "../../formats/parquet/table.ts"
+import { bitextSuite } from "../../metrics/bitextSuite.ts"
+import { bootstrapSettings } from "../../metrics/bootstrap.ts"
+import { projectRows } from "../../metrics/projectorRetrieval.ts"
+import { goldRanks, withIntervals } from "../../metrics/retrieval.ts"
+import { disposeLlama, forward, loadDecoder } from "../../models/llama.ts"
+import * as Projector from "../../models/projector.ts"
+import { loadTokenizer } from "../../models/tokenizer.ts"
+import { disposeXlmr, embedSentences, encoderTokenIds, loadEncoder, padBatch } from "../../models/xlmr.ts"
+import { StageError } from "../../pipeline/errors.ts"
+import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
+import { asStageError } from "../../pipeline/stageError.ts"
+import { leftPad, teacherPromptIds } from "../../prompts/teacher.ts"
+import { type TestSetResult, TestSetsDoc } from "../../schemas/retrieval.ts"
+import { normalizeText, truncateCodePoints } from "../../text/unicode.ts"
+import type { TestSetSpec, TestSetsParams } from "./params.ts"
+
+export type { TestSetsParams }
+
+const STAGE = "testSets"
+
+/** A test set's usable pairs, normalised and cut as `clean` cuts the training data. */
+export interface TestSetPairs {
+  readonly files: ReadonlyArray<string>
+  readonly read: number
+  readonly quarantined: number
+  readonly dropped: number
+  readonly english: ReadonlyArray<string>
+  readonly foreign: ReadonlyArray<string>
+}
+
+/** Reads, normalises and cuts one test set (no model is needed). */
+export const readTestSet = (spec: TestSetSpec, clean: TestSetsParams["clean"]): Effect.Effect<TestSetPairs, StageError> =>
+  Effect.gen(function*() {
+    const at = `eval.testSets "${spec.name}"`
+    const plan = yield* resolveCorpus(spec.corpus).pipe(
+      Effect.mapError((e) => new StageError({ stage: STAGE, message: `${at}: ${e.message}`, cause: e }))
+    )
+    const english: Array<string> = []
+    const foreign: Array<string> = []
+    let read = 0
+    let quarantined = 0
+    let dropped = 0
+    const cap = spec.maxPairs === 0 ? Number.POSITIVE_INFINITY : spec.maxPairs
+    yield* readCorpus(plan, readerOptions(spec.corpus)).pipe(
+      Stream.runForEach((batch) =>
+        Effect.sync(() => {
+          read += batch.pairs.length
+          quarantined += batch.bad.length
+          for (const p of batch.pairs) {
+            const e = normalizeText(p.english, clean.removeZeroWidth)
+            const f = truncateCodePoints(normalizeText(p.foreign, clean.removeZeroWidth), clean.maxForeignChars)
+            if (e === "" || f === "") {
+              dropped++
+              continue
+            }
+            if (english.length < cap) {
+              english.push(e)
+              foreign.push(f)
+            }
+          }
+        })
+      ),
+      Effect.mapError((e) => new StageError({ stage: STAGE, message: `${at}: ${e.message}`, cause: e }))
+    )
+    return { files: planFiles(plan), read, quarantined, dropped, english, foreign }
+  })
+
+/** How many of `texts` occur in `seen`. */
+export const countIn = (texts: ReadonlyArray<string>, seen: ReadonlySet<string>): number => {
+  let n = 0
+  for (const t of texts) if (seen.has(t)) n++
+  return n
+}
+
+const batches = <A>(xs: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
+  const out: Array<ReadonlyArray<A>> = []
+  for (let s = 0; s < xs.length; s += size) out.push(xs.slice(s, s + size))
+  return out
+}
+
+const concat = (parts: ReadonlyArray<Float32Array>): Float32Array => {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0))
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.length
+  }
+  return out
+}
+
+const failed = (what: string) => (cause: unknown) => new StageError({ stage: STAGE, message: `${what}: ${String(cause)}`, cause })
+
+/** z_F of each set's foreign sentences (one encoder load for all sets), as `encode` makes them. */
+const encodeSets = (models: ResolvedModels, sets: ReadonlyArray<TestSetPairs>, p: TestSetsParams) =>
+  Effect.gen(function*() {
+    const tok = yield* loadTokenizer(models.encoderDir).pipe(asStageError(STAGE))
+    return yield* Effect.acquireUseRelease(
+      loadEncoder(models.encoderDir).pipe(asStageError(STAGE)),
+      (model) =>
+        Effect.gen(function*() {
+          const eos = tok.eosId ?? model.config.eos_token_id
+          const out: Array<{ data: Float32Array; dim: number }> = []
+          for (const set of sets) {
+            const seqs = set.foreign.map((t) => encoderTokenIds(tok, t, eos, p.encode))
+            const parts: Array<Float32Array> = []
+            for (const b of batches(seqs, p.encode.batchSize)) {
+              const input = padBatch(b, model.config.pad_token_id)
+              parts.push(yield* Effect.tryPromise({ try: () => readTidy(() => embedSentences(model, input)), catch: failed("encoding a test set") }))
+            }
+            out.push({ data: concat(parts), dim: model.config.hidden_size })
+          }
+          return out
+        }),
+      (model) => Effect.sync(() => disposeXlmr(model))
+    )
+  })
+
+/** h_E of each set's English sentences (one decoder load for all sets), as `teacher` makes them. */
+const teacherSets = (models: ResolvedModels, sets: ReadonlyArray<TestSetPairs>, p: TestSetsParams) =>
+  Effect.gen(function*() {
+    const { doc } = models
+    const tok = yield* loadTokenizer(models.decoderDir, { addedTokens: doc.addedTokens }).pipe(asStageError(STAGE))
+    const feId = tok.tokenToId(doc.foreignEmbToken)
+    if (feId === undefined) {
+      return yield* new StageError({ stage: STAGE, message: `the decoder tokenizer has no ${doc.foreignEmbToken}`, file: models.decoderDir })
+    }
+    const padId = tok.eosId
+    if (padId === undefined) {
+      return yield* new StageError({ stage: STAGE, message: "the decoder tokenizer has no eos token to pad with", file: models.decoderDir })
+    }
+    return yield* Effect.acquireUseRelease(
+      loadDecoder(models.decoderDir, { addedTokens: doc.addedTokens, embeddingInit: doc.embeddingInit, embeddingSeed: doc.embeddingSeed }).pipe(
+        asStageError(STAGE)
+      ),
+      (model) =>
+        Effect.gen(function*() {
+          const out: Array<{ data: Float32Array; dim: number }> = []
+          for (const set of sets) {
+            const prompts = set.english.map((e) => teacherPromptIds(tok, e, feId, p.teacher))
+            const parts: Array<Float32Array> = []
+            for (const b of batches(prompts, p.teacher.batchSize)) {
+              const { ids, attentionMask } = leftPad(b, padId)
+              const T = ids[0].length
+              const gather = { batch: ids.map((_, i) => i), position: ids.map(() => T - 1) }
+              parts.push(
+                yield* Effect.tryPromise({ try: () => readTidy(() => forward(model, { ids, attentionMask }, { gather }).hidden), catch: failed("the teacher pass over a test set") })
+              )
+            }
+            out.push({ data: concat(parts), dim: model.config.hidden_size })
+          }
+          return out
+        }),
+      (model) => Effect.sync(() => disposeLlama(model))
+    )
+  })
+
+export const runTestSets = (ctx: StageContext<TestSetsParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
+  Effect.gen(function*() {
+    const p = ctx.params
+    const bootstrap = bootstrapSettings(p.bootstrap, "query")
+    if (p.testSets.length === 0) {
+      yield* writeJsonDoc(TestSetsDoc, ctx.outputs["retrieval.testSets"], { bootstrap, sets: [] }).pipe(asStageError(STAGE))
+      ctx.log("no test sets configured (eval.testSets)")
+      return { rows: {}, metrics: { sets: 0 } }
+    }
+    const read: Array<TestSetPairs> = []
+    for (const spec of p.testSets) {
+      const set = yield* readTestSet(spec, p.clean)
+      if (set.english.length < 2) {
+        return yield* new StageError({
+          stage: STAGE,
+          message: `eval.testSets "${spec.name}": ${set.english.length} usable pairs (read ${set.read}, quarantined ${set.quarantined}, dropped ${set.dropped}); retrieval needs at least 2`,
+          file: set.files[0]
+        })
+      }
+      read.push(set)
+    }
+    const train = yield* readTableAll(ctx.inputs["train"], { columns: ["english", "foreign"] }).pipe(asStageError(STAGE))
+    const trainEnglish = new Set(train.map((r) => String(r["english"])))
+    const trainForeign = new Set(train.map((r) => String(r["foreign"])))
+    const models = yield* readModelsRef(ctx.inputs["models"]).pipe(asStageError(STAGE))
+    const started = yield* startBackend(STAGE)
+    const { matmul } = hostMatmul(started)
+    const { config, host } = yield* loadProjectorDir(ctx.inputs["projector"]).pipe(asStageError(STAGE))
+    const progress = ctx.progress("test sets", read.length * 2)
+    const zs = yield* encodeSets(models, read, p)
+    progress.advance(read.length)
+    const hs = yield* teacherSets(models, read, p)
+    progress.advance(read.length)
+    progress.done()
+    const zDim = zs[0].dim
+    const d = hs[0].dim
+    if (zDim !== config.dIn || d !== config.dOut) {
+      return yield* new StageError({
+        stage: STAGE,
+        message: `the projector maps ${config.dIn} → ${config.dOut}, but the encoder's width is ${zDim} and the decoder's ${d}`,
+        file: ctx.inputs["projector"]
+      })
+    }
+    const results: Array<TestSetResult> = []
+    const f = (x: number) => x.toFixed(3)
+    for (let s = 0; s < read.length; s++) {
+      const set = read[s]
+      const spec = p.testSets[s]
+      const n = set.english.length
+      const projected = yield* Effect.acquireUseRelease(
+        Effect.try({ try: () => Projector.fromHost(config, host, { trainable: false }), catch: failed("cannot build the projector") }),
+        (proj) => Effect.tryPromise({ try: () => projectRows(proj, { rows: n, dim: zDim, data: zs[s].data }, n), catch: failed("projecting a test set") }),
+        (proj) => Effect.sync(() => Projector.dispose(proj))
+      )
+      const h = hs[s].data
+      const ranks = goldRanks(projected, h, d, { matmul, normalize: true })
+      const stageA = withIntervals(ranks, n, p.bootstrap, `testSet:${spec.name}`)
+      const suite = bitextSuite("stageA", projected, h, d, n, set.english, { pools: p.pools, bootstrap: p.bootstrap, matmul })
+      const contaminatedEnglish = countIn(set.english, trainEnglish)
+      const contaminatedForeign = countIn(set.foreign, trainForeign)
+      results.push({
+        name: spec.name,
+        files: [...set.files],
+        read: set.read,
+        quarantined: set.quarantined,
+        dropped: set.dropped,
+        n,
+        contaminatedEnglish,
+        contaminatedForeign,
+        stageA,
+        ranks: Array.from(ranks),
+        suite
+      })
+      const ci = stageA.r1CI === null ? "" : ` [${f(stageA.r1CI.lo)}, ${f(stageA.r1CI.hi)}]`
+      ctx.log(
+        `test set ${spec.name}: n = ${n} (read ${set.read}, quarantined ${set.quarantined}, dropped ${set.dropped}); ` +
+          `Stage A R@1 ${f(stageA.r1)}${ci} = ${(stageA.r1 / stageA.chanceR1).toFixed(1)}× chance ${stageA.chanceR1.toFixed(4)}, MRR ${f(stageA.mrr)}; ` +
+          `in the training split: ${contaminatedEnglish} English, ${contaminatedForeign} foreign`
+      )
+    }
+    yield* writeJsonDoc(TestSetsDoc, ctx.outputs["retrieval.testSets"], { bootstrap, sets: results }).pipe(asStageError(STAGE))
+    return { rows: {}, metrics: { sets: results.length } }
+  })
