@@ -4,6 +4,8 @@
  *
  * - `retrieval.{stageA,full,finetune}.{r1,mrr}`: each query's gold rank (`retrieval.json`, `retrieval.full.json`);
  *   an example is the eval pair's id (`eval.parquet`);
+ * - `retrieval.testSets.<name>.stageA.{r1,mrr}`: each test-set query's gold rank (`retrieval.testSets.json`); an
+ *   example is the pair's position in the test set;
  * - `generation.<system>.chrf`: each output's sentence chrF against its target (`generations.parquet`), as the
  *   report computes it; an example is the Stage B eval row's pair id and task type (`sft.eval.parquet`);
  * - `judge.overall.<comparison>.{preference,winRate}`: each prompt's combined verdict (`judge.pairs.parquet`),
@@ -19,7 +21,7 @@ import { sentenceChrf } from "../metrics/chrf.ts"
 import { type ExampleTable, meanOf, type MetricExamples, ratioOf } from "../metrics/paired.ts"
 import { readTableAll, type Row } from "../formats/parquet/table.ts"
 import { LLINK_COMPARISONS } from "../schemas/judge.ts"
-import { RetrievalDoc, RetrievalFullDoc } from "../schemas/retrieval.ts"
+import { RetrievalDoc, RetrievalFullDoc, TestSetsDoc } from "../schemas/retrieval.ts"
 import { readJsonDoc } from "./json.ts"
 import { PEERS, SYSTEMS } from "../schemas/sft.ts"
 
@@ -45,13 +47,22 @@ export const readRunExamples = Effect.fn("RunExamples.read")(function*(runDir: s
   const rows = (file: string) => readTableAll(art(file))
 
   // retrieval: ranks per eval query
-  const retrievalFamily = (label: string, evalIds: ReadonlyArray<string>, ranks: ReadonlyArray<number>) => {
+  const retrievalFamily = (label: string, evalIds: ReadonlyArray<string>, ranks: ReadonlyArray<number>, prefix = "retrieval") => {
     const table: ExampleTable = {
       ids: evalIds.slice(0, ranks.length),
       columns: { hit: Float64Array.from(ranks, (r) => (r <= 1 ? 1 : 0)), rr: Float64Array.from(ranks, (r) => 1 / r) }
     }
-    metrics.push({ name: `retrieval.${label}.r1`, table, statistic: meanOf("hit") })
-    metrics.push({ name: `retrieval.${label}.mrr`, table, statistic: meanOf("rr") })
+    metrics.push({ name: `${prefix}.${label}.r1`, table, statistic: meanOf("hit") })
+    metrics.push({ name: `${prefix}.${label}.mrr`, table, statistic: meanOf("rr") })
+  }
+  if (has("retrieval.testSets.json")) {
+    const doc = yield* Effect.result(readJsonDoc(TestSetsDoc, art("retrieval.testSets.json")))
+    if (doc._tag === "Failure") notes.push(`retrieval (test sets): ${describe(doc.failure)}`)
+    else {
+      for (const set of doc.success.sets) {
+        retrievalFamily("stageA", set.ranks.map((_, i) => String(i)), set.ranks, `retrieval.testSets.${set.name}`)
+      }
+    }
   }
   if (has("eval.parquet") && (has("retrieval.json") || has("retrieval.full.json"))) {
     const evalRows = yield* Effect.result(rows("eval.parquet"))

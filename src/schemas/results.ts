@@ -45,8 +45,9 @@ export const ResultsDoc = Schema.Struct({
     peerVector: Schema.NullOr(Schema.String),
     /** Stage A in both directions under cosine, margin and CSLS, its pool curve and its top-1 mistakes. */
     suite: Schema.NullOr(BitextSuiteDoc),
-    /** Stage A on each named test set of `eval.testSets`, with its contamination (null: `testSets` not computed). */
-    testSets: Schema.NullOr(Schema.Array(TestSetSummary)),
+    /** Stage A on each named test set of `eval.testSets`, by name, with its contamination (null: `testSets` not
+     *  computed). Keyed by name so `llink compare` lines them up (`retrieval.testSets.<name>.stageA.r1`). */
+    testSets: Schema.NullOr(Schema.Record(Schema.String, TestSetSummary)),
     /** How the R@1 and MRR intervals were made (null: no retrieval computed). */
     bootstrap: Schema.NullOr(BootstrapSettings),
     paper: Paper

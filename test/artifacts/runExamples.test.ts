@@ -2,7 +2,8 @@
  * `llink compare` on real runs of the (shrunk) embedded default: per-example values rebuilt from a run's artifacts
  * give back every headline metric of its results.json; two runs that differ only in Stage A's seed share their eval
  * set, so every interval is paired, and the table marks each change real or noise by its interval; a run compared
- * with an identical one shows no change; runs with different splits are compared unpaired and say so.
+ * with an identical one shows no change; runs with different splits are compared unpaired and say so, except on
+ * a named test set (`eval.testSets`), which both runs scored whatever their split.
  */
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -22,8 +23,11 @@ const llink = (...args: Array<string>) => {
   const r = spawnSync(process.execPath, [path.join(repo, "bin/llink.mjs"), ...args], { cwd: dir, env, encoding: "utf8", timeout: 600_000 })
   return { code: r.status, out: r.stdout, err: r.stderr }
 }
+const sample = path.join(repo, "datasets/km-en-sample/km-en.sample.tsv")
+// a named test set: the sample's first 48 usable pairs (its noise lines are quarantined or dropped on the way)
+const testSet = `eval.testSets=${JSON.stringify([{ name: "sample-head", corpus: { path: sample }, maxPairs: 48 }])}`
 const run = (name: string, ...sets: Array<string>) => {
-  const r = llink("run", "--run-dir", name, "--set", `cacheDir=${path.join(dir, "cache")}`, ...[`corpus.path=${path.join(repo, "datasets/km-en-sample/km-en.sample.tsv")}`, ...SMALL_DEFAULT, ...sets].flatMap((s) => ["--set", s]))
+  const r = llink("run", "--run-dir", name, "--set", `cacheDir=${path.join(dir, "cache")}`, ...[`corpus.path=${sample}`, ...SMALL_DEFAULT, testSet, ...sets].flatMap((s) => ["--set", s]))
   if (r.code !== 0) throw new Error(`llink run ${name} exited ${r.code}:\n${r.err.slice(-3000)}`)
 }
 
@@ -51,7 +55,7 @@ describe("llink compare on runs of the embedded default", () => {
     const results = flatten(JSON.parse(fs.readFileSync(path.join(dir, "a", "results.json"), "utf8")))
     expect(ex.notes).toEqual([])
     const names = ex.metrics.map((m) => m.name)
-    for (const want of ["retrieval.stageA.r1", "retrieval.full.mrr", "retrieval.finetune.r1", "generation.llink.chrf", "generation.base.chrf", "judge.overall.vsBase.preference", "judge.overall.vsFinetune.winRate"]) {
+    for (const want of ["retrieval.stageA.r1", "retrieval.full.mrr", "retrieval.finetune.r1", "retrieval.testSets.sample-head.stageA.r1", "generation.llink.chrf", "generation.base.chrf", "judge.overall.vsBase.preference", "judge.overall.vsFinetune.winRate"]) {
       expect(names).toContain(want)
     }
     for (const m of ex.metrics) {
@@ -100,11 +104,13 @@ describe("llink compare on runs of the embedded default", () => {
     expect(llink("compare", "a", "a-again").out).toContain("No metric with per-example values differs")
   })
 
-  it("different splits: the eval sets differ, so the intervals are unpaired and the table says so", () => {
+  it("different splits: the eval sets differ, so the intervals are unpaired and the table says so; the test set stays paired", () => {
     const r = llink("compare", "a", "c", "--json")
     const doc = JSON.parse(r.out) as { intervals: ReadonlyArray<Interval> }
     expect(doc.intervals.length).toBeGreaterThan(0)
-    for (const i of doc.intervals) expect(i.paired, i.name).toBe(false)
+    for (const i of doc.intervals) expect(i.paired, i.name).toBe(i.name.startsWith("retrieval.testSets."))
+    // the two runs' projectors differ (another split), so the test set's MRR does
+    expect(doc.intervals.some((i) => i.name === "retrieval.testSets.sample-head.stageA.mrr" && i.paired && i.n === 48)).toBe(true)
     expect(llink("compare", "a", "c").out).toContain("**the eval sets differ**")
   })
 })

@@ -169,7 +169,7 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
       mindmerger: rp?.mindmerger ?? null,
       peerVector: rp?.vector ?? null,
       suite: inputs.retrieval?.suite ?? null,
-      testSets: inputs.testSets === undefined ? null : inputs.testSets.sets.map(({ ranks: _ranks, ...summary }) => summary),
+      testSets: inputs.testSets === undefined ? null : Object.fromEntries(inputs.testSets.sets.map(({ ranks: _ranks, ...summary }) => [summary.name, summary])),
       bootstrap: inputs.retrieval?.bootstrap ?? rf?.bootstrap ?? rp?.bootstrap ?? null,
       paper: PAPER_RETRIEVAL
     },
@@ -318,11 +318,11 @@ export const retrievalSuiteTable = (r: ResultsDoc): Table | undefined => {
 
 /** Table 1c: Stage A on each named test set, both directions under cosine and margin, with its contamination. */
 export const testSetsTable = (r: ResultsDoc): Table | undefined => {
-  const sets = r.retrieval.testSets
-  if (sets === null || sets.length === 0) return undefined
+  const sets = Object.values(r.retrieval.testSets ?? {})
+  if (sets.length === 0) return undefined
   const cell = (s: (typeof sets)[number], direction: string, scoring: string) => {
     const c = s.suite.grid.find((x) => x.direction === direction && x.scoring === scoring)
-    return c === undefined ? "–" : `${f3(c.metrics.r1)} ${ciCell(c.metrics.r1CI)}`
+    return c === undefined ? "–" : c.metrics.r1CI === null ? f3(c.metrics.r1) : `${f3(c.metrics.r1)} (${ciCell(c.metrics.r1CI)})`
   }
   return {
     caption: "Table 1c: LLINK (Stage A) retrieval on the named test sets (eval.testSets), R@1 with 95% bootstrap CIs; " +

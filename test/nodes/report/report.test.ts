@@ -69,6 +69,31 @@ const fixtures = async (base: string, options: { readonly offlineSynth: boolean;
     bootstrap,
     ranks: { full: [1, 1, 3], finetune: [4, 9, 2] }
   })
+  // One named test set (eval.testSets), 3 of whose English sentences are in the training split.
+  const testSets = writeJson(path.join(base, "retrieval.testSets.json"), {
+    bootstrap,
+    sets: [{
+      name: "flores200-devtest",
+      files: ["/data/flores200_devtest.eng_Latn", "/data/flores200_devtest.khm_Khmr"],
+      read: 1012,
+      quarantined: 0,
+      dropped: 0,
+      n: 1012,
+      contaminatedEnglish: 3,
+      contaminatedForeign: 1,
+      stageA: { ...metricsRow(1012), r1: 0.123, mrr: 0.2, r1CI: { lo: 0.104, hi: 0.144 } },
+      ranks: [1, 4, 2],
+      suite: {
+        system: "stageA",
+        grid: [
+          { direction: "foreign→english", scoring: "cosine", k: 0, metrics: { ...metricsRow(1012), r1: 0.123, r1CI: { lo: 0.104, hi: 0.144 } }, xsimError: 0.877 },
+          { direction: "english→foreign", scoring: "margin", k: 4, metrics: { ...metricsRow(1012), r1: 0.141, r1CI: { lo: 0.12, hi: 0.162 } }, xsimError: 0.859 }
+        ],
+        pool: [],
+        mistakes: { direction: "foreign→english", scoring: "margin", total: 0, number: 0, entity: 0, other: 0, identical: 0, examples: [] }
+      }
+    }]
+  })
   // The peers' rows: LangBridge scored, MindMerger off (`baselines`).
   const retrievalPeers = writeJson(path.join(base, "retrieval.peers.json"), {
     n: 100,
@@ -138,6 +163,7 @@ const fixtures = async (base: string, options: { readonly offlineSynth: boolean;
     retrieval,
     "retrieval.full": retrievalFull,
     "retrieval.peers": retrievalPeers,
+    "retrieval.testSets": testSets,
     judge: jctx.outputs["judge"],
     "judge.pairs": jctx.outputs["judge.pairs"],
     tokstats,
@@ -199,6 +225,10 @@ describe("report", () => {
     expect(md).toContain("margin 100: 0.710, 400: 0.455")
     expect(md).toContain("only in numbers 10 (25%), only in names or numbers 20 (50%), otherwise 8 (20%), not at all (a duplicate sentence) 2 (5%)")
     expect(html).toContain("Table 1b")
+    // Table 1c: the named test set, its contamination and its grid (a missing cell is a dash).
+    expect(md).toContain("Table 1c: LLINK (Stage A) retrieval on the named test sets")
+    expect(md).toContain("| flores200-devtest | 1,012 | 3 / 1 | 0.123 (0.104–0.144) | – | – | 0.141 (0.120–0.162) | 0.200 | 0.0010 |")
+    expect(html).toContain("Table 1c")
     for (const s of ["0.512", "0.531", "0.097", "4.3", "3.8", "27.5", "0.430", "0.450", "0.104", "24.7", "n = 1,024", "n = 100"]) expect(html).toContain(s)
     // Table 2: this run (offline chrF judge) and the paper.
     expect(html).toContain("Table 2: pairwise judge (OFFLINE chrF judge")
@@ -263,6 +293,10 @@ describe("report", () => {
     expect(md).toContain("| 100.0% | 100.0–100.0% | 100.0% | 100.0–100.0% | 0.0% | 100.0% | 50.0% / 50.0% | 20.0 / 3.0 (6.67×) |")
     expect(results.judge.bootstrap).toEqual({ method: "percentile", level: 0.95, resamples: 1000, seed: 0, unit: "prompt" })
     expect(results.retrieval.bootstrap.unit).toBe("query")
+    // results.json keys the test sets by name and leaves their per-query ranks in the artifact
+    expect(Object.keys(results.retrieval.testSets)).toEqual(["flores200-devtest"])
+    expect(results.retrieval.testSets["flores200-devtest"]).toMatchObject({ n: 1012, contaminatedEnglish: 3, stageA: { r1: 0.123 } })
+    expect(results.retrieval.testSets["flores200-devtest"].ranks).toBeUndefined()
     expect(results.judge.byBucket.content.vsBase.meanChars).toEqual({ system: 20, baseline: 3, ratio: 20 / 3 })
     expect(md).toContain("*paper (n = 1,024)* | *0.430*")
     expect(md).toContain("> **OFFLINE SYNTHESIZER")
