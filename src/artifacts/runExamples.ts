@@ -4,8 +4,8 @@
  *
  * - `retrieval.{stageA,full,finetune}.{r1,mrr}`: each query's gold rank (`retrieval.json`, `retrieval.full.json`);
  *   an example is the eval pair's id (`eval.parquet`);
- * - `retrieval.testSets.<name>.stageA.{r1,mrr}`: each test-set query's gold rank (`retrieval.testSets.json`); an
- *   example is the pair's position in the test set;
+ * - `retrieval.testSets.<name>.{stageA,full,finetune}.{r1,mrr}`: each test-set query's gold rank
+ *   (`retrieval.testSets.json`, `retrieval.testSets.full.json`); an example is the pair's position in the test set;
  * - `generation.<system>.chrf`: each output's sentence chrF against its target (`generations.parquet`), as the
  *   report computes it; an example is the Stage B eval row's pair id and task type (`sft.eval.parquet`);
  * - `judge.overall.<comparison>.{preference,winRate}`: each prompt's combined verdict (`judge.pairs.parquet`),
@@ -21,7 +21,7 @@ import { sentenceChrf } from "../metrics/chrf.ts"
 import { type ExampleTable, meanOf, type MetricExamples, ratioOf } from "../metrics/paired.ts"
 import { readTableAll, type Row } from "../formats/parquet/table.ts"
 import { LLINK_COMPARISONS } from "../schemas/judge.ts"
-import { RetrievalDoc, RetrievalFullDoc, TestSetsDoc } from "../schemas/retrieval.ts"
+import { RetrievalDoc, RetrievalFullDoc, TestSetsDoc, TestSetsFullDoc } from "../schemas/retrieval.ts"
 import { readJsonDoc } from "./json.ts"
 import { PEERS, SYSTEMS } from "../schemas/sft.ts"
 
@@ -61,6 +61,17 @@ export const readRunExamples = Effect.fn("RunExamples.read")(function*(runDir: s
     else {
       for (const set of doc.success.sets) {
         retrievalFamily("stageA", set.ranks.map((_, i) => String(i)), set.ranks, `retrieval.testSets.${set.name}`)
+      }
+    }
+  }
+  if (has("retrieval.testSets.full.json")) {
+    const doc = yield* Effect.result(readJsonDoc(TestSetsFullDoc, art("retrieval.testSets.full.json")))
+    if (doc._tag === "Failure") notes.push(`retrieval (test sets, full and fine-tune): ${describe(doc.failure)}`)
+    else {
+      for (const set of doc.success.sets) {
+        const ids = set.ranks.full.map((_, i) => String(i))
+        retrievalFamily("full", ids, set.ranks.full, `retrieval.testSets.${set.name}`)
+        retrievalFamily("finetune", ids, set.ranks.finetune, `retrieval.testSets.${set.name}`)
       }
     }
   }

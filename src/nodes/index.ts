@@ -24,6 +24,7 @@ import { stageB } from "./stageB/stage.ts"
 import { synthesize } from "./synthesize/stage.ts"
 import { teacher } from "./teacher/stage.ts"
 import { testSets } from "./testSets/stage.ts"
+import { testSetsFull } from "./testSetsFull/stage.ts"
 import { tokstats } from "./tokstats/stage.ts"
 
 export const stages: ReadonlyArray<AnyStage<TensorBackend>> = [
@@ -45,6 +46,7 @@ export const stages: ReadonlyArray<AnyStage<TensorBackend>> = [
   generate,
   judge,
   retrievalFull,
+  testSetsFull,
   retrievalPeers,
   report
 ]

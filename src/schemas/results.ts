@@ -25,6 +25,14 @@ export const RankingDoc = Schema.Struct({
   lengthCoef: Schema.NullOr(Schema.Number)
 })
 
+/** A named test set in results.json: Stage A's grid and contamination (`testSets`), and LLINK (full) and the
+ *  fine-tune (`testSetsFull`; null when it was not computed). */
+const TestSetResults = Schema.Struct({
+  ...TestSetSummary.fields,
+  full: Schema.NullOr(RetrievalMetricsDoc),
+  finetune: Schema.NullOr(RetrievalMetricsDoc)
+})
+
 export const ResultsDoc = Schema.Struct({
   title: Schema.String,
   offline: Schema.Struct({
@@ -47,7 +55,7 @@ export const ResultsDoc = Schema.Struct({
     suite: Schema.NullOr(BitextSuiteDoc),
     /** Stage A on each named test set of `eval.testSets`, by name, with its contamination (null: `testSets` not
      *  computed). Keyed by name so `llink compare` lines them up (`retrieval.testSets.<name>.stageA.r1`). */
-    testSets: Schema.NullOr(Schema.Record(Schema.String, TestSetSummary)),
+    testSets: Schema.NullOr(Schema.Record(Schema.String, TestSetResults)),
     /** How the R@1 and MRR intervals were made (null: no retrieval computed). */
     bootstrap: Schema.NullOr(BootstrapSettings),
     paper: Paper

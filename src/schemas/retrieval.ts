@@ -121,6 +121,23 @@ export const TestSetsDoc = Schema.Struct({
 })
 export type TestSetsDoc = typeof TestSetsDoc.Type
 
+/** How LLINK (full)'s query vector is made (`retrievalFull.vector`; src/metrics/systemVectors.ts). */
+export const RetrievalFullVector = Schema.Literals(["meanSlot", "lastSlotHidden"])
+
+/** LLINK (full) and the direct fine-tune on each named test set (`testSetsFull`), beside Stage A's `TestSetsDoc`. */
+export const TestSetsFullDoc = Schema.Struct({
+  bootstrap: BootstrapSettings,
+  fullVector: RetrievalFullVector,
+  sets: Schema.Array(Schema.Struct({
+    name: Schema.String,
+    n: Schema.Number,
+    full: RetrievalMetricsDoc,
+    finetune: RetrievalMetricsDoc,
+    ranks: Schema.Struct({ full: QueryRanks, finetune: QueryRanks })
+  }))
+})
+export type TestSetsFullDoc = typeof TestSetsFullDoc.Type
+
 export const RetrievalFullDoc = Schema.Struct({
   n: Schema.Number,
   /** How LLINK (full)'s query vector was made (`retrievalFull.vector`). */

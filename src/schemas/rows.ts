@@ -59,3 +59,17 @@ export const TokstatsTable = tableShape({
 export const TokstatsRow = TokstatsTable.schema
 export type TokstatsRow = typeof TokstatsRow.Type
 export const TokstatsColumns = TokstatsTable.columns
+
+/** A named test set's pair, as the `testSets` stage evaluated it (normalised, cut): `testSets.pairs`. Row i of
+ *  `zF.testSets` / `hE.testSets` is this table's row i; a set's rows are consecutive, in file order. */
+export const TestSetPairTable = tableShape({
+  /** The test set's name (`eval.testSets[].name`). */
+  set: utf8,
+  /** Position within its set (0-based). */
+  row: int32,
+  english: utf8,
+  foreign: utf8
+})
+export const TestSetPairRow = TestSetPairTable.schema
+export type TestSetPairRow = typeof TestSetPairRow.Type
+export const TestSetPairColumns = TestSetPairTable.columns

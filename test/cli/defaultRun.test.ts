@@ -109,7 +109,7 @@ describe("the embedded default (npx llink run)", () => {
     expect(partialResults.retrieval.full).toBeNull()
     expect(partialResults.judge).toBeNull()
     expect(partialResults.tokenizer).toBeNull() // tokstats is not upstream of retrieval
-    expect(partialResults.partial?.missing).toEqual(["retrieval.full", "retrieval.peers", "retrieval.testSets", "judge", "judge.pairs", "tokstats", "stageB.metrics", "generations", "sft.eval"])
+    expect(partialResults.partial?.missing).toEqual(["retrieval.full", "retrieval.peers", "retrieval.testSets", "retrieval.testSets.full", "judge", "judge.pairs", "tokstats", "stageB.metrics", "generations", "sft.eval"])
     expect(fs.readFileSync(path.join(partialDir, "report.md"), "utf8")).toContain("PARTIAL RUN: not computed in this run: retrieval.full")
 
     // Control 1: the slots zeroed at inference (only generate, judge and report rerun). They carry the sentence.

@@ -15,7 +15,7 @@ import { type JudgeDoc, systemsOf } from "../../schemas/judge.ts"
 import type { IngestSummaryDoc } from "../../schemas/ingestSummary.ts"
 import type { QualityDoc } from "../../schemas/quality.ts"
 import type { ResultsDoc } from "../../schemas/results.ts"
-import type { RetrievalDoc, RetrievalFullDoc, RetrievalPeersDoc, TestSetsDoc } from "../../schemas/retrieval.ts"
+import type { RetrievalDoc, RetrievalFullDoc, RetrievalPeersDoc, TestSetsDoc, TestSetsFullDoc } from "../../schemas/retrieval.ts"
 import { answerOf, type GenerationRow, PEERS } from "../../schemas/sft.ts"
 import type { TokstatsDoc } from "../../schemas/tokstats.ts"
 import { PAPER_JUDGE, PAPER_RETRIEVAL, PAPER_TOKENS } from "../../schemas/paper.ts"
@@ -37,6 +37,8 @@ export interface ReportInputs {
   readonly retrievalPeers: RetrievalPeersDoc | undefined
   /** `retrieval.testSets`: Stage A on the named test sets (absent: not computed). */
   readonly testSets?: TestSetsDoc | undefined
+  /** `retrieval.testSets.full`: LLINK (full) and the fine-tune on the named test sets (absent: not computed). */
+  readonly testSetsFull?: TestSetsFullDoc | undefined
   readonly judge: JudgeDoc | undefined
   readonly tokstats: TokstatsDoc | undefined
   readonly quality: QualityDoc | undefined
@@ -169,7 +171,10 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
       mindmerger: rp?.mindmerger ?? null,
       peerVector: rp?.vector ?? null,
       suite: inputs.retrieval?.suite ?? null,
-      testSets: inputs.testSets === undefined ? null : Object.fromEntries(inputs.testSets.sets.map(({ ranks: _ranks, ...summary }) => [summary.name, summary])),
+      testSets: inputs.testSets === undefined ? null : Object.fromEntries(inputs.testSets.sets.map(({ ranks: _ranks, ...summary }) => {
+        const other = inputs.testSetsFull?.sets.find((x) => x.name === summary.name)
+        return [summary.name, { ...summary, full: other?.full ?? null, finetune: other?.finetune ?? null }]
+      })),
       bootstrap: inputs.retrieval?.bootstrap ?? rf?.bootstrap ?? rp?.bootstrap ?? null,
       paper: PAPER_RETRIEVAL
     },
@@ -325,9 +330,9 @@ export const testSetsTable = (r: ResultsDoc): Table | undefined => {
     return c === undefined ? "–" : c.metrics.r1CI === null ? f3(c.metrics.r1) : `${f3(c.metrics.r1)} (${ciCell(c.metrics.r1CI)})`
   }
   return {
-    caption: "Table 1c: LLINK (Stage A) retrieval on the named test sets (eval.testSets), R@1 with 95% bootstrap CIs; " +
+    caption: "Table 1c: retrieval on the named test sets (eval.testSets): LLINK (Stage A) both ways, then LLINK (full) and the fine-tune, R@1 with 95% bootstrap CIs, MRR of Stage A; " +
       "contamination = evaluated pairs whose English (foreign) sentence also occurs in the training split",
-    header: ["Test set", "n", "Contamination en / km", "km→en cosine", "km→en margin", "en→km cosine", "en→km margin", "MRR", "Chance R@1"],
+    header: ["Test set", "n", "Contamination en / km", "km→en cosine", "km→en margin", "en→km cosine", "en→km margin", "MRR", "LLINK (full) km→en", "Fine-tune km→en", "Chance R@1"],
     rows: sets.map((s) => [
       s.name,
       int(s.n),
@@ -337,6 +342,8 @@ export const testSetsTable = (r: ResultsDoc): Table | undefined => {
       cell(s, "english→foreign", "cosine"),
       cell(s, "english→foreign", "margin"),
       f3(s.stageA.mrr),
+      s.full === null ? "–" : s.full.r1CI === null ? f3(s.full.r1) : `${f3(s.full.r1)} (${ciCell(s.full.r1CI)})`,
+      s.finetune === null ? "–" : s.finetune.r1CI === null ? f3(s.finetune.r1) : `${f3(s.finetune.r1)} (${ciCell(s.finetune.r1CI)})`,
       s.stageA.chanceR1.toFixed(4)
     ])
   }

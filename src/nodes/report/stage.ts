@@ -37,6 +37,7 @@ export const REPORT_INPUTS = [
   "retrieval.full",
   "retrieval.peers",
   "retrieval.testSets",
+  "retrieval.testSets.full",
   "judge",
   "judge.pairs",
   "tokstats",

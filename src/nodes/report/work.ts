@@ -13,7 +13,7 @@ import { JudgeDoc } from "../../schemas/judge.ts"
 import { IngestSummaryDoc } from "../../schemas/ingestSummary.ts"
 import { QualityDoc } from "../../schemas/quality.ts"
 import { ResultsDoc } from "../../schemas/results.ts"
-import { RetrievalDoc, RetrievalFullDoc, RetrievalPeersDoc, TestSetsDoc } from "../../schemas/retrieval.ts"
+import { RetrievalDoc, RetrievalFullDoc, RetrievalPeersDoc, TestSetsDoc, TestSetsFullDoc } from "../../schemas/retrieval.ts"
 import { readGenerations } from "../../schemas/sft.ts"
 import { TokstatsDoc } from "../../schemas/tokstats.ts"
 import { PretrainDoc } from "../../schemas/pretrain.ts"
@@ -118,6 +118,7 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
     const retrievalFull = yield* optionalDoc(RetrievalFullDoc, inputs["retrieval.full"])
     const retrievalPeers = yield* optionalDoc(RetrievalPeersDoc, inputs["retrieval.peers"])
     const testSets = yield* optionalDoc(TestSetsDoc, inputs["retrieval.testSets"])
+    const testSetsFull = yield* optionalDoc(TestSetsFullDoc, inputs["retrieval.testSets.full"])
     const judge = yield* optionalDoc(JudgeDoc, inputs["judge"])
     const tokstats = yield* optionalDoc(TokstatsDoc, inputs["tokstats"])
     const quality = yield* optionalDoc(QualityDoc, inputs["clean.quality"])
@@ -145,6 +146,7 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
       retrievalFull,
       retrievalPeers,
       testSets,
+      testSetsFull,
       judge,
       tokstats,
       quality,

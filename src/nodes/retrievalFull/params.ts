@@ -6,9 +6,10 @@
 import { Schema } from "effect"
 import { TeacherPromptConfig } from "../../prompts/teacher.ts"
 import { BootstrapConfig } from "../../schemas/bootstrap.ts"
+import { RetrievalFullVector } from "../../schemas/retrieval.ts"
 import { Count, dflt, Size } from "../../schemas/fields.ts"
 
-export const RetrievalFullVector = Schema.Literals(["meanSlot", "lastSlotHidden"])
+export { RetrievalFullVector }
 
 export const RetrievalFullConfig = Schema.Struct({
   /** LLINK (full)'s query vector: the mean of the K injected slot vectors (what Stage B's alignment auxiliaries pull

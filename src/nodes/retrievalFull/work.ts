@@ -20,13 +20,10 @@
  *   comparison are read at the same reserved position.
  */
 import * as path from "node:path"
-import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { goldRanks, withIntervals } from "../../metrics/retrieval.ts"
 import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
-import { forward } from "../../models/llama.ts"
-import { slotsFromZ } from "../../models/slots.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import { consecutiveRanges, onCluster } from "../../pipeline/shards.ts"
 import type { FinishedShard, ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
@@ -36,54 +33,16 @@ import { RetrievalFullDoc } from "../../schemas/retrieval.ts"
 import type { RetrievalFullParams } from "./params.ts"
 import { PAPER_RETRIEVAL } from "../../schemas/paper.ts"
 import { hostMatmul } from "../../backend/host.ts"
-import { readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { readF32File, writeF32File } from "../../artifacts/f32File.ts"
 import { readMatrixHead } from "../../artifacts/matrixHead.ts"
-import { leftPad, teacherPromptIds } from "../../prompts/teacher.ts"
-import { slotPrompt, stripTokens, taskInstruction } from "../../prompts/slots.ts"
-import { type EvalSystems, loadEvalSystems } from "../../artifacts/systems.ts"
+import { loadEvalSystems } from "../../artifacts/systems.ts"
+import { finetuneVectors, lastSlotHiddenVectors, meanSlotVectors } from "../../metrics/systemVectors.ts"
 import { describeError } from "../../errors/describe.ts"
 
 export type { RetrievalFullParams }
 
 const STAGE = "retrievalFull"
-
-/** Mean over the K slots of each row: [B, K, d] → [B, d] (host values). */
-export const meanSlotVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number): Promise<Float32Array> =>
-  readTidy(() => tf.mean(slotsFromZ(sys.projector, sys.slots, tf.tensor2d(z, [rows, dIn])), 1))
-
-/** Final hidden states at the last slot of the Stage B translation prompt, LoRA on. */
-export const lastSlotHiddenVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number): Promise<Float32Array> => {
-  const ids = [sys.bosId, ...sys.tokenizer.encode(slotPrompt(taskInstruction("translate_to_english"), sys.K), { addSpecialTokens: false })]
-  const positions = sys.slotIds.map((id) => ids.indexOf(id))
-  if (positions.some((p) => p < 0)) throw new Error("the Stage B prompt lacks a slot token")
-  const last = positions[positions.length - 1]
-  return readTidy(() => {
-    const slots = slotsFromZ(sys.projector, sys.slots, tf.tensor2d(z, [rows, dIn]))
-    const batch: Array<number> = []
-    const position: Array<number> = []
-    for (let b = 0; b < rows; b++) for (const p of positions) {
-      batch.push(b)
-      position.push(p)
-    }
-    const out = forward(
-      sys.llink,
-      { ids: Array.from({ length: rows }, () => ids), overrides: { batch, position, vectors: tf.reshape(slots, [rows * sys.K, sys.slots.config.dim]) as tf.Tensor2D } },
-      { gather: { batch: Array.from({ length: rows }, (_, b) => b), position: Array.from({ length: rows }, () => last) } }
-    )
-    return out.hidden
-  })
-}
-
-/** The fine-tuned decoder's final hidden states at `<foreign_emb>` after each foreign text (teacher-style prompt). */
-export const finetuneVectors = (sys: EvalSystems, foreign: ReadonlyArray<string>, teacher: RetrievalFullParams["teacher"]): Promise<Float32Array> => {
-  const reserved = sys.finetuneDoc.addedTokens
-  const prompts = foreign.map((f) => teacherPromptIds(sys.finetuneTokenizer, stripTokens(f, reserved), sys.foreignEmbId, teacher))
-  const { ids, attentionMask } = leftPad(prompts, sys.padId)
-  const T = ids[0].length
-  return readTidy(() => forward(sys.finetune, { ids, attentionMask }, { gather: { batch: ids.map((_, b) => b), position: ids.map(() => T - 1) } }).hidden)
-}
 
 /** The eval slice: n (what is available of `retrieval.n` or `split.evalN`), its foreign texts, z_F and h_E heads. */
 const prepare = (p: RetrievalFullParams, inputs: Readonly<Record<string, string>>, log: (line: string) => void) =>

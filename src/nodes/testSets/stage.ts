@@ -6,7 +6,9 @@
  * Table 1's metrics and the bitext grid (both directions × cosine, margin, CSLS; pool curve; mistakes). Each set's
  * contamination is counted: pairs whose English or foreign sentence also occurs in the training split.
  *
- * With no test sets configured it writes an empty list and loads nothing.
+ * It also publishes what it evaluated, for `testSetsFull` (the other systems' rows): `testSets.pairs` (every set's
+ * pairs, in order) and `zF.testSets` / `hE.testSets` (row i = pair i). With no test sets configured it writes an
+ * empty list, an empty table and empty matrices, and loads nothing.
  */
 import { Effect } from "effect"
 import type { TensorBackend } from "../../backend/tensorBackend.ts"
@@ -14,6 +16,7 @@ import { corpusFiles } from "../../corpus/corpus.ts"
 import { importWork } from "../../pipeline/lazy.ts"
 import { defineStage } from "../../pipeline/stage.ts"
 import { TestSetsDoc } from "../../schemas/retrieval.ts"
+import { TestSetPairColumns } from "../../schemas/rows.ts"
 import type { LlinkConfig } from "../config.ts"
 import { TestSetsParams } from "./params.ts"
 
@@ -24,7 +27,10 @@ export const testSets = defineStage<TestSetsParams, TensorBackend>({
   description: "Stage A retrieval on the named test sets of eval.testSets (both directions, three scorings, contamination)",
   inputs: ["models", "projector", "train"],
   outputs: [
-    { name: "retrieval.testSets", kind: "json", file: "retrieval.testSets.json", schema: TestSetsDoc, description: "Stage A retrieval per named test set, with its contamination" }
+    { name: "retrieval.testSets", kind: "json", file: "retrieval.testSets.json", schema: TestSetsDoc, description: "Stage A retrieval per named test set, with its contamination" },
+    { name: "testSets.pairs", kind: "parquet", file: "testSets.pairs.parquet", columns: TestSetPairColumns, description: "the evaluated pairs of every test set, in order (normalised, cut)" },
+    { name: "zF.testSets", kind: "arrow", file: "zF.testSets.arrow", description: "z_F of the test-set pairs (row i = testSets.pairs row i)" },
+    { name: "hE.testSets", kind: "arrow", file: "hE.testSets.arrow", description: "h_E of the test-set pairs (row i = testSets.pairs row i)" }
   ],
   params: TestSetsParams,
   selectParams: (config) => {

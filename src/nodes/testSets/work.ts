@@ -16,7 +16,8 @@ import { writeJsonDoc } from "../../artifacts/json.ts"
 import { readModelsRef, type ResolvedModels } from "../../artifacts/models.ts"
 import { loadProjectorDir } from "../../artifacts/projector.ts"
 import { planFiles, readCorpus, readerOptions, resolveCorpus } from "../../corpus/corpus.ts"
-import { readTableAll } from "../../formats/parquet/table.ts"
+import { openMatrixWriter } from "../../formats/arrow/matrix.ts"
+import { readTableAll, writeTable } from "../../formats/parquet/table.ts"
 import { bitextSuite } from "../../metrics/bitextSuite.ts"
 import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 import { projectRows } from "../../metrics/projectorRetrieval.ts"
@@ -30,6 +31,7 @@ import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
 import { leftPad, teacherPromptIds } from "../../prompts/teacher.ts"
 import { type TestSetResult, TestSetsDoc } from "../../schemas/retrieval.ts"
+import { TestSetPairColumns } from "../../schemas/rows.ts"
 import { normalizeText, truncateCodePoints } from "../../text/unicode.ts"
 import type { TestSetSpec, TestSetsParams } from "./params.ts"
 
@@ -173,12 +175,31 @@ const teacherSets = (models: ResolvedModels, sets: ReadonlyArray<TestSetPairs>, 
     )
   })
 
+/** Writes every set's pairs and their z_F / h_E rows (in set order) for `testSetsFull`. */
+const publishVectors = (
+  outputs: Readonly<Record<string, string>>,
+  sets: ReadonlyArray<{ readonly name: string; readonly pairs: TestSetPairs }>,
+  zs: ReadonlyArray<{ readonly data: Float32Array; readonly dim: number }>,
+  hs: ReadonlyArray<{ readonly data: Float32Array; readonly dim: number }>
+) =>
+  Effect.gen(function*() {
+    const rows = sets.flatMap(({ name, pairs }) => pairs.english.map((english, row) => ({ set: name, row, english, foreign: pairs.foreign[row] })))
+    yield* writeTable(outputs["testSets.pairs"], TestSetPairColumns, Stream.fromIterable(rows))
+    for (const [name, parts] of [["zF.testSets", zs], ["hE.testSets", hs]] as const) {
+      const dim = parts[0]?.dim ?? 1
+      const w = yield* openMatrixWriter(outputs[name], dim)
+      for (const m of parts) yield* w.write({ rows: m.data.length / dim, dim, data: m.data })
+      yield* w.close
+    }
+  }).pipe(asStageError(STAGE))
+
 export const runTestSets = (ctx: StageContext<TestSetsParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
   Effect.gen(function*() {
     const p = ctx.params
     const bootstrap = bootstrapSettings(p.bootstrap, "query")
     if (p.testSets.length === 0) {
       yield* writeJsonDoc(TestSetsDoc, ctx.outputs["retrieval.testSets"], { bootstrap, sets: [] }).pipe(asStageError(STAGE))
+      yield* publishVectors(ctx.outputs, [], [], [])
       ctx.log("no test sets configured (eval.testSets)")
       return { rows: {}, metrics: { sets: 0 } }
     }
@@ -254,5 +275,6 @@ export const runTestSets = (ctx: StageContext<TestSetsParams>): Effect.Effect<St
       )
     }
     yield* writeJsonDoc(TestSetsDoc, ctx.outputs["retrieval.testSets"], { bootstrap, sets: results }).pipe(asStageError(STAGE))
+    yield* publishVectors(ctx.outputs, p.testSets.map((spec, i) => ({ name: spec.name, pairs: read[i] })), zs, hs)
     return { rows: {}, metrics: { sets: results.length } }
   })

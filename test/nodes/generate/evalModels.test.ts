@@ -1,5 +1,5 @@
 /**
- * `generate` and `retrievalFull` on tiny seeded models (tiny Llama with the real Llama-3 tokenizer): fixtures are a
+ * `generate`, `retrievalFull` and `testSetsFull` on tiny seeded models (tiny Llama with the real Llama-3 tokenizer): fixtures are a
  * `models` artifact from the models stage, a random projector, a random slot module, random LoRA adapters for Stage B
  * and the fine-tune, random z_F / h_E matrices and `sft.eval` from the offline synthesizer.
  *
@@ -12,7 +12,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import * as tf from "@tensorflow/tfjs"
 import { TensorBackend } from "../../../src/backend/tensorBackend.ts"
-import { Effect } from "effect"
+import { Effect, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { retrievalMetrics } from "../../../src/metrics/retrieval.ts"
 import { disposeLlama, loadDecoder, withLora } from "../../../src/models/llama.ts"
@@ -25,7 +25,10 @@ import { generate } from "../../../src/nodes/generate/stage.ts"
 import { models } from "../../../src/nodes/models/stage.ts"
 import { retrievalFull } from "../../../src/nodes/retrievalFull/stage.ts"
 import { synthesize } from "../../../src/nodes/synthesize/stage.ts"
-import { readMatrix } from "../../../src/formats/arrow/matrix.ts"
+import { openMatrixWriter, readMatrix } from "../../../src/formats/arrow/matrix.ts"
+import { writeTable } from "../../../src/formats/parquet/table.ts"
+import { testSetsFull } from "../../../src/nodes/testSetsFull/stage.ts"
+import { TestSetPairColumns } from "../../../src/schemas/rows.ts"
 import { readModelsRef } from "../../../src/artifacts/models.ts"
 import { loadProjectorDir, saveProjectorDir } from "../../../src/artifacts/projector.ts"
 import { teacherVectors } from "../../../src/nodes/teacher/work.ts"
@@ -245,6 +248,57 @@ describe("retrievalFull on tiny models", () => {
     expect(doc2.fullVector).toBe("lastSlotHidden")
     expect(doc2.finetune).toEqual(doc.finetune)
     expect(doc2.full.n).toBe(8)
+  }, 120_000)
+})
+
+describe("testSetsFull on tiny models", () => {
+  it("scores a test set holding the eval slice exactly as retrievalFull scores the slice; sets are scored apart", async () => {
+    const rf = makeContext(retrievalFull, paramsOf(retrievalFull, configOf({ split: { evalN: 8 }, retrievalFull: { batchSize: 3 } })), inputs, path.join(base, "ts-rf"))
+    await Effect.runPromise(retrievalFull.run(rf).pipe(Effect.provide(TensorBackend.layer)))
+    const reference = JSON.parse(fs.readFileSync(rf.outputs["retrieval.full"], "utf8"))
+    // two sets: the 8 eval pairs, then eval pairs 5–7 again (a set of 3)
+    const foreign = (await readRows(inputs["eval"])).map((r) => String(r["foreign"]))
+    const order = [0, 1, 2, 3, 4, 5, 6, 7, 5, 6, 7]
+    const pairsFile = path.join(base, "testSets.pairs.parquet")
+    await Effect.runPromise(
+      writeTable(pairsFile, TestSetPairColumns, Stream.fromIterable(order.map((i, k) => ({ set: k < 8 ? "slice" : "tail", row: k < 8 ? k : k - 8, english: `e${i}`, foreign: foreign[i] }))))
+    )
+    const h = await Effect.runPromise(readMatrix(inputs["hE.holdout"]))
+    const pick = (data: Float32Array, dim: number) => {
+      const out = new Float32Array(order.length * dim)
+      order.forEach((i, k) => out.set(data.subarray(i * dim, (i + 1) * dim), k * dim))
+      return out
+    }
+    const write = async (file: string, data: Float32Array, dim: number) => {
+      await Effect.runPromise(Effect.gen(function*() {
+        const w = yield* openMatrixWriter(file, dim)
+        yield* w.write({ rows: order.length, dim, data })
+        yield* w.close
+      }))
+      return file
+    }
+    const tsInputs = {
+      ...inputs,
+      "testSets.pairs": pairsFile,
+      "zF.testSets": await write(path.join(base, "zF.testSets.arrow"), pick(zHold, D_IN), D_IN),
+      "hE.testSets": await write(path.join(base, "hE.testSets.arrow"), pick(h.data, h.dim), h.dim)
+    }
+    const ctx = makeContext(testSetsFull, paramsOf(testSetsFull, configOf({ retrievalFull: { batchSize: 3 } })), tsInputs, path.join(base, "tsf"))
+    await Effect.runPromise(testSetsFull.run(ctx).pipe(Effect.provide(TensorBackend.layer)))
+    const doc = JSON.parse(fs.readFileSync(ctx.outputs["retrieval.testSets.full"], "utf8"))
+    expect(doc.sets.map((x: { name: string; n: number }) => [x.name, x.n])).toEqual([["slice", 8], ["tail", 3]])
+    expect(doc.sets[0].ranks).toEqual(reference.ranks)
+    expect(doc.sets[0].full.r1).toBe(reference.full.r1)
+    expect(doc.sets[0].finetune.mrr).toBe(reference.finetune.mrr)
+    expect(doc.sets[1].full.chanceR1).toBeCloseTo(1 / 3, 12)
+    expect(doc.sets[1].ranks.full.every((r: number) => r >= 1 && r <= 3)).toBe(true)
+
+    // no test sets: an empty list, and no system is loaded (the inputs it would load do not exist)
+    const emptyPairs = path.join(base, "empty.pairs.parquet")
+    await Effect.runPromise(writeTable(emptyPairs, TestSetPairColumns, Stream.fromIterable([])))
+    const ectx = makeContext(testSetsFull, paramsOf(testSetsFull, configOf({})), { "testSets.pairs": emptyPairs, models: "/nonexistent", stageB: "/nonexistent" }, path.join(base, "tsf-empty"))
+    await Effect.runPromise(testSetsFull.run(ectx).pipe(Effect.provide(TensorBackend.layer)))
+    expect(JSON.parse(fs.readFileSync(ectx.outputs["retrieval.testSets.full"], "utf8")).sets).toEqual([])
   }, 120_000)
 })
 

@@ -26,6 +26,8 @@ import { TeacherConfig } from "../../../src/nodes/teacher/params.ts"
 import { testSets } from "../../../src/nodes/testSets/stage.ts"
 import { TestSetsParams } from "../../../src/nodes/testSets/params.ts"
 import { readTestSet } from "../../../src/nodes/testSets/work.ts"
+import { readMatrix } from "../../../src/formats/arrow/matrix.ts"
+import { readTableAll } from "../../../src/formats/parquet/table.ts"
 import { RetrievalDoc, TestSetsDoc } from "../../../src/schemas/retrieval.ts"
 import { realDataDir, repoRoot, runStage, syntheticPairs, tempDir, writePairs } from "../../support/stageA.ts"
 
@@ -107,6 +109,15 @@ describe("testSets", () => {
     const l = doc.sets[2]
     expect(l).toMatchObject({ read: 31, dropped: 1, n: 25, contaminatedEnglish: 10, contaminatedForeign: 10 })
     expect(ran.logs.some((x) => x.includes("test set leaky: n = 25") && x.includes("10 English, 10 foreign"))).toBe(true)
+    // what testSetsFull reads: every evaluated pair in order, and its vectors row for row
+    const pairs = await Effect.runPromise(readTableAll(ran.outputs["testSets.pairs"]))
+    expect(pairs.map((r) => r["set"])).toEqual([...Array(64).fill("held-tsv"), ...Array(64).fill("held-moses"), ...Array(25).fill("leaky")])
+    expect(pairs.slice(128, 131).map((r) => [r["row"], r["english"]])).toEqual([[0, train[0].english], [1, train[1].english], [2, train[2].english]])
+    const z = await Effect.runPromise(readMatrix(ran.outputs["zF.testSets"]))
+    const h = await Effect.runPromise(readMatrix(ran.outputs["hE.testSets"]))
+    expect([z.rows, h.rows]).toEqual([153, 153])
+    // the TSV and the Moses copy of the holdout give the same vectors
+    expect(z.data.subarray(0, 64 * z.dim)).toEqual(z.data.subarray(64 * z.dim, 128 * z.dim))
   })
 
   it("with no test sets writes an empty list", async () => {
@@ -114,6 +125,8 @@ describe("testSets", () => {
       outDir: path.join(dir, "empty.out")
     })
     expect(readDoc(ran.outputs["retrieval.testSets"]).sets).toEqual([])
+    expect(await Effect.runPromise(readTableAll(ran.outputs["testSets.pairs"]))).toEqual([])
+    expect((await Effect.runPromise(readMatrix(ran.outputs["zF.testSets"]))).rows).toBe(0)
   })
 
   it("pre-flight names the config field of a missing file", async () => {

@@ -1,0 +1,53 @@
+/**
+ * Query vectors of the evaluated systems for retrieval (paper Table 1), in the teacher's space (width d = the
+ * decoder's hidden size), used by `retrievalFull` (the eval slice) and `testSetsFull` (the named test sets):
+ * - LLINK (full), "meanSlot": the mean of the K injected slot vectors, projector(z_F) → ForeignScale → gated adapter →
+ *   expander (after Stage B); no decoder pass;
+ * - LLINK (full), "lastSlotHidden": the decoder's final hidden state (Stage B LoRA on) at the last slot of the Stage B
+ *   translation prompt;
+ * - the direct fine-tune: its decoder's final hidden state at `<foreign_emb>` after the foreign text, prompted as the
+ *   teacher prompts the English side.
+ */
+import * as tf from "@tensorflow/tfjs"
+import type { EvalSystems } from "../artifacts/systems.ts"
+import { readTidy } from "../backend/read.ts"
+import { forward } from "../models/llama.ts"
+import { slotsFromZ } from "../models/slots.ts"
+import { slotPrompt, stripTokens, taskInstruction } from "../prompts/slots.ts"
+import { leftPad, teacherPromptIds, type TeacherPromptOptions } from "../prompts/teacher.ts"
+
+/** Mean over the K slots of each row: [B, K, d] → [B, d] (host values). */
+export const meanSlotVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number): Promise<Float32Array> =>
+  readTidy(() => tf.mean(slotsFromZ(sys.projector, sys.slots, tf.tensor2d(z, [rows, dIn])), 1))
+
+/** Final hidden states at the last slot of the Stage B translation prompt, LoRA on. */
+export const lastSlotHiddenVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number): Promise<Float32Array> => {
+  const ids = [sys.bosId, ...sys.tokenizer.encode(slotPrompt(taskInstruction("translate_to_english"), sys.K), { addSpecialTokens: false })]
+  const positions = sys.slotIds.map((id) => ids.indexOf(id))
+  if (positions.some((p) => p < 0)) throw new Error("the Stage B prompt lacks a slot token")
+  const last = positions[positions.length - 1]
+  return readTidy(() => {
+    const slots = slotsFromZ(sys.projector, sys.slots, tf.tensor2d(z, [rows, dIn]))
+    const batch: Array<number> = []
+    const position: Array<number> = []
+    for (let b = 0; b < rows; b++) for (const p of positions) {
+      batch.push(b)
+      position.push(p)
+    }
+    const out = forward(
+      sys.llink,
+      { ids: Array.from({ length: rows }, () => ids), overrides: { batch, position, vectors: tf.reshape(slots, [rows * sys.K, sys.slots.config.dim]) as tf.Tensor2D } },
+      { gather: { batch: Array.from({ length: rows }, (_, b) => b), position: Array.from({ length: rows }, () => last) } }
+    )
+    return out.hidden
+  })
+}
+
+/** The fine-tuned decoder's final hidden states at `<foreign_emb>` after each foreign text (teacher-style prompt). */
+export const finetuneVectors = (sys: EvalSystems, foreign: ReadonlyArray<string>, teacher: TeacherPromptOptions): Promise<Float32Array> => {
+  const reserved = sys.finetuneDoc.addedTokens
+  const prompts = foreign.map((f) => teacherPromptIds(sys.finetuneTokenizer, stripTokens(f, reserved), sys.foreignEmbId, teacher))
+  const { ids, attentionMask } = leftPad(prompts, sys.padId)
+  const T = ids[0].length
+  return readTidy(() => forward(sys.finetune, { ids, attentionMask }, { gather: { batch: ids.map((_, b) => b), position: ids.map(() => T - 1) } }).hidden)
+}
