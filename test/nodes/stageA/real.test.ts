@@ -4,6 +4,8 @@
  * The tiny models know nothing about either language, so the retrieval numbers only show that the chain runs on
  * real text end to end (long Khmer without spaces, Latin names and digits inside Khmer, zero-width spaces removed
  * as `clean` would); what little is learnt comes from shared surface tokens (digits, names).
+ * Then FLORES-200 devtest and the file's own first 50 (training) pairs as named test sets (`testSets`), with their
+ * contamination against the training pairs printed and checked.
  * Skipped, with a message, when the data folder is absent.
  */
 import { Effect, Schema } from "effect"
@@ -17,6 +19,8 @@ import { RetrievalParams } from "../../../src/nodes/retrieval/params.ts"
 import { stageA } from "../../../src/nodes/stageA/stage.ts"
 import { StageAParams } from "../../../src/nodes/stageA/params.ts"
 import { teacher } from "../../../src/nodes/teacher/stage.ts"
+import { testSets } from "../../../src/nodes/testSets/stage.ts"
+import { TestSetsParams } from "../../../src/nodes/testSets/params.ts"
 import { readMatrix } from "../../../src/formats/arrow/matrix.ts"
 import { EncodeConfig } from "../../../src/nodes/encode/params.ts"
 import { ModelsConfig } from "../../../src/nodes/models/params.ts"
@@ -120,5 +124,32 @@ describe.skipIf(!present)("Stage A on real Khmer–English pairs (tiny checkpoin
     expect(doc.stageA.n).toBe(N_HOLD)
     for (const k of ["r1", "r5", "r10", "mrr", "meanRank"]) expect(Number.isFinite(doc.stageA[k])).toBe(true)
     expect(doc.stageA.chanceR1).toBeCloseTo(1 / N_HOLD, 12)
-  }, 120_000)
+
+    // Named test sets (eval.testSets) on the same models and projector: FLORES-200 devtest, none of whose English is
+    // in the training file, and the file's own first 50 pairs, which are training pairs (planted contamination).
+    const enc = Schema.decodeUnknownSync(EncodeConfig)({ batchSize: 32 })
+    const tea = Schema.decodeUnknownSync(TeacherConfig)({ batchSize: 16 })
+    const ts = await runStage(testSets, Schema.decodeUnknownSync(TestSetsParams)({
+      testSets: [
+        { name: "flores200-devtest", corpus: { path: path.join(realDataDir, "flores200_devtest.eng_Latn"), pairPath: path.join(realDataDir, "flores200_devtest.khm_Khmr"), format: "moses" } },
+        { name: "train-head", corpus: { path: FILE, format: "tsv" }, maxPairs: 50 }
+      ],
+      clean: { removeZeroWidth: true, maxForeignChars: 256 },
+      encode: { batchSize: enc.batchSize, maxChars: enc.maxChars, maxTokens: enc.maxTokens },
+      teacher: { template: tea.template, maxTokens: tea.maxTokens, batchSize: tea.batchSize },
+      pools: [100],
+      bootstrap: {}
+    }), { models: m.outputs["models"], projector: s.outputs["projector"], train }, dir)
+    console.log(ts.logs.map((l) => `  testSets: ${l}`).join("\n"))
+    const sets = JSON.parse(fs.readFileSync(ts.outputs["retrieval.testSets"], "utf8")) as {
+      sets: ReadonlyArray<{ name: string; n: number; contaminatedEnglish: number; contaminatedForeign: number; stageA: { chanceR1: number } }>
+    }
+    const [flores, head] = sets.sets
+    expect([flores.name, flores.n, flores.contaminatedEnglish]).toEqual(["flores200-devtest", 1012, 0])
+    expect(flores.stageA.chanceR1).toBeCloseTo(1 / 1012, 12)
+    expect(head.n).toBe(50)
+    // the same sentences after the same normalisation (a few may differ in whitespace or NFC from the raw lines)
+    expect(head.contaminatedEnglish).toBeGreaterThanOrEqual(45)
+    expect(head.contaminatedForeign).toBeGreaterThanOrEqual(45)
+  }, 300_000)
 })

@@ -29,6 +29,7 @@ import { readTestSet } from "../../../src/nodes/testSets/work.ts"
 import { readMatrix } from "../../../src/formats/arrow/matrix.ts"
 import { readTableAll } from "../../../src/formats/parquet/table.ts"
 import { RetrievalDoc, TestSetsDoc } from "../../../src/schemas/retrieval.ts"
+import { skipFor } from "../../support/envGate.ts"
 import { realDataDir, repoRoot, runStage, syntheticPairs, tempDir, writePairs } from "../../support/stageA.ts"
 
 const dir = tempDir("testSets")
@@ -145,7 +146,9 @@ describe("testSets", () => {
   })
 })
 
-describe.skipIf(!fs.existsSync(realDataDir))("testSets on real data", () => {
+const realPresent = !skipFor("shared-data", fs.existsSync(realDataDir) ? undefined : `${realDataDir} is absent (the shared km-en data folder is not here)`)
+
+describe.skipIf(!realPresent)("testSets on real data", () => {
   it("the shipped FLORES-200 and Tatoeba specs decode and read every pair", async () => {
     const expected: Record<string, number> = { "flores200-devtest": 1012, tatoeba: 726 }
     for (const spec of ["flores200.json", "tatoeba.json"]) {
