@@ -97,7 +97,8 @@ export const TestSetSummary = Schema.Struct({
   name: Schema.String,
   /** The files read (absolute paths). */
   files: Schema.Array(Schema.String),
-  /** Pairs the readers returned, rows they quarantined, and pairs dropped after normalisation (an empty side). */
+  /** Pairs the readers returned (reading stops once `maxPairs` usable ones are found), rows they quarantined, and
+   *  pairs dropped after normalisation (an empty side). */
   read: Schema.Number,
   quarantined: Schema.Number,
   dropped: Schema.Number,

@@ -63,6 +63,8 @@ export const readTestSet = (spec: TestSetSpec, clean: TestSetsParams["clean"]): 
     let dropped = 0
     const cap = spec.maxPairs === 0 ? Number.POSITIVE_INFINITY : spec.maxPairs
     yield* readCorpus(plan, readerOptions(spec.corpus)).pipe(
+      // with maxPairs, reading stops at the batch that fills it (`read` counts what was read until then)
+      Stream.takeWhile(() => english.length < cap),
       Stream.runForEach((batch) =>
         Effect.sync(() => {
           read += batch.pairs.length
