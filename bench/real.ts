@@ -8,7 +8,7 @@
  *   training file) and Tatoeba (726), through `eval.testSets` (the `testSets` stage: both ways, cosine, margin and
  *   CSLS, 95% bootstrap intervals, contamination against the training split).
  *
- * It is one ordinary `llink run --until testSets` per arm:
+ * It is two ordinary runs per arm on one cache, `llink run --until retrieval` and `--until testSets`:
  * - `pretrained`: the tiny models pretrained as above;
  * - `random`: the same chain on unpretrained tiny models (the control: what pretraining brings).
  * `BENCH_REAL_DIR` keeps the work folder (cache, runs) between calls; `BENCH_REAL_ARMS=pretrained` runs a subset.
@@ -86,7 +86,7 @@ interface TestSet {
   readonly suite: { readonly grid: ReadonlyArray<{ readonly direction: string; readonly scoring: string; readonly metrics: Metrics }> }
 }
 interface Results {
-  readonly retrieval: { readonly stageA: Metrics | null; readonly testSets: ReadonlyArray<TestSet> | null }
+  readonly retrieval: { readonly stageA: Metrics | null; readonly testSets: Readonly<Record<string, TestSet>> | null }
   readonly pretrain: { readonly decoder: { firstLoss: number | null; finalLoss: number | null } | null; readonly encoder: { firstLoss: number | null; finalLoss: number | null } | null } | null
 }
 
@@ -96,26 +96,34 @@ const rows: Array<Array<string>> = []
 console.log(`work folder: ${work}`)
 for (const [name, extra] of ARMS) {
   if (only !== undefined && !only.includes(name)) continue
-  const runDir = path.join(work, "runs", name)
+  // two runs on one cache: `--until retrieval` (the holdout's Table 1), then `--until testSets` (the named sets)
+  const runs: Array<Results> = []
   const started = Date.now()
-  console.log(`\n-- ${name}: llink run --until testSets ${extra.join(" ")}`)
-  const r = spawnSync(process.execPath, [path.join(repoRoot, "bin/llink.mjs"), "run", "--config", configFile, "--run-dir", runDir, "--until", "testSets", ...extra], {
-    cwd: repoRoot,
-    stdio: ["ignore", "inherit", "inherit"],
-    env: { ...process.env, OPENAI_BASE_URL: "" }
-  })
-  const seconds = (Date.now() - started) / 1000
-  if (r.status !== 0) {
-    console.log(`-- ${name}: llink run exited ${r.status ?? r.signal} after ${seconds.toFixed(0)} s`)
-    continue
+  let failed = false
+  for (const until of ["retrieval", "testSets"]) {
+    const runDir = path.join(work, "runs", `${name}-${until}`)
+    console.log(`\n-- ${name}: llink run --until ${until} ${extra.join(" ")}`)
+    const r = spawnSync(process.execPath, [path.join(repoRoot, "bin/llink.mjs"), "run", "--config", configFile, "--run-dir", runDir, "--until", until, ...extra], {
+      cwd: repoRoot,
+      stdio: ["ignore", "inherit", "inherit"],
+      env: { ...process.env, OPENAI_BASE_URL: "" }
+    })
+    if (r.status !== 0) {
+      console.log(`-- ${name}: llink run --until ${until} exited ${r.status ?? r.signal}`)
+      failed = true
+      break
+    }
+    runs.push(JSON.parse(fs.readFileSync(path.join(runDir, "results.json"), "utf8")) as Results)
   }
-  const results = JSON.parse(fs.readFileSync(path.join(runDir, "results.json"), "utf8")) as Results
+  const seconds = (Date.now() - started) / 1000
+  if (failed) continue
+  const results: Results = { retrieval: { stageA: runs[0].retrieval.stageA, testSets: runs[1].retrieval.testSets }, pretrain: runs[0].pretrain }
   const dec = results.pretrain?.decoder
   const enc = results.pretrain?.encoder
   console.log(`-- ${name}: ${seconds.toFixed(0)} s; decoder LM ${dec?.firstLoss?.toFixed(2) ?? "–"} → ${dec?.finalLoss?.toFixed(2) ?? "–"}, encoder MLM ${enc?.firstLoss?.toFixed(2) ?? "–"} → ${enc?.finalLoss?.toFixed(2) ?? "–"}`)
   const holdout = results.retrieval.stageA
   if (holdout !== null) rows.push([name, "holdout (mixed)", String(holdout.n), "–", ci(holdout), `${(holdout.r1 / holdout.chanceR1).toFixed(1)}×`, pct(holdout.r10), "", "", ""])
-  for (const t of results.retrieval.testSets ?? []) {
+  for (const t of Object.values(results.retrieval.testSets ?? {})) {
     const cell = (direction: string, scoring: string) => {
       const m = t.suite.grid.find((g) => g.direction === direction && g.scoring === scoring)?.metrics
       return m === undefined ? "–" : pct(m.r1)
