@@ -11,10 +11,10 @@
 import * as tf from "@tensorflow/tfjs"
 import type { EvalSystems } from "../artifacts/systems.ts"
 import { readTidy } from "../backend/read.ts"
-import { forward } from "../models/llama.ts"
+import { forward, promptEndStates } from "../models/llama.ts"
 import { slotsFromZ } from "../models/slots.ts"
 import { slotPrompt, stripTokens, taskInstruction } from "../prompts/slots.ts"
-import { leftPad, teacherPromptIds, type TeacherPromptOptions } from "../prompts/teacher.ts"
+import { teacherPromptIds, type TeacherPromptOptions } from "../prompts/teacher.ts"
 
 /** Mean over the K slots of each row: [B, K, d] → [B, d] (host values). */
 export const meanSlotVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number): Promise<Float32Array> =>
@@ -47,7 +47,5 @@ export const lastSlotHiddenVectors = (sys: EvalSystems, z: Float32Array, rows: n
 export const finetuneVectors = (sys: EvalSystems, foreign: ReadonlyArray<string>, teacher: TeacherPromptOptions): Promise<Float32Array> => {
   const reserved = sys.finetuneDoc.addedTokens
   const prompts = foreign.map((f) => teacherPromptIds(sys.finetuneTokenizer, stripTokens(f, reserved), sys.foreignEmbId, teacher))
-  const { ids, attentionMask } = leftPad(prompts, sys.padId)
-  const T = ids[0].length
-  return readTidy(() => forward(sys.finetune, { ids, attentionMask }, { gather: { batch: ids.map((_, b) => b), position: ids.map(() => T - 1) } }).hidden)
+  return promptEndStates(sys.finetune, prompts, sys.padId)
 }

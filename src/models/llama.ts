@@ -17,7 +17,7 @@
  * weights are plain tensors (never trainable); only LoRA adapters (see lora.ts) hold `tf.Variable`s.
  */
 import * as tf from "@tensorflow/tfjs"
-import { onHost } from "../backend/read.ts"
+import { onHost, readTidy } from "../backend/read.ts"
 import { Effect } from "effect"
 import { CheckpointError } from "./errors.ts"
 import type { LlamaConfig } from "./hfconfig.ts"
@@ -850,3 +850,24 @@ export const loadDecoder = Effect.fn("Llama.loadDecoder")(function*(dir: string,
     lora
   })
 })
+
+/** Left-pads prompts with `padId`: rectangular ids and the matching attention mask. */
+export const leftPad = (
+  seqs: ReadonlyArray<ReadonlyArray<number>>,
+  padId: number
+): { readonly ids: Array<Array<number>>; readonly attentionMask: Array<Array<number>> } => {
+  const T = Math.max(...seqs.map((s) => s.length))
+  return {
+    ids: seqs.map((s) => [...new Array<number>(T - s.length).fill(padId), ...s]),
+    attentionMask: seqs.map((s) => [...new Array<number>(T - s.length).fill(0), ...new Array<number>(s.length).fill(1)])
+  }
+}
+
+/** Final hidden states (after the final norm) at the last token of each prompt [n, hidden], one forward pass over
+ *  the prompts left-padded with `padId` (masked out); tensors are freed. The teacher's h_E at `<foreign_emb>` and
+ *  the fine-tune's retrieval vector are read this way. */
+export const promptEndStates = (model: LlamaModel, prompts: ReadonlyArray<ReadonlyArray<number>>, padId: number): Promise<Float32Array> => {
+  const { ids, attentionMask } = leftPad(prompts, padId)
+  const T = ids[0].length
+  return readTidy(() => forward(model, { ids, attentionMask }, { gather: { batch: ids.map((_, b) => b), position: ids.map(() => T - 1) } }).hidden)
+}

@@ -318,6 +318,12 @@ export const padBatch = (
   }
 }
 
+/** z_F [n, hidden] of already tokenised sentences (`encoderTokenIds`), one forward pass; tensors are freed. */
+export const embedTokenized = (model: XlmrModel, seqs: ReadonlyArray<ReadonlyArray<number>>): Promise<Float32Array> => {
+  const input = padBatch(seqs, model.config.pad_token_id)
+  return readTidy(() => embedSentences(model, input))
+}
+
 /** The cuts applied to a sentence before the encoder (config section `encode`). */
 export interface EncoderCut {
   readonly maxChars: number

@@ -36,15 +36,3 @@ export const teacherPromptIds = (tok: TextTokenizer, english: string, feId: numb
   const ids = tok.encode(TEMPLATE_PREFIX[o.template] + english, { addSpecialTokens: true })
   return [...ids.slice(0, o.maxTokens - 1), feId]
 }
-
-/** Left-pads prompts with `padId`: rectangular ids and the matching attention mask. */
-export const leftPad = (
-  seqs: ReadonlyArray<ReadonlyArray<number>>,
-  padId: number
-): { readonly ids: Array<Array<number>>; readonly attentionMask: Array<Array<number>> } => {
-  const T = Math.max(...seqs.map((s) => s.length))
-  return {
-    ids: seqs.map((s) => [...new Array<number>(T - s.length).fill(padId), ...s]),
-    attentionMask: seqs.map((s) => [...new Array<number>(T - s.length).fill(0), ...new Array<number>(s.length).fill(1)])
-  }
-}

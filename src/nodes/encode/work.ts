@@ -12,11 +12,10 @@ import { asStageError } from "../../pipeline/stageError.ts"
 import type { TextTokenizer } from "../../models/tokenizer.ts"
 import { loadTokenizer } from "../../models/tokenizer.ts"
 import type { EncoderCut, XlmrModel } from "../../models/xlmr.ts"
-import { disposeXlmr, embedSentences, encoderTokenIds, loadEncoder, padBatch } from "../../models/xlmr.ts"
+import { disposeXlmr, embedTokenized, encoderTokenIds, loadEncoder } from "../../models/xlmr.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import type { FinishedShard, ShardContext, ShardOutcome, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import type { EncodeParams } from "./params.ts"
-import { readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { readStringColumn } from "../../artifacts/columns.ts"
 import { mergeMatrixOutputs, runBatchJob, runSequenceShard } from "../../artifacts/matrixJob.ts"
@@ -31,11 +30,8 @@ export type ForeignEncodeOptions = EncoderCut
 /** Token ids of one foreign sentence (src/models/xlmr.ts `encoderTokenIds`). */
 export const foreignTokenIds = encoderTokenIds
 
-/** z_F [n, hidden] of already tokenised sentences (`foreignTokenIds`), one forward pass; tensors are freed. */
-export const encodeTokenized = (model: XlmrModel, seqs: ReadonlyArray<ReadonlyArray<number>>): Promise<Float32Array> => {
-  const { ids, attentionMask } = padBatch(seqs, model.config.pad_token_id)
-  return readTidy(() => embedSentences(model, { ids, attentionMask }))
-}
+/** z_F [n, hidden] of already tokenised sentences (src/models/xlmr.ts `embedTokenized`). */
+export const encodeTokenized = embedTokenized
 
 /** z_F of `texts` [n, hidden] (one forward pass; tensors are freed). */
 export const encodeForeign = (

@@ -325,10 +325,11 @@ export const retrievalSuiteTable = (r: ResultsDoc): Table | undefined => {
 export const testSetsTable = (r: ResultsDoc): Table | undefined => {
   const sets = Object.values(r.retrieval.testSets ?? {})
   if (sets.length === 0) return undefined
-  const cell = (s: (typeof sets)[number], direction: string, scoring: string) => {
-    const c = s.suite.grid.find((x) => x.direction === direction && x.scoring === scoring)
-    return c === undefined ? "–" : c.metrics.r1CI === null ? f3(c.metrics.r1) : `${f3(c.metrics.r1)} (${ciCell(c.metrics.r1CI)})`
-  }
+  /** R@1 and its interval in one cell; a dash where the row was not computed. */
+  const r1 = (m: { readonly r1: number; readonly r1CI: { readonly lo: number; readonly hi: number } | null } | null | undefined) =>
+    m === null || m === undefined ? "–" : m.r1CI === null ? f3(m.r1) : `${f3(m.r1)} (${ciCell(m.r1CI)})`
+  const cell = (s: (typeof sets)[number], direction: string, scoring: string) =>
+    r1(s.suite.grid.find((x) => x.direction === direction && x.scoring === scoring)?.metrics)
   return {
     caption: "Table 1c: retrieval on the named test sets (eval.testSets): LLINK (Stage A) both ways, then LLINK (full) and the fine-tune, R@1 with 95% bootstrap CIs, MRR of Stage A; " +
       "contamination = evaluated pairs whose English (foreign) sentence also occurs in the training split",
@@ -342,8 +343,8 @@ export const testSetsTable = (r: ResultsDoc): Table | undefined => {
       cell(s, "english→foreign", "cosine"),
       cell(s, "english→foreign", "margin"),
       f3(s.stageA.mrr),
-      s.full === null ? "–" : s.full.r1CI === null ? f3(s.full.r1) : `${f3(s.full.r1)} (${ciCell(s.full.r1CI)})`,
-      s.finetune === null ? "–" : s.finetune.r1CI === null ? f3(s.finetune.r1) : `${f3(s.finetune.r1)} (${ciCell(s.finetune.r1CI)})`,
+      r1(s.full),
+      r1(s.finetune),
       s.stageA.chanceR1.toFixed(4)
     ])
   }

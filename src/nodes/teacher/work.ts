@@ -19,14 +19,13 @@
 import { Effect } from "effect"
 import { asStageError } from "../../pipeline/stageError.ts"
 import type { LlamaModel } from "../../models/llama.ts"
-import { disposeLlama, forward, loadDecoder } from "../../models/llama.ts"
+import { disposeLlama, loadDecoder, promptEndStates } from "../../models/llama.ts"
 import type { TextTokenizer } from "../../models/tokenizer.ts"
-import { leftPad, teacherPromptIds, type TeacherPromptOptions } from "../../prompts/teacher.ts"
+import { teacherPromptIds, type TeacherPromptOptions } from "../../prompts/teacher.ts"
 import { loadTokenizer } from "../../models/tokenizer.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import type { FinishedShard, ShardContext, ShardOutcome, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import type { TeacherParams } from "./params.ts"
-import { readTidy } from "../../backend/read.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { readStringColumn } from "../../artifacts/columns.ts"
 import { mergeMatrixOutputs, runBatchJob, runSequenceShard } from "../../artifacts/matrixJob.ts"
@@ -36,13 +35,9 @@ export type { TeacherParams }
 
 const STAGE = "teacher"
 
-/** h_E [n, hidden] of prompts that end with `<foreign_emb>` (`teacherPromptIds`), one forward pass, left-padded
- *  with `padId`; tensors are freed. */
-export const teacherFromIds = (model: LlamaModel, prompts: ReadonlyArray<ReadonlyArray<number>>, padId: number): Promise<Float32Array> => {
-  const { ids, attentionMask } = leftPad(prompts, padId)
-  const T = ids[0].length
-  return readTidy(() => forward(model, { ids, attentionMask }, { gather: { batch: ids.map((_, b) => b), position: ids.map(() => T - 1) } }).hidden)
-}
+/** h_E [n, hidden] of prompts that end with `<foreign_emb>` (`teacherPromptIds`): src/models/llama.ts
+ *  `promptEndStates`. */
+export const teacherFromIds = promptEndStates
 
 /** h_E [n, hidden] of `english` (one forward pass; tensors are freed). */
 export const teacherVectors = (

@@ -9,10 +9,10 @@
  *    bootstrap CIs) and the bitext grid (both directions × cosine, margin, CSLS; pool curve; mistakes).
  */
 import { Effect, Stream } from "effect"
-import { readTidy } from "../../backend/read.ts"
 import { hostMatmul } from "../../backend/host.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { writeJsonDoc } from "../../artifacts/json.ts"
+import { describeError } from "../../errors/describe.ts"
 import { readModelsRef, type ResolvedModels } from "../../artifacts/models.ts"
 import { loadProjectorDir } from "../../artifacts/projector.ts"
 import { planFiles, readCorpus, readerOptions, resolveCorpus } from "../../corpus/corpus.ts"
@@ -22,14 +22,14 @@ import { bitextSuite } from "../../metrics/bitextSuite.ts"
 import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 import { projectRows } from "../../metrics/projectorRetrieval.ts"
 import { goldRanks, withIntervals } from "../../metrics/retrieval.ts"
-import { disposeLlama, forward, loadDecoder } from "../../models/llama.ts"
+import { disposeLlama, loadDecoder, promptEndStates } from "../../models/llama.ts"
 import * as Projector from "../../models/projector.ts"
 import { loadTokenizer } from "../../models/tokenizer.ts"
-import { disposeXlmr, embedSentences, encoderTokenIds, loadEncoder, padBatch } from "../../models/xlmr.ts"
+import { disposeXlmr, embedTokenized, encoderTokenIds, loadEncoder } from "../../models/xlmr.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
-import { leftPad, teacherPromptIds } from "../../prompts/teacher.ts"
+import { teacherPromptIds } from "../../prompts/teacher.ts"
 import { type TestSetResult, TestSetsDoc } from "../../schemas/retrieval.ts"
 import { TestSetPairColumns } from "../../schemas/rows.ts"
 import { normalizeText, truncateCodePoints } from "../../text/unicode.ts"
@@ -95,23 +95,18 @@ export const countIn = (texts: ReadonlyArray<string>, seen: ReadonlySet<string>)
   return n
 }
 
-const batches = <A>(xs: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
-  const out: Array<ReadonlyArray<A>> = []
-  for (let s = 0; s < xs.length; s += size) out.push(xs.slice(s, s + size))
-  return out
-}
+const failed = (what: string) => (cause: unknown) => new StageError({ stage: STAGE, message: `${what}: ${describeError(cause)}`, cause })
 
-const concat = (parts: ReadonlyArray<Float32Array>): Float32Array => {
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
-
-const failed = (what: string) => (cause: unknown) => new StageError({ stage: STAGE, message: `${what}: ${String(cause)}`, cause })
+/** Vectors of one set's rows, computed `batch` rows at a time into one [n, dim] matrix. */
+const inBatches = <A>(rows: ReadonlyArray<A>, batch: number, dim: number, what: string, compute: (chunk: ReadonlyArray<A>) => Promise<Float32Array>) =>
+  Effect.tryPromise({
+    try: async () => {
+      const out = new Float32Array(rows.length * dim)
+      for (let s = 0; s < rows.length; s += batch) out.set(await compute(rows.slice(s, s + batch)), s * dim)
+      return { data: out, dim }
+    },
+    catch: failed(what)
+  })
 
 /** z_F of each set's foreign sentences (one encoder load for all sets), as `encode` makes them. */
 const encodeSets = (models: ResolvedModels, sets: ReadonlyArray<TestSetPairs>, p: TestSetsParams) =>
@@ -119,21 +114,11 @@ const encodeSets = (models: ResolvedModels, sets: ReadonlyArray<TestSetPairs>, p
     const tok = yield* loadTokenizer(models.encoderDir).pipe(asStageError(STAGE))
     return yield* Effect.acquireUseRelease(
       loadEncoder(models.encoderDir).pipe(asStageError(STAGE)),
-      (model) =>
-        Effect.gen(function*() {
-          const eos = tok.eosId ?? model.config.eos_token_id
-          const out: Array<{ data: Float32Array; dim: number }> = []
-          for (const set of sets) {
-            const seqs = set.foreign.map((t) => encoderTokenIds(tok, t, eos, p.encode))
-            const parts: Array<Float32Array> = []
-            for (const b of batches(seqs, p.encode.batchSize)) {
-              const input = padBatch(b, model.config.pad_token_id)
-              parts.push(yield* Effect.tryPromise({ try: () => readTidy(() => embedSentences(model, input)), catch: failed("encoding a test set") }))
-            }
-            out.push({ data: concat(parts), dim: model.config.hidden_size })
-          }
-          return out
-        }),
+      (model) => {
+        const eos = tok.eosId ?? model.config.eos_token_id
+        return Effect.forEach(sets, (set) =>
+          inBatches(set.foreign.map((t) => encoderTokenIds(tok, t, eos, p.encode)), p.encode.batchSize, model.config.hidden_size, "encoding a test set", (chunk) => embedTokenized(model, chunk)))
+      },
       (model) => Effect.sync(() => disposeXlmr(model))
     )
   })
@@ -156,23 +141,8 @@ const teacherSets = (models: ResolvedModels, sets: ReadonlyArray<TestSetPairs>, 
         asStageError(STAGE)
       ),
       (model) =>
-        Effect.gen(function*() {
-          const out: Array<{ data: Float32Array; dim: number }> = []
-          for (const set of sets) {
-            const prompts = set.english.map((e) => teacherPromptIds(tok, e, feId, p.teacher))
-            const parts: Array<Float32Array> = []
-            for (const b of batches(prompts, p.teacher.batchSize)) {
-              const { ids, attentionMask } = leftPad(b, padId)
-              const T = ids[0].length
-              const gather = { batch: ids.map((_, i) => i), position: ids.map(() => T - 1) }
-              parts.push(
-                yield* Effect.tryPromise({ try: () => readTidy(() => forward(model, { ids, attentionMask }, { gather }).hidden), catch: failed("the teacher pass over a test set") })
-              )
-            }
-            out.push({ data: concat(parts), dim: model.config.hidden_size })
-          }
-          return out
-        }),
+        Effect.forEach(sets, (set) =>
+          inBatches(set.english.map((e) => teacherPromptIds(tok, e, feId, p.teacher)), p.teacher.batchSize, model.config.hidden_size, "the teacher pass over a test set", (chunk) => promptEndStates(model, chunk, padId))),
       (model) => Effect.sync(() => disposeLlama(model))
     )
   })
@@ -239,17 +209,23 @@ export const runTestSets = (ctx: StageContext<TestSetsParams>): Effect.Effect<St
         file: ctx.inputs["projector"]
       })
     }
+    // g(z_F) of every set, one projector for all
+    const allProjected = yield* Effect.acquireUseRelease(
+      Effect.try({ try: () => Projector.fromHost(config, host, { trainable: false }), catch: failed("cannot build the projector") }),
+      (proj) =>
+        Effect.forEach(zs, (z) => {
+          const rows = z.data.length / zDim
+          return Effect.tryPromise({ try: () => projectRows(proj, { rows, dim: zDim, data: z.data }, rows), catch: failed("projecting a test set") })
+        }),
+      (proj) => Effect.sync(() => Projector.dispose(proj))
+    )
     const results: Array<TestSetResult> = []
     const f = (x: number) => x.toFixed(3)
     for (let s = 0; s < read.length; s++) {
       const set = read[s]
       const spec = p.testSets[s]
       const n = set.english.length
-      const projected = yield* Effect.acquireUseRelease(
-        Effect.try({ try: () => Projector.fromHost(config, host, { trainable: false }), catch: failed("cannot build the projector") }),
-        (proj) => Effect.tryPromise({ try: () => projectRows(proj, { rows: n, dim: zDim, data: zs[s].data }, n), catch: failed("projecting a test set") }),
-        (proj) => Effect.sync(() => Projector.dispose(proj))
-      )
+      const projected = allProjected[s]
       const h = hs[s].data
       const ranks = goldRanks(projected, h, d, { matmul, normalize: true })
       const stageA = withIntervals(ranks, n, p.bootstrap, `testSet:${spec.name}`)
