@@ -15,6 +15,7 @@ import { forward, promptEndStates } from "../models/llama.ts"
 import { slotsFromZ } from "../models/slots.ts"
 import { slotPrompt, stripTokens, taskInstruction } from "../prompts/slots.ts"
 import { teacherPromptIds, type TeacherPromptOptions } from "../prompts/teacher.ts"
+import type { RetrievalFullVector } from "../schemas/retrieval.ts"
 
 /** Mean over the K slots of each row: [B, K, d] → [B, d] (host values). */
 export const meanSlotVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number): Promise<Float32Array> =>
@@ -48,4 +49,31 @@ export const finetuneVectors = (sys: EvalSystems, foreign: ReadonlyArray<string>
   const reserved = sys.finetuneDoc.addedTokens
   const prompts = foreign.map((f) => teacherPromptIds(sys.finetuneTokenizer, stripTokens(f, reserved), sys.foreignEmbId, teacher))
   return promptEndStates(sys.finetune, prompts, sys.padId)
+}
+
+/**
+ * LLINK (full)'s and the fine-tune's query vectors of rows [from, to) of `z` / `foreign` ([to − from, d] each), in
+ * batches of `o.batchSize` starting at `from`; `advance` is told each batch's rows, once per system.
+ */
+export const llinkAndFinetuneVectors = async (
+  sys: EvalSystems,
+  o: { readonly vector: typeof RetrievalFullVector.Type; readonly batchSize: number; readonly teacher: TeacherPromptOptions },
+  z: { readonly data: Float32Array; readonly dim: number },
+  foreign: ReadonlyArray<string>,
+  from: number,
+  to: number,
+  advance: (rows: number) => void = () => {}
+): Promise<{ readonly full: Float32Array; readonly finetune: Float32Array }> => {
+  const d = sys.base.config.hidden_size
+  const full = new Float32Array((to - from) * d)
+  const finetune = new Float32Array((to - from) * d)
+  for (let start = from; start < to; start += o.batchSize) {
+    const rows = Math.min(o.batchSize, to - start)
+    const zb = z.data.subarray(start * z.dim, (start + rows) * z.dim)
+    full.set(await (o.vector === "meanSlot" ? meanSlotVectors(sys, zb, rows, z.dim) : lastSlotHiddenVectors(sys, zb, rows, z.dim)), (start - from) * d)
+    advance(rows)
+    finetune.set(await finetuneVectors(sys, foreign.slice(start, start + rows), o.teacher), (start - from) * d)
+    advance(rows)
+  }
+  return { full, finetune }
 }

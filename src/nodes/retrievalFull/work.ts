@@ -37,7 +37,7 @@ import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts
 import { readF32File, writeF32File } from "../../artifacts/f32File.ts"
 import { readMatrixHead } from "../../artifacts/matrixHead.ts"
 import { loadEvalSystems } from "../../artifacts/systems.ts"
-import { finetuneVectors, lastSlotHiddenVectors, meanSlotVectors } from "../../metrics/systemVectors.ts"
+import { llinkAndFinetuneVectors } from "../../metrics/systemVectors.ts"
 import { describeError } from "../../errors/describe.ts"
 
 export type { RetrievalFullParams }
@@ -89,17 +89,7 @@ const queryVectors = (
           const { z, h, foreign } = slice
           const d = h.dim
           if (sys.base.config.hidden_size !== d) throw new Error(`h_E has width ${d} but the decoder's hidden size is ${sys.base.config.hidden_size}`)
-          const full = new Float32Array((to - from) * d)
-          const ft = new Float32Array((to - from) * d)
-          for (let start = from; start < to; start += p.batchSize) {
-            const rows = Math.min(p.batchSize, to - start)
-            const zb = z.data.subarray(start * z.dim, (start + rows) * z.dim)
-            full.set(await (p.vector === "meanSlot" ? meanSlotVectors(sys, zb, rows, z.dim) : lastSlotHiddenVectors(sys, zb, rows, z.dim)), (start - from) * d)
-            bar.advance(rows)
-            ft.set(await finetuneVectors(sys, foreign.slice(start, start + rows), p.teacher), (start - from) * d)
-            bar.advance(rows)
-          }
-          return { full, finetune: ft }
+          return await llinkAndFinetuneVectors(sys, p, z, foreign, from, to, (rows) => bar.advance(rows))
         },
         catch: (cause) => new StageError({ stage: STAGE, message: `retrieval failed: ${describeError(cause)}`, cause })
       }),

@@ -5,7 +5,7 @@
  */
 import { Effect } from "effect"
 import { writeJsonDoc } from "../../artifacts/json.ts"
-import { type EvalSystems, loadEvalSystems } from "../../artifacts/systems.ts"
+import { loadEvalSystems } from "../../artifacts/systems.ts"
 import { hostMatmul } from "../../backend/host.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { describeError } from "../../errors/describe.ts"
@@ -13,7 +13,7 @@ import { readMatrix } from "../../formats/arrow/matrix.ts"
 import { readTableAll } from "../../formats/parquet/table.ts"
 import { bootstrapSettings } from "../../metrics/bootstrap.ts"
 import { goldRanks, withIntervals } from "../../metrics/retrieval.ts"
-import { finetuneVectors, lastSlotHiddenVectors, meanSlotVectors } from "../../metrics/systemVectors.ts"
+import { llinkAndFinetuneVectors } from "../../metrics/systemVectors.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
@@ -24,39 +24,24 @@ export type { TestSetsFullParams }
 
 const STAGE = "testSetsFull"
 
-/** One set's rows: [start, end) of the pairs table and the matrices, and its foreign texts. */
+/** One set's rows: [start, end) of the pairs table and the matrices. */
 interface SetRows {
   readonly name: string
   readonly start: number
   readonly end: number
-  readonly foreign: ReadonlyArray<string>
 }
 
 /** Consecutive rows of one set name become one set, in table order. */
-export const groupSets = (rows: ReadonlyArray<{ readonly set: string; readonly foreign: string }>): Array<SetRows> => {
+export const groupSets = (rows: ReadonlyArray<{ readonly set: string }>): Array<SetRows> => {
   const out: Array<SetRows> = []
   let i = 0
   while (i < rows.length) {
     const name = rows[i].set
     const start = i
     while (i < rows.length && rows[i].set === name) i++
-    out.push({ name, start, end: i, foreign: rows.slice(start, i).map((r) => r.foreign) })
+    out.push({ name, start, end: i })
   }
   return out
-}
-
-/** LLINK (full)'s and the fine-tune's query vectors of one set's rows, in batches. */
-const setVectors = async (sys: EvalSystems, p: TestSetsFullParams, set: SetRows, z: { readonly data: Float32Array; readonly dim: number }, d: number) => {
-  const n = set.end - set.start
-  const full = new Float32Array(n * d)
-  const finetune = new Float32Array(n * d)
-  for (let s = 0; s < n; s += p.batchSize) {
-    const rows = Math.min(p.batchSize, n - s)
-    const zb = z.data.subarray((set.start + s) * z.dim, (set.start + s + rows) * z.dim)
-    full.set(await (p.vector === "meanSlot" ? meanSlotVectors(sys, zb, rows, z.dim) : lastSlotHiddenVectors(sys, zb, rows, z.dim)), s * d)
-    finetune.set(await finetuneVectors(sys, set.foreign.slice(s, s + rows), p.teacher), s * d)
-  }
-  return { full, finetune }
 }
 
 export const runTestSetsFull = (ctx: StageContext<TestSetsFullParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
@@ -68,6 +53,7 @@ export const runTestSetsFull = (ctx: StageContext<TestSetsFullParams>): Effect.E
       foreign: String(r["foreign"])
     }))
     const sets = groupSets(rows)
+    const foreign = rows.map((r) => r.foreign)
     if (sets.length === 0) {
       yield* writeJsonDoc(TestSetsFullDoc, ctx.outputs["retrieval.testSets.full"], { bootstrap, fullVector: p.vector, sets: [] }).pipe(asStageError(STAGE))
       ctx.log("no test sets configured (eval.testSets)")
@@ -94,7 +80,7 @@ export const runTestSetsFull = (ctx: StageContext<TestSetsFullParams>): Effect.E
             if (sys.base.config.hidden_size !== d) throw new Error(`h_E has width ${d} but the decoder's hidden size is ${sys.base.config.hidden_size}`)
             const out: Array<{ full: Float32Array; finetune: Float32Array }> = []
             for (const set of sets) {
-              out.push(await setVectors(sys, p, set, z, d))
+              out.push(await llinkAndFinetuneVectors(sys, p, z, foreign, set.start, set.end))
               progress.advance(set.end - set.start)
             }
             return out
