@@ -4,8 +4,8 @@
  * decoder it was trained with (no LoRA; shared with `base` when the added tokens and their rows agree) and what its
  * document recorded (prompt settings, encoder cuts). `peerPrompt` builds one example's decoder prompt and encoder
  * ids the way training did (src/prompts/bridge.ts, src/train/bridge.ts); `peerSoftRows` runs the encoder and the
- * bridge on a batch; `peerPooledVectors` gives a text's pooled soft-input vector (retrieval; no decoder loaded,
- * `loadPeerBridges`).
+ * bridge on a batch; `peerPooledVectors` gives a text's pooled soft-input vector, and `peerRetrievalVectors` the
+ * retrieval query vectors of foreign sentences (`retrievalPeers`, `testSetsFull`; no decoder loaded, `loadPeerBridges`).
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
@@ -19,7 +19,7 @@ import type { XlmrModel } from "../models/xlmr.ts"
 import { disposeXlmr, encoderTokenIds, loadEncoder, tokenStates } from "../models/xlmr.ts"
 import { StageError } from "../pipeline/errors.ts"
 import { asStageError } from "../pipeline/stageError.ts"
-import { peerTexts } from "../prompts/bridge.ts"
+import { peerRetrievalText, peerTexts } from "../prompts/bridge.ts"
 import type { BridgeDoc } from "../schemas/bridge.ts"
 import type { PeerName, SftRow } from "../schemas/sft.ts"
 import { PEERS } from "../schemas/sft.ts"
@@ -193,4 +193,28 @@ export const peerPooledVectors = async (
   const { data } = batchStates(ids.map((encoderIds, i) => ({ encoderIds, states: states[i] })), peer.bridge.config.dIn)
   const d = peer.bridge.config.dIn
   return readTidy(() => meanMappedStates(peer.bridge, tf.tensor2d(data, [data.length / d, d]), ids.map((x) => x.length)))
+}
+
+/**
+ * The retrieval query vectors [foreign.length, D] of `peer`: each foreign sentence cleaned and cut as the peer's
+ * training recorded (`peerRetrievalText`), pooled through its bridge (`peerPooledVectors`), `batchSize` sentences per
+ * encoder pass; `advance` is told how many sentences each pass finished.
+ */
+export const peerRetrievalVectors = async (
+  peer: Pick<PeerBridge, "doc" | "bridge">,
+  encoder: XlmrModel,
+  encoderTokenizer: TextTokenizer,
+  foreign: ReadonlyArray<string>,
+  batchSize: number,
+  advance: (sentences: number) => void = () => undefined
+): Promise<Float32Array> => {
+  const texts = foreign.map((f) => peerRetrievalText(f, { reserved: peer.doc.addedTokens, maxChars: peer.doc.encoder.maxChars }))
+  const d = peer.bridge.config.dOut
+  const q = new Float32Array(texts.length * d)
+  for (let start = 0; start < texts.length; start += batchSize) {
+    const chunk = texts.slice(start, start + batchSize)
+    q.set(await peerPooledVectors(peer, encoder, encoderTokenizer, chunk, batchSize), start * d)
+    advance(chunk.length)
+  }
+  return q
 }

@@ -72,6 +72,10 @@ export const readRunExamples = Effect.fn("RunExamples.read")(function*(runDir: s
         const ids = set.ranks.full.map((_, i) => String(i))
         retrievalFamily("full", ids, set.ranks.full, `retrieval.testSets.${set.name}`)
         retrievalFamily("finetune", ids, set.ranks.finetune, `retrieval.testSets.${set.name}`)
+        for (const peer of PEERS) {
+          const ranks = set.ranks[peer]
+          if (ranks !== null) retrievalFamily(peer, ids, ranks, `retrieval.testSets.${set.name}`)
+        }
       }
     }
   }

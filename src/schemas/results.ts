@@ -25,12 +25,14 @@ export const RankingDoc = Schema.Struct({
   lengthCoef: Schema.NullOr(Schema.Number)
 })
 
-/** A named test set in results.json: Stage A's grid and contamination (`testSets`), and LLINK (full) and the
- *  fine-tune (`testSetsFull`; null when it was not computed). */
+/** A named test set in results.json: Stage A's grid and contamination (`testSets`), and LLINK (full), the
+ *  fine-tune and the peers (`testSetsFull`; null when it was not computed, or the peer is off). */
 const TestSetResults = Schema.Struct({
   ...TestSetSummary.fields,
   full: Schema.NullOr(RetrievalMetricsDoc),
-  finetune: Schema.NullOr(RetrievalMetricsDoc)
+  finetune: Schema.NullOr(RetrievalMetricsDoc),
+  langbridge: Schema.NullOr(RetrievalMetricsDoc),
+  mindmerger: Schema.NullOr(RetrievalMetricsDoc)
 })
 
 export const ResultsDoc = Schema.Struct({

@@ -125,16 +125,29 @@ export type TestSetsDoc = typeof TestSetsDoc.Type
 /** How LLINK (full)'s query vector is made (`retrievalFull.vector`; src/metrics/systemVectors.ts). */
 export const RetrievalFullVector = Schema.Literals(["meanSlot", "lastSlotHidden"])
 
-/** LLINK (full) and the direct fine-tune on each named test set (`testSetsFull`), beside Stage A's `TestSetsDoc`. */
+/** How a peer's retrieval vector is made (`retrievalPeers`, `testSetsFull`). */
+export const PEER_RETRIEVAL_VECTOR = "meanMappedStates"
+
+/** LLINK (full), the direct fine-tune and the peers on each named test set (`testSetsFull`), beside Stage A's
+ *  `TestSetsDoc`. A peer that is off (`baselines`) is null, as in `RetrievalPeersDoc`. */
 export const TestSetsFullDoc = Schema.Struct({
   bootstrap: BootstrapSettings,
   fullVector: RetrievalFullVector,
+  /** How the peers' query vectors are made (as `RetrievalPeersDoc.vector`). */
+  peerVector: Schema.Literal(PEER_RETRIEVAL_VECTOR),
   sets: Schema.Array(Schema.Struct({
     name: Schema.String,
     n: Schema.Number,
     full: RetrievalMetricsDoc,
     finetune: RetrievalMetricsDoc,
-    ranks: Schema.Struct({ full: QueryRanks, finetune: QueryRanks })
+    langbridge: Schema.NullOr(RetrievalMetricsDoc),
+    mindmerger: Schema.NullOr(RetrievalMetricsDoc),
+    ranks: Schema.Struct({
+      full: QueryRanks,
+      finetune: QueryRanks,
+      langbridge: Schema.NullOr(QueryRanks),
+      mindmerger: Schema.NullOr(QueryRanks)
+    })
   }))
 })
 export type TestSetsFullDoc = typeof TestSetsFullDoc.Type
@@ -149,9 +162,6 @@ export const RetrievalFullDoc = Schema.Struct({
   ranks: Schema.Struct({ full: QueryRanks, finetune: QueryRanks })
 })
 export type RetrievalFullDoc = typeof RetrievalFullDoc.Type
-
-/** How a peer's retrieval vector is made (`retrievalPeers`). */
-export const PEER_RETRIEVAL_VECTOR = "meanMappedStates"
 
 export const RetrievalPeersDoc = Schema.Struct({
   n: Schema.Number,

@@ -16,13 +16,11 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { TensorBackend } from "../../src/backend/tensorBackend.ts"
-import { writeJsonDoc } from "../../src/artifacts/json.ts"
 import { readModelsRef, type ResolvedModels } from "../../src/artifacts/models.ts"
 import { loadPeerBridges, loadPeerSystems, peerPooledVectors, peerPrompt, peerSoftRows } from "../../src/artifacts/peers.ts"
 import { retrievalMetrics } from "../../src/metrics/retrieval.ts"
-import { bridgeFromHost, type BridgeConfig, BRIDGE_FILE, disposeBridge, initBridgeHost, saveBridge } from "../../src/models/bridge.ts"
+import type { BridgeConfig } from "../../src/models/bridge.ts"
 import { disposeLlama, generate as llamaGenerate, type LlamaModel, loadDecoder } from "../../src/models/llama.ts"
-import { makeRng } from "../../src/models/rng.ts"
 import type { HostTensor } from "../../src/models/safetensors.ts"
 import { loadTokenizer, type TextTokenizer } from "../../src/models/tokenizer.ts"
 import { disposeXlmr, encode as xlmrEncode, loadEncoder, type XlmrModel } from "../../src/models/xlmr.ts"
@@ -31,8 +29,8 @@ import { models } from "../../src/nodes/models/stage.ts"
 import { retrievalPeers } from "../../src/nodes/retrievalPeers/stage.ts"
 import { synthesize } from "../../src/nodes/synthesize/stage.ts"
 import { finetunePrompt, instructionText } from "../../src/prompts/slots.ts"
-import { BRIDGE_CONFIG, BridgeDoc } from "../../src/schemas/bridge.ts"
 import { PEERS, type PeerName, readSftRows, type SftRow } from "../../src/schemas/sft.ts"
+import { randomBridgeHost, writeBridgeDir as writeBridgeDirAt, writeBridgeOffDir } from "../support/bridges.ts"
 import { configOf, fixturePairs, makeContext, paramsOf, readRows, tmpDir, writePairs, writeRandomMatrix } from "../support/stageB.ts"
 
 const N_HOLD = 10
@@ -54,36 +52,8 @@ let teacher = new Float32Array(0)
 let sftEval: Array<SftRow> = []
 let evalForeign: Array<string> = []
 
-/** Every parameter random (end vectors included, so they are checked), scaled like small embeddings. */
-const randomHost = (c: BridgeConfig, seed: number): Map<string, HostTensor> => {
-  const host = initBridgeHost(c, seed)
-  const rng = makeRng(seed + 1)
-  for (const [name, t] of host) host.set(name, { shape: t.shape, data: Float32Array.from(t.data, () => rng.normal() * 0.3) })
-  return host
-}
-
-const writeBridgeDir = async (dir: string, c: BridgeConfig, host: Map<string, HostTensor>) => {
-  fs.mkdirSync(dir, { recursive: true })
-  const m = bridgeFromHost(c, host, { trainable: false })
-  await Effect.runPromise(saveBridge(path.join(dir, BRIDGE_FILE), m))
-  disposeBridge(m)
-  const doc: BridgeDoc = {
-    format: "llink-bridge",
-    version: 1,
-    kind: c.kind,
-    enabled: true,
-    trained: {
-      bridge: { ...c },
-      addedTokens: [...resolved.doc.addedTokens],
-      embeddingInit: resolved.doc.embeddingInit,
-      embeddingSeed: resolved.doc.embeddingSeed,
-      prompt: { instruction: "input", appendEos: true, maxSeqLen: 768 },
-      encoder: CUT,
-      steps: { task: 0 }
-    }
-  }
-  await Effect.runPromise(writeJsonDoc(BridgeDoc, path.join(dir, BRIDGE_CONFIG), doc))
-}
+const randomHost = randomBridgeHost
+const writeBridgeDir = (dir: string, c: BridgeConfig, host: Map<string, HostTensor>) => writeBridgeDirAt(dir, c, host, resolved, CUT)
 
 const randomMatrix = writeRandomMatrix
 
@@ -302,9 +272,7 @@ describe("retrievalPeers: the mean mapped state against h_E", () => {
     expect(doc.langbridge.meanRank).not.toBe(doc.mindmerger.meanRank)
 
     // MindMerger switched off: its folder holds only `enabled: false`.
-    const off = path.join(base, "mindmerger-off")
-    fs.mkdirSync(off, { recursive: true })
-    await Effect.runPromise(writeJsonDoc(BridgeDoc, path.join(off, BRIDGE_CONFIG), { format: "llink-bridge", version: 1, kind: "mindmerger", enabled: false, trained: null }))
+    const off = await writeBridgeOffDir(path.join(base, "mindmerger-off"), "mindmerger")
     const ctx2 = makeContext(retrievalPeers, params, { ...inputs, mindmerger: off }, path.join(base, "rp2"))
     await run(retrievalPeers.run(ctx2))
     const doc2 = JSON.parse(fs.readFileSync(ctx2.outputs["retrieval.peers"], "utf8"))

@@ -173,7 +173,13 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
       suite: inputs.retrieval?.suite ?? null,
       testSets: inputs.testSets === undefined ? null : Object.fromEntries(inputs.testSets.sets.map(({ ranks: _ranks, ...summary }) => {
         const other = inputs.testSetsFull?.sets.find((x) => x.name === summary.name)
-        return [summary.name, { ...summary, full: other?.full ?? null, finetune: other?.finetune ?? null }]
+        return [summary.name, {
+          ...summary,
+          full: other?.full ?? null,
+          finetune: other?.finetune ?? null,
+          langbridge: other?.langbridge ?? null,
+          mindmerger: other?.mindmerger ?? null
+        }]
       })),
       bootstrap: inputs.retrieval?.bootstrap ?? rf?.bootstrap ?? rp?.bootstrap ?? null,
       paper: PAPER_RETRIEVAL
@@ -321,7 +327,8 @@ export const retrievalSuiteTable = (r: ResultsDoc): Table | undefined => {
   }
 }
 
-/** Table 1c: Stage A on each named test set, both directions under cosine and margin, with its contamination. */
+/** Table 1c: Stage A on each named test set, both directions under cosine and margin, with its contamination; then
+ *  LLINK (full), the fine-tune and the peers that are on, foreign → English. */
 export const testSetsTable = (r: ResultsDoc): Table | undefined => {
   const sets = Object.values(r.retrieval.testSets ?? {})
   if (sets.length === 0) return undefined
@@ -331,9 +338,9 @@ export const testSetsTable = (r: ResultsDoc): Table | undefined => {
   const cell = (s: (typeof sets)[number], direction: string, scoring: string) =>
     r1(s.suite.grid.find((x) => x.direction === direction && x.scoring === scoring)?.metrics)
   return {
-    caption: "Table 1c: retrieval on the named test sets (eval.testSets): LLINK (Stage A) both ways, then LLINK (full) and the fine-tune, R@1 with 95% bootstrap CIs, MRR of Stage A; " +
+    caption: "Table 1c: retrieval on the named test sets (eval.testSets): LLINK (Stage A) both ways, then LLINK (full), the fine-tune and the peers (their pooled soft input, as Table 1), R@1 with 95% bootstrap CIs, MRR of Stage A; " +
       "contamination = evaluated pairs whose English (foreign) sentence also occurs in the training split",
-    header: ["Test set", "n", "Contamination en / km", "km→en cosine", "km→en margin", "en→km cosine", "en→km margin", "MRR", "LLINK (full) km→en", "Fine-tune km→en", "Chance R@1"],
+    header: ["Test set", "n", "Contamination en / km", "km→en cosine", "km→en margin", "en→km cosine", "en→km margin", "MRR", "LLINK (full) km→en", "Fine-tune km→en", "LangBridge km→en", "MindMerger km→en", "Chance R@1"],
     rows: sets.map((s) => [
       s.name,
       int(s.n),
@@ -345,6 +352,8 @@ export const testSetsTable = (r: ResultsDoc): Table | undefined => {
       f3(s.stageA.mrr),
       r1(s.full),
       r1(s.finetune),
+      r1(s.langbridge),
+      r1(s.mindmerger),
       s.stageA.chanceR1.toFixed(4)
     ])
   }

@@ -26,8 +26,7 @@ import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts
 import { readMatrixHead } from "../../artifacts/matrixHead.ts"
 import { readStringColumn } from "../../artifacts/columns.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
-import { loadPeerBridges, peerPooledVectors } from "../../artifacts/peers.ts"
-import { peerRetrievalText } from "../../prompts/bridge.ts"
+import { loadPeerBridges, peerRetrievalVectors } from "../../artifacts/peers.ts"
 import type { PeerName } from "../../schemas/sft.ts"
 import { describeError } from "../../errors/describe.ts"
 
@@ -61,13 +60,7 @@ export const runRetrievalPeers = (ctx: StageContext<RetrievalPeersParams>): Effe
             const bar = ctx.progress("sentences", n * loaded.peers.length)
             const teacher = h.data.subarray(0, n * d)
             for (const peer of loaded.peers) {
-              const texts = foreign.map((f) => peerRetrievalText(f, { reserved: peer.doc.addedTokens, maxChars: peer.doc.encoder.maxChars }))
-              const q = new Float32Array(n * d)
-              for (let start = 0; start < n; start += p.encoderBatch) {
-                const chunk = texts.slice(start, start + p.encoderBatch)
-                q.set(await peerPooledVectors(peer, encoder, encoderTokenizer, chunk, p.encoderBatch), start * d)
-                bar.advance(chunk.length)
-              }
+              const q = await peerRetrievalVectors(peer, encoder, encoderTokenizer, foreign, p.encoderBatch, (k) => bar.advance(k))
               out[peer.kind] = withIntervals(goldRanks(q, teacher, d, { matmul, normalize: true }), n, p.bootstrap, peer.kind)
             }
             bar.done()

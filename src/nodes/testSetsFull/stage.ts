@@ -1,7 +1,7 @@
 /**
- * `testSetsFull`: LLINK (full) and the direct fine-tune on each named test set of `eval.testSets`, the rows of
- * Table 1 that `testSets` (Stage A) does not have. It reads the pairs and vectors `testSets` published, so each set
- * meets the systems as the eval slice meets them in `retrievalFull`. With no test sets it writes an empty list and
+ * `testSetsFull`: LLINK (full), the direct fine-tune and the peer baselines that are on (LangBridge, MindMerger) on
+ * each named test set of `eval.testSets`, the rows of Table 1 that `testSets` (Stage A) does not have. It reads the pairs and vectors `testSets` published, so each set
+ * meets the systems as the eval slice meets them in `retrievalFull` and `retrievalPeers`. With no test sets it writes an empty list and
  * loads nothing.
  */
 import { Effect } from "effect"
@@ -16,10 +16,10 @@ export const testSetsFull = defineStage<TestSetsFullParams, TensorBackend>({
   name: "testSetsFull",
   source: import.meta.url,
   version: "1",
-  description: "LLINK (full) and fine-tune retrieval on the named test sets of eval.testSets",
-  inputs: ["models", "projector", "stageB", "finetune", "testSets.pairs", "zF.testSets", "hE.testSets"],
+  description: "LLINK (full), fine-tune and peer retrieval on the named test sets of eval.testSets",
+  inputs: ["models", "projector", "stageB", "finetune", "langbridge", "mindmerger", "testSets.pairs", "zF.testSets", "hE.testSets"],
   outputs: [
-    { name: "retrieval.testSets.full", kind: "json", file: "retrieval.testSets.full.json", schema: TestSetsFullDoc, description: "LLINK (full) and fine-tune retrieval per named test set" }
+    { name: "retrieval.testSets.full", kind: "json", file: "retrieval.testSets.full.json", schema: TestSetsFullDoc, description: "LLINK (full), fine-tune and peer retrieval per named test set" }
   ],
   params: TestSetsFullParams,
   selectParams: (config) => {
@@ -28,7 +28,8 @@ export const testSetsFull = defineStage<TestSetsFullParams, TensorBackend>({
       vector: c.retrievalFull.vector,
       batchSize: c.retrievalFull.batchSize,
       teacher: { template: c.teacher.template, maxTokens: c.teacher.maxTokens },
-      bootstrap: c.retrieval.bootstrap
+      bootstrap: c.retrieval.bootstrap,
+      encoderBatch: c.encode.batchSize
     }
   },
   run: (ctx) => Effect.flatMap(importWork("testSetsFull", () => import("./work.ts")), (work) => work.runTestSetsFull(ctx))

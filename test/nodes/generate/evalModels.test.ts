@@ -24,12 +24,13 @@ import { makeRng } from "../../../src/models/rng.ts"
 import { generate } from "../../../src/nodes/generate/stage.ts"
 import { models } from "../../../src/nodes/models/stage.ts"
 import { retrievalFull } from "../../../src/nodes/retrievalFull/stage.ts"
+import { retrievalPeers } from "../../../src/nodes/retrievalPeers/stage.ts"
 import { synthesize } from "../../../src/nodes/synthesize/stage.ts"
 import { openMatrixWriter, readMatrix } from "../../../src/formats/arrow/matrix.ts"
 import { writeTable } from "../../../src/formats/parquet/table.ts"
 import { testSetsFull } from "../../../src/nodes/testSetsFull/stage.ts"
 import { TestSetPairColumns } from "../../../src/schemas/rows.ts"
-import { readModelsRef } from "../../../src/artifacts/models.ts"
+import { readModelsRef, type ResolvedModels } from "../../../src/artifacts/models.ts"
 import { loadProjectorDir, saveProjectorDir } from "../../../src/artifacts/projector.ts"
 import { teacherVectors } from "../../../src/nodes/teacher/work.ts"
 import { FINETUNE_CONFIG, type FinetuneDoc, STAGEB_CONFIG, type StageBDoc } from "../../../src/artifacts/stageB.ts"
@@ -39,6 +40,7 @@ import type { AnyStage } from "../../../src/pipeline/dag.ts"
 import { runShard, runShardedStage, shardScratchDir } from "../../../src/pipeline/shards.ts"
 import type { ShardRange, Stage } from "../../../src/pipeline/stage.ts"
 import { shuffle, testExecutor } from "../../support/shardExecutor.ts"
+import { randomBridgeHost, writeBridgeDir, writeBridgeOffDir } from "../../support/bridges.ts"
 import { projectorReference, slotsReference } from "../../support/adapterReference.ts"
 import { configOf, fixturePairs, makeContext, paramsOf, readRows, tmpDir, writePairs, writeRandomMatrix } from "../../support/stageB.ts"
 
@@ -50,6 +52,7 @@ afterAll(() => fs.rmSync(base, { recursive: true, force: true }))
 
 const inputs: Record<string, string> = {}
 let decoderDir = ""
+let resolvedModels: ResolvedModels | undefined
 let addedTokens: ReadonlyArray<string> = []
 
 const randomMatrix = writeRandomMatrix
@@ -74,6 +77,7 @@ beforeAll(async () => {
   await Effect.runPromise(models.run(mctx).pipe(Effect.provide(TensorBackend.layer)))
   const resolved = await Effect.runPromise(readModelsRef(mctx.outputs["models"]))
   decoderDir = resolved.decoderDir
+  resolvedModels = resolved
   addedTokens = resolved.doc.addedTokens
   const decoder = await Effect.runPromise(loadDecoder(decoderDir, { addedTokens }))
   const hidden = decoder.config.hidden_size
@@ -252,10 +256,23 @@ describe("retrievalFull on tiny models", () => {
 })
 
 describe("testSetsFull on tiny models", () => {
-  it("scores a test set holding the eval slice exactly as retrievalFull scores the slice; sets are scored apart", async () => {
+  it("scores a test set holding the eval slice exactly as retrievalFull and retrievalPeers score the slice; sets are scored apart", async () => {
     const rf = makeContext(retrievalFull, paramsOf(retrievalFull, configOf({ split: { evalN: 8 }, retrievalFull: { batchSize: 3 } })), inputs, path.join(base, "ts-rf"))
     await Effect.runPromise(retrievalFull.run(rf).pipe(Effect.provide(TensorBackend.layer)))
     const reference = JSON.parse(fs.readFileSync(rf.outputs["retrieval.full"], "utf8"))
+    // The peers: a random LangBridge bridge, MindMerger switched off; retrievalPeers scores them on the same slice.
+    const models = resolvedModels!
+    const encoderHidden = (JSON.parse(fs.readFileSync(path.join(models.encoderDir, "config.json"), "utf8")) as { hidden_size: number }).hidden_size
+    const decoderHidden = (await Effect.runPromise(readMatrix(inputs["hE.holdout"]))).dim
+    const lb = { kind: "langbridge" as const, dIn: encoderHidden, dOut: decoderHidden }
+    const peerInputs = {
+      langbridge: await writeBridgeDir(path.join(base, "ts-langbridge"), lb, randomBridgeHost(lb, 41), models, { maxChars: 40, maxTokens: 12 }),
+      mindmerger: await writeBridgeOffDir(path.join(base, "ts-mindmerger-off"), "mindmerger")
+    }
+    const rp = makeContext(retrievalPeers, paramsOf(retrievalPeers, configOf({ split: { evalN: 8 }, encode: { batchSize: 3 } })), { ...inputs, ...peerInputs }, path.join(base, "ts-rp"))
+    await Effect.runPromise(retrievalPeers.run(rp).pipe(Effect.provide(TensorBackend.layer)))
+    const peerReference = JSON.parse(fs.readFileSync(rp.outputs["retrieval.peers"], "utf8"))
+    expect(peerReference.langbridge.n).toBe(8)
     // two sets: the 8 eval pairs, then eval pairs 5–7 again (a set of 3)
     const foreign = (await readRows(inputs["eval"])).map((r) => String(r["foreign"]))
     const order = [0, 1, 2, 3, 4, 5, 6, 7, 5, 6, 7]
@@ -281,17 +298,27 @@ describe("testSetsFull on tiny models", () => {
       ...inputs,
       "testSets.pairs": pairsFile,
       "zF.testSets": await write(path.join(base, "zF.testSets.arrow"), pick(zHold, D_IN), D_IN),
-      "hE.testSets": await write(path.join(base, "hE.testSets.arrow"), pick(h.data, h.dim), h.dim)
+      "hE.testSets": await write(path.join(base, "hE.testSets.arrow"), pick(h.data, h.dim), h.dim),
+      ...peerInputs
     }
-    const ctx = makeContext(testSetsFull, paramsOf(testSetsFull, configOf({ retrievalFull: { batchSize: 3 } })), tsInputs, path.join(base, "tsf"))
+    const ctx = makeContext(testSetsFull, paramsOf(testSetsFull, configOf({ retrievalFull: { batchSize: 3 }, encode: { batchSize: 5 } })), tsInputs, path.join(base, "tsf"))
     await Effect.runPromise(testSetsFull.run(ctx).pipe(Effect.provide(TensorBackend.layer)))
     const doc = JSON.parse(fs.readFileSync(ctx.outputs["retrieval.testSets.full"], "utf8"))
     expect(doc.sets.map((x: { name: string; n: number }) => [x.name, x.n])).toEqual([["slice", 8], ["tail", 3]])
-    expect(doc.sets[0].ranks).toEqual(reference.ranks)
+    expect({ full: doc.sets[0].ranks.full, finetune: doc.sets[0].ranks.finetune }).toEqual(reference.ranks)
     expect(doc.sets[0].full.r1).toBe(reference.full.r1)
     expect(doc.sets[0].finetune.mrr).toBe(reference.finetune.mrr)
+    // The peer on: retrievalPeers' numbers on the same slice (other encoder batches); the peer off: null.
+    expect(doc.peerVector).toBe(peerReference.vector)
+    for (const key of ["r1", "r5", "r10", "meanRank"]) expect([key, doc.sets[0].langbridge[key]]).toEqual([key, peerReference.langbridge[key]])
+    expect(doc.sets[0].langbridge.mrr).toBeCloseTo(peerReference.langbridge.mrr, 12)
+    expect(doc.sets[0].langbridge.meanRank).not.toBe(doc.sets[0].full.meanRank)
+    expect(doc.sets[0].mindmerger).toBeNull()
+    expect(doc.sets[0].ranks.mindmerger).toBeNull()
+    expect(doc.sets[0].ranks.langbridge).toHaveLength(8)
     expect(doc.sets[1].full.chanceR1).toBeCloseTo(1 / 3, 12)
     expect(doc.sets[1].ranks.full.every((r: number) => r >= 1 && r <= 3)).toBe(true)
+    expect(doc.sets[1].ranks.langbridge.every((r: number) => r >= 1 && r <= 3)).toBe(true)
 
     // no test sets: an empty list, and no system is loaded (the inputs it would load do not exist)
     const emptyPairs = path.join(base, "empty.pairs.parquet")

@@ -97,12 +97,15 @@ const fixtures = async (base: string, options: { readonly offlineSynth: boolean;
   const testSetsFull = writeJson(path.join(base, "retrieval.testSets.full.json"), {
     bootstrap,
     fullVector: "meanSlot",
+    peerVector: "meanMappedStates",
     sets: [{
       name: "flores200-devtest",
       n: 1012,
       full: { ...metricsRow(1012), r1: 0.087, r1CI: { lo: 0.07, hi: 0.105 } },
       finetune: { ...metricsRow(1012), r1: 0.004 },
-      ranks: { full: [2, 1, 3], finetune: [9, 5, 7] }
+      langbridge: { ...metricsRow(1012), r1: 0.011, r1CI: { lo: 0.005, hi: 0.018 } },
+      mindmerger: null,
+      ranks: { full: [2, 1, 3], finetune: [9, 5, 7], langbridge: [4, 1, 8], mindmerger: null }
     }]
   })
   // The peers' rows: LangBridge scored, MindMerger off (`baselines`).
@@ -239,7 +242,7 @@ describe("report", () => {
     expect(html).toContain("Table 1b")
     // Table 1c: the named test set, its contamination and its grid (a missing cell is a dash).
     expect(md).toContain("Table 1c: retrieval on the named test sets")
-    expect(md).toContain("| flores200-devtest | 1,012 | 3 / 1 | 0.123 (0.104–0.144) | – | – | 0.141 (0.120–0.162) | 0.200 | 0.087 (0.070–0.105) | 0.004 | 0.0010 |")
+    expect(md).toContain("| flores200-devtest | 1,012 | 3 / 1 | 0.123 (0.104–0.144) | – | – | 0.141 (0.120–0.162) | 0.200 | 0.087 (0.070–0.105) | 0.004 | 0.011 (0.005–0.018) | – | 0.0010 |")
     expect(html).toContain("Table 1c")
     for (const s of ["0.512", "0.531", "0.097", "4.3", "3.8", "27.5", "0.430", "0.450", "0.104", "24.7", "n = 1,024", "n = 100"]) expect(html).toContain(s)
     // Table 2: this run (offline chrF judge) and the paper.
@@ -307,7 +310,7 @@ describe("report", () => {
     expect(results.retrieval.bootstrap.unit).toBe("query")
     // results.json keys the test sets by name and leaves their per-query ranks in the artifact
     expect(Object.keys(results.retrieval.testSets)).toEqual(["flores200-devtest"])
-    expect(results.retrieval.testSets["flores200-devtest"]).toMatchObject({ n: 1012, contaminatedEnglish: 3, stageA: { r1: 0.123 }, full: { r1: 0.087 }, finetune: { r1: 0.004 } })
+    expect(results.retrieval.testSets["flores200-devtest"]).toMatchObject({ n: 1012, contaminatedEnglish: 3, stageA: { r1: 0.123 }, full: { r1: 0.087 }, finetune: { r1: 0.004 }, langbridge: { r1: 0.011 }, mindmerger: null })
     expect(results.retrieval.testSets["flores200-devtest"].ranks).toBeUndefined()
     expect(results.judge.byBucket.content.vsBase.meanChars).toEqual({ system: 20, baseline: 3, ratio: 20 / 3 })
     expect(md).toContain("*paper (n = 1,024)* | *0.430*")
