@@ -25,6 +25,7 @@ import { type ChatMessage, LlmEndpoint } from "../services/endpoint.ts"
 import { type JudgeAggregate } from "../schemas/judge.ts"
 import type { BootstrapConfig, Interval } from "../schemas/bootstrap.ts"
 import { bootstrapIntervals } from "./bootstrap.ts"
+import { fitPairLogit } from "./bradleyTerry.ts"
 import { sentenceChrf } from "./chrf.ts"
 
 export const Verdict = Schema.Literals(["A", "B", "C"])
@@ -273,45 +274,10 @@ const resampleStatistics = (codes: Uint8Array) => {
 
 const mean = (xs: ReadonlyArray<number>): number | null => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length)
 
-/**
- * Fits P(system preferred) = σ(a + b·x) by Newton's method on outcomes y ∈ {1, ½, 0} (fractional labels are the
- * tie's half win) against x, the standardised length difference; returns a (the log-odds at equal length) and b, or
- * null when it cannot be fitted (fewer than 2 points). A tiny ridge (1e-6) keeps separable data finite.
- */
-export const fitLengthLogit = (x: ArrayLike<number>, y: ArrayLike<number>, idx?: Int32Array): { a: number; b: number } | null => {
-  const n = idx === undefined ? x.length : idx.length
-  if (n < 2) return null
-  let a = 0
-  let b = 0
-  for (let iter = 0; iter < 50; iter++) {
-    let ga = 0, gb = 0, haa = 1e-6, hab = 0, hbb = 1e-6
-    for (let k = 0; k < n; k++) {
-      const i = idx === undefined ? k : idx[k]
-      const p = 1 / (1 + Math.exp(-(a + b * x[i])))
-      const w = p * (1 - p)
-      ga += y[i] - p
-      gb += (y[i] - p) * x[i]
-      haa += w
-      hab += w * x[i]
-      hbb += w * x[i] * x[i]
-    }
-    ga -= 1e-6 * a
-    gb -= 1e-6 * b
-    const det = haa * hbb - hab * hab
-    if (!(det > 0)) break
-    const da = (hbb * ga - hab * gb) / det
-    const db = (haa * gb - hab * ga) / det
-    a += Math.max(-5, Math.min(5, da))
-    b += Math.max(-5, Math.min(5, db))
-    if (Math.abs(da) + Math.abs(db) < 1e-10) break
-  }
-  return Number.isFinite(a) && Number.isFinite(b) ? { a, b } : null
-}
-
 const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z))
 
 /**
- * AlpacaEval 2's length-controlled win rate over valid outcomes that carry lengths: σ(a) of `fitLengthLogit` on the
+ * AlpacaEval 2's length-controlled win rate over valid outcomes that carry lengths: σ(a) of `fitPairLogit` (bradleyTerry.ts) on the
  * length difference standardised by its standard deviation over the sample, with a percentile bootstrap interval
  * (refitted per resample, the standardisation kept); null when nothing can be fitted.
  */
@@ -327,11 +293,11 @@ export const lengthControlledWinRate = (
   const sd = Math.sqrt(diff.reduce((s, d) => s + (d - mu) * (d - mu), 0) / diff.length)
   const x = Float64Array.from(diff, (d) => (sd > 0 ? d / sd : 0))
   const y = Float64Array.from(usable, (o) => (o.outcome === "win" ? 1 : o.outcome === "tie" ? 0.5 : 0))
-  const fit = fitLengthLogit(x, y)
+  const fit = fitPairLogit(x, y)
   if (fit === null) return null
   const ci = bootstrapIntervals(usable.length, {
     lc: (idx) => {
-      const f = fitLengthLogit(x, y, idx)
+      const f = fitPairLogit(x, y, idx)
       return f === null ? null : sigmoid(f.a)
     }
   }, { ...bootstrap, label: `judge-lc:${label}` })

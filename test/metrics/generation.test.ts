@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from "vitest"
 import { systemQuality } from "../../src/metrics/generation.ts"
-import { aggregate, fitLengthLogit, lengthControlledWinRate, offlineJudge } from "../../src/metrics/judge.ts"
+import { fitPairLogit } from "../../src/metrics/bradleyTerry.ts"
+import { aggregate, lengthControlledWinRate, offlineJudge } from "../../src/metrics/judge.ts"
 import type { PairOutcome } from "../../src/metrics/judge.ts"
 import { makeRng } from "../../src/models/rng.ts"
 
@@ -87,10 +88,10 @@ describe("length-controlled win rate", () => {
     expect(lc.winRate).toBeLessThan(0.82)
   })
 
-  it("fits the logistic model by Newton's method (checked against the likelihood's gradient)", () => {
+  it("fits the logistic model with the Bradley–Terry fitter (checked against the penalised likelihood's gradient)", () => {
     const x = [-2, -1, -0.5, 0, 0.5, 1, 2, 3]
     const y = [0, 0, 1, 0, 1, 1, 0.5, 1]
-    const { a, b } = fitLengthLogit(x, y)!
+    const { a, b } = fitPairLogit(x, y)!
     let ga = 0
     let gb = 0
     x.forEach((xi, i) => {
@@ -98,7 +99,15 @@ describe("length-controlled win rate", () => {
       ga += y[i] - p
       gb += (y[i] - p) * xi
     })
-    expect(Math.abs(ga)).toBeLessThan(1e-5)
-    expect(Math.abs(gb)).toBeLessThan(1e-5)
+    // the fit's ridge (1e-4 on each parameter) is the only term left in the gradient
+    expect(Math.abs(ga - 1e-4 * a)).toBeLessThan(1e-8)
+    expect(Math.abs(gb - 1e-4 * b)).toBeLessThan(1e-8)
+    expect(b).toBeGreaterThan(0.3) // y rises with x
+    // a subset of the rows is the fit of those rows alone
+    const idx = Int32Array.from([0, 1, 2, 3, 6, 7])
+    const sub = fitPairLogit(Array.from(idx, (i) => x[i]), Array.from(idx, (i) => y[i]))!
+    const viaIdx = fitPairLogit(x, y, idx)!
+    expect(viaIdx.a).toBeCloseTo(sub.a, 10)
+    expect(viaIdx.b).toBeCloseTo(sub.b, 10)
   })
 })
