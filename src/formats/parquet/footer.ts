@@ -359,7 +359,9 @@ export interface ColumnChunkInfo {
 }
 
 // parquet-format enums (the numbers in the file), for the encoder (write.ts) and decoder (read.ts)
+export const TYPE_BOOLEAN = 0
 export const TYPE_INT32 = 1
+export const TYPE_FLOAT = 4
 export const TYPE_DOUBLE = 5
 export const TYPE_BYTE_ARRAY = 6
 export const ENC_PLAIN = 0

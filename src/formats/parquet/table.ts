@@ -272,13 +272,25 @@ class ColumnBuilder {
   pos = 0
   ends = new Int32Array(1024)
   values = 0
-  // numbers
-  numbers: Int32Array | Float64Array
+  // numbers (a bool as 0 or 1)
+  numbers: Int32Array | Float32Array | Float64Array | Uint8Array
   readonly sample = new Set<unknown>()
   constructor(column: Column) {
     this.column = column
     this.nullable = column.nullable === true
-    this.numbers = column.type === "int32" ? new Int32Array(1024) : new Float64Array(column.type === "float64" ? 1024 : 0)
+    this.numbers = this.numberArray(column.type === "utf8" ? 0 : 1024)
+  }
+  private numberArray(n: number): Int32Array | Float32Array | Float64Array | Uint8Array {
+    switch (this.column.type) {
+      case "int32":
+        return new Int32Array(n)
+      case "float32":
+        return new Float32Array(n)
+      case "bool":
+        return new Uint8Array(n)
+      default:
+        return new Float64Array(n)
+    }
   }
   reset(): void {
     this.rows = 0
@@ -309,7 +321,7 @@ class ColumnBuilder {
         this.ends = e
       }
     } else if (this.rows >= this.numbers.length) {
-      const n = this.column.type === "int32" ? new Int32Array(this.numbers.length * 2) : new Float64Array(this.numbers.length * 2)
+      const n = this.numberArray(this.numbers.length * 2)
       n.set(this.numbers)
       this.numbers = n
     }
@@ -349,11 +361,13 @@ class ColumnBuilder {
           throw this.bad(row, value, "an integer in the int32 range")
         }
         return this.pushNumber(value)
+      case "float32":
       case "float64":
         if (typeof value !== "number") throw this.bad(row, value, "a number")
         return this.pushNumber(value)
-      default:
-        throw new CellError(`column "${this.column.name}": type ${this.column.type} is not written by the JavaScript encoder`)
+      case "bool":
+        if (typeof value !== "boolean") throw this.bad(row, value, "a boolean")
+        return this.pushNumber(value ? 1 : 0)
     }
   }
   private pushNumber(v: number): void {
@@ -403,12 +417,7 @@ class ColumnBuilder {
     if (this.column.type === "utf8") {
       return { type: "utf8", stream: this.stream.subarray(0, this.pos), ends: this.ends.subarray(0, this.values), validity, nullCount: this.nullCount }
     }
-    return {
-      type: this.column.type === "int32" ? "int32" : "float64",
-      values: this.numbers.subarray(0, this.rows),
-      validity,
-      nullCount: this.nullCount
-    }
+    return { type: this.column.type, values: this.numbers.subarray(0, this.rows), validity, nullCount: this.nullCount }
   }
   /** `mostlyDistinctColumns`'s verdict for this column over the sampled cells. */
   mostlyDistinct(): boolean {

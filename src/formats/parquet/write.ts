@@ -1,8 +1,8 @@
 /**
  * A JavaScript encoder of Parquet row groups that writes the same bytes as parquet-wasm 0.8.0 (parquet-rs 59.3,
  * the `59_maintenance` branch) with the properties `table.ts` uses: ZSTD level 1, chunk-level statistics, data
- * page v1, PLAIN or RLE_DICTIONARY per column, 1 MiB data and dictionary page limits, 1,024-value mini-batches,
- * 20,000-row page limit, 64-byte statistics truncation.
+ * page v1, PLAIN or RLE_DICTIONARY per column (booleans PLAIN only: parquet-rs has no dictionary for them), 1 MiB
+ * data and dictionary page limits, 1,024-value mini-batches, 20,000-row page limit, 64-byte statistics truncation.
  *
  * Why: parquet-wasm encodes and compresses inside WebAssembly on the calling thread, which made Parquet writing
  * the bottleneck of ingest and clean (~6 s per million pairs). Here the values are laid out in JavaScript (one
@@ -24,9 +24,9 @@
  *   definition-level histogram of nullable columns); the offset/column indexes and the ordinal are not written
  *   (`table.ts` never kept them: they live outside the row group bytes).
  *
- * Only flat `int32`, `float64` and `utf8` columns (nullable or not) are encoded here (`supportsColumns`); a table
- * with another type is written by parquet-wasm. `test/formats/parquet/write.test.ts` checks byte identity with
- * parquet-wasm on random tables of every supported shape, and `LLINK_PARQUET_ENGINE=wasm` forces the old path.
+ * Every column type of llink's tables is encoded here: flat `int32`, `float32`, `float64`, `bool` and `utf8`, nullable
+ * or not (`supportsColumns`). `test/formats/parquet/write.test.ts` checks byte identity with parquet-wasm (kept as the
+ * oracle) on random tables of every shape; `LLINK_PARQUET_ENGINE=wasm` still writes through parquet-wasm.
  */
 import * as zlib from "node:zlib"
 import {
@@ -36,15 +36,17 @@ import {
   ENC_RLE_DICTIONARY,
   PAGE_DATA,
   PAGE_DICTIONARY,
+  TYPE_BOOLEAN,
   TYPE_BYTE_ARRAY,
   TYPE_DOUBLE,
+  TYPE_FLOAT,
   TYPE_INT32,
   Writer
 } from "./footer.ts"
 import { workerClient } from "./workerClient.ts"
 import { oneShotOptions, ZSTD_WORKER_TAG } from "./zstdWorker.ts"
 
-export type FastColumnType = "int32" | "float64" | "utf8"
+export type FastColumnType = "int32" | "float32" | "float64" | "bool" | "utf8"
 
 /** The shape of one column as this encoder sees it. */
 export interface FastColumn {
@@ -58,9 +60,9 @@ export interface FastColumn {
 /** The values of one column of a row group, laid out by `table.ts`. */
 export type ColumnValues =
   | {
-    readonly type: "int32" | "float64"
-    /** One slot per row (nulls hold 0). */
-    readonly values: Int32Array | Float64Array
+    readonly type: "int32" | "float32" | "float64" | "bool"
+    /** One slot per row (nulls hold 0; a bool is 0 or 1). */
+    readonly values: Int32Array | Float32Array | Float64Array | Uint8Array
     /** Validity bitmap (LSB first), undefined when the column has no null. */
     readonly validity: Uint8Array | undefined
     readonly nullCount: number
@@ -81,10 +83,12 @@ const WRITE_BATCH = 1024
 const ROW_COUNT_LIMIT = 20_000
 const STATS_TRUNCATE = 64
 
-/** The column types this encoder writes; anything else goes through parquet-wasm. */
+const FAST_TYPES: ReadonlySet<string> = new Set<FastColumnType>(["int32", "float32", "float64", "bool", "utf8"])
+
+/** Whether this encoder writes every column of `columns` (it writes every type `table.ts` declares). */
 export const supportsColumns = (
   columns: ReadonlyArray<{ readonly type: string }>
-): boolean => columns.every((c) => c.type === "int32" || c.type === "float64" || c.type === "utf8")
+): boolean => columns.every((c) => FAST_TYPES.has(c.type))
 
 // ---- bits and runs -----------------------------------------------------------------------------------------
 
@@ -338,10 +342,16 @@ const float64Bytes = (v: number): Uint8Array => {
   return b
 }
 
+const float32Bytes = (v: number): Uint8Array => {
+  const b = new Uint8Array(4)
+  new DataView(b.buffer).setFloat32(0, v, true)
+  return b
+}
+
 const isValid = (validity: Uint8Array | undefined, i: number): boolean =>
   validity === undefined || (validity[i >> 3] & (1 << (i & 7))) !== 0
 
-const numericStats = (col: FastColumn, v: ColumnValues & { readonly type: "int32" | "float64" }, n: number): ChunkStats => {
+const numericStats = (col: FastColumn, v: ColumnValues & { readonly type: "int32" | "float32" | "float64" | "bool" }, n: number): ChunkStats => {
   let min = 0
   let max = 0
   let any = false
@@ -361,9 +371,12 @@ const numericStats = (col: FastColumn, v: ColumnValues & { readonly type: "int32
   }
   if (!any) return { min: undefined, max: undefined, minExact: false, maxExact: false }
   if (col.type === "int32") return { min: int32Bytes(min), max: int32Bytes(max), minExact: true, maxExact: true }
+  // a bool's statistic is its one byte (parquet-rs `bool::as_bytes`), false < true
+  if (col.type === "bool") return { min: Uint8Array.of(min), max: Uint8Array.of(max), minExact: true, maxExact: true }
+  const bytes = col.type === "float32" ? float32Bytes : float64Bytes
   return {
-    min: float64Bytes(min === 0 ? -0 : min),
-    max: float64Bytes(max === 0 ? 0 : max),
+    min: bytes(min === 0 ? -0 : min),
+    max: bytes(max === 0 ? 0 : max),
     minExact: true,
     maxExact: true
   }
@@ -457,7 +470,9 @@ type DictKey = string | number
 /** Encodes one column of `n` rows into pages, following parquet-rs's mini-batch and page-cut logic. */
 const prepareChunk = (col: FastColumn, v: ColumnValues, n: number): PreparedChunk => {
   const isUtf8 = v.type === "utf8"
-  const width = v.type === "int32" ? 4 : v.type === "float64" ? 8 : 0
+  const isBool = v.type === "bool"
+  // bytes per PLAIN value (a bool is one bit, packed per page)
+  const width = v.type === "int32" || v.type === "float32" ? 4 : v.type === "float64" ? 8 : 0
   const nullCount = v.nullCount
   const levels: "absent" | "uniform" | "materialized" = !col.nullable
     ? "absent"
@@ -466,6 +481,7 @@ const prepareChunk = (col: FastColumn, v: ColumnValues, n: number): PreparedChun
     : "materialized"
   const base = levels === "uniform" ? ROW_COUNT_LIMIT : WRITE_BATCH
   const validity = v.validity
+  const numericValues = v.type === "utf8" ? undefined : v.values
 
   // value k (k-th non-null) → its start/end in the PLAIN stream (utf8), for budgets and page slices
   const ends = isUtf8 ? v.ends : undefined
@@ -489,13 +505,16 @@ const prepareChunk = (col: FastColumn, v: ColumnValues, n: number): PreparedChun
   }
 
   // dictionary state
-  let dict: Map<DictKey, number> | undefined = col.dictionary ? new Map() : undefined
+  // parquet-rs has no dictionary for booleans (`has_dictionary_support`)
+  let dict: Map<DictKey, number> | undefined = col.dictionary && !isBool ? new Map() : undefined
   const dictEntries: Array<number> = [] // value index k of each entry's first occurrence
   let dictSize = 0
   let indices: Array<number> = []
   let dictionaryPage: PendingPage | undefined
   const f64 = new Float64Array(1)
   const f64Bits = new Uint32Array(f64.buffer)
+  const f32 = new Float32Array(1)
+  const f32Bits = new Uint32Array(f32.buffer)
 
   const data: Array<PendingPage> = []
   const encodingStats: Array<[number, number, number]> = []
@@ -532,18 +551,28 @@ const prepareChunk = (col: FastColumn, v: ColumnValues, n: number): PreparedChun
     return bytes
   }
 
-  const plainBody = (first: number, count: number): Uint8Array => {
-    if (isUtf8) return v.stream.subarray(valueStart(first), valueStart(first + count))
+  /** `count` numeric values (rows picked by `rowOf`) as PLAIN bytes of this column's type. */
+  const plainValues = (count: number, rowOf: (k: number) => number): Uint8Array => {
+    const values = numericValues!
+    if (isBool) {
+      // parquet-rs `PlainEncoder<BoolType>`: one bit per value, LSB first, the last byte zero-padded
+      const out = new Uint8Array((count + 7) >> 3)
+      for (let k = 0; k < count; k++) if (values[rowOf(k)] !== 0) out[k >> 3] |= 1 << (k & 7)
+      return out
+    }
     const out = new Uint8Array(count * width)
     const view = new DataView(out.buffer)
-    const values = v.values
     for (let k = 0; k < count; k++) {
-      const x = values[numericRow(first + k)]
-      if (width === 4) view.setInt32(k * 4, x, true)
+      const x = values[rowOf(k)]
+      if (v.type === "int32") view.setInt32(k * 4, x, true)
+      else if (v.type === "float32") view.setFloat32(k * 4, x, true)
       else view.setFloat64(k * 8, x, true)
     }
     return out
   }
+
+  const plainBody = (first: number, count: number): Uint8Array =>
+    isUtf8 ? v.stream.subarray(valueStart(first), valueStart(first + count)) : plainValues(count, (k) => numericRow(first + k))
 
   const addDataPage = (): void => {
     let values: Uint8Array
@@ -596,13 +625,7 @@ const prepareChunk = (col: FastColumn, v: ColumnValues, n: number): PreparedChun
         at += part.length
       }
     } else {
-      body = new Uint8Array(dictEntries.length * width)
-      const view = new DataView(body.buffer)
-      for (let e = 0; e < dictEntries.length; e++) {
-        const x = v.values[numericRow(dictEntries[e])]
-        if (width === 4) view.setInt32(e * 4, x, true)
-        else view.setFloat64(e * 8, x, true)
-      }
+      body = plainValues(dictEntries.length, (e) => numericRow(dictEntries[e]))
     }
     dictionaryPage = { kind: "dictionary", numValues: dictEntries.length, encoding: ENC_PLAIN, body }
     encodings.add(ENC_PLAIN)
@@ -613,6 +636,7 @@ const prepareChunk = (col: FastColumn, v: ColumnValues, n: number): PreparedChun
   const estimatedPageSize = (): number => {
     if (dict !== undefined) return (isUtf8 ? 1 : 0) + rleMaxSize(requiredBits(Math.max(0, dict.size - 1)), indices.length)
     if (isUtf8) return valueStart(pageFirstValue + pageValues) - valueStart(pageFirstValue)
+    if (isBool) return (pageValues + 7) >> 3 // parquet-rs: the bit writer's bytes
     return pageValues * width
   }
 
@@ -630,8 +654,12 @@ const prepareChunk = (col: FastColumn, v: ColumnValues, n: number): PreparedChun
         let key: DictKey
         // the bytes as a latin1 string: one char per byte, so equal keys are equal values
         if (isUtf8) key = v.stream.toString("latin1", valueStart(k) + 4, valueStart(k + 1))
-        else if (width === 4) key = v.values[numericRow(k)]
-        else {
+        else if (v.type === "int32") key = v.values[numericRow(k)]
+        else if (v.type === "float32") {
+          // by bits, as parquet-rs hashes the value's bytes (-0 and +0, NaN payloads stay apart)
+          f32[0] = v.values[numericRow(k)]
+          key = f32Bits[0]
+        } else {
           f64[0] = v.values[numericRow(k)]
           key = `${f64Bits[0]}:${f64Bits[1]}`
         }
@@ -762,7 +790,13 @@ const pageHeader = (page: PendingPage, compressedSize: number): Uint8Array => {
   return w.result()
 }
 
-const physicalType = (t: FastColumnType): number => (t === "int32" ? TYPE_INT32 : t === "float64" ? TYPE_DOUBLE : TYPE_BYTE_ARRAY)
+const PHYSICAL_TYPE: Readonly<Record<FastColumnType, number>> = {
+  int32: TYPE_INT32,
+  float32: TYPE_FLOAT,
+  float64: TYPE_DOUBLE,
+  bool: TYPE_BOOLEAN,
+  utf8: TYPE_BYTE_ARRAY
+}
 
 /** A row group ready to append at `position`: its bytes and its `RowGroup` Thrift struct (final offsets). */
 export interface AssembledRowGroup {
@@ -817,7 +851,7 @@ export const assembleRowGroup = (
     w.beginStruct()
     w.i64Field(2, position - 4)
     w.structField(3)
-    w.i32Field(1, physicalType(chunk.column.type))
+    w.i32Field(1, PHYSICAL_TYPE[chunk.column.type])
     w.intListField(2, chunk.encodings)
     w.binaryListField(3, [encoder.encode(chunk.column.name)])
     w.i32Field(4, CODEC_ZSTD)
@@ -828,7 +862,8 @@ export const assembleRowGroup = (
     if (m.dictOffset !== undefined) w.i64Field(11, m.dictOffset)
     w.structField(12)
     const s = chunk.stats
-    const signed = chunk.column.type !== "utf8"
+    // the deprecated min/max only for a signed sort order (parquet-rs: not byte arrays, not booleans)
+    const signed = chunk.column.type !== "utf8" && chunk.column.type !== "bool"
     if (signed && s.max !== undefined && s.min !== undefined) {
       w.binaryField(1, s.max)
       w.binaryField(2, s.min)

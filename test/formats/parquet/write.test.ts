@@ -1,7 +1,7 @@
 /**
  * The JavaScript Parquet encoder (`src/formats/parquet/write.ts`) against parquet-wasm: the same rows written by
- * both engines must give byte-identical files, for every column shape the encoder takes (int32, float64, utf8,
- * nullable or not), every page-cutting rule (1 MiB pages, 20,000-row pages, byte-budget sub-batches of large
+ * both engines must give byte-identical files, for every column type llink writes (int32, float32, float64, bool,
+ * utf8, nullable or not), every page-cutting rule (1 MiB pages, 20,000-row pages, byte-budget sub-batches of large
  * values, dictionary pages and their fallback to PLAIN at 1 MiB), and the statistics edge cases (NaN, ±0, UTF-8
  * truncation of long min/max values with the max incremented).
  */
@@ -127,6 +127,29 @@ describe("the JavaScript encoder writes parquet-wasm's bytes", () => {
     await same(columns, [{ f: -0, g: 0 }, { f: 0, g: -0 }, { f: NaN, g: null }])
     await same(columns, [{ f: NaN, g: NaN }, { f: NaN, g: null }])
     await same(columns, Array.from({ length: 100 }, (_, i) => ({ f: i === 50 ? -0 : i + 0.5, g: i % 2 === 0 ? null : -i })))
+  })
+
+  it("booleans (bit-packed PLAIN, no dictionary) and float32 (dictionary or PLAIN, NaN, ±0), with and without nulls", async () => {
+    const rand = mulberry32(21)
+    const columns: ReadonlyArray<Column> = [
+      { name: "b", type: "bool" },
+      { name: "mb", type: "bool", nullable: true },
+      { name: "f", type: "float32" },
+      { name: "mf", type: "float32", nullable: true }
+    ]
+    const row = (i: number, k: number): Row => ({
+      b: rand() < 0.5,
+      mb: i % k === 0 ? null : rand() < 0.3,
+      // repetitive at first (dictionary), then mostly distinct
+      f: i < 300 ? [0.5, -0, 0, 1e-3][i % 4] : Math.fround(rand() * 1000 - 500),
+      mf: i % (k + 1) === 0 ? null : i % 97 === 0 ? NaN : Math.fround(rand())
+    })
+    for (const [n, k] of [[1, 1], [7, 2], [9, 3], [1000, 5], [3000, 1000]] as const) {
+      await same(columns, Array.from({ length: n }, (_, i) => row(i, k)))
+    }
+    // all true, all false, all null; one row group of 25,000 rows: bool pages cut at 20,000 rows
+    await same(columns, Array.from({ length: 50 }, () => ({ b: true, mb: false, f: 1, mf: null })))
+    await same(columns, Array.from({ length: 25_000 }, (_, i) => row(i, 7)), 25_000)
   })
 
   it("long min/max values: truncated to 64 bytes on a UTF-8 boundary, the max incremented (or kept whole)", async () => {
