@@ -1,8 +1,9 @@
 /**
- * A JavaScript decoder of the row groups `table.ts` writes: flat `int32`, `float64` and `utf8` columns (required or
- * optional), data page v1, PLAIN or dictionary-encoded values, RLE definition levels, ZSTD or no compression. It
- * turns a row group's bytes into the columns `readTableRaw` hands on (UTF-8 bytes and offsets, typed arrays), with
- * one native zstd call per page and one copy of each text value.
+ * A JavaScript decoder of the row groups `table.ts` writes: flat `int32`, `float32`, `float64`, `bool` and `utf8`
+ * columns (required or optional), data page v1, PLAIN or dictionary-encoded values (a bool PLAIN, bit-packed), RLE
+ * definition levels, ZSTD or no compression. It turns a row group's bytes into columns (UTF-8 bytes and offsets,
+ * typed arrays; a bool as 0/1 bytes) for `readTableRaw` and `readTable`, with one native zstd call per page and one
+ * copy of each text value.
  *
  * Why: `readTableRaw` used to decode every row group with parquet-wasm on a worker thread (Parquet → Arrow → an IPC
  * stream → Arrow again): on a 1M-pair `pairs` table that was ~4 s of CPU, a second V8 isolate with its own
@@ -27,8 +28,10 @@ import {
   PAGE_DICTIONARY,
   pageHeaderAt,
   type RowGroupInfo,
+  TYPE_BOOLEAN,
   TYPE_BYTE_ARRAY,
   TYPE_DOUBLE,
+  TYPE_FLOAT,
   TYPE_INT32
 } from "./footer.ts"
 
@@ -38,7 +41,8 @@ export interface DecodedColumn {
   readonly validity: Uint8Array | undefined
   readonly bytes?: Buffer
   readonly offsets?: Int32Array
-  readonly numbers?: Int32Array | Float64Array
+  /** int32 / float32 / float64 values, or a bool's 0/1 (nulls hold 0). */
+  readonly numbers?: Int32Array | Float32Array | Float64Array | Uint8Array
   /** The whole buffer `bytes` is a view of (for `reuse` with the next row group). */
   readonly buffer?: Buffer
 }
@@ -50,7 +54,27 @@ export interface DecodableColumn {
   readonly nullable: boolean
 }
 
-const PHYSICAL: Readonly<Record<string, number>> = { utf8: TYPE_BYTE_ARRAY, int32: TYPE_INT32, float64: TYPE_DOUBLE }
+const PHYSICAL: Readonly<Record<string, number>> = {
+  utf8: TYPE_BYTE_ARRAY,
+  int32: TYPE_INT32,
+  float32: TYPE_FLOAT,
+  float64: TYPE_DOUBLE,
+  bool: TYPE_BOOLEAN
+}
+
+/** A column of `rows` values of a numeric physical type. */
+const numberArray = (physical: number, rows: number): Int32Array | Float32Array | Float64Array | Uint8Array =>
+  physical === TYPE_INT32
+    ? new Int32Array(rows)
+    : physical === TYPE_FLOAT
+    ? new Float32Array(rows)
+    : physical === TYPE_BOOLEAN
+    ? new Uint8Array(rows)
+    : new Float64Array(rows)
+
+/** The PLAIN value at byte `at` of a numeric physical type other than BOOLEAN. */
+const plainNumber = (page: Buffer, physical: number, at: number): number =>
+  physical === TYPE_INT32 ? page.readInt32LE(at) : physical === TYPE_FLOAT ? page.readFloatLE(at) : page.readDoubleLE(at)
 
 class Unsupported extends Error {}
 
@@ -144,17 +168,18 @@ const decodeChunk = (
   reuse: Buffer | undefined
 ): DecodedColumn => {
   const isText = physical === TYPE_BYTE_ARRAY
-  const width = physical === TYPE_INT32 ? 4 : 8
+  const isBool = physical === TYPE_BOOLEAN
+  const width = physical === TYPE_INT32 || physical === TYPE_FLOAT ? 4 : 8
   const validity = new Uint8Array((rows + 7) >> 3)
   let nulls = 0
-  const numbers = isText ? undefined : physical === TYPE_INT32 ? new Int32Array(rows) : new Float64Array(rows)
+  const numbers = isText ? undefined : numberArray(physical, rows)
   const offsets = isText ? new Int32Array(rows + 1) : undefined
   const text = isText ? new TextOut(end - at, reuse) : undefined
   // the dictionary: for text its entries' [start, end) in `dictBytes`, for numbers the values
   let dictBytes: Buffer | undefined
   let dictStarts: Int32Array | undefined
   let dictEnds: Int32Array | undefined
-  let dictNumbers: Int32Array | Float64Array | undefined
+  let dictNumbers: Int32Array | Float32Array | Float64Array | Uint8Array | undefined
   let row = 0
   let pos = at
 
@@ -192,11 +217,10 @@ const decodeChunk = (
         }
         dictBytes = page
       } else {
+        if (isBool) throw new Unsupported("a boolean dictionary")
         if (n * width > page.length) throw corrupt("dictionary page ends early")
-        dictNumbers = physical === TYPE_INT32 ? new Int32Array(n) : new Float64Array(n)
-        for (let k = 0; k < n; k++) {
-          dictNumbers[k] = physical === TYPE_INT32 ? page.readInt32LE(k * 4) : page.readDoubleLE(k * 8)
-        }
+        dictNumbers = numberArray(physical, n)
+        for (let k = 0; k < n; k++) dictNumbers[k] = plainNumber(page, physical, k * width)
       }
       continue
     }
@@ -248,11 +272,13 @@ const decodeChunk = (
           r = target + 1
         }
         for (; r < first + levels; r++) offsets![r + 1] = text!.pos
+      } else if (isBool) {
+        // one bit per value, LSB first
+        if (p + ((present + 7) >> 3) > page.length) throw corrupt("data page ends inside its values")
+        for (let k = 0; k < present; k++) numbers![nextRow()] = (page[p + (k >> 3)] >> (k & 7)) & 1
       } else {
         if (p + present * width > page.length) throw corrupt("data page ends inside its values")
-        for (let k = 0; k < present; k++) {
-          numbers![nextRow()] = physical === TYPE_INT32 ? page.readInt32LE(p + 4 * k) : page.readDoubleLE(p + 8 * k)
-        }
+        for (let k = 0; k < present; k++) numbers![nextRow()] = plainNumber(page, physical, p + width * k)
       }
     } else if (h.encoding === ENC_RLE_DICTIONARY || h.encoding === ENC_PLAIN_DICTIONARY) {
       if (p >= page.length && present > 0) throw corrupt("data page lacks its index bit width")

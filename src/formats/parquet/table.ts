@@ -7,18 +7,19 @@
  * UTF-8 and read back identical; a string holding a lone surrogate cannot be stored as UTF-8 and is rejected with
  * the column and row named, never silently replaced.
  *
- * How the bytes are made (see `footer.ts` for why): each row group is encoded by parquet-wasm's synchronous
- * `writeParquet` as a one-row-group Parquet buffer; its column chunks are appended to the output file and its
- * row group metadata kept (offsets shifted); `close` writes the footer for all row groups, then fsyncs. Reading
- * parses the footer here, and for each row group reads just its bytes and decodes them with the synchronous
- * `readParquet` (`readTableRaw`: with `read.ts` when it can), so a corrupt page is an `ArtifactError` rather
- * than a wasm panic. Files are standard Parquet
- * (Arrow schema in `ARROW:schema`): parquet-wasm's whole-file and async readers and the independent hyparquet
- * reader all read them back identically.
+ * How the bytes are made: each row group is encoded in JavaScript (`write.ts`: pages laid out here, compressed by
+ * Node's native zstd) into exactly the bytes parquet-wasm would write, appended to the output file, and its row group
+ * metadata kept; `close` writes the footer for all row groups (its template, the schema and `ARROW:schema`, comes
+ * from parquet-wasm writing an empty table; see `footer.ts`), then fsyncs. `LLINK_PARQUET_ENGINE=wasm` encodes each
+ * row group with parquet-wasm instead (the test oracle). Reading parses the footer here, and for each row group
+ * reads just its bytes and decodes them in JavaScript (`read.ts`); a row group it cannot decode (a file llink did
+ * not write: another codec, encoding or page version) goes through parquet-wasm's synchronous `readParquet`. A
+ * corrupt page is an `ArtifactError`, never a wasm panic. Files are standard Parquet: DuckDB, pandas, Polars and
+ * parquet-wasm read them back identically (`test/formats/interop.test.ts`).
  *
  * Gotchas:
- * - `readTable`'s `columns` selects which cells the rows carry; the row group is still decoded whole (parquet-wasm's
- *   synchronous reader has no projection), so a subset saves the JS-side conversion, not the decompression.
+ * - `readTable`'s `columns` selects which cells the rows carry, and only those columns are decompressed and decoded
+ *   (in a row group that goes through parquet-wasm, the whole row group is).
  * - Write to one `TableWriter` from one fiber: concurrent `write`s are serialised by a lock, but their rows would
  *   interleave in whatever order the fibers arrive. A write is uninterruptible once it has started flushing.
  * - If a stage fails before `close`, the partial file is left for the runner to discard; the writer refuses
@@ -36,10 +37,8 @@ import * as pq from "parquet-wasm"
 import { artifactError, openRegularFile, readFully, writeFully } from "../file.ts"
 import { ArtifactError } from "../errors.ts"
 import * as Footer from "./footer.ts"
-import { PARQUET_READ_WORKER_TAG } from "./readWorker.ts"
-import { workerClient } from "./workerClient.ts"
 import * as Fast from "./write.ts"
-import { decodeRowGroupJs } from "./read.ts"
+import { type DecodedColumn, decodeRowGroupJs } from "./read.ts"
 import { describeError } from "../../errors/describe.ts"
 
 export type ColumnType = "utf8" | "int32" | "float32" | "float64" | "bool"
@@ -921,22 +920,11 @@ const supportedColumns = (
   return Effect.succeed(out)
 }
 
-/** The decoding worker (started on first use; see `readWorker.ts`). */
-const decoder = workerClient(new URL("./readWorker.ts", import.meta.url), PARQUET_READ_WORKER_TAG, "parquet read worker")
-
-/** `pq.readParquet(file).intoIPCStream()` on the decoding worker; `file` is handed over. */
-const decodeOnWorker = async (file: Uint8Array, batchSize: number): Promise<Uint8Array> => {
-  const own = file.byteOffset === 0 && file.byteLength === file.buffer.byteLength ? file : file.slice()
-  const ipc = await decoder.request({ file: own, batchSize }, [own.buffer as ArrayBuffer])
-  if (!(ipc instanceof Uint8Array)) throw new Error("parquet read worker: the reply holds no IPC stream")
-  return ipc
-}
-
 /**
- * Decodes row group `index` on its own: its bytes plus a footer for it alone, through the synchronous reader (on
- * the decoding worker when `onWorker`).
+ * Decodes row group `index` on its own with parquet-wasm (for a row group `read.ts` cannot decode): its bytes plus
+ * a footer for it alone, through the synchronous reader.
  */
-const decodeRowGroup = (source: ParquetSource, index: number, onWorker = false): Effect.Effect<arrow.Table, ArtifactError> =>
+const decodeRowGroup = (source: ParquetSource, index: number): Effect.Effect<arrow.Table, ArtifactError> =>
   Effect.gen(function*() {
     const { path, footer } = source
     const rg = footer.rowGroups[index]
@@ -950,21 +938,70 @@ const decodeRowGroup = (source: ParquetSource, index: number, onWorker = false):
       catch: (e) => artifactError(path, `cannot read ${where}: ${describeError(e)}`, e)
     })
     const batchSize = Math.max(1, rg.rows)
-    if (onWorker) {
-      const ipc = yield* Effect.tryPromise({
-        try: () => decodeOnWorker(mini.file, batchSize),
-        catch: (e) => artifactError(path, `corrupt data in ${where}: ${describeError(e)}`, e)
-      })
-      return yield* Effect.try({
-        try: () => arrow.tableFromIPC(ipc),
-        catch: (e) => artifactError(path, `corrupt data in ${where}: ${describeError(e)}`, e)
-      })
-    }
     return yield* Effect.try({
       try: () => arrow.tableFromIPC(pq.readParquet(mini.file, { batchSize }).intoIPCStream()),
       catch: (e) => artifactError(path, `corrupt data in ${where}: ${describeError(e)}`, e)
     })
   })
+
+/**
+ * Row group `index` decoded in JavaScript (`read.ts`) for the columns `names`: the row group's bytes are read into
+ * `scratch.bytes` (grown as needed; the caller is done with the previous row group), utf8 text into the buffers of
+ * `scratch.text` by column. Undefined when the row group uses anything `read.ts` does not decode (another codec,
+ * encoding or page version): the caller then decodes it with parquet-wasm.
+ */
+const decodeRowGroupInJs = (
+  source: ParquetSource,
+  index: number,
+  stored: ReadonlyArray<StoredColumn>,
+  names: ReadonlyArray<string>,
+  scratch: { bytes: Buffer; readonly text: Map<string, Buffer> }
+): Effect.Effect<Record<string, DecodedColumn> | undefined, ArtifactError> =>
+  Effect.gen(function*() {
+    const { path, footer } = source
+    const rg = footer.rowGroups[index]
+    const where = `row group ${index} of ${footer.rowGroups.length} in ${path}`
+    if (scratch.bytes.length < rg.end - rg.start) scratch.bytes = Buffer.allocUnsafeSlow(rg.end - rg.start)
+    const data = scratch.bytes.subarray(0, rg.end - rg.start)
+    yield* Effect.tryPromise({
+      try: () => readFully(source.fh, data, rg.start),
+      catch: (e) => artifactError(path, `cannot read ${where}: ${describeError(e)}`, e)
+    })
+    const decoded = yield* Effect.try({
+      try: () => decodeRowGroupJs(data, rg, stored, names, scratch.text),
+      catch: (e) => artifactError(path, `corrupt data in ${where}: ${describeError(e)}`, e)
+    })
+    if (decoded !== undefined) {
+      for (const name of names) {
+        const kept = decoded[name].buffer
+        if (kept !== undefined) scratch.text.set(name, kept)
+      }
+    }
+    return decoded
+  })
+
+/** The rows of a row group decoded by `decodeRowGroupInJs` (utf8 cells as strings, bools as booleans, nulls null). */
+const decodedRows = (decoded: Record<string, DecodedColumn>, stored: ReadonlyArray<StoredColumn>, names: ReadonlyArray<string>, rows: number): Array<Row> => {
+  const readers = names.map((name): ((i: number) => Cell) => {
+    const d = decoded[name]
+    const validity = d.validity
+    const isNull = validity === undefined ? () => false : (i: number) => (validity[i >> 3] & (1 << (i & 7))) === 0
+    if (d.bytes !== undefined) {
+      const { bytes, offsets } = d
+      return (i) => (isNull(i) ? null : bytes.toString("utf8", offsets![i], offsets![i + 1]))
+    }
+    const numbers = d.numbers!
+    if (stored.find((c) => c.name === name)?.type === "bool") return (i) => (isNull(i) ? null : numbers[i] === 1)
+    return (i) => (isNull(i) ? null : numbers[i])
+  })
+  const out: Array<Row> = new Array(rows)
+  for (let i = 0; i < rows; i++) {
+    const row: Record<string, Cell> = {}
+    for (let c = 0; c < names.length; c++) row[names[c]] = readers[c](i)
+    out[i] = row
+  }
+  return out
+}
 
 /** A reader of one column's cells, by row index within the batch. */
 const cellReader = (vector: arrow.Vector, name: string): ((i: number) => Cell) => {
@@ -1013,6 +1050,8 @@ const tableRows = (table: arrow.Table, names: ReadonlyArray<string>): Array<Row>
 export interface ReadOptions {
   /** Which cells the rows carry, in this order (default: every column). */
   readonly columns?: ReadonlyArray<string>
+  /** `wasm`: decode every row group with parquet-wasm (the tests' oracle for `read.ts`). Default `js`. */
+  readonly engine?: TableEngine
 }
 
 export const readTableBatches = (
@@ -1021,16 +1060,22 @@ export const readTableBatches = (
 ): Stream.Stream<ReadonlyArray<Row>, ArtifactError> =>
   Stream.unwrap(
     Effect.gen(function*() {
-      const { source, names, groups } = yield* openForReading(path, options?.columns)
+      const { source, names, groups, stored } = yield* openForReading(path, options?.columns)
+      const scratch = { bytes: Buffer.allocUnsafeSlow(0), text: new Map<string, Buffer>() }
+      const viaArrow = (i: number) =>
+        decodeRowGroup(source, i).pipe(
+          Effect.flatMap((table) =>
+            Effect.try({
+              try: () => tableRows(table, names),
+              catch: (e) => artifactError(path, `cannot read row group ${i} of ${path}: ${describeError(e)}`, e)
+            })
+          )
+        )
+      if (options?.engine === "wasm") return Stream.fromIterable(groups).pipe(Stream.mapEffect(viaArrow))
       return Stream.fromIterable(groups).pipe(
         Stream.mapEffect((i) =>
-          decodeRowGroup(source, i).pipe(
-            Effect.flatMap((table) =>
-              Effect.try({
-                try: () => tableRows(table, names),
-                catch: (e) => artifactError(path, `cannot read row group ${i} of ${path}: ${describeError(e)}`, e)
-              })
-            )
+          decodeRowGroupInJs(source, i, stored, names, scratch).pipe(
+            Effect.flatMap((decoded) => (decoded === undefined ? viaArrow(i) : Effect.succeed(decodedRows(decoded, stored, names, source.footer.rowGroups[i].rows))))
           )
         )
       )
@@ -1109,20 +1154,16 @@ const rawColumn = (vector: arrow.Vector, name: string): RawColumn => {
 
 /**
  * Streams the record batches of `path` (one per row group as written here) as raw columns (`RawBatch`). Row groups
- * of int32/float64/utf8 columns are decoded on this thread by `read.ts` (native zstd, no Arrow); any other
- * goes through parquet-wasm on the decoding worker, the next row group decoded there meanwhile. For readers that
- * work on bytes (clean) and drop each batch before the next: its buffers are the decoded row group's.
+ * are decoded on this thread by `read.ts` (native zstd, no Arrow); one it cannot decode (a file llink did not
+ * write: another codec, encoding or page version) goes through parquet-wasm on the decoding worker. For readers
+ * that work on bytes (clean) and drop each batch before the next: its buffers are the decoded row group's.
  */
 export const readTableRaw = (path: string, names: ReadonlyArray<string>): Stream.Stream<RawBatch, ArtifactError> =>
   Stream.unwrap(
     Effect.gen(function*() {
       const { source, groups, stored } = yield* openForReading(path, names)
-      // the row groups this project writes are decoded here (`read.ts`); any other goes to parquet-wasm on the
-      // decoding worker, the next one decoded there meanwhile
-      const inJs = stored.every((c) => c.type === "utf8" || c.type === "int32" || c.type === "float64")
-      const onWorker = !inJs && groups.length > 1
       const viaArrow = (i: number): Effect.Effect<ReadonlyArray<RawBatch>, ArtifactError> =>
-        decodeRowGroup(source, i, onWorker).pipe(
+        decodeRowGroup(source, i).pipe(
           Effect.flatMap((table) =>
             Effect.try({
               try: () =>
@@ -1139,29 +1180,13 @@ export const readTableRaw = (path: string, names: ReadonlyArray<string>): Stream
           )
         )
       // the buffers of the previous row group, which its reader is done with once it pulls the next (see above)
-      let bytesBuffer = Buffer.allocUnsafeSlow(0)
-      const textBuffers = new Map<string, Buffer>()
+      const scratch = { bytes: Buffer.allocUnsafeSlow(0), text: new Map<string, Buffer>() }
       const decode = (i: number): Effect.Effect<ReadonlyArray<RawBatch>, ArtifactError> =>
-        !inJs ? viaArrow(i) : Effect.gen(function*() {
-          const rg = source.footer.rowGroups[i]
-          const where = `row group ${i} of ${source.footer.rowGroups.length} in ${path}`
-          if (bytesBuffer.length < rg.end - rg.start) bytesBuffer = Buffer.allocUnsafeSlow(rg.end - rg.start)
-          const data = bytesBuffer.subarray(0, rg.end - rg.start)
-          yield* Effect.tryPromise({
-            try: () => readFully(source.fh, data, rg.start),
-            catch: (e) => artifactError(path, `cannot read ${where}: ${describeError(e)}`, e)
-          })
-          const decoded = yield* Effect.try({
-            try: () => decodeRowGroupJs(data, rg, stored, names, textBuffers),
-            catch: (e) => artifactError(path, `corrupt data in ${where}: ${describeError(e)}`, e)
-          })
+        Effect.gen(function*() {
+          const decoded = yield* decodeRowGroupInJs(source, i, stored, names, scratch)
           if (decoded === undefined) return yield* viaArrow(i)
-          for (const name of names) {
-            const kept = decoded[name].buffer
-            if (kept !== undefined) textBuffers.set(name, kept)
-          }
           const batch: RawBatch = {
-            rows: rg.rows,
+            rows: source.footer.rowGroups[i].rows,
             columns: Object.fromEntries(names.map((name): [string, RawColumn] => {
               const d = decoded[name]
               const validity = d.validity
@@ -1172,7 +1197,7 @@ export const readTableRaw = (path: string, names: ReadonlyArray<string>): Stream
           return [batch]
         })
       return Stream.fromIterable(groups).pipe(
-        Stream.mapEffect(decode, { concurrency: onWorker ? 2 : 1 }),
+        Stream.mapEffect(decode),
         Stream.flatMap((batches) => Stream.fromIterable(batches))
       )
     })
@@ -1188,7 +1213,7 @@ export const readTable = (
 /** All rows of `path` in memory (for small tables). */
 export const readTableAll = (
   path: string,
-  options?: { readonly columns?: ReadonlyArray<string> }
+  options?: ReadOptions
 ): Effect.Effect<ReadonlyArray<Row>, ArtifactError> =>
   Stream.runCollect(readTableBatches(path, options)).pipe(Effect.map((batches) => batches.flat()))
 

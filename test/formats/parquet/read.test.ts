@@ -1,11 +1,14 @@
 /**
- * The JavaScript row group decoder (`src/formats/parquet/read.ts`, behind `readTableRaw`) against parquet-wasm's
- * reader (`readTableAll`): the same cells for every column shape the writer makes (int32, float64, utf8, required or
- * nullable, with nulls or only nulls, PLAIN and dictionary pages, the fallback from a full dictionary to PLAIN,
- * pages cut at 1 MiB and 20,000 rows), files with a type it does not read (decoded by parquet-wasm instead), and a
- * corrupt page failing as an `ArtifactError` that names the row group.
+ * The JavaScript row group decoder (`src/formats/parquet/read.ts`, behind `readTableRaw` and `readTable`) against
+ * parquet-wasm's reader (`readTableAll` with `engine: "wasm"`): the same cells for every column type the writer
+ * makes (int32, float32, float64, bool, utf8, required or nullable, with nulls or only nulls, PLAIN and dictionary
+ * pages, the fallback from a full dictionary to PLAIN, pages cut at 1 MiB and 20,000 rows), a file llink did not
+ * write (Snappy pages: decoded by parquet-wasm instead), and a corrupt page failing as an `ArtifactError` that names
+ * the row group.
  */
+import * as arrow from "apache-arrow"
 import { Effect, Stream } from "effect"
+import * as pq from "parquet-wasm"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -46,6 +49,8 @@ const rawRows = (batches: ReadonlyArray<RawBatch>, columns: ReadonlyArray<Column
           ? null
           : col.bytes !== undefined
           ? col.bytes.toString("utf8", col.offsets![i], col.offsets![i + 1])
+          : c.type === "bool"
+          ? col.numbers![i] === 1
           : col.numbers![i]
       }
       out.push(row)
@@ -61,9 +66,18 @@ const expectSameCells = async (p: string, columns: ReadonlyArray<Column>) => {
   await Effect.runPromise(
     readTableRaw(p, names).pipe(Stream.runForEach((b) => Effect.sync(() => raw.push(...rawRows([b], columns)))))
   )
-  const reference = await Effect.runPromise(readTableAll(p, { columns: names }))
+  const rows = await Effect.runPromise(readTableAll(p, { columns: names }))
+  const reference = await Effect.runPromise(readTableAll(p, { columns: names, engine: "wasm" }))
   expect(raw.length).toBe(reference.length)
-  for (let i = 0; i < raw.length; i++) if (JSON.stringify(raw[i]) !== JSON.stringify(reference[i])) expect(raw[i]).toEqual(reference[i])
+  expect(rows.length).toBe(reference.length)
+  for (let i = 0; i < raw.length; i++) {
+    if (JSON.stringify(raw[i]) !== JSON.stringify(reference[i])) expect(raw[i]).toEqual(reference[i])
+    if (JSON.stringify(rows[i]) !== JSON.stringify(reference[i])) expect(rows[i]).toEqual(reference[i])
+  }
+  // NaN is not JSON: compare the floats themselves too
+  for (const c of columns.filter((x) => x.type === "float32" || x.type === "float64")) {
+    for (let i = 0; i < rows.length; i++) expect(Object.is(rows[i][c.name], reference[i][c.name]) || rows[i][c.name] === reference[i][c.name]).toBe(true)
+  }
 }
 
 const KHMER = ["សួស្តី​ពិភពលោក", "ព្រះរាជាណាចក្រកម្ពុជា", "ខ្ញុំ​ស្រឡាញ់​ភាសា​ខ្មែរ 😀👍🏽", ""]
@@ -106,15 +120,44 @@ describe("the JavaScript row group decoder reads what parquet-wasm reads", () =>
     await expectSameCells(await write(columns, rows), columns)
   })
 
-  it("reads a table with a type it does not decode through parquet-wasm", async () => {
-    const columns: ReadonlyArray<Column> = [{ name: "a", type: "utf8" }, { name: "ok", type: "bool" }, { name: "f", type: "float32" }]
-    const rows: Array<Row> = Array.from({ length: 300 }, (_, i) => ({ a: `r${i}`, ok: i % 2 === 0, f: i / 4 }))
-    const p = await write(columns, rows, 100)
+  it("bool and float32 columns: bit-packed booleans, float32 dictionary and PLAIN pages, NaN, ±0, nulls", async () => {
+    const columns: ReadonlyArray<Column> = [
+      { name: "a", type: "utf8" },
+      { name: "ok", type: "bool" },
+      { name: "maybe", type: "bool", nullable: true },
+      { name: "f", type: "float32" },
+      { name: "mf", type: "float32", nullable: true }
+    ]
+    const rand = seeded(8)
+    for (const [n, groupSize] of [[1, undefined], [13, undefined], [300, 100], [25_000, undefined]] as const) {
+      const rows: Array<Row> = Array.from({ length: n }, (_, i) => ({
+        a: `r${i}`,
+        ok: rand() < 0.5,
+        maybe: i % 3 === 0 ? null : rand() < 0.5,
+        f: n === 300 ? [0.25, -0, 0, 7][i % 4] : Math.fround(rand() * 100 - 50),
+        mf: i % 5 === 0 ? null : i % 11 === 0 ? NaN : Math.fround(rand())
+      }))
+      await expectSameCells(await write(columns, rows, groupSize), columns)
+    }
+  })
+
+  it("reads a row group it does not decode (a file llink did not write: Snappy pages) through parquet-wasm", async () => {
+    const table = new arrow.Table({
+      a: arrow.vectorFromArray(["x", "ក", "😀", ""], new arrow.Utf8()),
+      n: arrow.vectorFromArray([1, -2, 3, 4], new arrow.Int32()),
+      f: arrow.vectorFromArray([0.5, NaN, -0, 1e300], new arrow.Float64())
+    })
+    const props = new pq.WriterPropertiesBuilder().setCompression(pq.Compression.SNAPPY).build()
+    const p = path.join(dir, `${counter++}-snappy.parquet`)
+    fs.writeFileSync(p, pq.writeParquet(pq.Table.fromIPCStream(arrow.tableToIPC(table, "stream")), props))
+    const rows = await Effect.runPromise(readTableAll(p))
+    expect(rows.map((r) => r["a"])).toEqual(["x", "ក", "😀", ""])
+    expect(rows.map((r) => r["n"])).toEqual([1, -2, 3, 4])
+    expect(Object.is(rows[2]["f"], -0) && Number.isNaN(rows[1]["f"])).toBe(true)
     const raw: Array<Row> = []
-    await Effect.runPromise(
-      readTableRaw(p, ["a", "f"]).pipe(Stream.runForEach((b) => Effect.sync(() => raw.push(...rawRows([b], [columns[0], columns[2]])))))
-    )
-    expect(raw).toEqual(rows.map((r) => ({ a: r.a, f: r.f })))
+    const columns: ReadonlyArray<Column> = [{ name: "a", type: "utf8" }, { name: "n", type: "int32" }]
+    await Effect.runPromise(readTableRaw(p, ["a", "n"]).pipe(Stream.runForEach((b) => Effect.sync(() => raw.push(...rawRows([b], columns))))))
+    expect(raw).toEqual(rows.map((r) => ({ a: r["a"], n: r["n"] })))
   })
 
   it("turns a corrupt page into an ArtifactError naming the row group", async () => {
