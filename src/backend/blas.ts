@@ -11,7 +11,12 @@
  *   loads. Set `OPENBLAS_CORETYPE` yourself to override (it must be in the environment before the first load).
  * - Float32Arrays are passed to C as raw pointers (koffi passes typed arrays without copying); pass
  *   `array.subarray(offset)` for an offset view.
- * - Threads: `os.availableParallelism()` unless `LLINK_BLAS_THREADS` says otherwise.
+ * - Threads: `os.availableParallelism()` unless `LLINK_BLAS_THREADS` says otherwise, but only for products of at
+ *   least `PARALLEL_MIN_MACS` multiply-adds; smaller ones run on the calling thread alone. In isolation two threads
+ *   win even on small products, but inside a training step they lose: between products the JS thread does the
+ *   element-wise work and V8's collector runs on the other core, and OpenBLAS's second thread competes with both
+ *   (busy-waiting up to ~0.1 s after each product). Measured on the miniature's fine-tune (150 steps, 2 cores): 129 s
+ *   with two threads everywhere, 89 s with one (system CPU time 51 s → 3 s); see `bench/results/`.
  */
 import koffi from "koffi"
 import * as fs from "node:fs"
@@ -49,6 +54,13 @@ export const blasInstallHint = (): string =>
     ? "install OpenBLAS (e.g. the OpenBLAS release zip or `conda install -c conda-forge openblas`) and set LLINK_OPENBLAS to libopenblas.dll"
     : "sudo apt-get install libopenblas0-pthread (Debian/Ubuntu), dnf install openblas (Fedora)"
 
+/**
+ * Products of fewer multiply-adds (m·n·k) than this run on one thread (see the module doc). 2^28 ≈ 268M is ~3 ms on
+ * one core: above the miniature's training products (e.g. 1,600 tokens × 900 shortlist rows × 128 = 184M) and far
+ * below the paper's (a Llama-3.2-1B MLP projection on 2,048 tokens is 2,048 × 8,192 × 2,048 ≈ 34G).
+ */
+export const PARALLEL_MIN_MACS = 2 ** 28
+
 export interface Blas {
   /** The path (or soname) that loaded. */
   readonly path: string
@@ -58,10 +70,8 @@ export interface Blas {
   readonly coreName: string
   /** The `OPENBLAS_CORETYPE` this module set from the CPU flags, or undefined when it left the choice alone. */
   readonly coreTypeSet: string | undefined
-  /** Current thread count (`openblas_get_num_threads()`). */
+  /** Threads for the large products (`LLINK_BLAS_THREADS`, else the machine's cores; see `PARALLEL_MIN_MACS`). */
   readonly threads: () => number
-  /** `openblas_set_num_threads(n)`. */
-  readonly setThreads: (n: number) => void
   /**
    * Row-major C = alpha·op(A)·op(B) + beta·C with op(A): m×k, op(B): k×n, C: m×n.
    * `lda`/`ldb`/`ldc` are the row strides of A, B, C as stored (A stored k×m when transA).
@@ -169,14 +179,19 @@ const open = (candidates: ReadonlyArray<string>): Blas => {
       const getConfig: () => string = accelerate ? () => "Apple Accelerate (vecLib)" : lib.func("const char *openblas_get_config(void)")
       const getCore: () => string = accelerate ? () => "vecLib" : lib.func("const char *openblas_get_corename(void)")
       setNum(threads)
+      let current = getNum()
       return {
         path,
         config: getConfig(),
         coreName: getCore(),
         coreTypeSet,
-        threads: () => getNum(),
-        setThreads: (n) => setNum(n),
-        sgemm: (transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) =>
+        threads: () => threads,
+        sgemm: (transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) => {
+          const want = m * n * k >= PARALLEL_MIN_MACS ? threads : 1
+          if (want !== current) {
+            setNum(want)
+            current = want
+          }
           rawSgemm(
             CblasRowMajor,
             transA ? CblasTrans : CblasNoTrans,
@@ -193,6 +208,7 @@ const open = (candidates: ReadonlyArray<string>): Blas => {
             c,
             ldc
           )
+        }
       }
     } catch (cause) {
       if (cause instanceof BlasUnavailableError) throw cause
