@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config"
+import LongestFirst from "./test/support/sequencer.ts"
 
 export default defineConfig({
   test: {
@@ -8,6 +9,7 @@ export default defineConfig({
     pool: "forks",
     maxWorkers: 2,
     globalSetup: ["./test/support/tmpRoot.ts"],
+    sequence: { sequencer: LongestFirst },
     reporters: ["default", "./test/support/summary-reporter.ts"]
   }
 })
