@@ -79,9 +79,9 @@ const settingsOf = (doc: { readonly prompt: { readonly instruction: PromptSettin
   reserved: doc.addedTokens
 })
 
-/** The Stage B prompt settings and kind (K slot tokens). */
+/** The Stage B prompt settings and kind (K slot tokens, and the numerals when Stage B trained with them). */
 export const llinkPromptOf = (sys: Pick<EvalSystems, "stageBDoc" | "K" | "slotIds">, row: SftRow): string =>
-  promptOf(asExampleRow(row), settingsOf(sys.stageBDoc), { kind: "slots", K: sys.K, slotIds: sys.slotIds } satisfies PromptKind)
+  promptOf(asExampleRow(row), settingsOf(sys.stageBDoc), { kind: "slots", K: sys.K, slotIds: sys.slotIds, numbers: sys.stageBDoc.prompt.numbers ?? "off" } satisfies PromptKind)
 
 /** The fine-tune's training prompt (the foreign text cut as in training). */
 export const finetunePromptOf = (sys: Pick<EvalSystems, "finetuneDoc">, row: SftRow): string =>

@@ -4,7 +4,8 @@
  *
  * Stage B prompt:   `Instruction: {instruction}\nForeign: <foreign><f0> <f1> … <f{K−1}></foreign>\nAnswer in English only.`
  *                   (the code's `<foreign><foreign_emb></foreign>` with `<foreign_emb>` replaced by the K slot tokens,
- *                   joined by single spaces exactly as the code joins them)
+ *                   joined by single spaces exactly as the code joins them); with the number pathway on and numerals
+ *                   in the foreign text, a line `Numbers: 384; 27` (ASCII, src/text/numerals.ts) before the last
  * Fine-tune prompt: `Instruction: {instruction}\nForeign: <foreign>{foreign_raw}</foreign>\nAnswer in English only.`
  *
  * `{instruction}` ("input" source, the default) comes from the synthesized `input`, so that the foreign content
@@ -35,6 +36,8 @@ export const FOREIGN_OPEN = "<foreign>"
 export const FOREIGN_CLOSE = "</foreign>"
 export const IGNORE_INDEX = -100
 export const ANSWER_SUFFIX = "Answer in English only."
+/** The line the number pathway (`stageB.numbers: "copy"`) adds after the slots: `Numbers: 384; 1,000`. */
+export const NUMBERS_LABEL = "Numbers:"
 /** What an inner `<foreign_emb>` marker becomes in the instruction. */
 export const MARKER_PHRASE = "the foreign text"
 
@@ -99,8 +102,9 @@ export const instructionText = (
 }
 
 /** The Stage B prompt with K slot tokens. */
-export const slotPrompt = (instruction: string, K: number): string =>
-  `Instruction: ${instruction}\nForeign: ${FOREIGN_OPEN}${slotTokens(K).join(" ")}${FOREIGN_CLOSE}\n${ANSWER_SUFFIX}`
+export const slotPrompt = (instruction: string, K: number, numbers: ReadonlyArray<string> = []): string =>
+  `Instruction: ${instruction}\nForeign: ${FOREIGN_OPEN}${slotTokens(K).join(" ")}${FOREIGN_CLOSE}\n` +
+  `${numbers.length === 0 ? "" : `${NUMBERS_LABEL} ${numbers.join("; ")}\n`}${ANSWER_SUFFIX}`
 
 /**
  * The miniature decoder's pretraining prompt: Stage B's layout with English text where the slots go, and no reserved

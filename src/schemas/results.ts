@@ -37,6 +37,8 @@ const TestSetResults = Schema.Struct({
 
 export const ResultsDoc = Schema.Struct({
   title: Schema.String,
+  /** "copy" when LLINK ran with the number pathway (`stageB.numbers`); absent when it is off, the paper's prompt. */
+  numbers: Schema.optionalKey(Schema.Literal("copy")),
   offline: Schema.Struct({
     /** Stage B data from the offline template synthesizer (null: not known, sft.eval not computed). */
     synthesizer: Schema.NullOr(Schema.Boolean),

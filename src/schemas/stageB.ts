@@ -4,7 +4,7 @@
  */
 import { Schema } from "effect"
 import { EmbeddingInitRule } from "./fields.ts"
-import { InstructionSource, LoraTarget } from "../train/sftParams.ts"
+import { InstructionSource, LoraTarget, NumbersMode } from "../train/sftParams.ts"
 
 export const STAGEB_FORMAT = "llink-stageB"
 export const FINETUNE_FORMAT = "llink-finetune"
@@ -42,7 +42,13 @@ export const StageBDoc = Schema.Struct({
   embeddingSeed: Schema.Number,
   slotConfig: SlotConfigDoc,
   lora: LoraDoc,
-  prompt: Schema.Struct({ instruction: InstructionSource, appendEos: Schema.Boolean, maxSeqLen: Schema.Number }),
+  prompt: Schema.Struct({
+    instruction: InstructionSource,
+    appendEos: Schema.Boolean,
+    maxSeqLen: Schema.Number,
+    /** The number pathway (`stageB.numbers`); absent: "off" (so a run with it off writes the document it always did). */
+    numbers: Schema.optionalKey(NumbersMode)
+  }),
   /** Optimizer steps trained. */
   steps: Schema.Number
 })

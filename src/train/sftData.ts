@@ -10,6 +10,8 @@ import { matrixInfo, readMatrixBatches } from "../formats/arrow/matrix.ts"
 import { readTableAll } from "../formats/parquet/table.ts"
 import type { EncodedExample, InstructionSource } from "../prompts/slots.ts"
 import { encodeExample, finetunePrompt, instructionText, slotPrompt, stripTokens } from "../prompts/slots.ts"
+import { findNumerals } from "../text/numerals.ts"
+import type { NumbersMode } from "./sftParams.ts"
 
 /** The sft columns these stages read. */
 export const SFT_COLUMNS = ["task_type", "input", "output", "foreign_raw", "row"] as const
@@ -52,9 +54,12 @@ export interface PromptSettings {
   readonly reserved: ReadonlyArray<string>
 }
 
-/** What goes into the prompt: K slot tokens (Stage B) or the foreign text cut to `maxForeignChars` (fine-tune). */
+/**
+ * What goes into the prompt: K slot tokens (Stage B; with `numbers: "copy"` also the foreign text's numerals, the
+ * number pathway) or the foreign text cut to `maxForeignChars` (fine-tune).
+ */
 export type PromptKind =
-  | { readonly kind: "slots"; readonly K: number; readonly slotIds: ReadonlyArray<number> }
+  | { readonly kind: "slots"; readonly K: number; readonly slotIds: ReadonlyArray<number>; readonly numbers?: NumbersMode | undefined }
   | { readonly kind: "text"; readonly maxForeignChars: number }
 
 export interface EncodedRow {
@@ -76,7 +81,9 @@ const cutCodePoints = (s: string, n: number): string => {
 /** The prompt text of one row. */
 export const promptOf = (r: SftExampleRow, settings: PromptSettings, kind: PromptKind): string => {
   const instruction = instructionText(r.input, r.taskType, settings.instruction, settings.reserved)
-  if (kind.kind === "slots") return slotPrompt(instruction, kind.K)
+  if (kind.kind === "slots") {
+    return slotPrompt(instruction, kind.K, kind.numbers === "copy" ? findNumerals(stripTokens(r.foreignRaw, settings.reserved)) : [])
+  }
   const foreign = stripTokens(cutCodePoints(r.foreignRaw.trim(), kind.maxForeignChars), settings.reserved)
   return finetunePrompt(instruction, foreign)
 }

@@ -7,6 +7,10 @@ import { Beta, Count, dflt, Dropout, Fraction, NonNegative, Positive, Seed, Size
 
 export const LoraTarget = Schema.Literals(["q", "k", "v", "o", "gate", "up", "down"])
 export const InstructionSource = Schema.Literals(["input", "taskType"])
+/** The number pathway (`stageB.numbers`): "off" (the paper) or "copy" (the foreign text's numerals, as ASCII, on a
+ *  line after the slots: src/text/numerals.ts, src/prompts/slots.ts). */
+export const NumbersMode = Schema.Literals(["off", "copy"])
+export type NumbersMode = typeof NumbersMode.Type
 
 export const sftTrainFields = {
   /** Sequence length cap: BOS + prompt + target tokens (code: 768); target tokens beyond it are dropped. */

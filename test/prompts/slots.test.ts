@@ -7,6 +7,8 @@ import { beforeAll, describe, expect, it } from "vitest"
 import type { TextTokenizer } from "../../src/models/tokenizer.ts"
 import { loadTokenizerSync, reservedTokens } from "../../src/models/tokenizer.ts"
 import { encodeRows, promptOf } from "../../src/train/sftData.ts"
+import { llinkPromptOf } from "../../src/artifacts/systems.ts"
+import type { StageBDoc } from "../../src/schemas/stageB.ts"
 import type { SftExampleRow } from "../../src/train/sftData.ts"
 import {
   encodeExample,
@@ -146,5 +148,25 @@ describe("sequences and labels", () => {
     expect(promptOf(rows[0], settings, { kind: "text", maxForeignChars: 3 })).toContain("<foreign>សួស</foreign>") // cut to 3 code points
     expect(text.examples[0].example.slotPositions).toEqual([])
     expect(encodeRows(tok, rows, settings, { kind: "slots", K, slotIds }, 1).examples).toHaveLength(1) // limit
+  })
+
+  it("the number pathway: numerals of the foreign text on a line after the slots; off, or no numerals, is the paper's prompt", () => {
+    const settings = { instruction: "input" as const, appendEos: false, maxSeqLen: 768, taskTypes: [], reserved: RESERVED }
+    const row: SftExampleRow = { taskType: "translate_to_english", input: TEMPLATE_INPUT, output: "It is 384 km, 1,000 riel.", foreignRaw: "ចម្ងាយ ៣៨៤ គីឡូម៉ែត្រ, 1,000 រៀល<f2>", row: 0 }
+    const on = promptOf(row, settings, { kind: "slots", K, slotIds, numbers: "copy" })
+    expect(on).toBe(slotPrompt("Translate the foreign text to English.", K) .replace("\nAnswer", "\nNumbers: 384; 1,000\nAnswer"))
+    expect(promptOf(row, settings, { kind: "slots", K, slotIds, numbers: "off" })).toBe(slotPrompt("Translate the foreign text to English.", K))
+    expect(promptOf(row, settings, { kind: "slots", K, slotIds })).toBe(slotPrompt("Translate the foreign text to English.", K))
+    expect(promptOf({ ...row, foreignRaw: "សួស្តី" }, settings, { kind: "slots", K, slotIds, numbers: "copy" })).toBe(slotPrompt("Translate the foreign text to English.", K))
+    // the slots stay where they were, each once, and the numerals are ordinary tokens after them
+    const ex = encodeOk(on, row.output)
+    expect(ex.slotPositions).toHaveLength(K)
+    expect(tok.decode(ex.ids.slice(ex.slotPositions[K - 1] + 1, ex.targetStart))).toBe("</foreign>\nNumbers: 384; 1,000\nAnswer in English only.")
+
+    // evaluation builds LLINK's prompt as Stage B recorded it: the numerals only when its document says "copy"
+    const doc = { addedTokens: RESERVED, prompt: { instruction: "input", appendEos: false, maxSeqLen: 768 } } as unknown as StageBDoc
+    const sft = { id: 0, row: 0, task_type: row.taskType, bucket: "content", instruction: "", input: row.input, output: row.output, foreign_raw: row.foreignRaw, english_ref: row.output, offline: true } as const
+    expect(llinkPromptOf({ stageBDoc: doc, K, slotIds }, sft)).toBe(promptOf(row, settings, { kind: "slots", K, slotIds }))
+    expect(llinkPromptOf({ stageBDoc: { ...doc, prompt: { ...doc.prompt, numbers: "copy" } }, K, slotIds }, sft)).toBe(on)
   })
 })

@@ -1,6 +1,7 @@
 /** Config section `report`. */
 import { Schema } from "effect"
 import { Count, dflt } from "../../schemas/fields.ts"
+import { NumbersMode } from "../../train/sftParams.ts"
 
 export const ReportConfig = Schema.Struct({
   title: dflt(Schema.String, "LLINK reproduction report"),
@@ -8,4 +9,6 @@ export const ReportConfig = Schema.Struct({
   samples: dflt(Count, 10)
 })
 
-export type ReportParams = typeof ReportConfig.Type
+/** The section plus `stageB.numbers`, which the report states beside LLINK's generation figures. */
+export const ReportParams = Schema.Struct({ ...ReportConfig.fields, numbers: NumbersMode })
+export type ReportParams = typeof ReportParams.Type

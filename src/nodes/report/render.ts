@@ -32,6 +32,8 @@ export type MetricsTable = ReadonlyMap<string, ReadonlyArray<number>>
 /** What the report reads; an input that was not computed (a partial run) is undefined. */
 export interface ReportInputs {
   readonly title: string
+  /** `stageB.numbers` (absent: "off"). */
+  readonly numbers?: "off" | "copy" | undefined
   readonly retrieval: RetrievalDoc | undefined
   readonly retrievalFull: RetrievalFullDoc | undefined
   readonly retrievalPeers: RetrievalPeersDoc | undefined
@@ -160,6 +162,7 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
     )
   const withoutClaims = {
     title: inputs.title,
+    ...(inputs.numbers === "copy" ? { numbers: "copy" as const } : {}),
     offline: { synthesizer: inputs.synthOffline, judge: j?.offline ?? null },
     retrieval: {
       n: stageA?.n ?? rf?.n ?? rp?.n ?? null,
@@ -619,7 +622,8 @@ export const generationTable = (r: ResultsDoc): Table => {
   if (g === null) return { caption: "Generation quality", header: ["System", "chrF"], rows: [["All", NOT_COMPUTED]] }
   const tasks = taskTypesOf(g)
   return {
-    caption: "Generation quality: mean sentence chrF (character 6-grams, β = 2) against the target answer, per task type and overall",
+    caption: "Generation quality: mean sentence chrF (character 6-grams, β = 2) against the target answer, per task type and overall" +
+      (r.numbers === "copy" ? "; LLINK with the number pathway (stageB.numbers = \"copy\"): its prompts carry the foreign text's numerals on a line after the slots" : ""),
     header: ["System", ...tasks, "chrF (all)", "95% CI", "Exact numbers", "95% CI", "Mean chars"],
     rows: Object.entries(g).map(([name, q]) => [
       SYSTEM_NAMES[name] ?? name,

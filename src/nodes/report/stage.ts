@@ -24,7 +24,7 @@ import { importWork } from "../../pipeline/lazy.ts"
 import { defineStage } from "../../pipeline/stage.ts"
 import { ResultsDoc } from "../../schemas/results.ts"
 import type { LlinkConfig } from "../config.ts"
-import { ReportConfig, type ReportParams } from "./params.ts"
+import { ReportParams } from "./params.ts"
 
 /** File names inside the `report` folder (and in the run directory). */
 export const REPORT_MD = "report.md"
@@ -67,7 +67,10 @@ export const report = defineStage<ReportParams>({
       runCopy: "contents"
     }
   ],
-  params: ReportConfig,
-  selectParams: (config) => (config as LlinkConfig).report,
+  params: ReportParams,
+  selectParams: (config) => {
+    const c = config as LlinkConfig
+    return { ...c.report, numbers: c.stageB.numbers }
+  },
   run: (ctx) => Effect.flatMap(importWork("report", () => import("./work.ts")), (work) => work.runReport(ctx))
 })

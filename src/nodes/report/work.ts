@@ -142,6 +142,7 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
     const manifest = yield* readManifest(ctx.runDir, (m) => ctx.log(m)).pipe(asStageError(STAGE))
     const rendered = renderReport({
       title: p.title,
+      numbers: p.numbers,
       retrieval,
       retrievalFull,
       retrievalPeers,

@@ -4,7 +4,7 @@
  */
 import { Schema } from "effect"
 import { dflt, Count, NonNegative, Positive, Real, Size } from "../../schemas/fields.ts"
-import { sftTrainFields } from "../../train/sftParams.ts"
+import { NumbersMode, sftTrainFields } from "../../train/sftParams.ts"
 
 export const ScaleInit = Schema.Literals(["median-embedding-norm", "one"])
 export const ContrastSign = Schema.Literals(["paper", "code"])
@@ -33,7 +33,10 @@ export const StageBConfig = Schema.Struct({
   cosForm: dflt(CosForm, "one-minus-cos"),
   /** InfoNCE of mean slots vs teachers in the micro-batch (paper 0.01, code 1e-3), temperature τ. */
   nceWeight: dflt(NonNegative, 0.01),
-  nceTau: dflt(Positive, 0.07)
+  nceTau: dflt(Positive, 0.07),
+  /** Beyond the paper: "copy" hands the decoder the foreign text's numerals (ASCII) on a line after the slots, so
+   *  exact figures need not survive the slots' compression; "off" is the paper's prompt. */
+  numbers: dflt(NumbersMode, "off")
 })
 
 /** The section plus K (`models.slots`, the only K of a run). */

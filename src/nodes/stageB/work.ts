@@ -119,7 +119,7 @@ export const runStageB = (ctx: StageContext<StageBParams>, options?: StageBRunOp
       taskTypes: p.taskTypes,
       reserved: addedTokens
     }
-    const kind = { kind: "slots" as const, K, slotIds: slotIds as Array<number> }
+    const kind = { kind: "slots" as const, K, slotIds: slotIds as Array<number>, numbers: p.numbers }
     const { train, val } = yield* loadSftSets(
       STAGE,
       { train: ctx.inputs["sft.train"], val: ctx.inputs["sft.val"] },
@@ -308,7 +308,7 @@ export const runStageB = (ctx: StageContext<StageBParams>, options?: StageBRunOp
           embeddingSeed: doc.embeddingSeed,
           slotConfig: { ...slots.config },
           lora: { rank: loraConfig.rank, alpha: loraConfig.alpha, dropout: loraConfig.dropout, targets: [...loraConfig.targets] as Array<LoraTarget> },
-          prompt: { instruction: p.instruction, appendEos: p.appendEos, maxSeqLen: p.maxSeqLen },
+          prompt: { instruction: p.instruction, appendEos: p.appendEos, maxSeqLen: p.maxSeqLen, ...(p.numbers === "off" ? {} : { numbers: p.numbers }) },
           steps: result.totalSteps
         }
         yield* writeJson(path.join(outDir, STAGEB_CONFIG), stageBDoc).pipe(asStageError(STAGE))
