@@ -1,26 +1,13 @@
 /**
- * `npm run bench -- ablations`: the embedded default beside its ablations, one `llink run` each in one shared cache
- * (so only what an ablation changes is recomputed), then one table: Stage A and LLINK (full) R@1, LLINK's
- * translate chrF and overall chrF with its interval, its exact-number match, and its judge preference against
- * base and fine-tune (raw and length-controlled). `BENCH_ABLATIONS=name,name` runs a subset;
- * `BENCH_ABLATIONS_DIR` keeps the cache between calls (default: a fresh temporary folder).
- *
- * The ablations (issue "The method, visible"): usage contrast off, and the authors' code's inverted sign; K ∈ {1,
- * 4, 16} (8 is the default); Stage B on an untrained (random) projector; slots zeroed at inference.
- *
- * A second table is `llink compare default <ablation> --json` read back: for the headline metrics, each ablation's
- * change against the default with its paired 95% bootstrap interval and whether the change is real or noise (all
- * runs share the default's eval set, so every interval is paired).
+ * `npm run bench -- ablations`: the embedded default beside its ablations (issue "The method, visible"): usage
+ * contrast off, and the authors' code's inverted sign; K ∈ {1, 4, 16} (8 is the default); Stage B on an untrained
+ * (random) projector; slots zeroed at inference. One run each in one shared cache, then the tables of
+ * `bench/variants.ts`. `BENCH_ABLATIONS=name,name` runs a subset; `BENCH_ABLATIONS_DIR` keeps the cache between calls
+ * (default: a fresh temporary folder).
  */
-import { spawnSync } from "node:child_process"
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
-import { fileURLToPath } from "node:url"
+import { runVariants, type Variant } from "./variants.ts"
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
-
-const ABLATIONS: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
+const ABLATIONS: ReadonlyArray<Variant> = [
   ["default", []],
   ["contrast off", ["stageB.contrastWeight=0"]],
   ["contrast: code's sign", ["stageB.contrastSign=code"]],
@@ -31,83 +18,8 @@ const ABLATIONS: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
   ["slots zeroed at inference", ["generate.slots=zeroed"]]
 ]
 
-interface Results {
-  readonly retrieval: { readonly stageA: { r1: number } | null; readonly full: { r1: number } | null }
-  readonly generation: Record<string, { chrf: number; chrfCI: { lo: number; hi: number } | null; chrfByTask: Record<string, number>; numberMatchRate: number | null }> | null
-  readonly judge: { readonly overall: Record<string, { preference: number | null; lengthControlled: { winRate: number } | null }> } | null
-}
-
-const only = process.env.BENCH_ABLATIONS?.split(",").map((s) => s.trim())
-const dir = process.env.BENCH_ABLATIONS_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), "llink-ablations-"))
-const cache = path.join(dir, "cache")
-const f3 = (x: number | null | undefined) => (x === null || x === undefined ? "–" : x.toFixed(3))
-const f1 = (x: number | null | undefined) => (x === null || x === undefined ? "–" : x.toFixed(1))
-const pct = (x: number | null | undefined) => (x === null || x === undefined ? "–" : `${(100 * x).toFixed(1)}%`)
-
-const rows: Array<Array<string>> = []
-const runDirs: Array<readonly [string, string]> = []
-for (const [name, sets] of ABLATIONS) {
-  if (only !== undefined && !only.includes(name)) continue
-  const runDir = path.join(dir, name.replace(/[^a-z0-9]+/gi, "-"))
-  const started = Date.now()
-  const r = spawnSync(process.execPath, [
-    path.join(repoRoot, "bin/llink.mjs"), "run", "--run-dir", runDir, "--set", `cacheDir=${cache}`, ...sets.flatMap((s) => ["--set", s])
-  ], { cwd: repoRoot, encoding: "utf8", env: { ...process.env, OPENAI_BASE_URL: "" } })
-  const seconds = (Date.now() - started) / 1000
-  if (r.status !== 0) {
-    console.log(`${name}: llink run exited ${r.status}\n${r.stderr.slice(-2000)}`)
-    rows.push([name, "failed", "", "", "", "", "", "", "", ""])
-    continue
-  }
-  runDirs.push([name, runDir])
-  const res = JSON.parse(fs.readFileSync(path.join(runDir, "results.json"), "utf8")) as Results
-  const ll = res.generation?.["llink"]
-  const vs = (k: string) => res.judge?.overall[k]
-  rows.push([
-    name,
-    f3(res.retrieval.stageA?.r1),
-    f3(res.retrieval.full?.r1),
-    f1(ll?.chrfByTask["translate_to_english"]),
-    ll === undefined ? "–" : `${f1(ll.chrf)} [${f1(ll.chrfCI?.lo)}, ${f1(ll.chrfCI?.hi)}]`,
-    pct(ll?.numberMatchRate),
-    `${pct(vs("vsBase")?.preference)} / ${pct(vs("vsBase")?.lengthControlled?.winRate)}`,
-    `${pct(vs("vsFinetune")?.preference)} / ${pct(vs("vsFinetune")?.lengthControlled?.winRate)}`,
-    `${seconds.toFixed(0)} s`
-  ])
-  console.log(`${name}: done in ${seconds.toFixed(0)} s`)
-}
-const header = ["ablation", "Stage A R@1", "full R@1", "LLINK translate chrF", "LLINK chrF [95% CI]", "exact numbers", "vs base (raw / LC)", "vs fine-tune (raw / LC)", "run time"]
-console.log(`\n| ${header.join(" | ")} |\n|${header.map(() => " --- ").join("|")}|`)
-for (const row of rows) console.log(`| ${row.join(" | ")} |`)
-
-interface CompareJson {
-  readonly intervals: ReadonlyArray<{ name: string; paired: boolean; delta: number | null; ci: { lo: number; hi: number } | null; change: string }>
-}
-const HEADLINE: ReadonlyArray<readonly [string, string, (x: number) => string]> = [
-  ["retrieval.stageA.r1", "Stage A R@1", (x) => x.toFixed(3)],
-  ["retrieval.full.r1", "full R@1", (x) => x.toFixed(3)],
-  ["generation.llink.chrf", "LLINK chrF", (x) => x.toFixed(1)],
-  ["judge.overall.vsBase.preference", "vs base", (x) => `${(100 * x).toFixed(1)} pt`],
-  ["judge.overall.vsFinetune.preference", "vs fine-tune", (x) => `${(100 * x).toFixed(1)} pt`]
-]
-const base = runDirs.find(([name]) => name === "default")
-if (base !== undefined && runDirs.length > 1) {
-  const signed = (fmt: (x: number) => string, x: number) => `${x >= 0 ? "+" : "−"}${fmt(Math.abs(x))}`
-  const cell = (iv: CompareJson["intervals"][number] | undefined, fmt: (x: number) => string) =>
-    iv === undefined || iv.delta === null
-      ? "–"
-      : `${signed(fmt, iv.delta)} ${iv.ci === null ? "" : `[${signed(fmt, iv.ci.lo)}, ${signed(fmt, iv.ci.hi)}]`} **${iv.change}**${iv.paired ? "" : " (unpaired)"}`
-  console.log(`\nChange against the default (llink compare: paired 95% bootstrap interval; real = excludes 0)\n`)
-  console.log(`| ablation | ${HEADLINE.map(([, label]) => label).join(" | ")} |\n|${["", ...HEADLINE].map(() => " --- ").join("|")}|`)
-  for (const [name, runDir] of runDirs) {
-    if (name === "default") continue
-    const r = spawnSync(process.execPath, [path.join(repoRoot, "bin/llink.mjs"), "compare", base[1], runDir, "--all", "--json"], { cwd: repoRoot, encoding: "utf8" })
-    if (r.status !== 0) {
-      console.log(`| ${name} | llink compare exited ${r.status} |`)
-      continue
-    }
-    const c = JSON.parse(r.stdout) as CompareJson
-    console.log(`| ${name} | ${HEADLINE.map(([metric, , fmt]) => cell(c.intervals.find((i) => i.name === metric), fmt)).join(" | ")} |`)
-  }
-}
-console.log(`\n(run dirs and cache: ${dir})`)
+runVariants(ABLATIONS, {
+  label: "ablations",
+  dir: process.env.BENCH_ABLATIONS_DIR,
+  only: process.env.BENCH_ABLATIONS?.split(",").map((s) => s.trim())
+})

@@ -19,9 +19,7 @@
  * number; a sign is ignored; spelled-out numbers ("five") are not read.
  */
 
-/** Khmer digits ០–៩ (U+17E0–U+17E9) → ASCII digits. */
-export const khmerToLatinDigits = (text: string): string =>
-  text.replace(/[\u17e0-\u17e9]/g, (d) => String.fromCharCode(d.charCodeAt(0) - 0x17e0 + 0x30))
+import { khmerToLatinDigits } from "../text/numerals.ts"
 
 export interface NumberMention {
   /** The text as written (after digit conversion), e.g. `$1,200`, `5 kW`, `10%`. */

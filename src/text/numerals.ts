@@ -14,6 +14,10 @@
 
 const KHMER_ZERO = 0x17e0
 
+/** Khmer digits ០–៩ (U+17E0–U+17E9) → ASCII digits, everything else unchanged (numeric fidelity reads numbers so). */
+export const khmerToLatinDigits = (text: string): string =>
+  text.replace(/[\u17e0-\u17e9]/g, (d) => String.fromCharCode(d.charCodeAt(0) - KHMER_ZERO + 0x30))
+
 /** `c` as an ASCII digit character, or undefined. */
 const asciiDigit = (c: string): string | undefined => {
   const cp = c.codePointAt(0)!

@@ -2,12 +2,8 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
-import {
-  aggregateNumericFidelity,
-  extractNumbers,
-  khmerToLatinDigits,
-  numericFidelity
-} from "../../src/metrics/numeric.ts"
+import { aggregateNumericFidelity, extractNumbers, numericFidelity } from "../../src/metrics/numeric.ts"
+import { khmerToLatinDigits } from "../../src/text/numerals.ts"
 import { skipFor } from "../support/envGate.ts"
 
 const pick = (text: string) => extractNumbers(text).map((m) => [m.value, m.unit])

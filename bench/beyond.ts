@@ -1,0 +1,60 @@
+/**
+ * `npm run bench -- beyond`: the remedies beyond the paper against plain LLINK on the embedded default, one run each
+ * in one shared cache (`bench/variants.ts` prints the tables: exact-number match, chrF and LLINK's prompt tokens with
+ * their intervals, and each variant's paired change against the default):
+ * - the number pathway (`stageB.numbers=copy`), and the number pathway at K = 4;
+ * - fixed K ∈ {1, 2, 4, 16} beside the default's 8, for the tokens–quality trade-off, drawn as an SVG (LLINK's chrF
+ *   and exact-number match against its mean prompt tokens) written next to the runs.
+ * Dynamic K (`stageB.slotPolicy`) is not built yet, so it has no row. `BENCH_BEYOND=name,name` runs a subset;
+ * `BENCH_BEYOND_DIR` keeps the cache between calls (default: a fresh temporary folder).
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { lineChartSvg } from "../src/plots/svg.ts"
+import { runVariants, type Variant } from "./variants.ts"
+
+const FIXED_K = [1, 2, 4, 8, 16] as const
+
+const VARIANTS: ReadonlyArray<Variant> = [
+  ["default", []],
+  ["numbers: copy", ["stageB.numbers=copy"]],
+  ["numbers: copy, K = 4", ["stageB.numbers=copy", "models.slots=4"]],
+  ...FIXED_K.filter((k) => k !== 8).map((k): Variant => [`K = ${k}`, [`models.slots=${k}`]])
+]
+
+const dir = process.env.BENCH_BEYOND_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), "llink-beyond-"))
+const results = runVariants(VARIANTS, { label: "beyond", dir, only: process.env.BENCH_BEYOND?.split(",").map((s) => s.trim()) })
+
+/** (mean LLINK prompt tokens, value) of the fixed-K runs that finished, in K order. */
+const curve = (value: (r: NonNullable<ReturnType<typeof results.get>>) => number | null | undefined): Array<readonly [number, number]> =>
+  FIXED_K.flatMap((k) => {
+    const r = results.get(k === 8 ? "default" : `K = ${k}`)
+    const x = r?.tokens?.llink.mean
+    const y = r === undefined ? undefined : value(r)
+    return x === undefined || y === undefined || y === null ? [] : [[x, y] as const]
+  })
+const chrf = curve((r) => r.generation?.["llink"]?.chrf)
+if (chrf.length >= 2) {
+  const numbers = curve((r) => {
+    const rate = r.generation?.["llink"]?.numberMatchRate
+    return rate === null || rate === undefined ? null : 100 * rate
+  })
+  const withNumbers = ["numbers: copy", "numbers: copy, K = 4"].flatMap((name) => {
+    const r = results.get(name)
+    const x = r?.tokens?.llink.mean
+    const y = r?.generation?.["llink"]?.chrf
+    return x === undefined || y === undefined ? [] : [[x, y] as const]
+  })
+  const svg = lineChartSvg(
+    [
+      { name: "LLINK chrF, fixed K = 1, 2, 4, 8, 16", points: chrf },
+      { name: "LLINK exact-number match (%), fixed K", points: numbers },
+      { name: "LLINK chrF with the number pathway (K = 4, 8)", points: withNumbers }
+    ],
+    { title: "Tokens against quality: LLINK on the embedded default", xLabel: "mean LLINK prompt tokens", yLabel: "chrF / % of numbers" }
+  )
+  const file = path.join(dir, "tokens-quality.svg")
+  fs.writeFileSync(file, svg)
+  console.log(`tokens–quality plot: ${file}`)
+}
