@@ -8,6 +8,8 @@
  *   (`retrieval.testSets.json`, `retrieval.testSets.full.json`); an example is the pair's position in the test set;
  * - `generation.<system>.chrf`: each output's sentence chrF against its target (`generations.parquet`), as the
  *   report computes it; an example is the Stage B eval row's pair id and task type (`sft.eval.parquet`);
+ * - `generation.<system>.numberMatchRate`: per output, the target's numbers and how many of them the output has
+ *   (`numericFidelity`), resampled as the report's ratio (matched / numbers);
  * - `judge.overall.<comparison>.{preference,winRate}`: each prompt's combined verdict (`judge.pairs.parquet`),
  *   resampled as the report's ratios (wins / (wins + losses); (wins + ½ ties) / valid).
  *
@@ -18,6 +20,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect } from "effect"
 import { sentenceChrf } from "../metrics/chrf.ts"
+import { numericFidelity } from "../metrics/numeric.ts"
 import { type ExampleTable, meanOf, type MetricExamples, ratioOf } from "../metrics/paired.ts"
 import { readTableAll, type Row } from "../formats/parquet/table.ts"
 import { LLINK_COMPARISONS } from "../schemas/judge.ts"
@@ -119,6 +122,9 @@ export const readRunExamples = Effect.fn("RunExamples.read")(function*(runDir: s
         if (outputs.some((o) => typeof o !== "string")) continue
         const chrf = Float64Array.from(gens.success, (g) => sentenceChrf(String(g[system]), String(g["target"])))
         metrics.push({ name: `generation.${system}.chrf`, table: { ids, columns: { chrf } }, statistic: meanOf("chrf") })
+        const fidelity = gens.success.map((g) => numericFidelity(String(g["target"]), String(g[system])))
+        const numbers = { numbers: Float64Array.from(fidelity, (f) => f.mentions), matched: Float64Array.from(fidelity, (f) => f.valuesMatched) }
+        metrics.push({ name: `generation.${system}.numberMatchRate`, table: { ids, columns: numbers }, statistic: ratioOf("matched", "numbers") })
       }
       if (has("judge.pairs.parquet")) {
         const pairs = yield* Effect.result(rows("judge.pairs.parquet"))

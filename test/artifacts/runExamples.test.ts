@@ -55,7 +55,7 @@ describe("llink compare on runs of the embedded default", () => {
     const results = flatten(JSON.parse(fs.readFileSync(path.join(dir, "a", "results.json"), "utf8")))
     expect(ex.notes).toEqual([])
     const names = ex.metrics.map((m) => m.name)
-    for (const want of ["retrieval.stageA.r1", "retrieval.full.mrr", "retrieval.finetune.r1", "retrieval.testSets.sample-head.stageA.r1", "retrieval.testSets.sample-head.mindmerger.mrr", "generation.llink.chrf", "generation.base.chrf", "judge.overall.vsBase.preference", "judge.overall.vsFinetune.winRate"]) {
+    for (const want of ["retrieval.stageA.r1", "retrieval.full.mrr", "retrieval.finetune.r1", "retrieval.testSets.sample-head.stageA.r1", "retrieval.testSets.sample-head.mindmerger.mrr", "generation.llink.chrf", "generation.llink.numberMatchRate", "generation.base.chrf", "judge.overall.vsBase.preference", "judge.overall.vsFinetune.winRate"]) {
       expect(names).toContain(want)
     }
     for (const m of ex.metrics) {
