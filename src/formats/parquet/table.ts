@@ -1155,7 +1155,7 @@ const rawColumn = (vector: arrow.Vector, name: string): RawColumn => {
 /**
  * Streams the record batches of `path` (one per row group as written here) as raw columns (`RawBatch`). Row groups
  * are decoded on this thread by `read.ts` (native zstd, no Arrow); one it cannot decode (a file llink did not
- * write: another codec, encoding or page version) goes through parquet-wasm on the decoding worker. For readers
+ * write: another codec, encoding or page version) goes through parquet-wasm, also on this thread. For readers
  * that work on bytes (clean) and drop each batch before the next: its buffers are the decoded row group's.
  */
 export const readTableRaw = (path: string, names: ReadonlyArray<string>): Stream.Stream<RawBatch, ArtifactError> =>
