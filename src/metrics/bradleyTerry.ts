@@ -149,17 +149,26 @@ const PAIR_INDEX: ReadonlyMap<string, number> = new Map([["baseline", 0], ["syst
 
 /**
  * Two systems only, the pairwise case of the fit above: P(system beats baseline) = σ(a + b·x) with a = β_system −
- * β_baseline and b = γ, on scores y ∈ {1, ½, 0} against an already standardised covariate x (rows `idx`, default
- * all). The judge's length-controlled win rate (AlpacaEval 2's model) uses it, so the pairwise rates and the ranking
- * come from one fitter. Null when it cannot be fitted (fewer than 2 rows, or a singular step).
+ * β_baseline and b = γ, on scores y ∈ {1, ½, 0} against an already standardised covariate x. Returns the fit of rows
+ * `idx` (default all), built once for many resamples. The judge's length-controlled win rate (AlpacaEval 2's model)
+ * uses it, so the pairwise rates and the ranking come from one fitter. A fit is null when it cannot be made (fewer
+ * than 2 rows, or a singular step).
  */
-export const fitPairLogit = (x: ArrayLike<number>, y: ArrayLike<number>, idx?: ArrayLike<number>): { a: number; b: number } | null => {
+export const pairLogitFitter = (x: ArrayLike<number>, y: ArrayLike<number>): ((idx?: ArrayLike<number>) => { a: number; b: number } | null) => {
   const battles = Array.from(y, (score) => ({ prompt: "", a: "system", b: "baseline", score }))
-  const rows = idx ?? Int32Array.from(battles, (_, i) => i)
-  if (rows.length < 2) return null
-  const r = fit(battles, PAIR_INDEX, 2, Float64Array.from(x), rows)
-  return r === null ? null : { a: r.beta[1] - r.beta[0], b: r.gamma! }
+  const covariate = Float64Array.from(x)
+  const all = Int32Array.from(battles, (_, i) => i)
+  return (idx) => {
+    const rows = idx ?? all
+    if (rows.length < 2) return null
+    const r = fit(battles, PAIR_INDEX, 2, covariate, rows)
+    return r === null ? null : { a: r.beta[1] - r.beta[0], b: r.gamma! }
+  }
 }
+
+/** `pairLogitFitter(x, y)(idx)`, for one fit. */
+export const fitPairLogit = (x: ArrayLike<number>, y: ArrayLike<number>, idx?: ArrayLike<number>): { a: number; b: number } | null =>
+  pairLogitFitter(x, y)(idx)
 
 export interface RankingRow {
   readonly system: string

@@ -25,7 +25,7 @@ import { type ChatMessage, LlmEndpoint } from "../services/endpoint.ts"
 import { type JudgeAggregate } from "../schemas/judge.ts"
 import type { BootstrapConfig, Interval } from "../schemas/bootstrap.ts"
 import { bootstrapIntervals } from "./bootstrap.ts"
-import { fitPairLogit } from "./bradleyTerry.ts"
+import { pairLogitFitter } from "./bradleyTerry.ts"
 import { sentenceChrf } from "./chrf.ts"
 
 export const Verdict = Schema.Literals(["A", "B", "C"])
@@ -277,7 +277,7 @@ const mean = (xs: ReadonlyArray<number>): number | null => (xs.length === 0 ? nu
 const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z))
 
 /**
- * AlpacaEval 2's length-controlled win rate over valid outcomes that carry lengths: σ(a) of `fitPairLogit` (bradleyTerry.ts) on the
+ * AlpacaEval 2's length-controlled win rate over valid outcomes that carry lengths: σ(a) of `pairLogitFitter` (bradleyTerry.ts) on the
  * length difference standardised by its standard deviation over the sample, with a percentile bootstrap interval
  * (refitted per resample, the standardisation kept); null when nothing can be fitted.
  */
@@ -293,11 +293,12 @@ export const lengthControlledWinRate = (
   const sd = Math.sqrt(diff.reduce((s, d) => s + (d - mu) * (d - mu), 0) / diff.length)
   const x = Float64Array.from(diff, (d) => (sd > 0 ? d / sd : 0))
   const y = Float64Array.from(usable, (o) => (o.outcome === "win" ? 1 : o.outcome === "tie" ? 0.5 : 0))
-  const fit = fitPairLogit(x, y)
+  const fitter = pairLogitFitter(x, y)
+  const fit = fitter()
   if (fit === null) return null
   const ci = bootstrapIntervals(usable.length, {
     lc: (idx) => {
-      const f = fitPairLogit(x, y, idx)
+      const f = fitter(idx)
       return f === null ? null : sigmoid(f.a)
     }
   }, { ...bootstrap, label: `judge-lc:${label}` })

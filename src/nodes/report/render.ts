@@ -25,6 +25,7 @@ import type { GenerationQuality } from "../../schemas/generation.ts"
 import { systemQuality } from "../../metrics/generation.ts"
 import { type Battle, type Ranking, rankSystems } from "../../metrics/bradleyTerry.ts"
 import { runClaims } from "./claims.ts"
+import type { NumbersMode } from "../../train/sftParams.ts"
 
 /** A training-metrics table: column name → values per logged step (NaN for missing cells). */
 export type MetricsTable = ReadonlyMap<string, ReadonlyArray<number>>
@@ -33,7 +34,7 @@ export type MetricsTable = ReadonlyMap<string, ReadonlyArray<number>>
 export interface ReportInputs {
   readonly title: string
   /** `stageB.numbers` (absent: "off"). */
-  readonly numbers?: "off" | "copy" | undefined
+  readonly numbers?: NumbersMode | undefined
   readonly retrieval: RetrievalDoc | undefined
   readonly retrievalFull: RetrievalFullDoc | undefined
   readonly retrievalPeers: RetrievalPeersDoc | undefined
