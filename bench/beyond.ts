@@ -3,10 +3,12 @@
  * in one shared cache (`bench/variants.ts` prints the tables: exact-number match, chrF and LLINK's prompt tokens with
  * their intervals, and each variant's paired change against the default):
  * - the number pathway (`stageB.numbers=copy`), and the number pathway at K = 4;
+ * - dynamic K (`stageB.slotPolicy` byLength, min 2, max 8, 2 or 3 encoder tokens per slot; the decoder's 8 slot tokens,
+ *   so the models stage is shared with the default), alone and with the number pathway;
  * - fixed K ∈ {1, 2, 4, 16} beside the default's 8, for the tokens–quality trade-off, drawn as an SVG (LLINK's chrF
- *   and exact-number match against its mean prompt tokens) written next to the runs.
- * Dynamic K (`stageB.slotPolicy`) is not built yet, so it has no row. `BENCH_BEYOND=name,name` runs a subset;
- * `BENCH_BEYOND_DIR` keeps the cache between calls (default: a fresh temporary folder).
+ *   and exact-number match against its mean prompt tokens, and the dynamic policies' points) written next to the runs.
+ * `BENCH_BEYOND=name,name` runs a subset; `BENCH_BEYOND_DIR` keeps the cache between calls (default: a fresh temporary
+ * folder).
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -16,9 +18,15 @@ import { runVariants, type Variant } from "./variants.ts"
 
 const FIXED_K = [1, 2, 4, 8, 16] as const
 
+const byLength = (r: number) => `stageB.slotPolicy={"byLength":{"min":2,"max":8,"tokensPerSlot":${r}}}`
+const DYNAMIC = ["dynamic K, r = 2", "dynamic K, r = 3", "numbers: copy + dynamic K, r = 3"] as const
+
 const VARIANTS: ReadonlyArray<Variant> = [
   ["default", []],
   ["numbers: copy", ["stageB.numbers=copy"]],
+  [DYNAMIC[0], [byLength(2)]],
+  [DYNAMIC[1], [byLength(3)]],
+  [DYNAMIC[2], ["stageB.numbers=copy", byLength(3)]],
   ["numbers: copy, K = 4", ["stageB.numbers=copy", "models.slots=4"]],
   ...FIXED_K.filter((k) => k !== 8).map((k): Variant => [`K = ${k}`, [`models.slots=${k}`]])
 ]
@@ -46,11 +54,18 @@ if (chrf.length >= 2) {
     const y = r?.generation?.["llink"]?.chrf
     return x === undefined || y === undefined ? [] : [[x, y] as const]
   })
+  const dynamic = DYNAMIC.slice(0, 2).flatMap((name) => {
+    const r = results.get(name)
+    const x = r?.tokens?.llink.mean
+    const y = r?.generation?.["llink"]?.chrf
+    return x === undefined || y === undefined ? [] : [[x, y] as const]
+  }).sort((a, b) => a[0] - b[0])
   const svg = lineChartSvg(
     [
       { name: "LLINK chrF, fixed K = 1, 2, 4, 8, 16", points: chrf },
       { name: "LLINK exact-number match (%), fixed K", points: numbers },
-      { name: "LLINK chrF with the number pathway (K = 4, 8)", points: withNumbers }
+      { name: "LLINK chrF with the number pathway (K = 4, 8)", points: withNumbers },
+      { name: "LLINK chrF, dynamic K (r = 3, 2 encoder tokens per slot)", points: dynamic }
     ],
     { title: "Tokens against quality: LLINK on the embedded default", xLabel: "mean LLINK prompt tokens", yLabel: "chrF / % of numbers" }
   )

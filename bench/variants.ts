@@ -27,6 +27,19 @@ export interface VariantResults {
   }> | null
   readonly judge: { readonly overall: Record<string, { preference: number | null; lengthControlled: { winRate: number } | null }> } | null
   readonly tokens: { readonly llink: { mean: number } } | null
+  /** LLINK's slots per evaluation example: the generate stage's mean under a length policy, else Stage B's K
+   *  (both read from the run's manifest.json; not part of results.json). */
+  meanSlots?: number | undefined
+}
+
+/** LLINK's slots per evaluation example, from a run's manifest (see `VariantResults.meanSlots`). */
+const meanSlotsOf = (runDir: string): number | undefined => {
+  const file = path.join(runDir, "manifest.json")
+  if (!fs.existsSync(file)) return undefined
+  const m = JSON.parse(fs.readFileSync(file, "utf8")) as { stages: Record<string, { metrics?: Record<string, unknown> }> }
+  const dynamic = m.stages["generate"]?.metrics?.["meanSlots"]
+  const fixed = m.stages["stageB"]?.metrics?.["slots"]
+  return typeof dynamic === "number" ? dynamic : typeof fixed === "number" ? fixed : undefined
 }
 
 interface CompareJson {
@@ -71,6 +84,7 @@ export const runVariants = (variants: ReadonlyArray<Variant>, options: { readonl
     }
     runDirs.push([name, runDir])
     const res = JSON.parse(fs.readFileSync(path.join(runDir, "results.json"), "utf8")) as VariantResults
+    res.meanSlots = meanSlotsOf(runDir)
     results.set(name, res)
     const ll = res.generation?.["llink"]
     const vs = (k: string) => res.judge?.overall[k]
@@ -81,14 +95,14 @@ export const runVariants = (variants: ReadonlyArray<Variant>, options: { readonl
       f1(ll?.chrfByTask["translate_to_english"]),
       ll === undefined ? "–" : `${f1(ll.chrf)} [${f1(ll.chrfCI?.lo)}, ${f1(ll.chrfCI?.hi)}]`,
       ll === undefined ? "–" : `${pct(ll.numberMatchRate)} [${pct(ll.numberMatchCI?.lo)}, ${pct(ll.numberMatchCI?.hi)}]`,
-      f1(res.tokens?.llink.mean),
+      `${f1(res.tokens?.llink.mean)} (${res.meanSlots === undefined ? "–" : res.meanSlots.toFixed(2)} slots)`,
       `${pct(vs("vsBase")?.preference)} / ${pct(vs("vsBase")?.lengthControlled?.winRate)}`,
       `${pct(vs("vsFinetune")?.preference)} / ${pct(vs("vsFinetune")?.lengthControlled?.winRate)}`,
       `${seconds.toFixed(0)} s`
     ])
     console.log(`${name}: done in ${seconds.toFixed(0)} s`)
   }
-  const header = ["variant", "Stage A R@1", "full R@1", "LLINK translate chrF", "LLINK chrF [95% CI]", "LLINK exact numbers [95% CI]", "LLINK prompt tokens", "vs base (raw / LC)", "vs fine-tune (raw / LC)", "run time"]
+  const header = ["variant", "Stage A R@1", "full R@1", "LLINK translate chrF", "LLINK chrF [95% CI]", "LLINK exact numbers [95% CI]", "LLINK prompt tokens (slots per example)", "vs base (raw / LC)", "vs fine-tune (raw / LC)", "run time"]
   console.log(`\n| ${header.join(" | ")} |\n|${header.map(() => " --- ").join("|")}|`)
   for (const row of rows) console.log(`| ${row.join(" | ")} |`)
 

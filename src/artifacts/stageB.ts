@@ -21,6 +21,9 @@ import type { SlotConfig } from "../models/slots.ts"
 import { loadSlotHost, SLOTS_FILE } from "../models/slots.ts"
 import type { HostTensor } from "../models/safetensors.ts"
 import { ArtifactError } from "../pipeline/errors.ts"
+import { lengthChooser, type SlotChooser, type SlotPolicy } from "../prompts/slotPolicy.ts"
+import { loadTokenizer } from "../models/tokenizer.ts"
+import type { CheckpointError } from "../models/errors.ts"
 
 export { STAGEB_FORMAT, FINETUNE_FORMAT, STAGEB_CONFIG, STAGEB_ADAPTER, FINETUNE_CONFIG, StageBDoc, FinetuneDoc } from "../schemas/stageB.ts"
 import { STAGEB_CONFIG, STAGEB_ADAPTER, FINETUNE_CONFIG, StageBDoc, FinetuneDoc } from "../schemas/stageB.ts"
@@ -76,3 +79,12 @@ export const readStageBDir = (dir: string): Effect.Effect<StageBDir, ArtifactErr
 /** Reads the `llink-finetune.json` of a `finetune` folder (the adapter files are the folder itself). */
 export const readFinetuneDir = (dir: string): Effect.Effect<FinetuneDoc, ArtifactError> =>
   readDoc(path.join(dir, FINETUNE_CONFIG), FinetuneDoc, "fine-tune config")
+
+/**
+ * The per-example slot count of a policy: undefined (every example uses all K) unless it is `byLength`, whose count
+ * comes from the encoder tokenizer in `encoderDir` (special tokens excluded).
+ */
+export const slotChooserOf = (policy: SlotPolicy | undefined, encoderDir: string): Effect.Effect<SlotChooser | undefined, CheckpointError> =>
+  policy === undefined || !("byLength" in policy)
+    ? Effect.succeed(undefined)
+    : Effect.map(loadTokenizer(encoderDir), (tok) => lengthChooser(policy.byLength, (text) => tok.encode(text, { addSpecialTokens: false }).length))

@@ -24,8 +24,9 @@ import { StageError } from "../pipeline/errors.ts"
 import type { SftRow } from "../schemas/sft.ts"
 import { loadProjectorDir } from "./projector.ts"
 import { readModelsRef, type ResolvedModels } from "./models.ts"
-import { type FinetuneDoc, readFinetuneDir, readStageBDir, type StageBDoc } from "./stageB.ts"
-import { type PromptKind, promptOf, type PromptSettings, type SftExampleRow } from "../train/sftData.ts"
+import { type FinetuneDoc, readFinetuneDir, readStageBDir, slotChooserOf, type StageBDoc } from "./stageB.ts"
+import { type PromptKind, promptOf, type PromptSettings, type SftExampleRow, slotCountOf } from "../train/sftData.ts"
+import type { SlotChooser } from "../prompts/slotPolicy.ts"
 
 export interface EvalSystems {
   readonly models: ResolvedModels
@@ -43,9 +44,12 @@ export interface EvalSystems {
   readonly finetune: LlamaModel
   readonly projector: Projector.Projector
   readonly slots: SlotModule
+  /** The slot module's K (K_max under a length policy). */
   readonly K: number
   /** Ids of `<f0>`…`<f{K−1}>`. */
   readonly slotIds: ReadonlyArray<number>
+  /** Each example's K under Stage B's length policy (`slotPolicy` in its document); undefined: all K. */
+  readonly chooser: SlotChooser | undefined
   /** Id of `<foreign_emb>` in the fine-tune's tokenizer. */
   readonly foreignEmbId: number
   readonly bosId: number
@@ -79,9 +83,34 @@ const settingsOf = (doc: { readonly prompt: { readonly instruction: PromptSettin
   reserved: doc.addedTokens
 })
 
-/** The Stage B prompt settings and kind (K slot tokens, and the numerals when Stage B trained with them). */
-export const llinkPromptOf = (sys: Pick<EvalSystems, "stageBDoc" | "K" | "slotIds">, row: SftRow): string =>
-  promptOf(asExampleRow(row), settingsOf(sys.stageBDoc), { kind: "slots", K: sys.K, slotIds: sys.slotIds, numbers: sys.stageBDoc.prompt.numbers ?? "off" } satisfies PromptKind)
+type LlinkPromptSystems = Pick<EvalSystems, "stageBDoc" | "K" | "slotIds" | "chooser">
+
+const llinkKind = (sys: LlinkPromptSystems): PromptKind & { readonly kind: "slots" } => ({
+  kind: "slots",
+  K: sys.K,
+  slotIds: sys.slotIds,
+  numbers: sys.stageBDoc.prompt.numbers ?? "off",
+  chooser: sys.chooser
+})
+
+/** How many slots LLINK gives an example: K(x) under Stage B's length policy, else all K. */
+export const llinkSlotCount = (sys: LlinkPromptSystems, row: SftRow): number => slotCountOf(asExampleRow(row), settingsOf(sys.stageBDoc), llinkKind(sys))
+
+/** The Stage B prompt (the example's slot tokens, and the numerals when Stage B trained with them). */
+export const llinkPromptOf = (sys: LlinkPromptSystems, row: SftRow): string => promptOf(asExampleRow(row), settingsOf(sys.stageBDoc), llinkKind(sys))
+
+/**
+ * Each row's LLINK slot count under the Stage B artifact's length policy, read without loading any model (only the
+ * encoder tokenizer); undefined when Stage B gives every example all K.
+ */
+export const llinkSlotCounts = (stage: string, inputs: Readonly<Record<string, string>>, rows: ReadonlyArray<SftRow>): Effect.Effect<Array<number> | undefined, StageError> =>
+  Effect.gen(function*() {
+    const { doc } = yield* readStageBDir(inputs["stageB"]).pipe(asStageError(stage))
+    if (doc.slotPolicy === undefined) return undefined
+    const models = yield* readModelsRef(inputs["models"]).pipe(asStageError(stage))
+    const chooser = yield* slotChooserOf(doc.slotPolicy, models.encoderDir).pipe(asStageError(stage))
+    return rows.map((r) => llinkSlotCount({ stageBDoc: doc, K: doc.slots, slotIds: [], chooser }, r))
+  })
 
 /** The fine-tune's training prompt (the foreign text cut as in training). */
 export const finetunePromptOf = (sys: Pick<EvalSystems, "finetuneDoc">, row: SftRow): string =>
@@ -117,6 +146,7 @@ export const loadEvalSystems = (stage: string, inputs: Readonly<Record<string, s
     const bosId = tokenizer.bosId
     const padId = tokenizer.eosId
     if (bosId === undefined || padId === undefined) return yield* fail(stage, "the decoder tokenizer lacks a BOS or EOS token", models.decoderDir)
+    const chooser = yield* slotChooserOf(doc.slotPolicy, models.encoderDir).pipe(asStageError(stage))
     const proj = yield* loadProjectorDir(inputs["projector"]).pipe(asStageError(stage))
     if (proj.config.dOut !== stageBDir.slotConfig.dim) {
       return yield* fail(stage, `the projector outputs ${proj.config.dOut} values but the slot module expects ${stageBDir.slotConfig.dim}`, inputs["projector"])
@@ -171,6 +201,7 @@ export const loadEvalSystems = (stage: string, inputs: Readonly<Record<string, s
         slots,
         K,
         slotIds,
+        chooser,
         foreignEmbId,
         bosId,
         padId,

@@ -12,33 +12,39 @@ import * as tf from "@tensorflow/tfjs"
 import type { EvalSystems } from "../artifacts/systems.ts"
 import { readTidy } from "../backend/read.ts"
 import { forward, promptEndStates } from "../models/llama.ts"
-import { slotsFromZ } from "../models/slots.ts"
+import { meanOfSlots, slotOverrides, slotsFromZ } from "../models/slots.ts"
 import { slotPrompt, stripTokens, taskInstruction } from "../prompts/slots.ts"
 import { teacherPromptIds, type TeacherPromptOptions } from "../prompts/teacher.ts"
 import type { RetrievalFullVector } from "../schemas/retrieval.ts"
 
-/** Mean over the K slots of each row: [B, K, d] → [B, d] (host values). */
-export const meanSlotVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number): Promise<Float32Array> =>
-  readTidy(() => tf.mean(slotsFromZ(sys.projector, sys.slots, tf.tensor2d(z, [rows, dIn])), 1))
+/** Each foreign text's slot count under Stage B's length policy; undefined: every row uses all K. */
+export const slotCountsOf = (sys: Pick<EvalSystems, "chooser" | "stageBDoc">, foreign: ReadonlyArray<string>): Array<number> | undefined => {
+  const chooser = sys.chooser
+  return chooser === undefined ? undefined : foreign.map((f) => chooser.of(stripTokens(f, sys.stageBDoc.addedTokens)))
+}
 
-/** Final hidden states at the last slot of the Stage B translation prompt, LoRA on. */
-export const lastSlotHiddenVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number): Promise<Float32Array> => {
-  const ids = [sys.bosId, ...sys.tokenizer.encode(slotPrompt(taskInstruction("translate_to_english"), sys.K), { addSpecialTokens: false })]
-  const positions = sys.slotIds.map((id) => ids.indexOf(id))
-  if (positions.some((p) => p < 0)) throw new Error("the Stage B prompt lacks a slot token")
-  const last = positions[positions.length - 1]
+/** Mean over each row's injected slots (the first `counts[b]`, all K without counts): [B, K, d] → [B, d] (host values). */
+export const meanSlotVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number, counts?: ReadonlyArray<number>): Promise<Float32Array> =>
+  readTidy(() => meanOfSlots(slotsFromZ(sys.projector, sys.slots, tf.tensor2d(z, [rows, dIn])), counts))
+
+/** Final hidden states at the last injected slot of the Stage B translation prompt (with `counts[b]` slots), LoRA on. */
+export const lastSlotHiddenVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number, counts?: ReadonlyArray<number>): Promise<Float32Array> => {
+  const promptFor = (k: number) => {
+    const ids = [sys.bosId, ...sys.tokenizer.encode(slotPrompt(taskInstruction("translate_to_english"), k), { addSpecialTokens: false })]
+    const positions = sys.slotIds.slice(0, k).map((id) => ids.indexOf(id))
+    if (positions.some((p) => p < 0)) throw new Error("the Stage B prompt lacks a slot token")
+    return { ids, positions }
+  }
+  const prompts = Array.from({ length: rows }, (_, b) => promptFor(counts?.[b] ?? sys.K))
+  const T = Math.max(...prompts.map((p) => p.ids.length))
   return readTidy(() => {
     const slots = slotsFromZ(sys.projector, sys.slots, tf.tensor2d(z, [rows, dIn]))
-    const batch: Array<number> = []
-    const position: Array<number> = []
-    for (let b = 0; b < rows; b++) for (const p of positions) {
-      batch.push(b)
-      position.push(p)
-    }
+    // right padding: a causal decoder's state at the last slot does not see the pad ids after it
+    const ids = prompts.map((p) => [...p.ids, ...new Array<number>(T - p.ids.length).fill(sys.padId)])
     const out = forward(
       sys.llink,
-      { ids: Array.from({ length: rows }, () => ids), overrides: { batch, position, vectors: tf.reshape(slots, [rows * sys.K, sys.slots.config.dim]) as tf.Tensor2D } },
-      { gather: { batch: Array.from({ length: rows }, (_, b) => b), position: Array.from({ length: rows }, () => last) } }
+      { ids, overrides: slotOverrides(slots, prompts.map((p) => p.positions)) },
+      { gather: { batch: Array.from({ length: rows }, (_, b) => b), position: prompts.map((p) => p.positions[p.positions.length - 1]) } }
     )
     return out.hidden
   })
@@ -70,7 +76,8 @@ export const llinkAndFinetuneVectors = async (
   for (let start = from; start < to; start += o.batchSize) {
     const rows = Math.min(o.batchSize, to - start)
     const zb = z.data.subarray(start * z.dim, (start + rows) * z.dim)
-    full.set(await (o.vector === "meanSlot" ? meanSlotVectors(sys, zb, rows, z.dim) : lastSlotHiddenVectors(sys, zb, rows, z.dim)), (start - from) * d)
+    const counts = slotCountsOf(sys, foreign.slice(start, start + rows))
+    full.set(await (o.vector === "meanSlot" ? meanSlotVectors(sys, zb, rows, z.dim, counts) : lastSlotHiddenVectors(sys, zb, rows, z.dim, counts)), (start - from) * d)
     advance(rows)
     finetune.set(await finetuneVectors(sys, foreign.slice(start, start + rows), o.teacher), (start - from) * d)
     advance(rows)

@@ -330,22 +330,41 @@ export const slotsFromZ = (proj: Projector, m: SlotModule, z: tf.Tensor2D): tf.T
   slotForward(m, projectorForward(proj, z, null))
 
 /**
- * Embedding overrides placing slot k of row b at `positions[b][k]`: vectors [B·K, d] (row-major over (b, k)), so
- * gradients flow back into `slots`.
+ * Embedding overrides placing slot k of row b at `positions[b][k]`: vectors [Σ_b K_b, d] (row-major over (b, k)), so
+ * gradients flow back into `slots`. A row with K_b < K positions takes the first K_b of its K slots (a per-example K,
+ * `stageB.slotPolicy`); when every row has all K the vectors are `slots` reshaped, as they always were.
  */
 export const slotOverrides = (slots: tf.Tensor3D, positions: ReadonlyArray<ReadonlyArray<number>>): EmbeddingOverrides => {
   const [B, K, d] = slots.shape
   if (positions.length !== B) throw new Error(`slots: ${positions.length} position rows for ${B} slot rows`)
   const batch: Array<number> = []
   const position: Array<number> = []
+  const take: Array<number> = []
   positions.forEach((row, b) => {
-    if (row.length !== K) throw new Error(`slots: row ${b} has ${row.length} slot positions, expected ${K}`)
-    for (const p of row) {
+    if (row.length < 1 || row.length > K) throw new Error(`slots: row ${b} has ${row.length} slot positions, expected 1 to ${K}`)
+    row.forEach((p, k) => {
       batch.push(b)
       position.push(p)
-    }
+      take.push(b * K + k)
+    })
   })
-  return { batch, position, vectors: tf.reshape(slots, [B * K, d]) as tf.Tensor2D }
+  const flat = tf.reshape(slots, [B * K, d]) as tf.Tensor2D
+  return { batch, position, vectors: take.length === B * K ? flat : tf.gather(flat, take) }
+}
+
+/**
+ * The mean of the first `counts[b]` slots of each row of slots [B, K, d] → [B, d]; without counts (or when every
+ * count is K) the plain mean over K, as it always was.
+ */
+export const meanOfSlots = (slots: tf.Tensor3D, counts?: ReadonlyArray<number>): tf.Tensor2D => {
+  const [B, K] = slots.shape
+  if (counts === undefined || counts.every((c) => c === K)) return tf.mean(slots, 1) as tf.Tensor2D
+  if (counts.length !== B || counts.some((c) => !Number.isInteger(c) || c < 1 || c > K)) {
+    throw new Error(`slots: ${counts.length} slot counts for ${B} rows of ${K} slots (each 1 to ${K})`)
+  }
+  const mask = new Float32Array(B * K)
+  counts.forEach((c, b) => mask.fill(1 / c, b * K, b * K + c))
+  return tf.sum(tf.mul(slots, tf.tensor3d(mask, [B, K, 1])), 1) as tf.Tensor2D
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 import { Schema } from "effect"
 import { EmbeddingInitRule } from "./fields.ts"
 import { InstructionSource, LoraTarget, NumbersMode } from "../train/sftParams.ts"
+import { ByLengthSlots } from "../prompts/slotPolicy.ts"
 
 export const STAGEB_FORMAT = "llink-stageB"
 export const FINETUNE_FORMAT = "llink-finetune"
@@ -32,8 +33,10 @@ const SlotConfigDoc = Schema.Struct({
 export const StageBDoc = Schema.Struct({
   format: Schema.Literal(STAGEB_FORMAT),
   version: Schema.Literal(1),
-  /** K. */
+  /** K (K_max under a length policy). */
   slots: Schema.Number,
+  /** `stageB.slotPolicy` when it is `byLength` (each example then uses the first K(x) slots); absent: all K. */
+  slotPolicy: Schema.optionalKey(ByLengthSlots),
   /** `<f0>` … `<f{K−1}>`. */
   slotTokens: Schema.Array(Schema.String),
   /** The decoder's added tokens, in id order (the `models` document's, plus any slot token it lacked). */

@@ -11,6 +11,7 @@ import { readTableAll } from "../formats/parquet/table.ts"
 import type { EncodedExample, InstructionSource } from "../prompts/slots.ts"
 import { encodeExample, finetunePrompt, instructionText, slotPrompt, stripTokens } from "../prompts/slots.ts"
 import { findNumerals } from "../text/numerals.ts"
+import type { SlotChooser } from "../prompts/slotPolicy.ts"
 import type { NumbersMode } from "./sftParams.ts"
 
 /** The sft columns these stages read. */
@@ -56,15 +57,26 @@ export interface PromptSettings {
 
 /**
  * What goes into the prompt: K slot tokens (Stage B; with `numbers: "copy"` also the foreign text's numerals, the
- * number pathway) or the foreign text cut to `maxForeignChars` (fine-tune).
+ * number pathway) or the foreign text cut to `maxForeignChars` (fine-tune). With a `chooser` (`stageB.slotPolicy`
+ * `byLength`), an example gets the first `chooser.of(foreign)` of the K slot tokens instead of all K.
  */
 export type PromptKind =
-  | { readonly kind: "slots"; readonly K: number; readonly slotIds: ReadonlyArray<number>; readonly numbers?: NumbersMode | undefined }
+  | {
+    readonly kind: "slots"
+    readonly K: number
+    readonly slotIds: ReadonlyArray<number>
+    readonly numbers?: NumbersMode | undefined
+    readonly chooser?: SlotChooser | undefined
+  }
   | { readonly kind: "text"; readonly maxForeignChars: number }
 
 export interface EncodedRow {
   readonly row: number
+  /** The example with its own K (all K slots without a chooser). */
   readonly example: EncodedExample
+  /** With a chooser: the example encoded with k = chooser.min … its own K slots (`byK[k − chooser.min]`), for the
+   *  training draws; the last is `example`. */
+  readonly byK?: ReadonlyArray<EncodedExample>
 }
 
 export interface EncodedSet {
@@ -78,11 +90,16 @@ const cutCodePoints = (s: string, n: number): string => {
   return cps.length <= n ? s : cps.slice(0, n).join("")
 }
 
-/** The prompt text of one row. */
-export const promptOf = (r: SftExampleRow, settings: PromptSettings, kind: PromptKind): string => {
+/** How many slots a row gets: the chooser's K of its foreign text (reserved tokens stripped), else all K. */
+export const slotCountOf = (r: SftExampleRow, settings: PromptSettings, kind: PromptKind & { readonly kind: "slots" }): number =>
+  kind.chooser === undefined ? kind.K : kind.chooser.of(stripTokens(r.foreignRaw, settings.reserved))
+
+/** The prompt text of one row (`slots`: how many slot tokens; default `slotCountOf`). */
+export const promptOf = (r: SftExampleRow, settings: PromptSettings, kind: PromptKind, slots?: number): string => {
   const instruction = instructionText(r.input, r.taskType, settings.instruction, settings.reserved)
   if (kind.kind === "slots") {
-    return slotPrompt(instruction, kind.K, kind.numbers === "copy" ? findNumerals(stripTokens(r.foreignRaw, settings.reserved)) : [])
+    const K = slots ?? slotCountOf(r, settings, kind)
+    return slotPrompt(instruction, K, kind.numbers === "copy" ? findNumerals(stripTokens(r.foreignRaw, settings.reserved)) : [])
   }
   const foreign = stripTokens(cutCodePoints(r.foreignRaw.trim(), kind.maxForeignChars), settings.reserved)
   return finetunePrompt(instruction, foreign)
@@ -108,16 +125,30 @@ export const encodeRows = (
       continue
     }
     const target = stripTokens(r.output, settings.reserved)
-    const res = encodeExample(tokenizer, promptOf(r, settings, kind), target, {
-      maxLen: settings.maxSeqLen,
-      appendEos: settings.appendEos,
-      ...(kind.kind === "slots" ? { slotIds: kind.slotIds } : {})
-    })
+    const withSlots = (k: number | undefined) =>
+      encodeExample(tokenizer, promptOf(r, settings, kind, k), target, {
+        maxLen: settings.maxSeqLen,
+        appendEos: settings.appendEos,
+        ...(kind.kind === "slots" && k !== undefined ? { slotIds: kind.slotIds.slice(0, k) } : {})
+      })
+    const K = kind.kind === "slots" ? slotCountOf(r, settings, kind) : undefined
+    const res = withSlots(K)
     if (!res.ok) {
       skip(res.reason.startsWith("prompt has") ? "prompt longer than maxSeqLen" : res.reason)
       continue
     }
-    examples.push({ row: r.row, example: res.example })
+    if (kind.kind !== "slots" || kind.chooser === undefined || K === undefined) {
+      examples.push({ row: r.row, example: res.example })
+      continue
+    }
+    const byK: Array<EncodedExample> = []
+    for (let k = Math.min(kind.chooser.min, K); k < K; k++) {
+      const shorter = withSlots(k)
+      if (!shorter.ok) throw new Error(`row ${r.row}: the prompt with ${k} slots does not encode although the one with ${K} does (${shorter.reason})`)
+      byK.push(shorter.example)
+    }
+    byK.push(res.example)
+    examples.push({ row: r.row, example: res.example, byK })
   }
   return { examples, skipped }
 }

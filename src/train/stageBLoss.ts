@@ -26,7 +26,7 @@ import * as tf from "@tensorflow/tfjs"
 import { onHost } from "../backend/read.ts"
 import type { DecoderInput, LlamaModel } from "../models/llama.ts"
 import { forward } from "../models/llama.ts"
-import { slotOverrides } from "../models/slots.ts"
+import { meanOfSlots, slotOverrides } from "../models/slots.ts"
 
 export type ContrastSign = "paper" | "code"
 export type CosForm = "one-minus-cos" | "mse"
@@ -184,8 +184,8 @@ export const contrastTerm = (lsft: tf.Scalar, lzero: tf.Scalar, sign: ContrastSi
 
 const unitRows = (x: tf.Tensor2D): tf.Tensor2D => tf.div(x, tf.maximum(tf.norm(x, 2, -1, true), 1e-12)) as tf.Tensor2D
 
-/** The mean slot [B, d] of slots [B, K, d]. */
-export const meanSlot = (slots: tf.Tensor3D): tf.Tensor2D => tf.mean(slots, 1) as tf.Tensor2D
+/** The mean slot [B, d] of slots [B, K, d]: over each row's injected slots (the first `counts[b]`; all K without). */
+export const meanSlot = (slots: tf.Tensor3D, counts?: ReadonlyArray<number>): tf.Tensor2D => meanOfSlots(slots, counts)
 
 /** L_cos of mean slots m [B, d] against teachers h [B, d] (see the module comment for the two forms). */
 export const cosAlignLoss = (m: tf.Tensor2D, h: tf.Tensor2D, form: CosForm): tf.Scalar => {
@@ -213,7 +213,7 @@ export interface StageBLossInputs {
   readonly zeroModel?: LlamaModel
   /** Token ids and attention mask [B][T] (the `<f_i>` tokens at the slot positions). */
   readonly input: Omit<DecoderInput, "overrides">
-  /** [B][K] positions of `<f0>` … `<f{K−1}>`. */
+  /** [B][K_b] positions of `<f0>` … `<f{K_b−1}>` (K_b = K, or an example's own K under `stageB.slotPolicy`). */
   readonly slotPositions: ReadonlyArray<ReadonlyArray<number>>
   readonly targets: LmTargets
   /** The slot vectors [B, K, d]. */
@@ -250,7 +250,7 @@ export const stageBLoss = (inputs: StageBLossInputs, config: StageBLossConfig): 
   let cos: tf.Scalar = tf.scalar(0)
   let nce: tf.Scalar = tf.scalar(0)
   if (inputs.teacher !== null) {
-    const m = meanSlot(inputs.slots)
+    const m = meanSlot(inputs.slots, inputs.slotPositions.map((row) => row.length))
     cos = cosAlignLoss(m, inputs.teacher, config.cosForm)
     nce = slotInfoNce(m, inputs.teacher, config.nceTau)
   }

@@ -27,6 +27,7 @@ import {
   saveSlots,
   SLOT_PARAM_NAMES,
   slotForward,
+  meanOfSlots,
   slotOverrides,
   slotParamCount,
   slotParamShapes,
@@ -186,9 +187,53 @@ describe("slot module", () => {
       const s = slots.arraySync()
       expect(rows[1]).toEqual(s[0][1])
       expect(rows[2]).toEqual(s[1][0])
-      expect(() => slotOverrides(slots, [[1, 2, 3], [4, 5, 6]])).toThrow(/expected 2/)
+      expect(() => slotOverrides(slots, [[1, 2, 3], [4, 5, 6]])).toThrow(/expected 1 to 2/)
+      expect(() => slotOverrides(slots, [[], [4, 5]])).toThrow(/expected 1 to 2/)
     })
     Projector.dispose(proj)
     disposeSlots(m)
+  })
+
+  it("a per-example K: row b takes its first K_b slots, the mean is over those, and gradients reach only them", () => {
+    const [B, K, d] = [3, 4, 5]
+    const x = randn(B * K * d, 21)
+    const at = (b: number, k: number) => Array.from(x.subarray((b * K + k) * d, (b * K + k + 1) * d))
+    const counts = [4, 1, 3]
+    const positions = counts.map((c, b) => Array.from({ length: c }, (_, k) => 10 * b + k))
+    tf.tidy(() => {
+      const slots = tf.tensor3d(x, [B, K, d])
+      const o = slotOverrides(slots, positions)
+      expect(o.batch).toEqual([0, 0, 0, 0, 1, 2, 2, 2])
+      expect(o.position).toEqual([0, 1, 2, 3, 10, 20, 21, 22])
+      const rows = o.vectors.arraySync()
+      const want = counts.flatMap((c, b) => Array.from({ length: c }, (_, k) => at(b, k)))
+      rows.forEach((r, i) => r.forEach((v, j) => expect(v).toBeCloseTo(want[i][j], 6)))
+      // the plain reference: a loop over each row's first K_b slots
+      const mean = meanOfSlots(slots, counts).arraySync()
+      counts.forEach((c, b) => {
+        for (let j = 0; j < d; j++) {
+          let sum = 0
+          for (let k = 0; k < c; k++) sum += at(b, k)[j]
+          expect(mean[b][j]).toBeCloseTo(sum / c, 5)
+        }
+      })
+      // every row full: exactly the old reshape and tf.mean (the same tensor values, the same bytes)
+      const full = Array.from({ length: B }, (_, b) => Array.from({ length: K }, (_, k) => 10 * b + k))
+      expect(Array.from(slotOverrides(slots, full).vectors.dataSync())).toEqual(Array.from(x))
+      expect(Array.from(meanOfSlots(slots, [K, K, K]).dataSync())).toEqual(Array.from(tf.mean(slots, 1).dataSync()))
+      expect(() => meanOfSlots(slots, [1, 5, 1])).toThrow(/each 1 to 4/)
+      // gradients of a loss on the overrides and the mean are zero exactly at the slots no row uses
+      const g = tf.grad((s: tf.Tensor) => tf.add(tf.sum(tf.square(slotOverrides(s as tf.Tensor3D, positions).vectors)), tf.sum(meanOfSlots(s as tf.Tensor3D, counts))))(slots)
+      const gv = g.arraySync() as Array<Array<Array<number>>>
+      counts.forEach((c, b) => {
+        for (let k = 0; k < K; k++) {
+          const used = k < c
+          for (let j = 0; j < d; j++) {
+            if (used) expect(gv[b][k][j]).toBeCloseTo(2 * at(b, k)[j] + 1 / c, 4)
+            else expect(gv[b][k][j]).toBe(0)
+          }
+        }
+      })
+    })
   })
 })

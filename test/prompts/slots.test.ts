@@ -166,7 +166,7 @@ describe("sequences and labels", () => {
     // evaluation builds LLINK's prompt as Stage B recorded it: the numerals only when its document says "copy"
     const doc = { addedTokens: RESERVED, prompt: { instruction: "input", appendEos: false, maxSeqLen: 768 } } as unknown as StageBDoc
     const sft = { id: 0, row: 0, task_type: row.taskType, bucket: "content", instruction: "", input: row.input, output: row.output, foreign_raw: row.foreignRaw, english_ref: row.output, offline: true } as const
-    expect(llinkPromptOf({ stageBDoc: doc, K, slotIds }, sft)).toBe(promptOf(row, settings, { kind: "slots", K, slotIds }))
-    expect(llinkPromptOf({ stageBDoc: { ...doc, prompt: { ...doc.prompt, numbers: "copy" } }, K, slotIds }, sft)).toBe(on)
+    expect(llinkPromptOf({ stageBDoc: doc, K, slotIds, chooser: undefined }, sft)).toBe(promptOf(row, settings, { kind: "slots", K, slotIds }))
+    expect(llinkPromptOf({ stageBDoc: { ...doc, prompt: { ...doc.prompt, numbers: "copy" } }, K, slotIds, chooser: undefined }, sft)).toBe(on)
   })
 })

@@ -37,7 +37,7 @@ import { asGenerationRow, GenerationColumns, type GenerationRow, readSftRows, ty
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { readMatrixHead } from "../../artifacts/matrixHead.ts"
 import { instructionText, stripTokens } from "../../prompts/slots.ts"
-import { type EvalSystems, finetunePromptOf, gatherRows, llinkPromptOf, loadEvalSystems } from "../../artifacts/systems.ts"
+import { type EvalSystems, finetunePromptOf, gatherRows, llinkPromptOf, llinkSlotCount, llinkSlotCounts, loadEvalSystems } from "../../artifacts/systems.ts"
 import { loadPeerSystems, peerPrompt, type PeerSystems, peerSoftRows } from "../../artifacts/peers.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 import { describeError } from "../../errors/describe.ts"
@@ -67,7 +67,7 @@ export const basePrompt = (taskType: string, foreign: string, instruction: strin
 
 /** The token ids of each system's prompt for one example (BOS first). */
 export const examplePrompts = (
-  sys: Pick<EvalSystems, "tokenizer" | "finetuneTokenizer" | "bosId" | "K" | "slotIds" | "stageBDoc" | "finetuneDoc">,
+  sys: Pick<EvalSystems, "tokenizer" | "finetuneTokenizer" | "bosId" | "K" | "slotIds" | "chooser" | "stageBDoc" | "finetuneDoc">,
   row: SftRow
 ) => {
   const reserved = sys.stageBDoc.addedTokens
@@ -75,7 +75,7 @@ export const examplePrompts = (
   const foreign = stripTokens(row.foreign_raw, reserved)
   const enc = (tok: EvalSystems["tokenizer"], text: string) => [sys.bosId, ...tok.encode(text, { addSpecialTokens: false })]
   const llink = enc(sys.tokenizer, llinkPromptOf(sys, row))
-  const slotPositions = sys.slotIds.map((id) => {
+  const slotPositions = sys.slotIds.slice(0, llinkSlotCount(sys, row)).map((id) => {
     const at = llink.indexOf(id)
     if (at < 0 || llink.indexOf(id, at + 1) >= 0) throw new Error(`slot token id ${id} must occur exactly once in the LLINK prompt`)
     return at
@@ -379,6 +379,8 @@ export const runGenerate = (ctx: StageContext<GenerateParams>, shards: ReadonlyA
       langbridge: meanOrNull((r) => r.langbridgePromptTokens),
       mindmerger: meanOrNull((r) => r.mindmergerPromptTokens)
     }
+    const slotCounts = yield* llinkSlotCounts(STAGE, ctx.inputs, examples)
+    const meanSlots = slotCounts === undefined ? undefined : slotCounts.reduce((a, k) => a + k, 0) / slotCounts.length
     const where = shards.length === 0
       ? `${computed} of ${nBatches} batches computed, the rest resumed`
       : `${shards.length} shards computed ${shardComputed} of ${nBatches} batches, the merge ${computed}`
@@ -386,10 +388,11 @@ export const runGenerate = (ctx: StageContext<GenerateParams>, shards: ReadonlyA
       `${n} examples × ${3 + (tokens.langbridge === null ? 0 : 1) + (tokens.mindmerger === null ? 0 : 1)} systems (${backend}; ${where}); mean prompt tokens ` +
         `LLINK ${tokens.llink.toFixed(1)}, base ${tokens.base.toFixed(1)}, fine-tune ${tokens.finetune.toFixed(1)}` +
         (tokens.langbridge === null ? "" : `, LangBridge ${tokens.langbridge.toFixed(1)}`) +
-        (tokens.mindmerger === null ? "" : `, MindMerger ${tokens.mindmerger.toFixed(1)}`)
+        (tokens.mindmerger === null ? "" : `, MindMerger ${tokens.mindmerger.toFixed(1)}`) +
+        (meanSlots === undefined ? "" : `; LLINK slots per example ${meanSlots.toFixed(2)} (length policy)`)
     )
     return {
       rows: { generations: n },
-      metrics: { examples: n, batches: nBatches, computedBatches: computed + shardComputed, backend, meanPromptTokens: tokens }
+      metrics: { examples: n, batches: nBatches, computedBatches: computed + shardComputed, backend, meanPromptTokens: tokens, ...(meanSlots === undefined ? {} : { meanSlots }) }
     }
   })

@@ -5,6 +5,7 @@
 import { Schema } from "effect"
 import { dflt, Count, NonNegative, Positive, Real, Size } from "../../schemas/fields.ts"
 import { NumbersMode, sftTrainFields } from "../../train/sftParams.ts"
+import { SlotPolicy } from "../../prompts/slotPolicy.ts"
 
 export const ScaleInit = Schema.Literals(["median-embedding-norm", "one"])
 export const ContrastSign = Schema.Literals(["paper", "code"])
@@ -36,7 +37,11 @@ export const StageBConfig = Schema.Struct({
   nceTau: dflt(Positive, 0.07),
   /** Beyond the paper: "copy" hands the decoder the foreign text's numerals (ASCII) on a line after the slots, so
    *  exact figures need not survive the slots' compression; "off" is the paper's prompt. */
-  numbers: dflt(NumbersMode, "off")
+  numbers: dflt(NumbersMode, "off"),
+  /** Beyond the paper: how many slots an example gets (src/prompts/slotPolicy.ts). Absent: all `models.slots` (the
+   *  paper's fixed K); `{ "fixed": K }`; `{ "byLength": { "min": 2, "max": 8, "tokensPerSlot": 3 } }`: the first
+   *  clamp(⌈encoder tokens / tokensPerSlot⌉, min, max) of `max` slots. */
+  slotPolicy: Schema.optionalKey(SlotPolicy)
 })
 
 /** The section plus K (`models.slots`, the only K of a run). */

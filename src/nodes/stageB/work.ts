@@ -28,7 +28,7 @@ import { disposeLlama, loadDecoder } from "../../models/llama.ts"
 import type { LoraConfig, LoraTarget } from "../../models/lora.ts"
 import { disposeLora, LORA_TARGETS, saveLora } from "../../models/lora.ts"
 import * as Projector from "../../models/projector.ts"
-import { deriveSeed } from "../../models/rng.ts"
+import { deriveSeed, makeRng } from "../../models/rng.ts"
 import type { SlotConfig, SlotModule } from "../../models/slots.ts"
 import { adapterGate, disposeSlots, initSlots, makeSlotConfig, resolveScaleInit, saveSlots, slotOverrides, slotsFromZ } from "../../models/slots.ts"
 import { loadTokenizer } from "../../models/tokenizer.ts"
@@ -44,7 +44,8 @@ import { loadProjectorDir } from "../../artifacts/projector.ts"
 import { isContrastStep, lmTargets, stageBLoss, targetNll } from "../../train/stageBLoss.ts"
 import type { StageBLossConfig } from "../../train/stageBLoss.ts"
 import type { StageBDoc } from "../../artifacts/stageB.ts"
-import { SLOTS_FILE, STAGEB_ADAPTER, STAGEB_CONFIG, STAGEB_FORMAT, writeJson } from "../../artifacts/stageB.ts"
+import { SLOTS_FILE, slotChooserOf, STAGEB_ADAPTER, STAGEB_CONFIG, STAGEB_FORMAT, writeJson } from "../../artifacts/stageB.ts"
+import { drawSlots, maxSlots, policyProblem } from "../../prompts/slotPolicy.ts"
 import type { EncodedRow, MatrixRows, PromptSettings } from "../../train/sftData.ts"
 import { gatherRows, loadSftSets, readMatrixRows } from "../../train/sftData.ts"
 import type { MetricsRow, ParamGroup } from "../../train/sftLoop.ts"
@@ -96,14 +97,18 @@ export const runStageB = (ctx: StageContext<StageBParams>, options?: StageBRunOp
     const backend = (yield* startBackend(STAGE)).tfBackend
     const models = yield* readModelsRef(ctx.inputs["models"]).pipe(asStageError(STAGE))
     const doc = models.doc
-    const K = p.slots
-    if (doc.slots !== K) {
+    if (doc.slots !== p.slots) {
       return yield* new StageError({
         stage: STAGE,
-        message: `models.slots is ${K} but the models document has ${doc.slots} slot tokens`,
+        message: `models.slots is ${p.slots} but the models document has ${doc.slots} slot tokens`,
         file: ctx.inputs["models"]
       })
     }
+    const policyError = policyProblem(p.slotPolicy, doc.slots)
+    if (policyError !== undefined) return yield* new StageError({ stage: STAGE, message: policyError })
+    /** The slot module's K: all of models.slots, the policy's fixed K, or its byLength max. */
+    const K = maxSlots(p.slotPolicy, p.slots)
+    const chooser = yield* slotChooserOf(p.slotPolicy, models.encoderDir).pipe(asStageError(STAGE))
     const slotNames = slotTokens(K)
     const addedTokens = [...doc.addedTokens, ...slotNames.filter((t) => !doc.addedTokens.includes(t))]
     const tokenizer = yield* loadTokenizer(models.decoderDir, { addedTokens }).pipe(asStageError(STAGE))
@@ -119,7 +124,7 @@ export const runStageB = (ctx: StageContext<StageBParams>, options?: StageBRunOp
       taskTypes: p.taskTypes,
       reserved: addedTokens
     }
-    const kind = { kind: "slots" as const, K, slotIds: slotIds as Array<number>, numbers: p.numbers }
+    const kind = { kind: "slots" as const, K, slotIds: slotIds as Array<number>, numbers: p.numbers, chooser }
     const { train, val } = yield* loadSftSets(
       STAGE,
       { train: ctx.inputs["sft.train"], val: ctx.inputs["sft.val"] },
@@ -195,9 +200,16 @@ export const runStageB = (ctx: StageContext<StageBParams>, options?: StageBRunOp
           { name: "scale", variables: scaleVars, lr: p.lrScale, weightDecay: 0 }
         ]
 
-        /** Tensors of one batch of encoded rows: ids, mask, slot positions, targets, z and h rows. */
-        const batchOf = (exs: ReadonlyArray<EncodedRow>, z: MatrixRows, h: MatrixRows) => {
-          const padded = padBatch(exs.map((e) => e.example), padId)
+        /**
+         * Tensors of one batch of encoded rows: ids, mask, slot positions, targets, z and h rows. `draw` (training
+         * under a length policy) gives each row a K drawn uniformly from [min, its own K] (`byK`); else its own K.
+         */
+        const batchOf = (exs: ReadonlyArray<EncodedRow>, z: MatrixRows, h: MatrixRows, draw?: () => number) => {
+          const padded = padBatch(exs.map((e) => {
+            if (draw === undefined || e.byK === undefined || chooser === undefined) return e.example
+            const own = e.example.slotPositions.length
+            return e.byK[drawSlots(chooser.min, own, draw()) - Math.min(chooser.min, own)]
+          }), padId)
           const rows = exs.map((e) => e.row)
           return {
             padded,
@@ -231,7 +243,8 @@ export const runStageB = (ctx: StageContext<StageBParams>, options?: StageBRunOp
           ...(options?.haltAfter === undefined ? {} : { haltAfter: options.haltAfter }),
           hooks: {
             micro: (step, micro, indices) => {
-              const b = batchOf(Array.from(indices, (i) => train.examples[i]), zF, hE)
+              const rng = chooser === undefined ? undefined : makeRng(deriveSeed(p.seed, `stageB.slots/${step}/${micro}`))
+              const b = batchOf(Array.from(indices, (i) => train.examples[i]), zF, hE, rng === undefined ? undefined : () => rng.uniform())
               const vectors = slotsFromZ(proj, slots, b.z)
               const terms = stageBLoss(
                 {
@@ -302,6 +315,7 @@ export const runStageB = (ctx: StageContext<StageBParams>, options?: StageBRunOp
           format: STAGEB_FORMAT,
           version: 1,
           slots: K,
+          ...(p.slotPolicy !== undefined && "byLength" in p.slotPolicy ? { slotPolicy: p.slotPolicy } : {}),
           slotTokens: slotNames,
           addedTokens,
           embeddingInit: doc.embeddingInit,
@@ -335,6 +349,7 @@ export const runStageB = (ctx: StageContext<StageBParams>, options?: StageBRunOp
             skippedTrain: train.skipped,
             skippedVal: val.skipped,
             slots: K,
+            ...(chooser === undefined ? {} : { meanSlots: train.examples.reduce((a, e) => a + e.example.slotPositions.length, 0) / train.examples.length }),
             finalLsft: last["lsft"],
             finalValLoss: last["valLoss"],
             finalValLzero: last["valLzero"]

@@ -255,6 +255,68 @@ describe("retrievalFull on tiny models", () => {
   }, 120_000)
 })
 
+describe("a Stage B length policy in evaluation", () => {
+  it("each example gets its own K: LLINK's prompts, the mean slot in retrieval and the last slot's state follow it", async () => {
+    // the same Stage B weights under { byLength }: K(x) = clamp(⌈encoder tokens / 3⌉, 2, 8) of the 8 slots
+    const policy = { min: 2, max: 8, tokensPerSlot: 3 }
+    const stageB = path.join(base, "stageB-len")
+    fs.cpSync(inputs["stageB"], stageB, { recursive: true })
+    const doc = JSON.parse(fs.readFileSync(path.join(stageB, STAGEB_CONFIG), "utf8")) as StageBDoc
+    fs.writeFileSync(path.join(stageB, STAGEB_CONFIG), JSON.stringify({ ...doc, slotPolicy: { byLength: policy } }))
+    const lenInputs = { ...inputs, stageB }
+    const encTok = await Effect.runPromise(loadTokenizer(resolvedModels!.encoderDir))
+    const kOf = (foreign: string) => Math.min(8, Math.max(2, Math.ceil(encTok.encode(foreign, { addSpecialTokens: false }).length / 3)))
+
+    const ctx = makeContext(generate, genParams(), lenInputs, path.join(base, "gen-len"))
+    const outcome = await Effect.runPromise(generate.run(ctx).pipe(Effect.provide(TensorBackend.layer)))
+    const rows = await readRows(ctx.outputs["generations"])
+    const sft = await readRows(inputs["sft.eval"])
+    const tok = await Effect.runPromise(loadTokenizer(decoderDir, { addedTokens }))
+    const enc = (text: string) => 1 + tok.encode(text, { addSpecialTokens: false }).length
+    const ks = sft.map((r) => kOf(String(r["foreign_raw"])))
+    expect(new Set(ks).size).toBeGreaterThan(1) // the fixture's sentences differ enough in length to get different K
+    rows.forEach((r, i) => {
+      const instruction = instructionText(String(sft[i]["input"]), String(sft[i]["task_type"]), "input", addedTokens)
+      expect(r["llinkPromptTokens"]).toBe(enc(slotPrompt(instruction, ks[i])))
+    })
+    expect(outcome.metrics?.["meanSlots"]).toBeCloseTo(ks.reduce((a, k) => a + k, 0) / ks.length, 12)
+
+    // retrieval: the mean over each example's own K slots, against the plain reference
+    const ctxR = makeContext(retrievalFull, paramsOf(retrievalFull, configOf({ split: { evalN: 8 }, retrievalFull: { batchSize: 3 } })), lenInputs, path.join(base, "rf-len"))
+    await Effect.runPromise(retrievalFull.run(ctxR).pipe(Effect.provide(TensorBackend.layer)))
+    const rdoc = JSON.parse(fs.readFileSync(ctxR.outputs["retrieval.full"], "utf8"))
+    const hidden = 64
+    const h = await Effect.runPromise(readMatrix(inputs["hE.holdout"]))
+    const config = makeSlotConfig(hidden, 8, { scaleInit: 2 })
+    const host = await Effect.runPromise(loadSlotHost(path.join(stageB, SLOTS_FILE), config))
+    const projDir = await Effect.runPromise(loadProjectorDir(inputs["projector"]))
+    const projected = projectorReference(projDir.host, projDir.config, zHold.subarray(0, 8 * D_IN), 8, null)
+    const foreign = (await readRows(inputs["eval"])).map((r) => String(r["foreign"]))
+    const evalK = foreign.map(kOf)
+    expect(new Set(evalK).size).toBeGreaterThan(1)
+    const mean = new Float32Array(8 * hidden)
+    for (let b = 0; b < 8; b++) {
+      const slots = slotsReference(host, Float64Array.from(projected.slice(b * hidden, (b + 1) * hidden)), hidden, 8, config.adapterHidden, config.gateMax, config.lnEps)
+      for (let j = 0; j < hidden; j++) mean[b * hidden + j] = slots.slice(0, evalK[b]).reduce((acc, row) => acc + row[j], 0) / evalK[b]
+    }
+    const expected = retrievalMetrics(mean, h.data.subarray(0, 8 * hidden), hidden, { normalize: true })
+    expect(rdoc.full.r1).toBeCloseTo(expected.r1, 10)
+    expect(rdoc.full.mrr).toBeCloseTo(expected.mrr, 6)
+    expect(rdoc.full.meanRank).toBeCloseTo(expected.meanRank, 6)
+
+    // the decoder-side vector reads each example's own last slot (prompts of different lengths in one batch)
+    const ctx2 = makeContext(retrievalFull, paramsOf(retrievalFull, configOf({ split: { evalN: 8 }, retrievalFull: { vector: "lastSlotHidden", batchSize: 8 } })), lenInputs, path.join(base, "rf-len2"))
+    await Effect.runPromise(retrievalFull.run(ctx2).pipe(Effect.provide(TensorBackend.layer)))
+    const one = makeContext(retrievalFull, paramsOf(retrievalFull, configOf({ split: { evalN: 8 }, retrievalFull: { vector: "lastSlotHidden", batchSize: 1 } })), lenInputs, path.join(base, "rf-len3"))
+    await Effect.runPromise(retrievalFull.run(one).pipe(Effect.provide(TensorBackend.layer)))
+    const batched = JSON.parse(fs.readFileSync(ctx2.outputs["retrieval.full"], "utf8"))
+    const single = JSON.parse(fs.readFileSync(one.outputs["retrieval.full"], "utf8"))
+    // one example at a time has no padding at all: the padded batch must rank exactly as it does
+    expect(batched.full.r1).toBe(single.full.r1)
+    expect(batched.full.mrr).toBeCloseTo(single.full.mrr, 5)
+  }, 120_000)
+})
+
 describe("testSetsFull on tiny models", () => {
   it("scores a test set holding the eval slice exactly as retrievalFull and retrievalPeers score the slice; sets are scored apart", async () => {
     const rf = makeContext(retrievalFull, paramsOf(retrievalFull, configOf({ split: { evalN: 8 }, retrievalFull: { batchSize: 3 } })), inputs, path.join(base, "ts-rf"))

@@ -142,6 +142,35 @@ describe("stageB on a tiny setup", () => {
     expect(gap).toBeLessThan(learnedGap / 3)
   })
 
+  it("a slot policy: byLength trains a K_max module on each example's own K; fixed K = models.slots writes what no policy writes", async () => {
+    const wide = await writeFixture(tmp, "wide", { train: 64, val: 16, slots: 4 })
+    const policy = { byLength: { min: 1, max: 3, tokensPerSlot: 2 } }
+    const dyn = await train(wide, "byLength", stageBParams({ ...BASE, slots: 4, slotPolicy: policy, epochs: 1, maxSteps: 3, evalEvery: 3 }))
+    const dir = await run(readStageBDir(path.join(dyn.outDir, "stageB")))
+    expect(dir.doc.slots).toBe(3) // K_max = the policy's max, below models.slots
+    expect(dir.doc.slotPolicy).toEqual(policy)
+    expect(dir.doc.slotTokens).toEqual(["<f0>", "<f1>", "<f2>"])
+    expect(dir.slotHost.get("expander.net.2.weight")!.shape).toEqual([3 * 64, 128])
+    // the fixture's four foreign words are 4, 4, 5 and 4 encoder tokens long: K(x) = ⌈n / 2⌉ is 2 for three of them
+    // and 3 for the fourth, so the mean over the training examples lies strictly between 2 and 3
+    const meanSlots = dyn.metrics?.["meanSlots"]
+    expect(typeof meanSlots).toBe("number")
+    expect(meanSlots as number).toBeGreaterThan(2)
+    expect(meanSlots as number).toBeLessThan(3)
+    expect(Number.isFinite(num(lastVal(dyn.rows), "valLoss"))).toBe(true)
+    // a policy the decoder cannot serve is an error that names both settings
+    await expect(train(wide, "tooWide", stageBParams({ ...BASE, slots: 4, slotPolicy: { byLength: { min: 2, max: 6, tokensPerSlot: 1 } }, maxSteps: 1 }))).rejects.toThrow(
+      /byLength\.max is 6 but models\.slots is 4/
+    )
+    // { fixed: K } at models.slots is the paper's setting: byte for byte what a run without a policy writes
+    const plain = await train(main, "noPolicy", stageBParams({ ...BASE, epochs: 1, maxSteps: 2, evalEvery: 2 }))
+    const fixed = await train(main, "fixed", stageBParams({ ...BASE, slotPolicy: { fixed: 2 }, epochs: 1, maxSteps: 2, evalEvery: 2 }))
+    for (const file of ["stageB/slots.safetensors", "stageB/adapter/adapter_model.safetensors", "stageB/config.json"]) {
+      expect(fs.readFileSync(path.join(fixed.outDir, file)).equals(fs.readFileSync(path.join(plain.outDir, file))), file).toBe(true)
+    }
+    expect(fixed.rows).toEqual(plain.rows)
+  })
+
   it("resumes exactly: halted after a checkpoint and rerun, it ends with the bytes of an uninterrupted run", async () => {
     // 5 steps: L_zero on steps 0 and 3, so the resumed part (steps 2–4) has both kinds; validation on 2 and 4
     const params = stageBParams({ ...BASE, epochs: 1, maxSteps: 5, evalEvery: 2 })
