@@ -4,8 +4,9 @@
  * `stageB` is a folder:
  *   slots.safetensors   ForeignScale scalar, gated adapter, expander (stable names, see src/models/slots.ts)
  *   adapter/            the LoRA adapter in the PEFT layout (adapter_model.safetensors + adapter_config.json)
- *   config.json         { format: "llink-stageB", version: 1, slots, slotTokens, addedTokens, embeddingInit,
- *                         embeddingSeed, slotConfig, lora, prompt: { instruction, appendEos, maxSeqLen }, steps }
+ *   config.json         { format: "llink-stageB", version: 1, slots, slotPolicy?, slotTokens, addedTokens,
+ *                         embeddingInit, embeddingSeed, slotConfig, lora, prompt: { instruction, appendEos, maxSeqLen,
+ *                         numbers? }, steps } (slotPolicy only under a length policy, numbers only when "copy")
  * `finetune` is a folder: the LoRA adapter files at its root plus `llink-finetune.json`
  *   { format: "llink-finetune", version: 1, addedTokens, embeddingInit, embeddingSeed, lora,
  *     prompt: { instruction, appendEos, maxSeqLen, maxForeignChars }, steps }.

@@ -40,6 +40,12 @@ export const policyProblem = (policy: SlotPolicy | undefined, modelsSlots: numbe
   return undefined
 }
 
+/** The policy in words, for the report. */
+export const describeSlotPolicy = (policy: SlotPolicy): string =>
+  "fixed" in policy
+    ? `fixed K = ${policy.fixed}`
+    : `K(x) = clamp(⌈encoder tokens / ${policy.byLength.tokensPerSlot}⌉, ${policy.byLength.min}, ${policy.byLength.max}) (stageB.slotPolicy byLength)`
+
 /** K for an example of `encoderTokens` foreign tokens under a length policy: clamp(⌈n / r⌉, min, max). */
 export const slotsForLength = (policy: ByLengthPolicy, encoderTokens: number): number =>
   Math.min(policy.max, Math.max(policy.min, Math.ceil(encoderTokens / policy.tokensPerSlot)))

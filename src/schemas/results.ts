@@ -6,6 +6,7 @@
  * `partial` key.
  */
 import { Schema } from "effect"
+import { SlotPolicy } from "../prompts/slotPolicy.ts"
 import { BootstrapSettings, Interval } from "./bootstrap.ts"
 import { Comparisons, NumericBySystem } from "./judge.ts"
 import { BitextSuiteDoc, RetrievalMetricsDoc, TestSetSummary } from "./retrieval.ts"
@@ -39,6 +40,8 @@ export const ResultsDoc = Schema.Struct({
   title: Schema.String,
   /** "copy" when LLINK ran with the number pathway (`stageB.numbers`); absent when it is off, the paper's prompt. */
   numbers: Schema.optionalKey(Schema.Literal("copy")),
+  /** `stageB.slotPolicy` when LLINK ran with one (its prompts then carry K(x) slots); absent: all K, the paper's. */
+  slotPolicy: Schema.optionalKey(SlotPolicy),
   offline: Schema.Struct({
     /** Stage B data from the offline template synthesizer (null: not known, sft.eval not computed). */
     synthesizer: Schema.NullOr(Schema.Boolean),

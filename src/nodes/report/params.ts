@@ -2,6 +2,7 @@
 import { Schema } from "effect"
 import { Count, dflt } from "../../schemas/fields.ts"
 import { NumbersMode } from "../../train/sftParams.ts"
+import { SlotPolicy } from "../../prompts/slotPolicy.ts"
 
 export const ReportConfig = Schema.Struct({
   title: dflt(Schema.String, "LLINK reproduction report"),
@@ -9,6 +10,6 @@ export const ReportConfig = Schema.Struct({
   samples: dflt(Count, 10)
 })
 
-/** The section plus `stageB.numbers`, which the report states beside LLINK's generation figures. */
-export const ReportParams = Schema.Struct({ ...ReportConfig.fields, numbers: NumbersMode })
+/** The section plus `stageB.numbers` and `stageB.slotPolicy`, which the report states beside LLINK's generation figures. */
+export const ReportParams = Schema.Struct({ ...ReportConfig.fields, numbers: NumbersMode, slotPolicy: Schema.optionalKey(SlotPolicy) })
 export type ReportParams = typeof ReportParams.Type

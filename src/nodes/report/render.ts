@@ -26,6 +26,7 @@ import { systemQuality } from "../../metrics/generation.ts"
 import { type Battle, type Ranking, rankSystems } from "../../metrics/bradleyTerry.ts"
 import { runClaims } from "./claims.ts"
 import type { NumbersMode } from "../../train/sftParams.ts"
+import { describeSlotPolicy, type SlotPolicy } from "../../prompts/slotPolicy.ts"
 
 /** A training-metrics table: column name → values per logged step (NaN for missing cells). */
 export type MetricsTable = ReadonlyMap<string, ReadonlyArray<number>>
@@ -35,6 +36,8 @@ export interface ReportInputs {
   readonly title: string
   /** `stageB.numbers` (absent: "off"). */
   readonly numbers?: NumbersMode | undefined
+  /** `stageB.slotPolicy` (absent: every example gets all K slots). */
+  readonly slotPolicy?: SlotPolicy | undefined
   readonly retrieval: RetrievalDoc | undefined
   readonly retrievalFull: RetrievalFullDoc | undefined
   readonly retrievalPeers: RetrievalPeersDoc | undefined
@@ -164,6 +167,7 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
   const withoutClaims = {
     title: inputs.title,
     ...(inputs.numbers === "copy" ? { numbers: "copy" as const } : {}),
+    ...(inputs.slotPolicy === undefined ? {} : { slotPolicy: inputs.slotPolicy }),
     offline: { synthesizer: inputs.synthOffline, judge: j?.offline ?? null },
     retrieval: {
       n: stageA?.n ?? rf?.n ?? rp?.n ?? null,
@@ -624,7 +628,8 @@ export const generationTable = (r: ResultsDoc): Table => {
   const tasks = taskTypesOf(g)
   return {
     caption: "Generation quality: mean sentence chrF (character 6-grams, β = 2) against the target answer, per task type and overall" +
-      (r.numbers === "copy" ? "; LLINK with the number pathway (stageB.numbers = \"copy\"): its prompts carry the foreign text's numerals on a line after the slots" : ""),
+      (r.numbers === "copy" ? "; LLINK with the number pathway (stageB.numbers = \"copy\"): its prompts carry the foreign text's numerals on a line after the slots" : "") +
+      (r.slotPolicy === undefined ? "" : `; LLINK's slots per example: ${describeSlotPolicy(r.slotPolicy)}`),
     header: ["System", ...tasks, "chrF (all)", "95% CI", "Exact numbers", "95% CI", "Mean chars"],
     rows: Object.entries(g).map(([name, q]) => [
       SYSTEM_NAMES[name] ?? name,

@@ -143,6 +143,7 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
     const rendered = renderReport({
       title: p.title,
       numbers: p.numbers,
+      slotPolicy: p.slotPolicy,
       retrieval,
       retrievalFull,
       retrievalPeers,

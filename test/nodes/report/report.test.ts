@@ -349,6 +349,26 @@ describe("report", () => {
     expect(html).toContain("OFFLINE JUDGE")
   })
 
+  it("states LLINK's prompt settings beyond the paper (number pathway, slot policy) when they are on, and only then", async () => {
+    const policy = { byLength: { min: 2, max: 8, tokensPerSlot: 3 } }
+    expect(report.selectParams(configOf({ stageB: { slotPolicy: policy, numbers: "copy" } }))).toMatchObject({ numbers: "copy", slotPolicy: policy })
+    expect("slotPolicy" in report.selectParams(configOf({}))).toBe(false)
+    const base = tmpDir("report-beyond")
+    const plain = await fixtures(base, { offlineSynth: true, manifest: false })
+    const ctx = { ...plain, params: { ...plain.params, numbers: "copy" as const, slotPolicy: policy } }
+    await Effect.runPromise(report.run(ctx))
+    const results = JSON.parse(fs.readFileSync(ctx.outputs["results"], "utf8"))
+    expect(results.numbers).toBe("copy")
+    expect(results.slotPolicy).toEqual(policy)
+    const md = fs.readFileSync(path.join(ctx.outputs["report"], "report.md"), "utf8")
+    expect(md).toContain("LLINK's slots per example: K(x) = clamp(⌈encoder tokens / 3⌉, 2, 8)")
+    expect(md).toContain("number pathway")
+    const off = await fixtures(tmpDir("report-paper"), { offlineSynth: true, manifest: false })
+    await Effect.runPromise(report.run(off))
+    const paper = JSON.parse(fs.readFileSync(off.outputs["results"], "utf8"))
+    expect("slotPolicy" in paper || "numbers" in paper).toBe(false)
+  })
+
   it("reads training metrics from JSON rows, an object holding rows, and finds the L_SFT / L_zero columns", async () => {
     const base = tmpDir("report-metrics")
     const a = writeJson(path.join(base, "a.json"), [{ step: 1, sft_loss: 2, zero_loss: 3, note: "x" }, { step: 2, sft_loss: 1.5, zero_loss: null }])
