@@ -19,7 +19,8 @@ import { runVariants, type Variant } from "./variants.ts"
 const FIXED_K = [1, 2, 4, 8, 16] as const
 
 const byLength = (r: number) => `stageB.slotPolicy={"byLength":{"min":2,"max":8,"tokensPerSlot":${r}}}`
-const DYNAMIC = ["dynamic K, r = 2", "dynamic K, r = 3", "numbers: copy + dynamic K, r = 3"] as const
+// names carry no commas: BENCH_BEYOND is a comma-separated list of them
+const DYNAMIC = ["dynamic K (r = 2)", "dynamic K (r = 3)", "numbers: copy + dynamic K (r = 3)"] as const
 
 const VARIANTS: ReadonlyArray<Variant> = [
   ["default", []],
@@ -27,7 +28,7 @@ const VARIANTS: ReadonlyArray<Variant> = [
   [DYNAMIC[0], [byLength(2)]],
   [DYNAMIC[1], [byLength(3)]],
   [DYNAMIC[2], ["stageB.numbers=copy", byLength(3)]],
-  ["numbers: copy, K = 4", ["stageB.numbers=copy", "models.slots=4"]],
+  ["numbers: copy at K = 4", ["stageB.numbers=copy", "models.slots=4"]],
   ...FIXED_K.filter((k) => k !== 8).map((k): Variant => [`K = ${k}`, [`models.slots=${k}`]])
 ]
 
@@ -48,7 +49,7 @@ if (chrf.length >= 2) {
     const rate = r.generation?.["llink"]?.numberMatchRate
     return rate === null || rate === undefined ? null : 100 * rate
   })
-  const withNumbers = ["numbers: copy", "numbers: copy, K = 4"].flatMap((name) => {
+  const withNumbers = ["numbers: copy", "numbers: copy at K = 4"].flatMap((name) => {
     const r = results.get(name)
     const x = r?.tokens?.llink.mean
     const y = r?.generation?.["llink"]?.chrf

@@ -352,7 +352,7 @@ describe("report", () => {
   it("states LLINK's prompt settings beyond the paper (number pathway, slot policy) when they are on, and only then", async () => {
     const policy = { byLength: { min: 2, max: 8, tokensPerSlot: 3 } }
     expect(report.selectParams(configOf({ stageB: { slotPolicy: policy, numbers: "copy" } }))).toMatchObject({ numbers: "copy", slotPolicy: policy })
-    expect("slotPolicy" in report.selectParams(configOf({}))).toBe(false)
+    expect("slotPolicy" in (report.selectParams(configOf({})) as object)).toBe(false)
     const base = tmpDir("report-beyond")
     const plain = await fixtures(base, { offlineSynth: true, manifest: false })
     const ctx = { ...plain, params: { ...plain.params, numbers: "copy" as const, slotPolicy: policy } }
