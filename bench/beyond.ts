@@ -28,8 +28,10 @@ const VARIANTS: ReadonlyArray<Variant> = [
   [DYNAMIC[0], [byLength(2)]],
   [DYNAMIC[1], [byLength(3)]],
   [DYNAMIC[2], ["stageB.numbers=copy", byLength(3)]],
-  ["numbers: copy at K = 4", ["stageB.numbers=copy", "models.slots=4"]],
-  ...FIXED_K.filter((k) => k !== 8).map((k): Variant => [`K = ${k}`, [`models.slots=${k}`]])
+  ["numbers: copy at K = 4", ["stageB.numbers=copy", `stageB.slotPolicy={"fixed":4}`]],
+  // K below the decoder's 8 slot tokens is a Stage B setting ({ fixed: K }), so the models stage is the default's;
+  // K = 16 needs 16 slot tokens, so models.slots (and the models stage) changes
+  ...FIXED_K.filter((k) => k !== 8).map((k): Variant => [`K = ${k}`, [k < 8 ? `stageB.slotPolicy={"fixed":${k}}` : `models.slots=${k}`]])
 ]
 
 const dir = process.env.BENCH_BEYOND_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), "llink-beyond-"))
