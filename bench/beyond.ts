@@ -51,18 +51,16 @@ if (chrf.length >= 2) {
     const rate = r.generation?.["llink"]?.numberMatchRate
     return rate === null || rate === undefined ? null : 100 * rate
   })
-  const withNumbers = ["numbers: copy", "numbers: copy at K = 4"].flatMap((name) => {
-    const r = results.get(name)
-    const x = r?.tokens?.llink.mean
-    const y = r?.generation?.["llink"]?.chrf
-    return x === undefined || y === undefined ? [] : [[x, y] as const]
-  })
-  const dynamic = DYNAMIC.slice(0, 2).flatMap((name) => {
-    const r = results.get(name)
-    const x = r?.tokens?.llink.mean
-    const y = r?.generation?.["llink"]?.chrf
-    return x === undefined || y === undefined ? [] : [[x, y] as const]
-  }).sort((a, b) => a[0] - b[0])
+  /** (mean LLINK prompt tokens, LLINK chrF) of the named runs that finished, by prompt tokens. */
+  const chrfOf = (names: ReadonlyArray<string>) =>
+    names.flatMap((name) => {
+      const r = results.get(name)
+      const x = r?.tokens?.llink.mean
+      const y = r?.generation?.["llink"]?.chrf
+      return x === undefined || y === undefined ? [] : [[x, y] as const]
+    }).sort((a, b) => a[0] - b[0])
+  const withNumbers = chrfOf(["numbers: copy at K = 4", "numbers: copy"])
+  const dynamic = chrfOf(DYNAMIC.slice(0, 2))
   const svg = lineChartSvg(
     [
       { name: "LLINK chrF, fixed K = 1, 2, 4, 8, 16", points: chrf },

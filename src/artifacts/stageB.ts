@@ -63,10 +63,14 @@ export interface StageBDir {
   readonly adapterDir: string
 }
 
+/** Reads the `config.json` of a `stageB` folder alone (no weights). */
+export const readStageBDoc = (dir: string): Effect.Effect<StageBDoc, ArtifactError> =>
+  readDoc(path.join(dir, STAGEB_CONFIG), StageBDoc, "Stage B config")
+
 /** Reads a `stageB` folder. */
 export const readStageBDir = (dir: string): Effect.Effect<StageBDir, ArtifactError> =>
   Effect.gen(function*() {
-    const doc = yield* readDoc(path.join(dir, STAGEB_CONFIG), StageBDoc, "Stage B config")
+    const doc = yield* readStageBDoc(dir)
     const slotConfig: SlotConfig = { ...doc.slotConfig }
     const file = path.join(dir, SLOTS_FILE)
     const slotHost = yield* loadSlotHost(file, slotConfig).pipe(

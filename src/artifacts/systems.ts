@@ -24,9 +24,9 @@ import { StageError } from "../pipeline/errors.ts"
 import type { SftRow } from "../schemas/sft.ts"
 import { loadProjectorDir } from "./projector.ts"
 import { readModelsRef, type ResolvedModels } from "./models.ts"
-import { type FinetuneDoc, readFinetuneDir, readStageBDir, slotChooserOf, type StageBDoc } from "./stageB.ts"
+import { type FinetuneDoc, readFinetuneDir, readStageBDir, readStageBDoc, slotChooserOf, type StageBDoc } from "./stageB.ts"
 import { type PromptKind, promptOf, type PromptSettings, type SftExampleRow, slotCountOf } from "../train/sftData.ts"
-import type { SlotChooser } from "../prompts/slotPolicy.ts"
+import { type SlotChooser, slotCountFor } from "../prompts/slotPolicy.ts"
 
 export interface EvalSystems {
   readonly models: ResolvedModels
@@ -96,20 +96,22 @@ const llinkKind = (sys: LlinkPromptSystems): PromptKind & { readonly kind: "slot
 /** How many slots LLINK gives an example: K(x) under Stage B's length policy, else all K. */
 export const llinkSlotCount = (sys: LlinkPromptSystems, row: SftRow): number => slotCountOf(asExampleRow(row), settingsOf(sys.stageBDoc), llinkKind(sys))
 
-/** The Stage B prompt (the example's slot tokens, and the numerals when Stage B trained with them). */
-export const llinkPromptOf = (sys: LlinkPromptSystems, row: SftRow): string => promptOf(asExampleRow(row), settingsOf(sys.stageBDoc), llinkKind(sys))
+/** The Stage B prompt (the example's slot tokens, `slots` of them when the caller knows the count already, and the
+ *  numerals when Stage B trained with them). */
+export const llinkPromptOf = (sys: LlinkPromptSystems, row: SftRow, slots?: number): string =>
+  promptOf(asExampleRow(row), settingsOf(sys.stageBDoc), llinkKind(sys), slots)
 
 /**
- * Each row's LLINK slot count under the Stage B artifact's length policy, read without loading any model (only the
- * encoder tokenizer); undefined when Stage B gives every example all K.
+ * Each row's LLINK slot count under the Stage B artifact's length policy, read without loading any model (only
+ * Stage B's document and the encoder tokenizer); undefined when Stage B gives every example all K.
  */
 export const llinkSlotCounts = (stage: string, inputs: Readonly<Record<string, string>>, rows: ReadonlyArray<SftRow>): Effect.Effect<Array<number> | undefined, StageError> =>
   Effect.gen(function*() {
-    const { doc } = yield* readStageBDir(inputs["stageB"]).pipe(asStageError(stage))
+    const doc = yield* readStageBDoc(inputs["stageB"]).pipe(asStageError(stage))
     if (doc.slotPolicy === undefined) return undefined
     const models = yield* readModelsRef(inputs["models"]).pipe(asStageError(stage))
     const chooser = yield* slotChooserOf(doc.slotPolicy, models.encoderDir).pipe(asStageError(stage))
-    return rows.map((r) => llinkSlotCount({ stageBDoc: doc, K: doc.slots, slotIds: [], chooser }, r))
+    return rows.map((r) => slotCountFor(r.foreign_raw, doc.slots, chooser, doc.addedTokens))
   })
 
 /** The fine-tune's training prompt (the foreign text cut as in training). */

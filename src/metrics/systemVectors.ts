@@ -14,14 +14,13 @@ import { readTidy } from "../backend/read.ts"
 import { forward, promptEndStates } from "../models/llama.ts"
 import { meanOfSlots, slotOverrides, slotsFromZ } from "../models/slots.ts"
 import { slotPrompt, stripTokens, taskInstruction } from "../prompts/slots.ts"
+import { slotCountFor } from "../prompts/slotPolicy.ts"
 import { teacherPromptIds, type TeacherPromptOptions } from "../prompts/teacher.ts"
 import type { RetrievalFullVector } from "../schemas/retrieval.ts"
 
 /** Each foreign text's slot count under Stage B's length policy; undefined: every row uses all K. */
-export const slotCountsOf = (sys: Pick<EvalSystems, "chooser" | "stageBDoc">, foreign: ReadonlyArray<string>): Array<number> | undefined => {
-  const chooser = sys.chooser
-  return chooser === undefined ? undefined : foreign.map((f) => chooser.of(stripTokens(f, sys.stageBDoc.addedTokens)))
-}
+export const slotCountsOf = (sys: Pick<EvalSystems, "chooser" | "K" | "stageBDoc">, foreign: ReadonlyArray<string>): Array<number> | undefined =>
+  sys.chooser === undefined ? undefined : foreign.map((f) => slotCountFor(f, sys.K, sys.chooser, sys.stageBDoc.addedTokens))
 
 /** Mean over each row's injected slots (the first `counts[b]`, all K without counts): [B, K, d] → [B, d] (host values). */
 export const meanSlotVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number, counts?: ReadonlyArray<number>): Promise<Float32Array> =>
@@ -29,10 +28,14 @@ export const meanSlotVectors = (sys: EvalSystems, z: Float32Array, rows: number,
 
 /** Final hidden states at the last injected slot of the Stage B translation prompt (with `counts[b]` slots), LoRA on. */
 export const lastSlotHiddenVectors = (sys: EvalSystems, z: Float32Array, rows: number, dIn: number, counts?: ReadonlyArray<number>): Promise<Float32Array> => {
+  const byK = new Map<number, { readonly ids: ReadonlyArray<number>; readonly positions: ReadonlyArray<number> }>()
   const promptFor = (k: number) => {
+    const known = byK.get(k)
+    if (known !== undefined) return known
     const ids = [sys.bosId, ...sys.tokenizer.encode(slotPrompt(taskInstruction("translate_to_english"), k), { addSpecialTokens: false })]
     const positions = sys.slotIds.slice(0, k).map((id) => ids.indexOf(id))
     if (positions.some((p) => p < 0)) throw new Error("the Stage B prompt lacks a slot token")
+    byK.set(k, { ids, positions })
     return { ids, positions }
   }
   const prompts = Array.from({ length: rows }, (_, b) => promptFor(counts?.[b] ?? sys.K))

@@ -15,6 +15,7 @@
  */
 import { Schema } from "effect"
 import { Positive, Size } from "../schemas/fields.ts"
+import { stripTokens } from "./slots.ts"
 
 export const FixedSlots = Schema.Struct({ fixed: Size })
 export const ByLengthSlots = Schema.Struct({
@@ -63,6 +64,13 @@ export const lengthChooser = (policy: ByLengthPolicy, countTokens: (text: string
   max: policy.max,
   of: (foreign) => slotsForLength(policy, countTokens(foreign))
 })
+
+/**
+ * How many slots an example whose foreign text is `foreign` gets: the chooser's K of the text with the reserved-token
+ * strings stripped (as every prompt strips them), or all `K` without a chooser.
+ */
+export const slotCountFor = (foreign: string, K: number, chooser: SlotChooser | undefined, reserved: ReadonlyArray<string>): number =>
+  chooser === undefined ? K : chooser.of(stripTokens(foreign, reserved))
 
 /**
  * A training draw of K for an example whose budget is `budget`: uniform on [min, budget], from `u` ∈ [0, 1).

@@ -5,7 +5,7 @@
  * Stage B prompt:   `Instruction: {instruction}\nForeign: <foreign><f0> <f1> … <f{K−1}></foreign>\nAnswer in English only.`
  *                   (the code's `<foreign><foreign_emb></foreign>` with `<foreign_emb>` replaced by the K slot tokens,
  *                   joined by single spaces exactly as the code joins them); with the number pathway on and numerals
- *                   in the foreign text, a line `Numbers: 384; 27` (ASCII, src/text/numerals.ts) before the last
+ *                   in the foreign text, a line `Numbers: 384; 27` (ASCII, src/text/numerals.ts) before the last line
  * Fine-tune prompt: `Instruction: {instruction}\nForeign: <foreign>{foreign_raw}</foreign>\nAnswer in English only.`
  *
  * `{instruction}` ("input" source, the default) comes from the synthesized `input`, so that the foreign content

@@ -11,7 +11,7 @@ import { readTableAll } from "../formats/parquet/table.ts"
 import type { EncodedExample, InstructionSource } from "../prompts/slots.ts"
 import { encodeExample, finetunePrompt, instructionText, slotPrompt, stripTokens } from "../prompts/slots.ts"
 import { findNumerals } from "../text/numerals.ts"
-import type { SlotChooser } from "../prompts/slotPolicy.ts"
+import { type SlotChooser, slotCountFor } from "../prompts/slotPolicy.ts"
 import type { NumbersMode } from "./sftParams.ts"
 
 /** The sft columns these stages read. */
@@ -92,7 +92,7 @@ const cutCodePoints = (s: string, n: number): string => {
 
 /** How many slots a row gets: the chooser's K of its foreign text (reserved tokens stripped), else all K. */
 export const slotCountOf = (r: SftExampleRow, settings: PromptSettings, kind: PromptKind & { readonly kind: "slots" }): number =>
-  kind.chooser === undefined ? kind.K : kind.chooser.of(stripTokens(r.foreignRaw, settings.reserved))
+  slotCountFor(r.foreignRaw, kind.K, kind.chooser, settings.reserved)
 
 /** The prompt text of one row (`slots`: how many slot tokens; default `slotCountOf`). */
 export const promptOf = (r: SftExampleRow, settings: PromptSettings, kind: PromptKind, slots?: number): string => {

@@ -184,9 +184,6 @@ export const contrastTerm = (lsft: tf.Scalar, lzero: tf.Scalar, sign: ContrastSi
 
 const unitRows = (x: tf.Tensor2D): tf.Tensor2D => tf.div(x, tf.maximum(tf.norm(x, 2, -1, true), 1e-12)) as tf.Tensor2D
 
-/** The mean slot [B, d] of slots [B, K, d]: over each row's injected slots (the first `counts[b]`; all K without). */
-export const meanSlot = (slots: tf.Tensor3D, counts?: ReadonlyArray<number>): tf.Tensor2D => meanOfSlots(slots, counts)
-
 /** L_cos of mean slots m [B, d] against teachers h [B, d] (see the module comment for the two forms). */
 export const cosAlignLoss = (m: tf.Tensor2D, h: tf.Tensor2D, form: CosForm): tf.Scalar => {
   const mu = unitRows(m)
@@ -250,7 +247,7 @@ export const stageBLoss = (inputs: StageBLossInputs, config: StageBLossConfig): 
   let cos: tf.Scalar = tf.scalar(0)
   let nce: tf.Scalar = tf.scalar(0)
   if (inputs.teacher !== null) {
-    const m = meanSlot(inputs.slots, inputs.slotPositions.map((row) => row.length))
+    const m = meanOfSlots(inputs.slots, inputs.slotPositions.map((row) => row.length))
     cos = cosAlignLoss(m, inputs.teacher, config.cosForm)
     nce = slotInfoNce(m, inputs.teacher, config.nceTau)
   }

@@ -10,7 +10,7 @@ import type { LlamaModel } from "../../src/models/llama.ts"
 import { disposeLlama, forward, llamaFromWeights } from "../../src/models/llama.ts"
 import { createLora, disposeLora } from "../../src/models/lora.ts"
 import { makeRng } from "../../src/models/rng.ts"
-import { slotOverrides } from "../../src/models/slots.ts"
+import { meanOfSlots, slotOverrides } from "../../src/models/slots.ts"
 import {
   contrastTerm,
   cosAlignLoss,
@@ -19,7 +19,6 @@ import {
   isContrastStep,
   lmLoss,
   lmTargets,
-  meanSlot,
   slotInfoNce,
   stageBLoss,
   targetNll
@@ -96,10 +95,10 @@ describe("auxiliary terms", () => {
   const x = randn(B * K * d, 1)
   const h = randn(B * d, 2)
   const cases: ReadonlyArray<readonly [string, (s: tf.Tensor3D, t: tf.Tensor2D) => tf.Scalar, (v: ArrayLike<number>) => number]> = [
-    ["cos (one-minus-cos)", (s, t) => cosAlignLoss(meanSlot(s), t, "one-minus-cos"), (v) => cosRef(v, h, B, K, d, "one-minus-cos")],
-    ["cos (mse, the code's form)", (s, t) => cosAlignLoss(meanSlot(s), t, "mse"), (v) => cosRef(v, h, B, K, d, "mse")],
-    ["InfoNCE τ = 0.07", (s, t) => slotInfoNce(meanSlot(s), t, 0.07), (v) => nceRef(v, h, B, K, d, 0.07)],
-    ["InfoNCE τ = 0.5", (s, t) => slotInfoNce(meanSlot(s), t, 0.5), (v) => nceRef(v, h, B, K, d, 0.5)]
+    ["cos (one-minus-cos)", (s, t) => cosAlignLoss(meanOfSlots(s), t, "one-minus-cos"), (v) => cosRef(v, h, B, K, d, "one-minus-cos")],
+    ["cos (mse, the code's form)", (s, t) => cosAlignLoss(meanOfSlots(s), t, "mse"), (v) => cosRef(v, h, B, K, d, "mse")],
+    ["InfoNCE τ = 0.07", (s, t) => slotInfoNce(meanOfSlots(s), t, 0.07), (v) => nceRef(v, h, B, K, d, 0.07)],
+    ["InfoNCE τ = 0.5", (s, t) => slotInfoNce(meanOfSlots(s), t, 0.5), (v) => nceRef(v, h, B, K, d, 0.5)]
   ]
   for (const [name, term, ref] of cases) {
     it(`${name}: value and gradient w.r.t. the slots match a plain loop with finite differences`, () => {
@@ -120,10 +119,10 @@ describe("auxiliary terms", () => {
   it("teachers are constants and a perfectly aligned batch scores cos 0", () => {
     tf.tidy(() => {
       const t = tf.tensor2d(h, [B, d])
-      const g = tf.grad((hh: tf.Tensor) => cosAlignLoss(meanSlot(tf.tensor3d(x, [B, K, d])), hh as tf.Tensor2D, "one-minus-cos"))(t)
+      const g = tf.grad((hh: tf.Tensor) => cosAlignLoss(meanOfSlots(tf.tensor3d(x, [B, K, d])), hh as tf.Tensor2D, "one-minus-cos"))(t)
       expect(g.shape).toEqual([B, d]) // differentiable in h, but the loop never asks for it
       const aligned = tf.stack([t, t], 1) as tf.Tensor3D // every slot = the teacher
-      expect(cosAlignLoss(meanSlot(aligned), t, "one-minus-cos").dataSync()[0]).toBeCloseTo(0, 6)
+      expect(cosAlignLoss(meanOfSlots(aligned), t, "one-minus-cos").dataSync()[0]).toBeCloseTo(0, 6)
     })
   })
 })

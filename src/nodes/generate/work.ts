@@ -74,8 +74,9 @@ export const examplePrompts = (
   const instruction = instructionText(row.input, row.task_type, sys.stageBDoc.prompt.instruction, reserved)
   const foreign = stripTokens(row.foreign_raw, reserved)
   const enc = (tok: EvalSystems["tokenizer"], text: string) => [sys.bosId, ...tok.encode(text, { addSpecialTokens: false })]
-  const llink = enc(sys.tokenizer, llinkPromptOf(sys, row))
-  const slotPositions = sys.slotIds.slice(0, llinkSlotCount(sys, row)).map((id) => {
+  const slots = llinkSlotCount(sys, row)
+  const llink = enc(sys.tokenizer, llinkPromptOf(sys, row, slots))
+  const slotPositions = sys.slotIds.slice(0, slots).map((id) => {
     const at = llink.indexOf(id)
     if (at < 0 || llink.indexOf(id, at + 1) >= 0) throw new Error(`slot token id ${id} must occur exactly once in the LLINK prompt`)
     return at

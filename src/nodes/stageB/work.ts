@@ -206,9 +206,9 @@ export const runStageB = (ctx: StageContext<StageBParams>, options?: StageBRunOp
          */
         const batchOf = (exs: ReadonlyArray<EncodedRow>, z: MatrixRows, h: MatrixRows, draw?: () => number) => {
           const padded = padBatch(exs.map((e) => {
-            if (draw === undefined || e.byK === undefined || chooser === undefined) return e.example
-            const own = e.example.slotPositions.length
-            return e.byK[drawSlots(chooser.min, own, draw()) - Math.min(chooser.min, own)]
+            if (draw === undefined || e.byK === undefined) return e.example
+            const lo = e.byK[0].slotPositions.length
+            return e.byK[drawSlots(lo, e.example.slotPositions.length, draw()) - lo]
           }), padId)
           const rows = exs.map((e) => e.row)
           return {
