@@ -101,17 +101,22 @@ export const instructionText = (
   return s.length > 0 ? s : taskInstruction(taskType)
 }
 
+/** The number pathway's line (with its newline), or nothing when there are no numerals. */
+const numbersLine = (numbers: ReadonlyArray<string>): string =>
+  numbers.length === 0 ? "" : `${NUMBERS_LABEL} ${numbers.join("; ")}\n`
+
 /** The Stage B prompt with K slot tokens. */
 export const slotPrompt = (instruction: string, K: number, numbers: ReadonlyArray<string> = []): string =>
   `Instruction: ${instruction}\nForeign: ${FOREIGN_OPEN}${slotTokens(K).join(" ")}${FOREIGN_CLOSE}\n` +
-  `${numbers.length === 0 ? "" : `${NUMBERS_LABEL} ${numbers.join("; ")}\n`}${ANSWER_SUFFIX}`
+  `${numbersLine(numbers)}${ANSWER_SUFFIX}`
 
 /**
  * The miniature decoder's pretraining prompt: Stage B's layout with English text where the slots go, and no reserved
  * tokens (the decoder gains them only later), so the pretrained model already does every task on the `Foreign:` line.
+ * `numbers`: the number pathway's line, as Stage B writes it (only the number drill passes any).
  */
-export const pretrainPrompt = (instruction: string, english: string): string =>
-  `Instruction: ${instruction}\nForeign: ${english}\n${ANSWER_SUFFIX}`
+export const pretrainPrompt = (instruction: string, english: string, numbers: ReadonlyArray<string> = []): string =>
+  `Instruction: ${instruction}\nForeign: ${english}\n${numbersLine(numbers)}${ANSWER_SUFFIX}`
 
 /** The fine-tune prompt with the foreign text itself. */
 export const finetunePrompt = (instruction: string, foreign: string): string =>

@@ -16,6 +16,10 @@ export const PretrainConfig = Schema.Struct({
   /** Share of the encoder's tokens chosen for prediction (XLM-R: 0.15). */
   maskProb: dflt(Fraction, 0.15),
   warmupSteps: dflt(Count, 30),
+  /** Beyond the paper: add the number drill (English copy lists and sentences holding every digit-group token,
+   *  numberDrill.ts) to the decoder's data, so it can write numbers its training sentences never hold, as Llama-3
+   *  can. Absent: off (the paper's setting; the default keeps its digests). */
+  numberDrill: Schema.optionalKey(Schema.Boolean),
   weightDecay: dflt(Fraction, 0.01)
 })
 export type PretrainConfig = typeof PretrainConfig.Type

@@ -6,7 +6,8 @@
  * Decoder data, from the `train` split's English side only: each sentence as plain text (BOS … EOS, loss on every
  * token), and, for each of the four paper task types, the offline synthesizer's instruction and answer with the
  * English sentence where Stage B puts the slots (`pretrainPrompt`; loss on the answer and EOS). Encoder data: every
- * sentence of both sides of `train`, as separate sentences.
+ * sentence of both sides of `train`, as separate sentences. With `numberDrill` on, the decoder's data also holds the
+ * number drill (numberDrill.ts).
  */
 import { Effect } from "effect"
 import * as path from "node:path"
@@ -24,6 +25,7 @@ import { StageError } from "../../pipeline/errors.ts"
 import type { PretrainPart, PretrainSample } from "../../schemas/pretrain.ts"
 import type { CurvePoint, LmExample, StepHook } from "../../train/pretrain.ts"
 import { pretrainDecoder, pretrainEncoder } from "../../train/pretrain.ts"
+import { type DrillText, numberDrill } from "./numberDrill.ts"
 import type { PretrainConfig } from "./params.ts"
 
 const STAGE = "models"
@@ -31,11 +33,12 @@ const STAGE = "models"
 /** Longest decoder pretraining sequence, in tokens (the sample's sentences are far shorter). */
 const MAX_LEN = 192
 
-/** The decoder's pretraining sequences for `english` sentences (see the module comment). */
+/** The decoder's pretraining sequences for `english` sentences (see the module comment), then the `drill`'s. */
 export const decoderExamples = (
   tokenizer: TextTokenizer,
   english: ReadonlyArray<string>,
-  taskTypes: ReadonlyArray<TaskType> = PAPER_TASK_TYPES
+  taskTypes: ReadonlyArray<TaskType> = PAPER_TASK_TYPES,
+  drill: ReadonlyArray<DrillText> = []
 ): Array<LmExample> => {
   const bos = tokenizer.bosId
   const eos = tokenizer.eosId
@@ -49,6 +52,16 @@ export const decoderExamples = (
       const r = encodeExample(tokenizer, pretrainPrompt(instruction, text), answer, { maxLen: MAX_LEN, appendEos: true })
       if (r.ok) out.push({ ids: r.example.ids, labels: r.example.labels })
     }
+  }
+  for (const d of drill) {
+    if (d.instruction === undefined || d.input === undefined) {
+      const ids = tokenizer.encode(d.text, { addSpecialTokens: false }).slice(0, MAX_LEN - 2)
+      out.push({ ids: [bos, ...ids, eos], labels: [-100, ...ids, eos] })
+      continue
+    }
+    const prompt = pretrainPrompt(d.instruction, d.input, d.numbers ?? [])
+    const r = encodeExample(tokenizer, prompt, d.text, { maxLen: MAX_LEN, appendEos: true })
+    if (r.ok) out.push({ ids: r.example.ids, labels: r.example.labels })
   }
   return out
 }
@@ -97,7 +110,9 @@ export const pretrainDecoderDir = (
     if (mc.kind !== "llama") return yield* new StageError({ stage: STAGE, message: `${dir} is not a Llama`, file: dir })
     const config: LlamaConfig = mc.config
     const tokenizer = yield* loadTokenizer(dir).pipe(asStageError(STAGE))
-    const examples = decoderExamples(tokenizer, english)
+    const drill = p.numberDrill === true ? numberDrill(english, seed) : []
+    const examples = decoderExamples(tokenizer, english, PAPER_TASK_TYPES, drill)
+    if (drill.length > 0) log(`number drill: ${drill.length} English sequences with every digit-group token`)
     const init = yield* loadSafetensorsDir(dir).pipe(asStageError(STAGE))
     const always = [tokenizer.eosId!, tokenizer.bosId!]
     const result = yield* Effect.tryPromise({
