@@ -1,4 +1,5 @@
-/** Config section `tokstats`, plus K from `models.slots` (the slots the report's "tokens saved" counts). */
+/** Config section `tokstats`, plus K: `models.slots`, or the largest K of `stageB.slotPolicy` (the slots the
+ *  report's "tokens saved" counts). */
 import { Schema } from "effect"
 import { Count, dflt, Size } from "../../schemas/fields.ts"
 

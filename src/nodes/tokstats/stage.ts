@@ -13,6 +13,7 @@
 import * as path from "node:path"
 import { Effect } from "effect"
 import { importWork } from "../../pipeline/lazy.ts"
+import { maxSlots } from "../../prompts/slotPolicy.ts"
 import { defineStage } from "../../pipeline/stage.ts"
 import { TokstatsColumns } from "../../schemas/rows.ts"
 import { TokstatsDoc } from "../../schemas/tokstats.ts"
@@ -36,7 +37,8 @@ export const tokstats = defineStage<TokstatsParams>({
   params: TokstatsParams,
   selectParams: (config) => {
     const c = config as LlinkConfig
-    return { ...c.tokstats, slots: c.models.slots }
+    // under a slot policy, its largest K (`{ fixed: K }`: that K; byLength: its max, so "saved" is a floor)
+    return { ...c.tokstats, slots: maxSlots(c.stageB.slotPolicy, c.models.slots) }
   },
   externalInputs: (p) => (p.tokenizer === "" ? [] : [path.resolve(p.tokenizer)]),
   run: (ctx) => Effect.flatMap(importWork("tokstats", () => import("./work.ts")), (work) => work.runTokstats(ctx))

@@ -11,6 +11,7 @@ import { SVG_FILE, tokstats } from "../../../src/nodes/tokstats/stage.ts"
 import { type Row, writeTable } from "../../../src/formats/parquet/table.ts"
 import { PairColumns } from "../../../src/schemas/rows.ts"
 import { rows, runStage, tempDir, tokstatsParams } from "../../support/dataStages.ts"
+import { configOf } from "../../support/stageB.ts"
 
 const PAIRS: ReadonlyArray<readonly [string, string]> = [
   ["Hello world", "សួស្ដី​ពិភពលោក"],
@@ -72,5 +73,12 @@ describe("tokstats stage (Llama-3 tokenizer)", () => {
     const input = await writeTrain(dir)
     const ran = await runStage(tokstats, tokstatsParams({ maxPairs: 2 }), { train: input }, dir)
     expect((await rows(ran.outputs["tokstats.table"])).map((r) => r.id)).toEqual([10, 11])
+  })
+
+  it("counts the saving at the slot policy's largest K, and at models.slots without one", () => {
+    expect(tokstats.selectParams(configOf({ models: { slots: 8 } }))).toMatchObject({ slots: 8 })
+    expect(tokstats.selectParams(configOf({ models: { slots: 8 }, stageB: { slotPolicy: { fixed: 4 } } }))).toMatchObject({ slots: 4 })
+    const byLength = { byLength: { min: 2, max: 6, tokensPerSlot: 2 } }
+    expect(tokstats.selectParams(configOf({ models: { slots: 8 }, stageB: { slotPolicy: byLength } }))).toMatchObject({ slots: 6 })
   })
 })
