@@ -7,6 +7,7 @@
  * followed by `next:` lines saying what to run next (src/cli/runHints.ts).
  *
  */
+import { fileURLToPath } from "node:url"
 import * as path from "node:path"
 import { Console, Effect, Option } from "effect"
 import { Command, Flag } from "effect/cli"
@@ -70,6 +71,10 @@ export const makeRunCommand = <R>(stages: ReadonlyArray<AnyStage<R>>) =>
         Flag.withDescription("with --cluster: how long a silent runner keeps its shards, e.g. 35s"),
         Flag.withDefault("35 seconds")
       ),
+      inProcess: Flag.Boolean("in-process").pipe(
+        Flag.withDefault(false),
+        Flag.withDescription("run every stage in this process (by default the heavy ones run in child processes, one core each)")
+      ),
       skipPreflight: Flag.Boolean("skip-preflight").pipe(
         Flag.withDefault(false),
         Flag.withDescription("start without first checking the corpus, snapshot folders, endpoints and cache folder")
@@ -110,7 +115,8 @@ export const makeRunCommand = <R>(stages: ReadonlyArray<AnyStage<R>>) =>
           only,
           until,
           force: flags.force,
-          reporter
+          reporter,
+          childScript: flags.inProcess ? undefined : fileURLToPath(new URL("./stageChild.ts", import.meta.url))
         }).pipe(Effect.provide(ArtifactStore.layer(config.value.cacheDir, reporter.warn)))
         const url = Option.getOrUndefined(flags.cluster)
         const lease = parseDuration(flags.lease)

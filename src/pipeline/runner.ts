@@ -5,7 +5,9 @@
  * (`plan.ts`). If `<cacheDir>/<stage>/<key>/` is published the stage is `cached`; otherwise (or with `--force`) it
  * runs into a temporary folder and is published atomically (`cache.ts`), status `ran`. A failing stage is `failed`
  * (its error message recorded); stages below it are `skipped`, independent branches go on. Independent stages run
- * concurrently, at most `concurrency` (default 2) at a time.
+ * concurrently, at most `concurrency` (default 2) at a time; a freed slot goes to the waiting stage with the longest
+ * chain of stages below it (`permits.ts`). Given a child script, `heavy` stages run in child processes
+ * (`childStage.ts`), so concurrent stages compute on separate cores.
  *
  * Selection: everything by default; `until` = that stage and its ancestors; `only` = that stage alone, whose
  * upstream artifacts must already be published for the current config (else `MissingUpstreamError`).
@@ -49,7 +51,9 @@ import {
 } from "./manifest.ts"
 import { prepareStage, upstreamArtifact, type PreparedStage, type RunConfig, type UpstreamArtifact } from "./plan.ts"
 import { checkOutput } from "./shapes.ts"
-import { removeShards, runShardedStage } from "./shards.ts"
+import { onCluster, removeShards, runShardedStage } from "./shards.ts"
+import { runStageInChild } from "./childStage.ts"
+import { makePriorityPermits, type PriorityPermits, stagePriorities } from "./permits.ts"
 import { makeConsoleReporter, type Reporter } from "./progress.ts"
 import { describeError } from "../errors/describe.ts"
 
@@ -65,6 +69,10 @@ export interface RunOptions {
   readonly force?: ReadonlyArray<string> | undefined
   /** How many stages may run at once (default 2). */
   readonly concurrency?: number | undefined
+  /** The script that runs one stage in a child process (`childStage.ts`; the CLI's `stageChild.ts`). Given, the
+   *  `heavy` stages run there (sharded ones only when no cluster takes their shards); absent, every stage runs in
+   *  this process. */
+  readonly childScript?: string | undefined
   /** Console output (default: progress bars and logs on stderr). */
   readonly reporter?: Reporter | undefined
 }
@@ -351,7 +359,22 @@ const runAndPublish = <R>(run: Run<R>, stage: AnyStage<R>, prepared: PreparedSta
         progress: (label: string, total?: number) => run.reporter.progress(name, label, total),
         log: (message: string) => run.reporter.log(name, message)
       }
-      const outcome = yield* (stage.sharding === undefined ? stage.run(ctx) : runShardedStage(stage, ctx, { root: store.root, key: prepared.key }))
+      const cluster = yield* onCluster
+      const script = run.options.childScript
+      const outcome = yield* (script !== undefined && stage.heavy === true && !(stage.sharding !== undefined && cluster)
+        ? runStageInChild(script, {
+          stage: name,
+          key: prepared.key,
+          root: store.root,
+          params: prepared.params.json,
+          inputs: prepared.inputPaths,
+          outputs,
+          scratchDir,
+          runDir: run.runDir
+        }, ctx.log)
+        : stage.sharding === undefined
+        ? stage.run(ctx)
+        : runShardedStage(stage, ctx, { root: store.root, key: prepared.key }))
       const durationMs = Math.round(performance.now() - runStart)
       for (const decl of stage.outputs) yield* checkOutput(name, decl, outputs[decl.name])
       const metrics = yield* Effect.try({
@@ -437,7 +460,7 @@ const executeStage = <R>(run: Run<R>, name: string): Effect.Effect<Option.Option
   }).pipe(Effect.withSpan("Runner.executeStage", { attributes: { stage: name } }))
 
 /** Waits for a stage's upstream stages, then executes it (or records it skipped when a required one is missing). */
-const scheduleStage = <R>(run: Run<R>, permits: Semaphore.Semaphore, name: string): Effect.Effect<void, ArtifactError, R | ArtifactStore> => {
+const scheduleStage = <R>(run: Run<R>, permits: PriorityPermits, priority: number, name: string): Effect.Effect<void, ArtifactError, R | ArtifactStore> => {
   const deferred = run.done.get(name)!
   return Effect.gen(function*() {
     const missing: Array<string> = []
@@ -455,7 +478,7 @@ const scheduleStage = <R>(run: Run<R>, permits: Semaphore.Semaphore, name: strin
       yield* Deferred.succeed(deferred, Option.none())
       return
     }
-    const result = yield* permits.withPermits(1)(executeStage(run, name))
+    const result = yield* permits.withPermit(priority)(executeStage(run, name))
     if (Option.isSome(result)) run.published.set(name, result.value)
     yield* Deferred.succeed(deferred, result)
   }).pipe(Effect.onExit(() => Deferred.succeed(deferred, Option.none())))
@@ -512,8 +535,9 @@ export const runPipeline = <R>(
         if (only !== undefined) yield* useOnlyAncestors(run, only)
         yield* writeManifest(runDir, run.manifest())
 
-        const permits = yield* Semaphore.make(Math.max(1, options.concurrency ?? 2))
-        yield* Effect.forEach(dag.order.filter((n) => selection.selected.has(n)), (name) => scheduleStage(run, permits, name), {
+        const permits = makePriorityPermits(options.concurrency ?? 2)
+        const priorities = stagePriorities(dag)
+        yield* Effect.forEach(dag.order.filter((n) => selection.selected.has(n)), (name) => scheduleStage(run, permits, priorities.get(name) ?? 0, name), {
           concurrency: "unbounded",
           discard: true
         })

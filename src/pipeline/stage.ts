@@ -121,6 +121,12 @@ export interface Stage<P = unknown, R = never> {
    * where or in which order shards ran.
    */
   readonly sharding?: StageSharding<P, R>
+  /**
+   * The stage computes for long on the JavaScript thread (model training, forward passes, tokenizing a corpus). When
+   * the runner is given a child script (`RunOptions.childScript`), it runs such a stage in a child process
+   * (`childStage.ts`), so two of them compute on two cores instead of taking turns on one.
+   */
+  readonly heavy?: boolean
 }
 
 /** One problem a stage's pre-flight found: the config field to edit (dotted, from the config's root) and why. */

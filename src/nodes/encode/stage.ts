@@ -15,6 +15,7 @@ export const encode = defineStage<EncodeParams, TensorBackend>({
   name: "encode",
   source: import.meta.url,
   version: "1",
+  heavy: true,
   description: "z_F: XLM-R mask-mean pooled vectors of the foreign sentences (train, holdout)",
   inputs: ["models", "train", "holdout"],
   outputs: [

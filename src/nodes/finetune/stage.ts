@@ -16,6 +16,7 @@ export const finetune = defineStage<FinetuneParams, TensorBackend>({
   name: "finetune",
   source: import.meta.url,
   version: "1",
+  heavy: true,
   description: "Direct fine-tune baseline: LoRA on the instruction data with the foreign text tokenized in the prompt",
   inputs: ["models", "sft.train", "sft.val"],
   outputs: [

@@ -19,6 +19,7 @@ export const generate = defineStage<GenerateParams, TensorBackend>({
   name: "generate",
   source: import.meta.url,
   version: "1",
+  heavy: true,
   description: "Generations of LLINK, the base decoder, the direct fine-tune and the peer baselines on the evaluation examples",
   inputs: ["models", "projector", "stageB", "finetune", "langbridge", "mindmerger", "zF.holdout", "sft.eval"],
   outputs: [

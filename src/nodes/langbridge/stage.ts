@@ -18,6 +18,7 @@ export const langbridge = defineStage<LangBridgeParams, TensorBackend>({
   name: "langbridge",
   source: import.meta.url,
   version: "1",
+  heavy: true,
   description: "LangBridge peer: encoder token states → linear map + end vector → soft inputs of the frozen decoder",
   inputs: ["models", "sft.train", "sft.val"],
   outputs: [

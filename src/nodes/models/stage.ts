@@ -24,6 +24,7 @@ export const models = defineStage<ModelsParams, TensorBackend>({
   name: "models",
   source: import.meta.url,
   version: "2",
+  heavy: true,
   description: "The frozen encoder and decoder (tiny seeded checkpoints or local snapshots) and the reserved tokens",
   inputs: ["train"],
   outputs: [

@@ -15,6 +15,7 @@ export const retrievalFull = defineStage<RetrievalFullParams, TensorBackend>({
   name: "retrievalFull",
   source: import.meta.url,
   version: "1",
+  heavy: true,
   description: "Bilingual retrieval of full LLINK (mean slot after Stage B) and of the direct fine-tune",
   inputs: ["models", "projector", "stageB", "finetune", "zF.holdout", "hE.holdout", "eval"],
   outputs: [

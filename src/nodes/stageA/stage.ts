@@ -19,6 +19,7 @@ export const stageA = defineStage<StageAParams, TensorBackend>({
   name: "stageA",
   source: import.meta.url,
   version: "1",
+  heavy: true,
   description: "Stage A: contrastive projector z_F → h_E (only the projector trains)",
   inputs: ["zF.train", "hE.train", "zF.holdout", "hE.holdout"],
   outputs: [

@@ -19,6 +19,7 @@ export const teacher = defineStage<TeacherParams, TensorBackend>({
   name: "teacher",
   source: import.meta.url,
   version: "1",
+  heavy: true,
   description: "h_E: the decoder's final hidden state at <foreign_emb> after the English prompt (train, holdout)",
   inputs: ["models", "train", "holdout"],
   outputs: [

@@ -27,6 +27,7 @@ export const tokstats = defineStage<TokstatsParams>({
   name: "tokstats",
   source: import.meta.url,
   version: "1",
+  heavy: true,
   description: "Tokenization inflation of the foreign side with the Llama-3 tokenizer, and tokens saved by K slots",
   inputs: ["train"],
   outputs: [
