@@ -4,7 +4,7 @@
  * their intervals, and each variant's paired change against the default):
  * - the number pathway (`stageB.numbers=copy`), and the number pathway at K = 4;
  * - the number drill (`models.pretrain.numberDrill`: a decoder that knows every number token), alone (its control)
- *   and with the number pathway;
+ *   and with the number pathway, also with the decoder pretrained 1,000 steps instead of 300;
  * - dynamic K (`stageB.slotPolicy` byLength, min 2, max 8, 2 or 3 encoder tokens per slot; the decoder's 8 slot tokens,
  *   so the models stage is shared with the default), alone and with the number pathway;
  * - fixed K ∈ {1, 2, 4, 16} beside the default's 8, for the tokens–quality trade-off, drawn as an SVG (LLINK's chrF
@@ -33,6 +33,7 @@ const VARIANTS: ReadonlyArray<Variant> = [
   ["numbers: copy at K = 4", ["stageB.numbers=copy", `stageB.slotPolicy={"fixed":4}`]],
   ["number drill", ["models.pretrain.numberDrill=true"]],
   ["numbers: copy + number drill", ["stageB.numbers=copy", "models.pretrain.numberDrill=true"]],
+  ["numbers: copy + number drill + 1000 decoder steps", ["stageB.numbers=copy", "models.pretrain.numberDrill=true", "models.pretrain.decoderSteps=1000"]],
   // K below the decoder's 8 slot tokens is a Stage B setting ({ fixed: K }), so the models stage is the default's;
   // K = 16 needs 16 slot tokens, so models.slots (and the models stage) changes
   ...FIXED_K.filter((k) => k !== 8).map((k): Variant => [`K = ${k}`, [k < 8 ? `stageB.slotPolicy={"fixed":${k}}` : `models.slots=${k}`]])
