@@ -478,9 +478,17 @@ const scheduleStage = <R>(run: Run<R>, permits: PriorityPermits, priority: numbe
       yield* Deferred.succeed(deferred, Option.none())
       return
     }
-    const result = yield* permits.withPermit(priority)(executeStage(run, name))
-    if (Option.isSome(result)) run.published.set(name, result.value)
-    yield* Deferred.succeed(deferred, result)
+    // The stage's result is announced while it still holds its slot, and the stages it wakes get a few turns to ask
+    // for one, so the freed slot goes to the best of them (Stage A, woken by teacher) rather than to a baseline that
+    // only asked earlier.
+    yield* permits.withPermit(priority)(
+      Effect.gen(function*() {
+        const result = yield* executeStage(run, name)
+        if (Option.isSome(result)) run.published.set(name, result.value)
+        yield* Deferred.succeed(deferred, result)
+        for (let i = 0; i < 4; i++) yield* Effect.yieldNow
+      })
+    )
   }).pipe(Effect.onExit(() => Deferred.succeed(deferred, Option.none())))
 }
 

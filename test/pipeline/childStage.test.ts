@@ -85,6 +85,13 @@ describe("run slots by priority", () => {
     expect(order).toEqual(["high", "mid", "mid2", "low"])
   })
 
+  it("a stage woken by the one that frees a slot gets it before a lower one that asked earlier", async () => {
+    // one slot: gen and side are ready at once; double is ready only when gen ends, yet goes before side
+    const r = await run(makeWorkspace("prio"), makeToyStages({ calls: {} }), { concurrency: 1 })
+    const started = r.lines.filter((l) => l.endsWith("] running")).map((l) => l.slice(1, l.indexOf("]")))
+    expect(started).toEqual(["gen", "double", "side", "sum"])
+  })
+
   it("ranks a stage by the longest chain below it, then by how many stages depend on it", async () => {
     const dag = await Effect.runPromise(buildDag(makeToyStages({ calls: {} })))
     const p = stagePriorities(dag)
