@@ -64,17 +64,22 @@ export const makePriorityPermits = (slots: number): PriorityPermits => {
 }
 
 /**
- * Per stage, its priority: the number of stages on the longest downstream chain that starts at it (a sink has 1),
- * then, between equal chains, how many stages depend on it at all.
+ * Per stage, its priority: the number of stages on the longest path through it from a first stage to a last one
+ * (the critical path, counting stages), then the longest chain below it, then how many stages depend on it at all.
  */
 export const stagePriorities = <R>(dag: Dag<R>): ReadonlyMap<string, number> => {
-  const chain = new Map<string, number>()
+  const above = new Map<string, number>()
+  for (const name of dag.order) above.set(name, 1 + Math.max(0, ...dag.upstream(name).map((u) => above.get(u) ?? 0)))
+  const below = new Map<string, number>()
   for (const name of [...dag.order].reverse()) {
     let longest = 0
     for (const other of dag.order) {
-      if (dag.upstream(other).includes(name)) longest = Math.max(longest, chain.get(other) ?? 0)
+      if (dag.upstream(other).includes(name)) longest = Math.max(longest, below.get(other) ?? 0)
     }
-    chain.set(name, longest + 1)
+    below.set(name, longest + 1)
   }
-  return new Map(dag.order.map((name) => [name, chain.get(name)! * 10_000 + dag.descendants(name).length]))
+  return new Map(dag.order.map((name) => {
+    const through = above.get(name)! + below.get(name)! - 1
+    return [name, through * 1_000_000 + below.get(name)! * 1_000 + dag.descendants(name).length]
+  }))
 }

@@ -9,6 +9,7 @@ import { Deferred, Effect, Fiber } from "effect"
 import { describe, expect, it } from "vitest"
 import { buildDag } from "../../src/pipeline/dag.ts"
 import { makePriorityPermits, stagePriorities } from "../../src/pipeline/permits.ts"
+import { stages } from "../../src/nodes/index.ts"
 import { makeToyStages, makeWorkspace, runToy, statusOf, type ToyHooks } from "../support/toy.ts"
 
 const script = path.resolve(import.meta.dirname, "../support/toyChild.ts")
@@ -86,19 +87,30 @@ describe("run slots by priority", () => {
   })
 
   it("a stage woken by the one that frees a slot gets it before a lower one that asked earlier", async () => {
-    // one slot: gen and side are ready at once; double is ready only when gen ends, yet goes before side
+    // one slot: gen and side are ready at once; double is ready only when gen ends, yet goes before side (gen →
+    // double → sum is the longer path), and so does sum
     const r = await run(makeWorkspace("prio"), makeToyStages({ calls: {} }), { concurrency: 1 })
     const started = r.lines.filter((l) => l.endsWith("] running")).map((l) => l.slice(1, l.indexOf("]")))
-    expect(started).toEqual(["gen", "double", "side", "sum"])
+    expect(started).toEqual(["gen", "double", "sum", "side"])
   })
 
-  it("ranks a stage by the longest chain below it, then by how many stages depend on it", async () => {
+  it("ranks a stage by the longest path through it, then the longest chain below it, then its dependants", async () => {
     const dag = await Effect.runPromise(buildDag(makeToyStages({ calls: {} })))
     const p = stagePriorities(dag)
-    // gen → double → sum: 3, 2, 1; side: a lone sink
-    expect(p.get("gen")).toBe(3 * 10_000 + 2)
-    expect(p.get("double")).toBe(2 * 10_000 + 1)
-    expect(p.get("sum")).toBe(10_000)
-    expect(p.get("side")).toBe(10_000)
+    // gen → double → sum: a path of 3 through each, chains of 3, 2, 1 below; side: a lone stage
+    expect(p.get("gen")).toBe(3_000_000 + 3_000 + 2)
+    expect(p.get("double")).toBe(3_000_000 + 2_000 + 1)
+    expect(p.get("sum")).toBe(3_000_000 + 1_000)
+    expect(p.get("side")).toBe(1_000_000 + 1_000)
+  })
+
+  it("puts the LLINK chain ahead of the baselines in the real DAG", async () => {
+    const dag = await Effect.runPromise(buildDag(stages))
+    const p = stagePriorities(dag)
+    for (const baseline of ["finetune", "langbridge", "mindmerger"]) {
+      expect(p.get("stageA")!).toBeGreaterThan(p.get(baseline)!)
+      expect(p.get("stageB")!).toBeGreaterThan(p.get(baseline)!)
+    }
+    expect(p.get("teacher")!).toBeGreaterThan(p.get("tokstats")!)
   })
 })
