@@ -58,13 +58,14 @@ export const PARENT_PID_ENV = "LLINK_STAGE_PARENT_PID"
 export const runStageInChild = Effect.fn("ChildStage.run")(function*(
   script: string,
   request: StageRequest,
-  log: (line: string) => void
+  log: (line: string) => void,
+  env: Readonly<Record<string, string>> = {}
 ) {
   const prefix = `[${request.stage}] `
   const reply = yield* Effect.callback<StageReply, StageError>((resume) => {
     const child = spawn(process.execPath, [script], {
       stdio: ["pipe", "pipe", "pipe"],
-      env: { ...process.env, [PARENT_PID_ENV]: String(process.pid) }
+      env: { ...process.env, ...env, [PARENT_PID_ENV]: String(process.pid) }
     })
     let out = ""
     let err = ""

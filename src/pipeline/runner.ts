@@ -73,6 +73,8 @@ export interface RunOptions {
    *  `heavy` stages run there (sharded ones only when no cluster takes their shards); absent, every stage runs in
    *  this process. */
   readonly childScript?: string | undefined
+  /** Environment variables added to every child's (e.g. how many BLAS threads each may use). */
+  readonly childEnv?: Readonly<Record<string, string>> | undefined
   /** Console output (default: progress bars and logs on stderr). */
   readonly reporter?: Reporter | undefined
 }
@@ -371,7 +373,7 @@ const runAndPublish = <R>(run: Run<R>, stage: AnyStage<R>, prepared: PreparedSta
           outputs,
           scratchDir,
           runDir: run.runDir
-        }, ctx.log)
+        }, ctx.log, run.options.childEnv)
         : stage.sharding === undefined
         ? stage.run(ctx)
         : runShardedStage(stage, ctx, { root: store.root, key: prepared.key }))
