@@ -5,8 +5,8 @@
  * (`plan.ts`). If `<cacheDir>/<stage>/<key>/` is published the stage is `cached`; otherwise (or with `--force`) it
  * runs into a temporary folder and is published atomically (`cache.ts`), status `ran`. A failing stage is `failed`
  * (its error message recorded); stages below it are `skipped`, independent branches go on. Independent stages run
- * concurrently, at most `concurrency` (default 2) at a time; a freed slot goes to the waiting stage with the longest
- * chain of stages below it (`permits.ts`). Given a child script, `heavy` stages run in child processes
+ * concurrently, at most `concurrency` (default 2) at a time; a freed slot goes to the waiting stage on the longest
+ * path of stages (`permits.ts`). Given a child script, `heavy` stages run in child processes
  * (`childStage.ts`), so concurrent stages compute on separate cores.
  *
  * Selection: everything by default; `until` = that stage and its ancestors; `only` = that stage alone, whose
