@@ -49,8 +49,7 @@ export const formatRunReport = (report: RunReport, cwd: string = process.cwd()):
 
 /**
  * The runner's two slots compute at once, each heavy stage in its own process: each gets its share of the cores for
- * OpenBLAS, unless
- * `LLINK_BLAS_THREADS` says otherwise. On 2 cores, two processes with two BLAS threads each ran the default in 626 s,
+ * OpenBLAS, unless `LLINK_BLAS_THREADS` says otherwise. On 2 cores, two processes with two BLAS threads each ran the default in 626 s,
  * with one each in 577 s (the models stage alone: 222 s → 147 s).
  */
 const childEnv = (): Record<string, string> =>
