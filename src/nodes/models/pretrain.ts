@@ -44,24 +44,26 @@ export const decoderExamples = (
   const eos = tokenizer.eosId
   if (bos === undefined || eos === undefined) throw new Error("the decoder tokenizer has no BOS or EOS token")
   const out: Array<LmExample> = []
-  for (const text of english) {
+  /** Plain text: loss on every token and EOS. */
+  const plain = (text: string) => {
     const ids = tokenizer.encode(text, { addSpecialTokens: false }).slice(0, MAX_LEN - 2)
     out.push({ ids: [bos, ...ids, eos], labels: [-100, ...ids, eos] })
+  }
+  /** A task example: loss on the answer and EOS. */
+  const task = (prompt: string, answer: string) => {
+    const r = encodeExample(tokenizer, prompt, answer, { maxLen: MAX_LEN, appendEos: true })
+    if (r.ok) out.push({ ids: r.example.ids, labels: r.example.labels })
+  }
+  for (const text of english) {
+    plain(text)
     for (const t of taskTypes) {
       const { instruction, answer } = offlineInstructionAndAnswer(t, text)
-      const r = encodeExample(tokenizer, pretrainPrompt(instruction, text), answer, { maxLen: MAX_LEN, appendEos: true })
-      if (r.ok) out.push({ ids: r.example.ids, labels: r.example.labels })
+      task(pretrainPrompt(instruction, text), answer)
     }
   }
   for (const d of drill) {
-    if (d.instruction === undefined || d.input === undefined) {
-      const ids = tokenizer.encode(d.text, { addSpecialTokens: false }).slice(0, MAX_LEN - 2)
-      out.push({ ids: [bos, ...ids, eos], labels: [-100, ...ids, eos] })
-      continue
-    }
-    const prompt = pretrainPrompt(d.instruction, d.input, d.numbers ?? [])
-    const r = encodeExample(tokenizer, prompt, d.text, { maxLen: MAX_LEN, appendEos: true })
-    if (r.ok) out.push({ ids: r.example.ids, labels: r.example.labels })
+    if (d.instruction === undefined || d.input === undefined) plain(d.text)
+    else task(pretrainPrompt(d.instruction, d.input, d.numbers ?? []), d.text)
   }
   return out
 }
