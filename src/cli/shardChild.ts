@@ -8,6 +8,7 @@
 import { Effect, Schema } from "effect"
 import { TensorBackend } from "../backend/tensorBackend.ts"
 import { stages } from "../nodes/index.ts"
+import { exitWhenOrphaned, failureOf, readStdinText } from "../pipeline/childProcess.ts"
 import { ShardRangeSchema, runShard } from "../pipeline/shards.ts"
 import { describeError } from "../errors/describe.ts"
 
@@ -20,26 +21,15 @@ const Request = Schema.Struct({
   range: ShardRangeSchema
 })
 
-const readStdin = Effect.promise(async () => {
-  const chunks: Array<Buffer> = []
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks).toString("utf8")
-})
-
 // A runner that dies (SIGKILL) must not leave its shard computing: once this process has been re-parented, it exits,
-// checked at once, after every batch (the progress hook; the event loop may be busy for long) and once a second. The
-// runner passes its pid: reading `process.ppid` here would be too late when the runner died while this process was
-// still loading its modules (it would then compute and publish the shard that another runner is given).
-const parent = Number(process.env["LLINK_RUNNER_PID"] ?? process.ppid)
-const exitIfOrphaned = () => {
-  if (process.ppid !== parent) process.exit(1)
-}
-exitIfOrphaned()
-setInterval(exitIfOrphaned, 1000).unref()
+// checked at once, after every batch (the progress hook; the event loop may be busy for long) and once a second
+// (`exitWhenOrphaned`: the runner passes its pid, so a runner that died while this process was still loading its
+// modules is noticed too, and the shard is not computed and published beside another runner's).
+const exitIfOrphaned = exitWhenOrphaned("LLINK_RUNNER_PID")
 const watching = { advance: exitIfOrphaned, setTotal: () => {}, done: () => {} }
 
 const program = Effect.gen(function*() {
-  const request = yield* Effect.flatMap(readStdin, (text) => Schema.decodeUnknownEffect(Schema.fromJsonString(Request))(text))
+  const request = yield* Effect.flatMap(readStdinText, (text) => Schema.decodeUnknownEffect(Schema.fromJsonString(Request))(text))
   const stage = stages.find((s) => s.name === request.stage)
   if (stage === undefined) return { ok: false, message: `no stage ${request.stage}` }
   const params = yield* Schema.decodeUnknownEffect(stage.params)(request.params)
@@ -51,11 +41,7 @@ const program = Effect.gen(function*() {
 })
 
 Effect.runPromise(
-  program.pipe(Effect.catchCause((cause) => {
-    const first = cause.reasons[0]
-    const e = first !== undefined && "error" in first ? first.error : first !== undefined && "defect" in first ? first.defect : cause
-    return Effect.succeed({ ok: false, message: describeError(e) })
-  }))
+  program.pipe(Effect.catchCause((cause) => Effect.succeed({ ok: false, message: describeError(failureOf(cause)) })))
 ).then((result) => {
   process.stdout.write(`${JSON.stringify(result)}\n`)
   process.exitCode = result.ok ? 0 : 1

@@ -4,9 +4,9 @@
  * the stage's Schema and runs the shard activity (`runShard`: skipped when the shard is already published, written
  * through the shared artifact store otherwise). At most `slots` shards run at once in one runner.
  */
-import { spawn } from "node:child_process"
 import * as os from "node:os"
 import { Cause, Effect, Schema, Semaphore } from "effect"
+import { runJsonChild } from "../pipeline/childProcess.ts"
 import type { AnyStage } from "../pipeline/dag.ts"
 import { stageCode } from "../pipeline/plan.ts"
 import { describeRange, runShard } from "../pipeline/shards.ts"
@@ -36,47 +36,26 @@ const runInChild = (
   log: (line: string) => void,
   gate: ShardGate | undefined
 ): Effect.Effect<{ readonly reused: boolean; readonly rows: number }, string> =>
-  Effect.callback<{ readonly reused: boolean; readonly rows: number }, string>((resume) => {
-    const child = spawn(process.execPath, [childScript], {
-      stdio: ["pipe", "pipe", "pipe"],
-      env: { ...process.env, LLINK_RUNNER_PID: String(process.pid) }
-    })
-    gate?.children.add(child)
-    let out = ""
-    let err = ""
-    child.stdout.on("data", (b: Buffer) => (out += b.toString()))
-    child.stderr.on("data", (b: Buffer) => {
-      err += b.toString()
-      let nl: number
-      while ((nl = err.indexOf("\n")) >= 0) {
-        log(err.slice(0, nl))
-        err = err.slice(nl + 1)
-      }
-    })
-    child.on("error", (e) => resume(Effect.fail(`cannot start the shard process: ${e.message}`)))
-    child.on("exit", (code, signal) => {
-      gate?.children.delete(child)
-      const last = out.trim().split("\n").pop() ?? ""
+  Effect.flatMap(
+    runJsonChild(childScript, request, {
+      env: { LLINK_RUNNER_PID: String(process.pid) },
+      onLine: log,
+      onStart: (child) => gate?.children.add(child),
+      onEnd: (child) => gate?.children.delete(child)
+    }).pipe(Effect.mapError((reason) => `cannot start the shard process: ${reason}`)),
+    (end) => {
       let parsed: unknown
       try {
-        parsed = JSON.parse(last)
+        parsed = JSON.parse(end.lastLine)
       } catch {
         parsed = undefined
       }
       const r = parsed as { ok?: unknown; reused?: unknown; rows?: unknown; message?: unknown } | undefined
-      if (r?.ok === true && typeof r.reused === "boolean" && typeof r.rows === "number") {
-        resume(Effect.succeed({ reused: r.reused, rows: r.rows }))
-      } else if (typeof r?.message === "string") {
-        resume(Effect.fail(r.message))
-      } else {
-        resume(Effect.fail(`the shard process ended (${signal ?? `exit ${code}`}) without a result: ${err.slice(-500)}`))
-      }
-    })
-    child.stdin.end(JSON.stringify(request))
-    return Effect.sync(() => {
-      child.kill("SIGKILL")
-    })
-  })
+      if (r?.ok === true && typeof r.reused === "boolean" && typeof r.rows === "number") return Effect.succeed({ reused: r.reused, rows: r.rows })
+      if (typeof r?.message === "string") return Effect.fail(r.message)
+      return Effect.fail(`the shard process ended (${end.exit}) without a result: ${end.tail.join("\n").slice(-500)}`)
+    }
+  )
 
 const quiet: Progress = { advance: () => {}, setTotal: () => {}, done: () => {} }
 

@@ -14,9 +14,9 @@
  * Interrupting the parent's stage kills the child; a child whose parent dies exits (it checks once a second and at
  * every progress step), so an abandoned stage never goes on computing.
  */
-import { spawn } from "node:child_process"
 import { Effect, Schema } from "effect"
 import { describeError } from "../errors/describe.ts"
+import { failureOf, runJsonChild } from "./childProcess.ts"
 import type { AnyStage } from "./dag.ts"
 import { StageError } from "./errors.ts"
 import { makeConsoleReporter } from "./progress.ts"
@@ -62,44 +62,18 @@ export const runStageInChild = Effect.fn("ChildStage.run")(function*(
   env: Readonly<Record<string, string>> = {}
 ) {
   const prefix = `[${request.stage}] `
-  const reply = yield* Effect.callback<StageReply, StageError>((resume) => {
-    const child = spawn(process.execPath, [script], {
-      stdio: ["pipe", "pipe", "pipe"],
-      env: { ...process.env, ...env, [PARENT_PID_ENV]: String(process.pid) }
-    })
-    let out = ""
-    let err = ""
-    const tail: Array<string> = []
-    const line = (text: string) => {
-      tail.push(text)
-      if (tail.length > 20) tail.shift()
-      log(text.startsWith(prefix) ? text.slice(prefix.length) : text)
-    }
-    child.stdout.on("data", (b: Buffer) => (out += b.toString()))
-    child.stderr.on("data", (b: Buffer) => {
-      err += b.toString()
-      let nl: number
-      while ((nl = err.indexOf("\n")) >= 0) {
-        line(err.slice(0, nl))
-        err = err.slice(nl + 1)
-      }
-    })
-    const failed = (message: string) => new StageError({ stage: request.stage, message })
-    child.on("error", (e) => resume(Effect.fail(failed(`cannot start the stage's process (${script}): ${e.message}`))))
-    child.on("exit", (code, signal) => {
-      if (err.length > 0) line(err)
-      const last = out.trim().split("\n").pop() ?? ""
-      const decoded = Schema.decodeUnknownOption(Schema.fromJsonString(StageReply))(last)
-      if (decoded._tag === "Some") return resume(Effect.succeed(decoded.value))
-      resume(Effect.fail(failed(
-        `the stage's process ended (${signal ?? `exit ${code}`}) without a result${tail.length > 0 ? `; its last lines:\n${tail.join("\n")}` : ""}`
-      )))
-    })
-    child.stdin.end(JSON.stringify(request))
-    return Effect.sync(() => {
-      child.kill("SIGKILL")
-    })
-  })
+  const failed = (message: string) => new StageError({ stage: request.stage, message })
+  const end = yield* runJsonChild(script, request, {
+    env: { ...env, [PARENT_PID_ENV]: String(process.pid) },
+    onLine: (text) => log(text.startsWith(prefix) ? text.slice(prefix.length) : text)
+  }).pipe(Effect.mapError((reason) => failed(`cannot start the stage's process: ${reason}`)))
+  const decoded = Schema.decodeUnknownOption(Schema.fromJsonString(StageReply))(end.lastLine)
+  if (decoded._tag === "None") {
+    return yield* failed(
+      `the stage's process ended (${end.exit}) without a result${end.tail.length > 0 ? `; its last lines:\n${end.tail.join("\n")}` : ""}`
+    )
+  }
+  const reply = decoded.value
   if (!reply.ok) {
     return yield* new StageError({
       stage: request.stage,
@@ -140,8 +114,7 @@ export const serveStageRequest = <R>(stages: ReadonlyArray<AnyStage<R>>, text: s
     return JSON.stringify({ ok: true, rows: outcome.rows, ...(outcome.metrics === undefined ? {} : { metrics: outcome.metrics }) })
   }).pipe(
     Effect.catchCause((cause) => {
-      const first = cause.reasons[0]
-      const e = first !== undefined && "error" in first ? first.error : first !== undefined && "defect" in first ? first.defect : cause
+      const e = failureOf(cause)
       const where = e instanceof StageError ? { ...(e.file === undefined ? {} : { file: e.file }), ...(e.line === undefined ? {} : { line: e.line }) } : {}
       return Effect.succeed(JSON.stringify({ ok: false, message: e instanceof StageError ? e.message : describeError(e), ...where }))
     })
