@@ -3,6 +3,8 @@
  * in one shared cache (`bench/variants.ts` prints the tables: exact-number match, chrF and LLINK's prompt tokens with
  * their intervals, and each variant's paired change against the default):
  * - the number pathway (`stageB.numbers=copy`), and the number pathway at K = 4;
+ * - the number pointer (`generate.copyNumbers=on`: every system's numbers copied from the foreign text at decoding),
+ *   alone and with the number pathway;
  * - the number drill (`models.pretrain.numberDrill`: a decoder that knows every number token), alone (its control)
  *   and with the number pathway, also with the decoder pretrained 1,000 steps instead of 300;
  * - dynamic K (`stageB.slotPolicy` byLength, min 2, max 8, 2 or 3 encoder tokens per slot; the decoder's 8 slot tokens,
@@ -31,6 +33,8 @@ const VARIANTS: ReadonlyArray<Variant> = [
   [DYNAMIC[1], [byLength(3)]],
   [DYNAMIC[2], ["stageB.numbers=copy", byLength(3)]],
   ["numbers: copy at K = 4", ["stageB.numbers=copy", `stageB.slotPolicy={"fixed":4}`]],
+  ["numbers: pointer", ["generate.copyNumbers=on"]],
+  ["numbers: copy + pointer", ["stageB.numbers=copy", "generate.copyNumbers=on"]],
   ["number drill", ["models.pretrain.numberDrill=true"]],
   ["numbers: copy + number drill", ["stageB.numbers=copy", "models.pretrain.numberDrill=true"]],
   ["numbers: copy + number drill + 1000 decoder steps", ["stageB.numbers=copy", "models.pretrain.numberDrill=true", "models.pretrain.decoderSteps=1000"]],

@@ -635,6 +635,9 @@ export interface GenerateOptions {
   readonly useCache?: boolean
   /** Overrides at positions relative to each row's unpadded prompt (shifted by the left padding here). */
   readonly overrides?: EmbeddingOverrides
+  /** Per row, a rule that may replace each greedy pick (after the n-gram ban), called once per generated token of
+   *  that row, in order (e.g. the number pointer, src/text/numberPointer.ts). The replacement is fed back as usual. */
+  readonly steer?: ReadonlyArray<((picked: number) => number) | undefined>
 }
 
 export interface GenerateResult {
@@ -757,7 +760,8 @@ export const generate = async (
           next.push(padId)
           continue
         }
-        const best = picked[b]
+        const rule = options.steer?.[b]
+        const best = rule === undefined ? picked[b] : rule(picked[b])
         history[b].push(best)
         if (stopIds.has(best)) stopped[b] = true
         else tokens[b].push(best)

@@ -42,6 +42,9 @@ export const ResultsDoc = Schema.Struct({
   numbers: Schema.optionalKey(Schema.Literal("copy")),
   /** `stageB.slotPolicy` when LLINK ran with one (its prompts then carry K(x) slots); absent: all K, the paper's. */
   slotPolicy: Schema.optionalKey(SlotPolicy),
+  /** "on" when every system's numbers were copied from the foreign text at decoding (`generate.copyNumbers`, the
+   *  number pointer: a decoding rule, not learned); absent when off, the paper's decoding. */
+  copyNumbers: Schema.optionalKey(Schema.Literal("on")),
   offline: Schema.Struct({
     /** Stage B data from the offline template synthesizer (null: not known, sft.eval not computed). */
     synthesizer: Schema.NullOr(Schema.Boolean),

@@ -393,6 +393,31 @@ describe("generation", () => {
     tf.dispose([v, v1])
     disposeLlama(model)
   })
+
+  it("feeds a steer's replacement back, per row, as if the model had picked it", async () => {
+    // row 0's steer replaces its 3rd pick with token 7; the rest of row 0 must equal greedy decoding of the prompt
+    // extended by the first two picks and 7; row 1 (no steer) must equal its free run
+    const { model } = build(smallLlama, 13)
+    const prompts = [randomIds(41, 1, 5, 61)[0], randomIds(43, 1, 8, 61)[0]]
+    const opts = { maxNewTokens: 6, stopIds: [], padId: 0, noRepeatNgramSize: 0 }
+    const free = await generate(model, prompts, opts)
+    let calls = 0
+    const seen: Array<number> = []
+    const steer = [(picked: number) => {
+      seen.push(picked)
+      return ++calls === 3 ? 7 : picked
+    }, undefined]
+    const steered = await generate(model, prompts, { ...opts, steer })
+    expect(calls).toBe(6)
+    expect(seen.slice(0, 3)).toEqual(free.tokens[0].slice(0, 3))
+    expect(steered.tokens[0].slice(0, 3)).toEqual([...free.tokens[0].slice(0, 2), 7])
+    const resumed = await generate(model, [[...prompts[0], ...steered.tokens[0].slice(0, 3)]], { ...opts, maxNewTokens: 3 })
+    expect(steered.tokens[0].slice(3)).toEqual(resumed.tokens[0])
+    expect(steered.tokens[1]).toEqual(free.tokens[1])
+    // the comparison means something only if 7 was not the model's own third pick
+    expect(free.tokens[0][2]).not.toBe(7)
+    disposeLlama(model)
+  })
 })
 
 describe("memory", () => {

@@ -12,6 +12,10 @@ export const GenerateConfig = Schema.Struct({
   /** Ablation: "on" (the method) or "zeroed" (LLINK's K slot vectors replaced by zero vectors at inference, so its
    *  answers cannot use the foreign sentence: how much the slots carry). The other systems are unaffected. */
   slots: dflt(Schema.Literals(["on", "zeroed"]), "on"),
+  /** Beyond the paper (§7.3's copying path): "on" writes every number of every system's answer by copying one of
+   *  the foreign text's numerals (the number pointer, src/text/numberPointer.ts: the decoder chooses where a number
+   *  goes, the rule which one); "off" (the default, the paper) trusts the decoder's digits. */
+  copyNumbers: dflt(Schema.Literals(["off", "on"]), "off"),
   /** Generate for the first this-many `sft.eval` rows only (0 = all). */
   limit: dflt(Count, 0),
   /** On a cluster (`--cluster`): batches per shard, each shard loading the systems once (128 examples by default:

@@ -16,6 +16,9 @@
  *   {text}\nAssistant:` for translation; Q&A puts the question first: `User: Answer this question about the text in
  *   English: {question}\nText: {text}\nAssistant:`. The question is the instruction LLINK sees.
  *
+ * With `generate.copyNumbers: "on"` every system's greedy decoding goes through the number pointer
+ * (src/text/numberPointer.ts) over the example's foreign text.
+ *
  * Outputs are decoded without special tokens and trimmed. Prompt token counts (BOS and slot tokens included) are
  * kept per system. Each finished batch is written to the scratch folder (`batch-000012.json`, atomically), so an
  * interrupted run resumes at the first missing batch; the table is assembled from those files at the end.
@@ -41,6 +44,7 @@ import { type EvalSystems, finetunePromptOf, gatherRows, llinkPromptOf, llinkSlo
 import { loadPeerSystems, peerPrompt, type PeerSystems, peerSoftRows } from "../../artifacts/peers.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 import { describeError } from "../../errors/describe.ts"
+import { numberPointer, type Steer } from "../../text/numberPointer.ts"
 
 export type { GenerateParams }
 
@@ -124,13 +128,29 @@ const readBatch = (
 const decode = (tok: EvalSystems["tokenizer"], tokens: ReadonlyArray<number>): string =>
   tok.decode(tokens, { skipSpecialTokens: true }).trim()
 
+/** Per row, the number pointer over its foreign text for a system reading `tok`'s ids (`copyNumbers` on), or none. */
+export const numberSteers = (
+  copyNumbers: GenerateParams["copyNumbers"],
+  tok: EvalSystems["tokenizer"],
+  rows: ReadonlyArray<SftRow>
+): ReadonlyArray<Steer> | undefined =>
+  copyNumbers === "off"
+    ? undefined
+    : rows.map((r) =>
+      numberPointer(r.foreign_raw, {
+        encode: (text) => tok.encode(text, { addSpecialTokens: false }),
+        piece: (id) => tok.decode([id], { cleanUpTokenizationSpaces: false })
+      })
+    )
+
 /** The peers' outputs and prompt lengths for a batch (null columns for a peer that is off): each peer's prompts
  *  (`peerPrompt`) and soft rows (`peerSoftRows`), generated greedily with `options` and the peer's pad id. */
 export const generatePeers = async (
   peers: PeerSystems,
   rows: ReadonlyArray<SftRow>,
   options: { readonly maxNewTokens: number; readonly noRepeatNgramSize: number },
-  batchSize: number
+  batchSize: number,
+  copyNumbers: GenerateParams["copyNumbers"] = "off"
 ): Promise<Array<Pick<GenerationRow, "langbridge" | "mindmerger" | "langbridgePromptTokens" | "mindmergerPromptTokens">>> => {
   const out = rows.map(() => ({ langbridge: null, mindmerger: null, langbridgePromptTokens: null, mindmergerPromptTokens: null } as {
     langbridge: string | null
@@ -147,7 +167,8 @@ export const generatePeers = async (
     const overrides = await peerSoftRows(peer, encoder, prompts.map((x) => x.encoderIds), batchSize)
     let tokens: ReadonlyArray<ReadonlyArray<number>>
     try {
-      tokens = (await generate(peer.model, prompts.map((x) => x.prompt), { ...options, padId: peer.padId, overrides })).tokens
+      const steer = numberSteers(copyNumbers, peer.tokenizer, rows)
+      tokens = (await generate(peer.model, prompts.map((x) => x.prompt), { ...options, padId: peer.padId, overrides, steer })).tokens
     } finally {
       overrides.vectors.dispose()
     }
@@ -170,7 +191,9 @@ export const generateBatch = async (
 ): Promise<Array<GenerationRow>> => {
   const prompts = rows.map((r) => examplePrompts(sys, r))
   const options = { maxNewTokens: p.maxNewTokens, noRepeatNgramSize: p.noRepeatNgram, padId: sys.padId }
-  const run = async (model: LlamaModel, which: "base" | "finetune") => (await generate(model, prompts.map((x) => x[which]), options)).tokens
+  const run = async (model: LlamaModel, which: "base" | "finetune") =>
+    (await generate(model, prompts.map((x) => x[which]), { ...options, steer: numberSteers(p.copyNumbers, which === "base" ? sys.tokenizer : sys.finetuneTokenizer, rows) }))
+      .tokens
   let coords: { batch: Array<number>; position: Array<number> } = { batch: [], position: [] }
   const vectors = tf.tidy(() => {
     const zb = tf.tensor2d(gatherRows(z.data, z.dim, rows.map((r) => r.row)), [rows.length, z.dim])
@@ -180,13 +203,14 @@ export const generateBatch = async (
   })
   let llinkTokens: ReadonlyArray<ReadonlyArray<number>>
   try {
-    llinkTokens = (await generate(sys.llink, prompts.map((x) => x.llink), { ...options, overrides: { ...coords, vectors } })).tokens
+    llinkTokens = (await generate(sys.llink, prompts.map((x) => x.llink), { ...options, overrides: { ...coords, vectors }, steer: numberSteers(p.copyNumbers, sys.tokenizer, rows) }))
+      .tokens
   } finally {
     vectors.dispose()
   }
   const baseTokens = await run(sys.base, "base")
   const finetuneTokens = await run(sys.finetune, "finetune")
-  const peerRows = peers === undefined ? rows.map(() => ({ langbridge: null, mindmerger: null, langbridgePromptTokens: null, mindmergerPromptTokens: null })) : await generatePeers(peers, rows, options, p.batchSize)
+  const peerRows = peers === undefined ? rows.map(() => ({ langbridge: null, mindmerger: null, langbridgePromptTokens: null, mindmergerPromptTokens: null })) : await generatePeers(peers, rows, options, p.batchSize, p.copyNumbers)
   return rows.map((r, i) => ({
     id: ids[i],
     row: r.row,

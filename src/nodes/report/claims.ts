@@ -78,7 +78,8 @@ export const runClaims = (r: ResultsDoc): Array<Claim> => {
     claims.push({ claim: numbersClaim, verdict: "not computed", evidence: "no numbers in the evaluation targets, or no generations" })
   } else {
     const evidence = `exact-number match: LLINK ${pct(ll.numberMatchRate)} (${ci(ll.numberMatchCI)}), fine-tune ${pct(ft.numberMatchRate)} ` +
-      `(${ci(ft.numberMatchCI)}) of ${ll.numbers} numbers; LLINK's overall chrF ${ll.chrf.toFixed(1)}`
+      `(${ci(ft.numberMatchCI)}) of ${ll.numbers} numbers; LLINK's overall chrF ${ll.chrf.toFixed(1)}` +
+      (r.copyNumbers === "on" ? "; both decoded with the number pointer (generate.copyNumbers), which copies the foreign text's numerals" : "")
     const a = ll.numberMatchCI
     const b = ft.numberMatchCI
     const verdict = a !== null && b !== null && a.hi < b.lo ? "reproduced" : a !== null && b !== null && a.lo > b.hi ? "not reproduced" : "inconclusive"

@@ -10,6 +10,12 @@ export const ReportConfig = Schema.Struct({
   samples: dflt(Count, 10)
 })
 
-/** The section plus `stageB.numbers` and `stageB.slotPolicy`, which the report states beside LLINK's generation figures. */
-export const ReportParams = Schema.Struct({ ...ReportConfig.fields, numbers: NumbersMode, slotPolicy: Schema.optionalKey(SlotPolicy) })
+/** The section plus `stageB.numbers`, `stageB.slotPolicy` and `generate.copyNumbers` (only when "on"), which the
+ *  report states beside the generation figures. */
+export const ReportParams = Schema.Struct({
+  ...ReportConfig.fields,
+  numbers: NumbersMode,
+  slotPolicy: Schema.optionalKey(SlotPolicy),
+  copyNumbers: Schema.optionalKey(Schema.Literal("on"))
+})
 export type ReportParams = typeof ReportParams.Type

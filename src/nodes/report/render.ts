@@ -38,6 +38,8 @@ export interface ReportInputs {
   readonly numbers?: NumbersMode | undefined
   /** `stageB.slotPolicy` (absent: every example gets all K slots). */
   readonly slotPolicy?: SlotPolicy | undefined
+  /** `generate.copyNumbers` (absent: "off"). */
+  readonly copyNumbers?: "on" | undefined
   readonly retrieval: RetrievalDoc | undefined
   readonly retrievalFull: RetrievalFullDoc | undefined
   readonly retrievalPeers: RetrievalPeersDoc | undefined
@@ -168,6 +170,7 @@ export const buildResults = (inputs: ReportInputs): ResultsDoc => {
     title: inputs.title,
     ...(inputs.numbers === "copy" ? { numbers: "copy" as const } : {}),
     ...(inputs.slotPolicy === undefined ? {} : { slotPolicy: inputs.slotPolicy }),
+    ...(inputs.copyNumbers === "on" ? { copyNumbers: "on" as const } : {}),
     offline: { synthesizer: inputs.synthOffline, judge: j?.offline ?? null },
     retrieval: {
       n: stageA?.n ?? rf?.n ?? rp?.n ?? null,
@@ -629,7 +632,10 @@ export const generationTable = (r: ResultsDoc): Table => {
   return {
     caption: "Generation quality: mean sentence chrF (character 6-grams, β = 2) against the target answer, per task type and overall" +
       (r.numbers === "copy" ? "; LLINK with the number pathway (stageB.numbers = \"copy\"): its prompts carry the foreign text's numerals on a line after the slots" : "") +
-      (r.slotPolicy === undefined ? "" : `; LLINK's slots per example: ${describeSlotPolicy(r.slotPolicy)}`),
+      (r.slotPolicy === undefined ? "" : `; LLINK's slots per example: ${describeSlotPolicy(r.slotPolicy)}`) +
+      (r.copyNumbers === "on"
+        ? "; every system's numbers copied from the foreign text at decoding (generate.copyNumbers = \"on\", the number pointer: a decoding rule, not learned)"
+        : ""),
     header: ["System", ...tasks, "chrF (all)", "95% CI", "Exact numbers", "95% CI", "Mean chars"],
     rows: Object.entries(g).map(([name, q]) => [
       SYSTEM_NAMES[name] ?? name,

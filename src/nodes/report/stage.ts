@@ -70,7 +70,12 @@ export const report = defineStage<ReportParams>({
   params: ReportParams,
   selectParams: (config) => {
     const c = config as LlinkConfig
-    return { ...c.report, numbers: c.stageB.numbers, ...(c.stageB.slotPolicy === undefined ? {} : { slotPolicy: c.stageB.slotPolicy }) }
+    return {
+      ...c.report,
+      numbers: c.stageB.numbers,
+      ...(c.stageB.slotPolicy === undefined ? {} : { slotPolicy: c.stageB.slotPolicy }),
+      ...(c.generate.copyNumbers === "on" ? { copyNumbers: "on" as const } : {})
+    }
   },
   run: (ctx) => Effect.flatMap(importWork("report", () => import("./work.ts")), (work) => work.runReport(ctx))
 })

@@ -144,6 +144,7 @@ export const runReport = (ctx: StageContext<ReportParams>): Effect.Effect<StageO
       title: p.title,
       numbers: p.numbers,
       slotPolicy: p.slotPolicy,
+      copyNumbers: p.copyNumbers,
       retrieval,
       retrievalFull,
       retrievalPeers,

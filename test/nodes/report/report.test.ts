@@ -349,24 +349,29 @@ describe("report", () => {
     expect(html).toContain("OFFLINE JUDGE")
   })
 
-  it("states LLINK's prompt settings beyond the paper (number pathway, slot policy) when they are on, and only then", async () => {
+  it("states the settings beyond the paper (number pathway, slot policy, number pointer) when they are on, and only then", async () => {
     const policy = { byLength: { min: 2, max: 8, tokensPerSlot: 3 } }
     expect(report.selectParams(configOf({ stageB: { slotPolicy: policy, numbers: "copy" } }))).toMatchObject({ numbers: "copy", slotPolicy: policy })
     expect("slotPolicy" in (report.selectParams(configOf({})) as object)).toBe(false)
+    expect(report.selectParams(configOf({ generate: { copyNumbers: "on" } }))).toMatchObject({ copyNumbers: "on" })
+    expect("copyNumbers" in (report.selectParams(configOf({ generate: { copyNumbers: "off" } })) as object)).toBe(false)
     const base = tmpDir("report-beyond")
     const plain = await fixtures(base, { offlineSynth: true, manifest: false })
-    const ctx = { ...plain, params: { ...plain.params, numbers: "copy" as const, slotPolicy: policy } }
+    const ctx = { ...plain, params: { ...plain.params, numbers: "copy" as const, slotPolicy: policy, copyNumbers: "on" as const } }
     await Effect.runPromise(report.run(ctx))
     const results = JSON.parse(fs.readFileSync(ctx.outputs["results"], "utf8"))
     expect(results.numbers).toBe("copy")
     expect(results.slotPolicy).toEqual(policy)
+    expect(results.copyNumbers).toBe("on")
     const md = fs.readFileSync(path.join(ctx.outputs["report"], "report.md"), "utf8")
     expect(md).toContain("LLINK's slots per example: K(x) = clamp(⌈encoder tokens / 3⌉, 2, 8)")
     expect(md).toContain("number pathway")
+    expect(md).toContain("every system's numbers copied from the foreign text at decoding")
     const off = await fixtures(tmpDir("report-paper"), { offlineSynth: true, manifest: false })
     await Effect.runPromise(report.run(off))
     const paper = JSON.parse(fs.readFileSync(off.outputs["results"], "utf8"))
-    expect("slotPolicy" in paper || "numbers" in paper).toBe(false)
+    expect("slotPolicy" in paper || "numbers" in paper || "copyNumbers" in paper).toBe(false)
+    expect(fs.readFileSync(path.join(off.outputs["report"], "report.md"), "utf8")).not.toContain("copied from the foreign text")
   })
 
   it("reads training metrics from JSON rows, an object holding rows, and finds the L_SFT / L_zero columns", async () => {
