@@ -6,7 +6,8 @@
  * - the number pointer (`generate.copyNumbers=on`: every system's numbers copied from the foreign text at decoding),
  *   alone and with the number pathway;
  * - the number drill (`models.pretrain.numberDrill`: a decoder that knows every number token), alone (its control)
- *   and with the number pathway, also with the decoder pretrained 1,000 steps instead of 300;
+ *   and with the number pathway, also with the decoder pretrained 1,000 steps instead of 300 (and, as their control,
+ *   the 1,000-step decoder without the drill, alone and with the number pathway);
  * - dynamic K (`stageB.slotPolicy` byLength, min 2, max 8, 2 or 3 encoder tokens per slot; the decoder's 8 slot tokens,
  *   so the models stage is shared with the default), alone and with the number pathway;
  * - fixed K ∈ {1, 2, 4, 16} beside the default's 8, for the tokens–quality trade-off, drawn as an SVG (LLINK's chrF
@@ -38,6 +39,9 @@ const VARIANTS: ReadonlyArray<Variant> = [
   ["number drill", ["models.pretrain.numberDrill=true"]],
   ["numbers: copy + number drill", ["stageB.numbers=copy", "models.pretrain.numberDrill=true"]],
   ["numbers: copy + number drill + 1000 decoder steps", ["stageB.numbers=copy", "models.pretrain.numberDrill=true", "models.pretrain.decoderSteps=1000"]],
+  // the control of the line above: the longer pretraining without the drill
+  ["1000 decoder steps", ["models.pretrain.decoderSteps=1000"]],
+  ["numbers: copy + 1000 decoder steps", ["stageB.numbers=copy", "models.pretrain.decoderSteps=1000"]],
   // K below the decoder's 8 slot tokens is a Stage B setting ({ fixed: K }), so the models stage is the default's;
   // K = 16 needs 16 slot tokens, so models.slots (and the models stage) changes
   ...FIXED_K.filter((k) => k !== 8).map((k): Variant => [`K = ${k}`, [k < 8 ? `stageB.slotPolicy={"fixed":${k}}` : `models.slots=${k}`]])
