@@ -16,11 +16,12 @@ export const SMALL_DEFAULT: ReadonlyArray<string> = [
 ]
 
 // The embedded default as it was before it became the pretrained miniature (test-size random models on the 600-line
-// sample, 300 Stage A steps): for the backend tests that compare `llink run --until retrieval` across backends,
+// sample, 300 Stage A steps with its learning rate, temperatures and batch): for the backend tests that compare `llink run --until retrieval` across backends,
 // which check arithmetic, not learning.
 export const testSizeDefault = (repoRoot: string): ReadonlyArray<string> => [
   `corpus.path=${repoRoot}/datasets/km-en-sample/km-en.sample.tsv`,
   "split.train=400", "split.holdout=120", "split.evalN=100",
   "models.tinySize=test", "models.pretrain.decoderSteps=0", "models.pretrain.encoderSteps=0",
-  "stageA.steps=300", "stageA.warmupSteps=30", "stageA.checkpointEvery=100", "stageA.evalEvery=50"
+  "stageA.steps=300", "stageA.warmupSteps=30", "stageA.checkpointEvery=100", "stageA.evalEvery=50",
+  "stageA.microBatch=32", "stageA.lr=0.001", "stageA.tauStart=0.17", "stageA.tauEnd=0.08"
 ]
