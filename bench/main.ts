@@ -9,7 +9,7 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const here = dirname(fileURLToPath(import.meta.url))
-const all = ["backend", "kernels", "artifacts", "ingest", "parquetRead", "noop-rerun", "stageA", "fallback", "cluster", "ablations", "beyond", "numerals", "real"]
+const all = ["backend", "kernels", "artifacts", "ingest", "parquetRead", "noop-rerun", "stageA", "fallback", "cluster", "ablations", "beyond", "numerals", "stageASweep", "real"]
 const wanted = process.argv.slice(2)
 const chosen = wanted.length > 0 ? wanted : all
 
