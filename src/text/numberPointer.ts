@@ -17,8 +17,9 @@
  *   (the decoder and the source agree), else the first unused one in source order;
  * - otherwise the decoder's choice stands (so with no numeral in the source, or after all are used, nothing changes).
  *
- * What it is not: it does not learn, it cannot reorder or convert numbers ("1985" → "the 1980s"), and it copies the
- * source's digits as written (a Khmer "១,០០០" becomes "1,000"). It applies the same way to every system it is given.
+ * What it is not: it does not learn, it cannot convert numbers ("1985" → "the 1980s") or read numbers written in words,
+ * and it copies the source's digits as written (a Khmer "១,០០០" becomes "1,000"). A copy also completes when the
+ * decoder picks its stop token mid-number. It applies the same way to every system it is given.
  */
 import { findNumerals } from "./numerals.ts"
 
