@@ -39,33 +39,43 @@ export interface PointerTokenizer {
   readonly piece: (id: number) => string
 }
 
-/**
- * A steer for one sequence whose source text is `source`: copies its numerals (see the module doc). `tok.piece`
- * is asked once per distinct token id.
- */
+/** A model tokenizer seen by the pointer: ids without special tokens, and each id's text decoded once (a memo shared
+ *  by every steer made with it). */
+export const pointerTokenizer = (tok: {
+  encode(text: string, options?: { readonly addSpecialTokens?: boolean }): ReadonlyArray<number>
+  decode(ids: ReadonlyArray<number>, options?: { readonly cleanUpTokenizationSpaces?: boolean }): string
+}): PointerTokenizer => {
+  const pieces = new Map<number, string>()
+  return {
+    encode: (text) => tok.encode(text, { addSpecialTokens: false }),
+    piece: (id) => {
+      let p = pieces.get(id)
+      if (p === undefined) {
+        p = tok.decode([id], { cleanUpTokenizationSpaces: false })
+        pieces.set(id, p)
+      }
+      return p
+    }
+  }
+}
+
+/** A steer for one sequence whose source text is `source`: copies its numerals (see the module doc). */
 export const numberPointer = (source: string, tok: PointerTokenizer): Steer => {
   const numerals = findNumerals(source).map((n) => [...tok.encode(n)]).filter((ids) => ids.length > 0)
   const used = numerals.map(() => false)
-  const pieces = new Map<number, string>()
-  const piece = (id: number): string => {
-    let p = pieces.get(id)
-    if (p === undefined) {
-      p = tok.piece(id)
-      pieces.set(id, p)
-    }
-    return p
-  }
-  const digit = (id: number | undefined): boolean => id !== undefined && isDigitGroup(piece(id))
-  const emitted: Array<number> = []
+  const digit = (id: number | undefined): boolean => id !== undefined && isDigitGroup(tok.piece(id))
+  // the last two tokens emitted: enough to tell whether the next one would continue a number
+  let last: number | undefined
+  let beforeLast: number | undefined
   let queue: Array<number> = []
   const emit = (id: number): number => {
-    emitted.push(id)
+    beforeLast = last
+    last = id
     return id
   }
   return (picked) => {
     if (queue.length > 0) return emit(queue.shift()!)
-    const last = emitted[emitted.length - 1]
-    const insideNumber = digit(last) || (last !== undefined && NUMBER_JOINERS.has(piece(last)) && digit(emitted[emitted.length - 2]))
+    const insideNumber = digit(last) || (last !== undefined && NUMBER_JOINERS.has(tok.piece(last)) && digit(beforeLast))
     if (!digit(picked) || insideNumber) return emit(picked)
     let which = numerals.findIndex((ids, i) => !used[i] && ids[0] === picked)
     if (which < 0) which = used.indexOf(false)

@@ -7,7 +7,7 @@
 import { Effect } from "effect"
 import { beforeAll, describe, expect, it } from "vitest"
 import { loadTokenizer, type TextTokenizer } from "../../src/models/tokenizer.ts"
-import { isDigitGroup, numberPointer } from "../../src/text/numberPointer.ts"
+import { isDigitGroup, numberPointer, pointerTokenizer } from "../../src/text/numberPointer.ts"
 
 let tok: TextTokenizer
 beforeAll(async () => {
@@ -15,14 +15,10 @@ beforeAll(async () => {
 })
 
 const ids = (text: string) => [...tok.encode(text, { addSpecialTokens: false })]
-const pointerTok = () => ({
-  encode: (text: string) => tok.encode(text, { addSpecialTokens: false }),
-  piece: (id: number) => tok.decode([id], { cleanUpTokenizationSpaces: false })
-})
 
 /** The text emitted when the decoder's picks are `picks` (a token id or a text of several ids, one per step). */
 const steered = (source: string, picks: ReadonlyArray<number | string>): string => {
-  const steer = numberPointer(source, pointerTok())
+  const steer = numberPointer(source, pointerTokenizer(tok))
   const flat = picks.flatMap((p) => (typeof p === "number" ? [p] : ids(p)))
   return tok.decode(flat.map((p) => steer(p)), { cleanUpTokenizationSpaces: false })
 }

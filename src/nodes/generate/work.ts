@@ -44,7 +44,7 @@ import { type EvalSystems, finetunePromptOf, gatherRows, llinkPromptOf, llinkSlo
 import { loadPeerSystems, peerPrompt, type PeerSystems, peerSoftRows } from "../../artifacts/peers.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 import { describeError } from "../../errors/describe.ts"
-import { numberPointer, type Steer } from "../../text/numberPointer.ts"
+import { numberPointer, pointerTokenizer, type Steer } from "../../text/numberPointer.ts"
 
 export type { GenerateParams }
 
@@ -133,15 +133,11 @@ export const numberSteers = (
   copyNumbers: GenerateParams["copyNumbers"],
   tok: EvalSystems["tokenizer"],
   rows: ReadonlyArray<SftRow>
-): ReadonlyArray<Steer> | undefined =>
-  copyNumbers === "off"
-    ? undefined
-    : rows.map((r) =>
-      numberPointer(r.foreign_raw, {
-        encode: (text) => tok.encode(text, { addSpecialTokens: false }),
-        piece: (id) => tok.decode([id], { cleanUpTokenizationSpaces: false })
-      })
-    )
+): ReadonlyArray<Steer> | undefined => {
+  if (copyNumbers === "off") return undefined
+  const pointerTok = pointerTokenizer(tok)
+  return rows.map((r) => numberPointer(r.foreign_raw, pointerTok))
+}
 
 /** The peers' outputs and prompt lengths for a batch (null columns for a peer that is off): each peer's prompts
  *  (`peerPrompt`) and soft rows (`peerSoftRows`), generated greedily with `options` and the peer's pad id. */
