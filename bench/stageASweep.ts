@@ -10,11 +10,9 @@
  * weight decay, the final temperature, the batch and the temperature schedule, then two more seeds of the two best.
  * `BENCH_SWEEP=name,name` runs a subset; `BENCH_SWEEP_DIR` keeps the work folder.
  */
-import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
 import { loadProjectorDir } from "../src/artifacts/projector.ts"
 import { readMatrixHead } from "../src/artifacts/matrixHead.ts"
@@ -22,8 +20,7 @@ import * as Projector from "../src/models/projector.ts"
 import { projectRows } from "../src/metrics/projectorRetrieval.ts"
 import { goldRanks } from "../src/metrics/retrieval.ts"
 import { matMulABtJs } from "../src/train/hostMath.ts"
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+import { llinkRun, variantRunDir } from "./variants.ts"
 
 const PAPER = ["stageA.lr=0.001", "stageA.tauStart=0.17", "stageA.tauEnd=0.08", "stageA.microBatch=32"]
 const AT = (lr: number) => [`stageA.lr=${lr}`, "stageA.tauStart=0.17", "stageA.tauEnd=0.08", "stageA.microBatch=32"]
@@ -74,17 +71,13 @@ fs.mkdirSync(work, { recursive: true })
 const rows: Array<Array<string>> = []
 for (const [name, sets] of SETTINGS) {
   if (only !== undefined && !only.includes(name)) continue
-  const runDir = path.join(work, name.replace(/[^a-z0-9]+/gi, "-"))
-  const started = Date.now()
-  const r = spawnSync(process.execPath, [
-    path.join(repoRoot, "bin/llink.mjs"), "run", "--until", "retrieval", "--run-dir", runDir,
-    "--set", `cacheDir=${path.join(work, "cache")}`, ...sets.flatMap((s) => ["--set", s])
-  ], { cwd: repoRoot, encoding: "utf8", env: { ...process.env, OPENAI_BASE_URL: "" } })
+  const runDir = variantRunDir(work, name)
+  const r = llinkRun(runDir, path.join(work, "cache"), sets, ["--until", "retrieval"])
   if (r.status !== 0) {
     console.log(`${name}: llink run exited ${r.status}\n${r.stderr.slice(-2000)}`)
     continue
   }
-  const seconds = ((Date.now() - started) / 1000).toFixed(0)
+  const seconds = r.seconds.toFixed(0)
   rows.push([name, (await r1(runDir, 200, 400)).toFixed(3), (await r1(runDir, 0, 200)).toFixed(3), `${seconds} s`])
   console.log(`${name}: done in ${seconds} s`)
 }

@@ -16,6 +16,19 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), ".."
 
 export type Variant = readonly [name: string, sets: ReadonlyArray<string>]
 
+/** A variant's run folder under `dir`: its name with every run of other characters than letters and digits as "-". */
+export const variantRunDir = (dir: string, name: string): string => path.join(dir, name.replace(/[^a-z0-9]+/gi, "-"))
+
+/** One offline `llink run` of the embedded default into `runDir` on the cache `cacheDir`, with `--set` pairs `sets` and
+ *  further flags `extra` (e.g. `--until retrieval`); its wall time in seconds. */
+export const llinkRun = (runDir: string, cacheDir: string, sets: ReadonlyArray<string>, extra: ReadonlyArray<string> = []) => {
+  const started = Date.now()
+  const r = spawnSync(process.execPath, [
+    path.join(repoRoot, "bin/llink.mjs"), "run", ...extra, "--run-dir", runDir, "--set", `cacheDir=${cacheDir}`, ...sets.flatMap((s) => ["--set", s])
+  ], { cwd: repoRoot, encoding: "utf8", env: { ...process.env, OPENAI_BASE_URL: "" } })
+  return { status: r.status, stderr: r.stderr, seconds: (Date.now() - started) / 1000 }
+}
+
 export interface VariantResults {
   readonly retrieval: { readonly stageA: { r1: number } | null; readonly full: { r1: number } | null }
   readonly generation: Record<string, {
@@ -71,12 +84,9 @@ export const runVariants = (variants: ReadonlyArray<Variant>, options: { readonl
   const results = new Map<string, VariantResults>()
   for (const [name, sets] of variants) {
     if (options.only !== undefined && !options.only.includes(name)) continue
-    const runDir = path.join(dir, name.replace(/[^a-z0-9]+/gi, "-"))
-    const started = Date.now()
-    const r = spawnSync(process.execPath, [
-      path.join(repoRoot, "bin/llink.mjs"), "run", "--run-dir", runDir, "--set", `cacheDir=${cache}`, ...sets.flatMap((s) => ["--set", s])
-    ], { cwd: repoRoot, encoding: "utf8", env: { ...process.env, OPENAI_BASE_URL: "" } })
-    const seconds = (Date.now() - started) / 1000
+    const runDir = variantRunDir(dir, name)
+    const r = llinkRun(runDir, cache, sets)
+    const seconds = r.seconds
     if (r.status !== 0) {
       console.log(`${name}: llink run exited ${r.status}\n${r.stderr.slice(-2000)}`)
       rows.push([name, "failed", "", "", "", "", "", "", "", ""])
