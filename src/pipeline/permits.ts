@@ -64,22 +64,24 @@ export const makePriorityPermits = (slots: number): PriorityPermits => {
 }
 
 /**
- * Per stage, its priority: the number of stages on the longest path through it from a first stage to a last one
- * (the critical path, counting stages), then the longest chain below it, then how many stages depend on it at all.
+ * Per stage, its priority: the cost of the longest path through it from a first stage to a last one (the critical
+ * path, each stage weighing its declared `cost`, 1 when absent), then the cost of the longest chain below it, then
+ * how many stages depend on it at all. Costs are rounded to whole numbers (at least 1).
  */
 export const stagePriorities = <R>(dag: Dag<R>): ReadonlyMap<string, number> => {
+  const cost = (name: string) => Math.max(1, Math.round(dag.stage(name).cost ?? 1))
   const above = new Map<string, number>()
-  for (const name of dag.order) above.set(name, 1 + Math.max(0, ...dag.upstream(name).map((u) => above.get(u) ?? 0)))
+  for (const name of dag.order) above.set(name, cost(name) + Math.max(0, ...dag.upstream(name).map((u) => above.get(u) ?? 0)))
   const below = new Map<string, number>()
   for (const name of [...dag.order].reverse()) {
     let longest = 0
     for (const other of dag.order) {
       if (dag.upstream(other).includes(name)) longest = Math.max(longest, below.get(other) ?? 0)
     }
-    below.set(name, longest + 1)
+    below.set(name, longest + cost(name))
   }
   return new Map(dag.order.map((name) => {
-    const through = above.get(name)! + below.get(name)! - 1
-    return [name, through * 1_000_000 + below.get(name)! * 1_000 + dag.descendants(name).length]
+    const through = above.get(name)! + below.get(name)! - cost(name)
+    return [name, through * 1e9 + below.get(name)! * 1e4 + dag.descendants(name).length]
   }))
 }

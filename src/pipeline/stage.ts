@@ -127,6 +127,12 @@ export interface Stage<P = unknown, R = never> {
    * (`childStage.ts`), so two of them compute on two cores instead of taking turns on one.
    */
   readonly heavy?: boolean
+  /**
+   * About how many seconds the stage takes on the embedded default (absent: 1). The runner weighs the paths through
+   * a stage by these when it hands out a freed run slot (`stagePriorities`), so a long baseline starts before a short
+   * one that the same final stage waits for. A hint for the order only: no result depends on it.
+   */
+  readonly cost?: number
 }
 
 /** One problem a stage's pre-flight found: the config field to edit (dotted, from the config's root) and why. */

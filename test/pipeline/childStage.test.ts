@@ -98,13 +98,24 @@ describe("run slots by priority", () => {
     const dag = await Effect.runPromise(buildDag(makeToyStages({ calls: {} })))
     const p = stagePriorities(dag)
     // gen → double → sum: a path of 3 through each, chains of 3, 2, 1 below; side: a lone stage
-    expect(p.get("gen")).toBe(3_000_000 + 3_000 + 2)
-    expect(p.get("double")).toBe(3_000_000 + 2_000 + 1)
-    expect(p.get("sum")).toBe(3_000_000 + 1_000)
-    expect(p.get("side")).toBe(1_000_000 + 1_000)
+    expect(p.get("gen")).toBe(3e9 + 3e4 + 2)
+    expect(p.get("double")).toBe(3e9 + 2e4 + 1)
+    expect(p.get("sum")).toBe(3e9 + 1e4)
+    expect(p.get("side")).toBe(1e9 + 1e4)
   })
 
-  it("puts the LLINK chain ahead of the baselines in the real DAG", async () => {
+  it("weighs the paths by the stages' declared costs", async () => {
+    // side costs 10: its lone path outweighs gen → double → sum (3), so the slot gen frees goes to side, not double
+    const weighted = makeToyStages({ calls: {} }).map((s) => (s.name === "side" ? { ...s, cost: 10 } : s))
+    const p = stagePriorities(await Effect.runPromise(buildDag(weighted)))
+    expect(p.get("side")).toBe(10e9 + 10e4)
+    expect(p.get("gen")).toBe(3e9 + 3e4 + 2)
+    const r = await run(makeWorkspace("cost"), weighted, { concurrency: 1 })
+    const started = r.lines.filter((l) => l.endsWith("] running")).map((l) => l.slice(1, l.indexOf("]")))
+    expect(started).toEqual(["gen", "side", "double", "sum"])
+  })
+
+  it("puts the LLINK chain ahead of the baselines in the real DAG, and the longer baseline ahead of the shorter", async () => {
     const dag = await Effect.runPromise(buildDag(stages))
     const p = stagePriorities(dag)
     for (const baseline of ["finetune", "langbridge", "mindmerger"]) {
@@ -112,5 +123,7 @@ describe("run slots by priority", () => {
       expect(p.get("stageB")!).toBeGreaterThan(p.get(baseline)!)
     }
     expect(p.get("teacher")!).toBeGreaterThan(p.get("tokstats")!)
+    expect(p.get("finetune")!).toBeGreaterThan(p.get("mindmerger")!)
+    expect(p.get("mindmerger")!).toBeGreaterThan(p.get("langbridge")!)
   })
 })

@@ -16,6 +16,7 @@ export const encode = defineStage<EncodeParams, TensorBackend>({
   source: import.meta.url,
   version: "1",
   heavy: true,
+  cost: 3,
   description: "z_F: XLM-R mask-mean pooled vectors of the foreign sentences (train, holdout)",
   inputs: ["models", "train", "holdout"],
   outputs: [

@@ -17,6 +17,7 @@ export const finetune = defineStage<FinetuneParams, TensorBackend>({
   source: import.meta.url,
   version: "1",
   heavy: true,
+  cost: 130,
   description: "Direct fine-tune baseline: LoRA on the instruction data with the foreign text tokenized in the prompt",
   inputs: ["models", "sft.train", "sft.val"],
   outputs: [

@@ -20,6 +20,7 @@ export const generate = defineStage<GenerateParams, TensorBackend>({
   source: import.meta.url,
   version: "1",
   heavy: true,
+  cost: 29,
   description: "Generations of LLINK, the base decoder, the direct fine-tune and the peer baselines on the evaluation examples",
   inputs: ["models", "projector", "stageB", "finetune", "langbridge", "mindmerger", "zF.holdout", "sft.eval"],
   outputs: [

@@ -34,6 +34,7 @@ export const judge = defineStage<JudgeParams>({
   name: "judge",
   source: import.meta.url,
   version: "1",
+  cost: 2,
   description: "Pairwise judge (LLINK vs base, vs fine-tune; both orders, human reference shown) and numeric fidelity",
   inputs: ["generations"],
   outputs: [

@@ -19,6 +19,7 @@ export const langbridge = defineStage<LangBridgeParams, TensorBackend>({
   source: import.meta.url,
   version: "1",
   heavy: true,
+  cost: 40,
   description: "LangBridge peer: encoder token states → linear map + end vector → soft inputs of the frozen decoder",
   inputs: ["models", "sft.train", "sft.val"],
   outputs: [

@@ -19,6 +19,7 @@ export const mindmerger = defineStage<MindMergerParams, TensorBackend>({
   source: import.meta.url,
   version: "1",
   heavy: true,
+  cost: 75,
   description: "MindMerger peer: encoder token states → MLP → [BOS, states, boundary, prompt tokens] into the frozen decoder; mapping, then task phase",
   inputs: ["models", "train", "sft.train", "sft.val"],
   outputs: [

@@ -25,6 +25,7 @@ export const models = defineStage<ModelsParams, TensorBackend>({
   source: import.meta.url,
   version: "2",
   heavy: true,
+  cost: 129,
   description: "The frozen encoder and decoder (tiny seeded checkpoints or local snapshots) and the reserved tokens",
   inputs: ["train"],
   outputs: [

@@ -54,6 +54,7 @@ export const report = defineStage<ReportParams>({
   name: "report",
   source: import.meta.url,
   version: "2",
+  cost: 4,
   description: "results.json and a self-contained report (Tables 1 and 2 beside the paper, tokens, curves, samples, lineage)",
   inputs: [],
   optionalInputs: REPORT_INPUTS,

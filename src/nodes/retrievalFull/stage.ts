@@ -16,6 +16,7 @@ export const retrievalFull = defineStage<RetrievalFullParams, TensorBackend>({
   source: import.meta.url,
   version: "1",
   heavy: true,
+  cost: 8,
   description: "Bilingual retrieval of full LLINK (mean slot after Stage B) and of the direct fine-tune",
   inputs: ["models", "projector", "stageB", "finetune", "zF.holdout", "hE.holdout", "eval"],
   outputs: [

@@ -20,6 +20,7 @@ export const stageA = defineStage<StageAParams, TensorBackend>({
   source: import.meta.url,
   version: "1",
   heavy: true,
+  cost: 55,
   description: "Stage A: contrastive projector z_F → h_E (only the projector trains)",
   inputs: ["zF.train", "hE.train", "zF.holdout", "hE.holdout"],
   outputs: [

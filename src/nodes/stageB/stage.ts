@@ -20,6 +20,7 @@ export const stageB = defineStage<StageBParams, TensorBackend>({
   source: import.meta.url,
   version: "1",
   heavy: true,
+  cost: 87,
   description: "Stage B: K-slot injection of the projected foreign vector, LoRA + slot module with usage contrast",
   inputs: ["models", "projector", "zF.train", "hE.train", "sft.train", "sft.val"],
   outputs: [

@@ -20,6 +20,7 @@ export const teacher = defineStage<TeacherParams, TensorBackend>({
   source: import.meta.url,
   version: "1",
   heavy: true,
+  cost: 14,
   description: "h_E: the decoder's final hidden state at <foreign_emb> after the English prompt (train, holdout)",
   inputs: ["models", "train", "holdout"],
   outputs: [

@@ -28,6 +28,7 @@ export const tokstats = defineStage<TokstatsParams>({
   source: import.meta.url,
   version: "1",
   heavy: true,
+  cost: 2,
   description: "Tokenization inflation of the foreign side with the Llama-3 tokenizer, and tokens saved by K slots",
   inputs: ["train"],
   outputs: [
