@@ -179,41 +179,49 @@ const writeLlama3Tokenizer = (decoder: string) =>
     yield* writeTokenizerFiles(decoder, files.tokenizer, files.config)
   })
 
-/**
- * Writes `outDir/encoder` (tiny XLM-R + a Unigram tokenizer trained on `sentences`) and `outDir/decoder` (tiny Llama
- * + the real Llama-3 tokenizer), seeded. The encoder's `vocab_size` is set to its tokenizer's vocabulary size.
- */
-export const initTinyModels = Effect.fn("Init.tinyModels")(function*(outDir: string, options: InitTinyOptions) {
-  const encoder = path.join(outDir, "encoder")
-  const decoder = path.join(outDir, "decoder")
-  yield* Effect.try({
-    try: () => {
-      fs.mkdirSync(encoder, { recursive: true })
-      fs.mkdirSync(decoder, { recursive: true })
-    },
-    catch: (e) => new CheckpointError({ file: outDir, message: `cannot create output folders: ${String(e)}` })
+const makeFolder = (dir: string) =>
+  Effect.try({
+    try: () => fs.mkdirSync(dir, { recursive: true }),
+    catch: (e) => new CheckpointError({ file: dir, message: `cannot create the output folder: ${String(e)}` })
   })
 
-  // Encoder: tokenizer first, so the config's vocab_size matches it.
+/**
+ * Writes a tiny XLM-R into `dir` with a Unigram tokenizer trained on `sentences` (its `vocab_size` is the
+ * tokenizer's), seeded from (`seed`, "encoder").
+ */
+export const initTinyEncoder = Effect.fn("Init.tinyEncoder")(function*(dir: string, options: InitTinyOptions) {
+  yield* makeFolder(dir)
+  // Tokenizer first, so the config's vocab_size matches it.
   const sentences = options.sentences ?? defaultTinySentences()
   const tokJson = buildUnigramTokenizerJson(sentences, { vocabSize: TINY_XLMR_VOCAB_SIZE })
   const tokConfig = unigramTokenizerConfig()
   const vocabSize = yield* Effect.try({
-    try: () => tokenizerFromJson(tokJson, tokConfig, { source: path.join(encoder, "tokenizer.json") }).vocabSize,
+    try: () => tokenizerFromJson(tokJson, tokConfig, { source: path.join(dir, "tokenizer.json") }).vocabSize,
     catch: (e) =>
-      e instanceof CheckpointError ? e : new CheckpointError({ file: encoder, message: `tiny tokenizer: ${String(e)}` })
+      e instanceof CheckpointError ? e : new CheckpointError({ file: dir, message: `tiny tokenizer: ${String(e)}` })
   })
-  const mini = options.size === "mini"
-  const xcfg: XlmRobertaConfig = { ...(mini ? miniXlmrConfig : tinyXlmrConfig), vocab_size: vocabSize }
-  yield* writeModelConfig(encoder, { kind: "xlmr", config: xcfg })
-  yield* writeSafetensorsFile(path.join(encoder, "model.safetensors"), initXlmrWeights(xcfg, deriveSeed(options.seed, "encoder")))
-  yield* writeTokenizerFiles(encoder, tokJson, tokConfig)
+  const xcfg: XlmRobertaConfig = { ...(options.size === "mini" ? miniXlmrConfig : tinyXlmrConfig), vocab_size: vocabSize }
+  yield* writeModelConfig(dir, { kind: "xlmr", config: xcfg })
+  yield* writeSafetensorsFile(path.join(dir, "model.safetensors"), initXlmrWeights(xcfg, deriveSeed(options.seed, "encoder")))
+  yield* writeTokenizerFiles(dir, tokJson, tokConfig)
+})
 
-  // Decoder: the real Llama-3 tokenizer, as Llama-3.2-Instruct ships it.
-  const lcfg: LlamaConfig = mini ? miniLlamaConfig : tinyLlamaConfig
-  yield* writeModelConfig(decoder, { kind: "llama", config: lcfg })
-  yield* writeSafetensorsFile(path.join(decoder, "model.safetensors"), initLlamaWeights(lcfg, deriveSeed(options.seed, "decoder")))
-  yield* writeLlama3Tokenizer(decoder)
+/** Writes a tiny Llama into `dir` with the real Llama-3 tokenizer (as Llama-3.2-Instruct ships it), seeded from
+ *  (`seed`, "decoder"). `sentences` is not used. */
+export const initTinyDecoder = Effect.fn("Init.tinyDecoder")(function*(dir: string, options: InitTinyOptions) {
+  yield* makeFolder(dir)
+  const lcfg: LlamaConfig = options.size === "mini" ? miniLlamaConfig : tinyLlamaConfig
+  yield* writeModelConfig(dir, { kind: "llama", config: lcfg })
+  yield* writeSafetensorsFile(path.join(dir, "model.safetensors"), initLlamaWeights(lcfg, deriveSeed(options.seed, "decoder")))
+  yield* writeLlama3Tokenizer(dir)
+})
+
+/** Writes `outDir/encoder` (`initTinyEncoder`) and `outDir/decoder` (`initTinyDecoder`). */
+export const initTinyModels = Effect.fn("Init.tinyModels")(function*(outDir: string, options: InitTinyOptions) {
+  const encoder = path.join(outDir, "encoder")
+  const decoder = path.join(outDir, "decoder")
+  yield* initTinyEncoder(encoder, options)
+  yield* initTinyDecoder(decoder, options)
   const dirs: TinyModelDirs = { encoder, decoder }
   return dirs
 })

@@ -25,6 +25,8 @@ import { synthesize } from "./synthesize/stage.ts"
 import { teacher } from "./teacher/stage.ts"
 import { testSets } from "./testSets/stage.ts"
 import { testSetsFull } from "./testSetsFull/stage.ts"
+import { tinyDecoder } from "./tinyDecoder/stage.ts"
+import { tinyEncoder } from "./tinyEncoder/stage.ts"
 import { tokstats } from "./tokstats/stage.ts"
 
 export const stages: ReadonlyArray<AnyStage<TensorBackend>> = [
@@ -32,6 +34,8 @@ export const stages: ReadonlyArray<AnyStage<TensorBackend>> = [
   clean,
   split,
   tokstats,
+  tinyEncoder,
+  tinyDecoder,
   models,
   encode,
   teacher,

@@ -65,3 +65,6 @@ export const crossCheck = <T>(
     const message = check(value)
     return message === undefined ? undefined : { path: typeof field === "string" ? [field] : [...field], issue: message }
   })
+
+/** Shapes of the tiny checkpoints: "test" (the test suite's) or "mini" (the embedded default's pretrained miniature). */
+export const TinySize = Schema.Literals(["test", "mini"])

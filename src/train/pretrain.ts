@@ -343,3 +343,35 @@ export const pretrainEncoder = async (
     vars.dispose()
   }
 }
+
+/** Mean of the first and the last 10% of a curve's losses, and the curve averaged over windows (≤ 100 points). */
+export const summariseCurve = (curve: ReadonlyArray<CurvePoint>) => {
+  const n = curve.length
+  const tenth = Math.max(1, Math.floor(n / 10))
+  const mean = (xs: ReadonlyArray<CurvePoint>) => xs.reduce((a, p) => a + p.loss, 0) / Math.max(1, xs.length)
+  if (n === 0) return { firstLoss: null, finalLoss: null, window: 1, curve: [] }
+  const window = Math.max(1, Math.ceil(n / 100))
+  const points: Array<{ step: number; loss: number }> = []
+  for (let i = 0; i < n; i += window) {
+    const part = curve.slice(i, i + window)
+    points.push({ step: part[part.length - 1].step, loss: mean(part) })
+  }
+  return { firstLoss: mean(curve.slice(0, tenth)), finalLoss: mean(curve.slice(n - tenth)), window, curve: points }
+}
+
+/** A step hook that logs the mean loss of every tenth of the run, and lets the event loop breathe then. */
+export const progressHook = (what: string, steps: number, log: (line: string) => void): StepHook => {
+  let window = 0
+  let count = 0
+  const every = Math.max(1, Math.floor(steps / 10))
+  return async (step, loss) => {
+    window += loss
+    count++
+    if (step % every === 0 || step === steps) {
+      log(`${what}: step ${step}/${steps}: loss ${(window / count).toFixed(4)}`)
+      window = 0
+      count = 0
+      await new Promise<void>((r) => setImmediate(r))
+    }
+  }
+}

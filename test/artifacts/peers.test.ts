@@ -25,13 +25,12 @@ import type { HostTensor } from "../../src/models/safetensors.ts"
 import { loadTokenizer, type TextTokenizer } from "../../src/models/tokenizer.ts"
 import { disposeXlmr, encode as xlmrEncode, loadEncoder, type XlmrModel } from "../../src/models/xlmr.ts"
 import { generatePeers } from "../../src/nodes/generate/work.ts"
-import { models } from "../../src/nodes/models/stage.ts"
 import { retrievalPeers } from "../../src/nodes/retrievalPeers/stage.ts"
 import { synthesize } from "../../src/nodes/synthesize/stage.ts"
 import { finetunePrompt, instructionText } from "../../src/prompts/slots.ts"
 import { PEERS, type PeerName, readSftRows, type SftRow } from "../../src/schemas/sft.ts"
 import { randomBridgeHost, writeBridgeDir as writeBridgeDirAt, writeBridgeOffDir } from "../support/bridges.ts"
-import { configOf, fixturePairs, makeContext, paramsOf, readRows, tmpDir, writePairs, writeRandomMatrix } from "../support/stageB.ts"
+import { configOf, fixturePairs, makeContext, paramsOf, readRows, runModelsStages, tmpDir, writePairs, writeRandomMatrix } from "../support/stageB.ts"
 
 const N_HOLD = 10
 const N_EVAL = 8
@@ -62,8 +61,7 @@ beforeAll(async () => {
   // Long foreign texts (two fixture sentences joined), so the 60-character and 16-token cuts bite.
   const held = fixturePairs(N_HOLD, 3).map((p, i) => ({ english: p.english.replace("(item", "(held"), foreign: `${p.foreign} ${fixturePairs(N_HOLD, 7)[i].foreign}` }))
   const evalFile = await writePairs(path.join(base, "eval.parquet"), held, 1000)
-  const mctx = makeContext(models, paramsOf(models, configOf({ models: { seed: 9 } })), { train }, path.join(base, "models"))
-  await run(models.run(mctx))
+  const mctx = await runModelsStages(configOf({ models: { seed: 9 } }), train, path.join(base, "models"))
   resolved = await Effect.runPromise(readModelsRef(mctx.outputs["models"]))
   const enc = await Effect.runPromise(loadEncoder(resolved.encoderDir))
   encoderHidden = enc.config.hidden_size

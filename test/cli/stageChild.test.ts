@@ -17,7 +17,7 @@ const repoRoot = path.resolve(import.meta.dirname, "../..")
 describe("stage child", () => {
   it("decodes every heavy stage's parameters to what the parent decoded", async () => {
     const heavy = stages.filter((s) => s.heavy === true)
-    expect(heavy.map((s) => s.name)).toEqual(expect.arrayContaining(["models", "finetune", "stageA", "stageB", "generate"]))
+    expect(heavy.map((s) => s.name)).toEqual(expect.arrayContaining(["tinyEncoder", "tinyDecoder", "finetune", "stageA", "stageB", "generate"]))
     const settings = [
       [],
       ["stageB.numbers=copy", `stageB.slotPolicy={"byLength":{"min":2,"max":8,"tokensPerSlot":2}}`, "models.pretrain.numberDrill=true"]

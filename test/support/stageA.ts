@@ -13,6 +13,10 @@ import type { StageError } from "../../src/pipeline/errors.ts"
 import type { Progress, Stage, StageContext, StageOutcome } from "../../src/pipeline/stage.ts"
 import { openTableWriter } from "../../src/formats/parquet/table.ts"
 import { PairColumns } from "../../src/schemas/rows.ts"
+import { models } from "../../src/nodes/models/stage.ts"
+import type { ModelsParams } from "../../src/nodes/models/params.ts"
+import { tinyDecoder } from "../../src/nodes/tinyDecoder/stage.ts"
+import { tinyEncoder } from "../../src/nodes/tinyEncoder/stage.ts"
 
 export const repoRoot = path.resolve(import.meta.dirname, "../..")
 export const realDataDir = path.resolve(repoRoot, "../shared/data/km-en")
@@ -177,6 +181,21 @@ export const runStage = async <P>(
   const outcome = await Effect.runPromise(stage.run(ctx).pipe(Effect.provide(TensorBackend.layer)))
   return { outcome, outputs: ctx.outputs, logs }
 }
+
+/**
+ * Runs `tinyEncoder` and `tinyDecoder` for the `models` section `params` on the `train` table (outputs in
+ * `dir/<stage>.out/`), as the runner would, and returns the `models` stage's inputs.
+ */
+export const tinyModelInputs = async (params: ModelsParams, train: string, dir: string): Promise<Record<string, string>> => {
+  const config = { models: params }
+  const enc = await runStage(tinyEncoder, Schema.decodeUnknownSync(tinyEncoder.params)(tinyEncoder.selectParams(config)), { train }, dir)
+  const dec = await runStage(tinyDecoder, Schema.decodeUnknownSync(tinyDecoder.params)(tinyDecoder.selectParams(config)), { train }, dir)
+  return { ...enc.outputs, ...dec.outputs }
+}
+
+/** Runs `tinyEncoder`, `tinyDecoder` and `models` for `params` on the `train` table. */
+export const runModels = async (params: ModelsParams, train: string, dir: string, options?: RunOptions): Promise<Ran> =>
+  runStage(models, params, await tinyModelInputs(params, train, dir), dir, options)
 
 /** Runs `stage.run` expecting it to fail (typed failure or defect); returns a description of the failure. */
 export const runStageExpectingFailure = async <P>(

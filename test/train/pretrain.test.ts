@@ -1,5 +1,5 @@
 /**
- * Pretraining of the miniature checkpoints (src/train/pretrain.ts, src/nodes/models/pretrain.ts): the decoder's data
+ * Pretraining of the miniature checkpoints (src/train/pretrain.ts, src/nodes/tinyDecoder/pretrain.ts): the decoder's data
  * holds no foreign script, the decoder and encoder learn (loss falls by a margin on data with structure), the
  * written full-vocabulary decoder has zero head rows outside the shortlist and its compact loss is its full loss,
  * and masking never touches special tokens.
@@ -9,7 +9,7 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
-import { decoderExamples } from "../../src/nodes/models/pretrain.ts"
+import { decoderExamples } from "../../src/nodes/tinyDecoder/pretrain.ts"
 import { initLlamaWeights, initXlmrWeights } from "../../src/models/init.ts"
 import { llamaFromWeights } from "../../src/models/llama.ts"
 import type { LlamaModel } from "../../src/models/llama.ts"

@@ -1,7 +1,7 @@
 /** Config section `models`: the frozen encoder and decoder, and the reserved tokens added to the decoder. */
 import { Schema } from "effect"
 import { EmbeddingInitRule } from "../../schemas/fields.ts"
-import { Count, dflt, Fraction, Positive, Seed, Size } from "../../schemas/fields.ts"
+import { Count, dflt, Fraction, Positive, Seed, Size, TinySize } from "../../schemas/fields.ts"
 
 /** Pretraining of the tiny checkpoints (`models.encoder`/`models.decoder` = "tiny"); 0 steps = left random. */
 export const PretrainConfig = Schema.Struct({
@@ -34,7 +34,7 @@ export const ModelsConfig = Schema.Struct({
   decoder: dflt(Schema.String, "tiny"),
   /** Shapes of the tiny checkpoints: "test" (hidden 32/64, 2 layers: the test suite's) or "mini" (the embedded
    *  default's pretrained miniature: see `miniLlamaConfig`, `miniXlmrConfig`). */
-  tinySize: dflt(Schema.Literals(["test", "mini"]), "test"),
+  tinySize: dflt(TinySize, "test"),
   /** Pretraining of the tiny checkpoints (ignored for snapshot folders). */
   pretrain: dflt(PretrainConfig, {}),
   /** Seed of the tiny models and of the "normal" rows of added tokens. */

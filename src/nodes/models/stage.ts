@@ -2,11 +2,10 @@
  * `models`: which frozen encoder (XLM-R) and decoder (Llama) the later stages load, and the reserved tokens the
  * decoder gains (`<foreign>`, `</foreign>`, `<foreign_emb>`, `<f0>`…`<f{K−1}>`) with their embedding-row rule.
  *
- * `models.encoder` / `models.decoder` = `"tiny"` writes seeded tiny checkpoints (Hugging Face layout) into the
- * `models.tiny` folder; the tiny encoder's tokenizer is trained on the first training pairs (hence the `train`
- * input). With `models.tinySize: "mini"` they are the embedded default's miniature and `models.pretrain` pretrains
- * them on `train` (masked-LM on both sides for the encoder, English only for the decoder; `pretrain.ts`), with the
- * curves and samples in the `models.pretrain` document. A folder path names a local snapshot (its content enters the cache key through `externalInputs` and the
+ * `models.encoder` / `models.decoder` = `"tiny"` takes the seeded tiny checkpoints (Hugging Face layout) that the
+ * `tinyEncoder` and `tinyDecoder` stages made side by side (pretrained at `models.tinySize: "mini"`, the embedded
+ * default's miniature) into the `models.tiny` folder, and their curves and samples into the `models.pretrain`
+ * document. A folder path names a local snapshot (its content enters the cache key through `externalInputs` and the
  * document's fingerprints). The `models` document (see `src/artifacts/models.ts`) is what consumers read:
  * `readModelsRef(ctx.inputs["models"])`.
  */
@@ -17,17 +16,15 @@ import { importWork } from "../../pipeline/lazy.ts"
 import { defineStage } from "../../pipeline/stage.ts"
 import type { LlinkConfig } from "../config.ts"
 import { ModelsConfig, type ModelsParams } from "./params.ts"
-import type { TensorBackend } from "../../backend/tensorBackend.ts"
 import { PretrainDoc } from "../../schemas/pretrain.ts"
 
-export const models = defineStage<ModelsParams, TensorBackend>({
+export const models = defineStage<ModelsParams>({
   name: "models",
   source: import.meta.url,
-  version: "2",
-  heavy: true,
-  cost: 129,
+  version: "3",
+  cost: 1,
   description: "The frozen encoder and decoder (tiny seeded checkpoints or local snapshots) and the reserved tokens",
-  inputs: ["train"],
+  inputs: ["tinyEncoder", "tinyEncoder.pretrain", "tinyDecoder", "tinyDecoder.pretrain"],
   outputs: [
     { name: "models", kind: "json", file: "models.json", schema: ModelsDoc, description: "encoder/decoder folders, fingerprints, added tokens" },
     { name: "models.tiny", kind: "dir", file: "tiny", description: "tiny checkpoints (encoder/, decoder/) when asked for; else empty" },

@@ -1,33 +1,28 @@
 /**
- * The `models` stage's work: write the tiny checkpoints (when asked for) and the `models` document naming both
- * frozen models (see `modelsRef.ts` for the document).
+ * The `models` stage's work: gather the checkpoints and write the `models` document naming both frozen models (see
+ * `src/artifacts/models.ts` for the document).
  *
- * - `"tiny"`: `initTinyModels` writes `encoder/` and `decoder/` into the `models.tiny` folder output; the encoder's
- *   Unigram tokenizer is trained on the first `models.tinyTokenizerPairs` training pairs (both sides), so the tiny
- *   encoder covers the corpus's script. Only the tiny side(s) asked for are kept.
+ * - `"tiny"`: the checkpoint the `tinyEncoder` / `tinyDecoder` stage made is copied into the `models.tiny` folder
+ *   output (`encoder/`, `decoder/`), and its pretraining part into the `models.pretrain` document.
  * - A folder: checked now (config.json of the right architecture, a tokenizer.json) so a wrong path fails here and
  *   not hours later; its absolute path goes into the document. `models.tiny` stays an empty folder.
  *
  * Every file of both checkpoint folders is fingerprinted (SHA-256) into the document, so a changed checkpoint
  * changes the document and the cache keys downstream.
  */
-import { Effect, Stream } from "effect"
+import { Effect } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { asStageError } from "../../pipeline/stageError.ts"
 import { loadModelConfig } from "../../models/hfconfig.ts"
-import { initTinyModels } from "../../models/init.ts"
 import { reservedTokens } from "../../models/tokenizer.ts"
 import { ArtifactError, StageError } from "../../pipeline/errors.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
-import { readTable } from "../../formats/parquet/table.ts"
-import { writeJsonDoc } from "../../artifacts/json.ts"
+import { readJsonDoc, writeJsonDoc } from "../../artifacts/json.ts"
 import { type ModelRef, ModelsDoc, MODELS_FORMAT } from "../../artifacts/models.ts"
 import type { ModelsParams } from "./params.ts"
 import { PRETRAIN_FORMAT, PretrainDoc, type PretrainPart } from "../../schemas/pretrain.ts"
-import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
-import { deriveSeed } from "../../models/rng.ts"
 
 export type { ModelsParams }
 
@@ -86,67 +81,28 @@ const checkSnapshot = (which: "encoder" | "decoder", dir: string) =>
     }
   })
 
-/** The training pairs (English, foreign). */
-const trainingPairs = (file: string) =>
-  readTable(file, { columns: ["english", "foreign"] }).pipe(
-    Stream.runCollect,
-    Effect.map((rows) => rows.map((r) => ({ english: typeof r.english === "string" ? r.english : "", foreign: typeof r.foreign === "string" ? r.foreign : "" }))),
-    asStageError(STAGE)
-  )
-
-/** Both sides of pairs as separate sentences (empty ones dropped). */
-const sidesOf = (pairs: ReadonlyArray<{ readonly english: string; readonly foreign: string }>): Array<string> =>
-  pairs.flatMap((r) => [r.english, r.foreign].filter((s) => s.length > 0))
-
-export const runModels = (ctx: StageContext<ModelsParams>): Effect.Effect<StageOutcome, StageError, TensorBackend> =>
+export const runModels = (ctx: StageContext<ModelsParams>): Effect.Effect<StageOutcome, StageError> =>
   Effect.gen(function*() {
     const p = ctx.params
     const jsonFile = ctx.outputs["models"]
     const tinyDir = ctx.outputs["models.tiny"]
-    let decoderPart: PretrainPart | null = null
-    let encoderPart: PretrainPart | null = null
     yield* Effect.try({
       try: () => fs.mkdirSync(tinyDir, { recursive: true }),
       catch: (cause) => new StageError({ stage: STAGE, message: `cannot create ${tinyDir}: ${String(cause)}`, file: tinyDir, cause })
     })
-    const tinyEncoder = p.encoder === "tiny"
-    const tinyDecoder = p.decoder === "tiny"
-    if (tinyEncoder || tinyDecoder) {
-      const pairs = yield* trainingPairs(ctx.inputs["train"])
-      const sentences = sidesOf(pairs.slice(0, p.tinyTokenizerPairs))
-      if (sentences.length === 0) {
-        return yield* new StageError({ stage: STAGE, message: "the train table is empty: no text for the tiny tokenizer", file: ctx.inputs["train"] })
-      }
-      yield* initTinyModels(tinyDir, { seed: p.seed, sentences, size: p.tinySize }).pipe(asStageError(STAGE))
-      // The mini decoder always goes through pretrainDecoder, with 0 steps too: the random control then has the
-      // same shortlisted head (zero rows outside the English shortlist) as the pretrained model.
-      const pretrainDecoder = tinyDecoder && p.tinySize === "mini"
-      const pretrainEncoder = tinyEncoder && p.pretrain.encoderSteps > 0
-      if (p.tinySize !== "mini" && (p.pretrain.decoderSteps > 0 || p.pretrain.encoderSteps > 0)) {
-        return yield* new StageError({ stage: STAGE, message: `models.pretrain needs models.tinySize "mini" (the "test" decoder ties its head), got "${p.tinySize}"` })
-      }
-      if (pretrainDecoder || pretrainEncoder) {
-        const backend = (yield* startBackend(STAGE)).tfBackend
-        ctx.log(`pretraining on ${backend}`)
-        const { pretrainDecoderDir, pretrainEncoderDir } = yield* Effect.promise(() => import("./pretrain.ts"))
-        if (pretrainEncoder) {
-          encoderPart = yield* pretrainEncoderDir(path.join(tinyDir, "encoder"), sidesOf(pairs), p.pretrain, deriveSeed(p.seed, "pretrain-encoder"), ctx.log)
-          ctx.log(`encoder: masked-LM loss ${encoderPart.firstLoss?.toFixed(3)} → ${encoderPart.finalLoss?.toFixed(3)} over ${encoderPart.steps} steps`)
-        }
-        if (pretrainDecoder) {
-          decoderPart = yield* pretrainDecoderDir(path.join(tinyDir, "decoder"), pairs.map((r) => r.english).filter((s) => s.length > 0), p.pretrain, deriveSeed(p.seed, "pretrain-decoder"), ctx.log)
-          ctx.log(`decoder: English LM loss ${decoderPart.firstLoss?.toFixed(3) ?? "–"} → ${decoderPart.finalLoss?.toFixed(3) ?? "–"} over ${decoderPart.steps} steps (${decoderPart.vocabulary} token ids)`)
-          for (const s of decoderPart.samples) ctx.log(`decoder sample: ${JSON.stringify(s.prompt.slice(-60))} → ${JSON.stringify(s.output)}`)
-        }
-      }
+    // The tiny checkpoints come from the tinyEncoder and tinyDecoder stages (which ran side by side); the ones this
+    // run uses are copied in, so models.tiny holds both as before and the document's relative paths stay inside it.
+    const parts = { encoder: null as PretrainPart | null, decoder: null as PretrainPart | null }
+    for (const which of ["encoder", "decoder"] as const) {
+      if ((which === "encoder" ? p.encoder : p.decoder) !== "tiny") continue
+      const from = ctx.inputs[which === "encoder" ? "tinyEncoder" : "tinyDecoder"]
+      const to = path.join(tinyDir, which)
       yield* Effect.try({
-        try: () => {
-          if (!tinyEncoder) fs.rmSync(path.join(tinyDir, "encoder"), { recursive: true, force: true })
-          if (!tinyDecoder) fs.rmSync(path.join(tinyDir, "decoder"), { recursive: true, force: true })
-        },
-        catch: (cause) => new StageError({ stage: STAGE, message: `cannot tidy ${tinyDir}: ${String(cause)}`, file: tinyDir, cause })
+        try: () => fs.cpSync(from, to, { recursive: true, mode: fs.constants.COPYFILE_FICLONE }),
+        catch: (cause) => new StageError({ stage: STAGE, message: `cannot copy the tiny ${which} from ${from}: ${String(cause)}`, file: from, cause })
       })
-      ctx.log(`tiny ${[tinyEncoder ? "encoder" : "", tinyDecoder ? "decoder" : ""].filter((s) => s !== "").join(" + ")} (seed ${p.seed}, tokenizer from ${sentences.length} sentences)`)
+      const doc = yield* readJsonDoc(PretrainDoc, ctx.inputs[which === "encoder" ? "tinyEncoder.pretrain" : "tinyDecoder.pretrain"]).pipe(asStageError(STAGE))
+      parts[which] = doc[which]
     }
 
     const ref = (which: "encoder" | "decoder", setting: string) =>
@@ -176,7 +132,7 @@ export const runModels = (ctx: StageContext<ModelsParams>): Effect.Effect<StageO
       slots: p.slots
     }
     yield* writeJsonDoc(ModelsDoc, jsonFile, doc).pipe(asStageError(STAGE))
-    yield* writeJsonDoc(PretrainDoc, ctx.outputs["models.pretrain"], { format: PRETRAIN_FORMAT, version: 1, decoder: decoderPart, encoder: encoderPart }).pipe(asStageError(STAGE))
+    yield* writeJsonDoc(PretrainDoc, ctx.outputs["models.pretrain"], { format: PRETRAIN_FORMAT, version: 1, decoder: parts.decoder, encoder: parts.encoder }).pipe(asStageError(STAGE))
     ctx.log(`encoder ${encoder.kind} ${encoder.path}; decoder ${decoder.kind} ${decoder.path}; ${doc.addedTokens.length} added tokens (${p.embeddingInit})`)
     return {
       rows: {},

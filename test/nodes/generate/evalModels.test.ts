@@ -22,7 +22,6 @@ import { disposeSlots, initSlots, loadSlotHost, makeSlotConfig, saveSlots, SLOTS
 import { loadTokenizer } from "../../../src/models/tokenizer.ts"
 import { makeRng } from "../../../src/models/rng.ts"
 import { generate } from "../../../src/nodes/generate/stage.ts"
-import { models } from "../../../src/nodes/models/stage.ts"
 import { retrievalFull } from "../../../src/nodes/retrievalFull/stage.ts"
 import { retrievalPeers } from "../../../src/nodes/retrievalPeers/stage.ts"
 import { synthesize } from "../../../src/nodes/synthesize/stage.ts"
@@ -42,7 +41,7 @@ import type { ShardRange, Stage } from "../../../src/pipeline/stage.ts"
 import { shuffle, testExecutor } from "../../support/shardExecutor.ts"
 import { randomBridgeHost, writeBridgeDir, writeBridgeOffDir } from "../../support/bridges.ts"
 import { projectorReference, slotsReference } from "../../support/adapterReference.ts"
-import { configOf, fixturePairs, makeContext, paramsOf, readRows, tmpDir, writePairs, writeRandomMatrix } from "../../support/stageB.ts"
+import { configOf, fixturePairs, makeContext, paramsOf, readRows, runModelsStages, tmpDir, writePairs, writeRandomMatrix } from "../../support/stageB.ts"
 
 const D_IN = 24
 const FT_MAX_CHARS = 20
@@ -73,8 +72,7 @@ beforeAll(async () => {
   const train = await writePairs(path.join(base, "train.parquet"), trainPairs)
   const evalFile = await writePairs(path.join(base, "eval.parquet"), holdPairs.slice(0, 8), 1000)
   // models (tiny encoder + tiny Llama with the real Llama-3 tokenizer and the reserved tokens)
-  const mctx = makeContext(models, paramsOf(models, configOf({ models: { seed: 5 } })), { train }, path.join(base, "models"))
-  await Effect.runPromise(models.run(mctx).pipe(Effect.provide(TensorBackend.layer)))
+  const mctx = await runModelsStages(configOf({ models: { seed: 5 } }), train, path.join(base, "models"))
   const resolved = await Effect.runPromise(readModelsRef(mctx.outputs["models"]))
   decoderDir = resolved.decoderDir
   resolvedModels = resolved

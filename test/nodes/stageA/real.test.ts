@@ -13,7 +13,6 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { encode } from "../../../src/nodes/encode/stage.ts"
-import { models } from "../../../src/nodes/models/stage.ts"
 import { retrieval } from "../../../src/nodes/retrieval/stage.ts"
 import { RetrievalParams } from "../../../src/nodes/retrieval/params.ts"
 import { stageA } from "../../../src/nodes/stageA/stage.ts"
@@ -26,7 +25,7 @@ import { EncodeConfig } from "../../../src/nodes/encode/params.ts"
 import { ModelsConfig } from "../../../src/nodes/models/params.ts"
 import { TeacherConfig } from "../../../src/nodes/teacher/params.ts"
 import { l2NormalizeRows } from "../../../src/train/hostMath.ts"
-import { realDataDir, runStage, tempDir, writePairs } from "../../support/stageA.ts"
+import { realDataDir, runModels, runStage, tempDir, writePairs } from "../../support/stageA.ts"
 import type { Pair } from "../../support/stageA.ts"
 import { skipFor } from "../../support/envGate.ts"
 
@@ -59,7 +58,7 @@ describe.skipIf(!present)("Stage A on real Khmer–English pairs (tiny checkpoin
     const train = await writePairs(path.join(dir, "train.parquet"), pairs.slice(0, N_PAIRS - N_HOLD))
     const holdout = await writePairs(path.join(dir, "holdout.parquet"), pairs.slice(N_PAIRS - N_HOLD))
     const t0 = Date.now()
-    const m = await runStage(models, Schema.decodeUnknownSync(ModelsConfig)({ seed: 17 }), { train }, dir)
+    const m = await runModels(Schema.decodeUnknownSync(ModelsConfig)({ seed: 17 }), train, dir)
     const up = { models: m.outputs["models"], train, holdout }
     const t1 = Date.now()
     const e = await runStage(encode, Schema.decodeUnknownSync(EncodeConfig)({ batchSize: 32 }), up, dir)

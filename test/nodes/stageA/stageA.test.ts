@@ -14,7 +14,6 @@ import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { encode } from "../../../src/nodes/encode/stage.ts"
 import { stages } from "../../../src/nodes/index.ts"
-import { models } from "../../../src/nodes/models/stage.ts"
 import { retrieval } from "../../../src/nodes/retrieval/stage.ts"
 import { RetrievalParams } from "../../../src/nodes/retrieval/params.ts"
 import type { BitextSuiteDoc } from "../../../src/schemas/retrieval.ts"
@@ -29,7 +28,7 @@ import { ModelsConfig } from "../../../src/nodes/models/params.ts"
 import { TeacherConfig } from "../../../src/nodes/teacher/params.ts"
 import { PAPER_RETRIEVAL } from "../../../src/schemas/paper.ts"
 import { loadProjectorDir } from "../../../src/artifacts/projector.ts"
-import { failingProgress, repoRoot, runStage, runStageExpectingFailure, sha256File, syntheticPairs, tempDir, writePairs } from "../../support/stageA.ts"
+import { failingProgress, repoRoot, runModels, runStage, runStageExpectingFailure, sha256File, syntheticPairs, tempDir, writePairs } from "../../support/stageA.ts"
 
 const dir = tempDir("train")
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -64,7 +63,7 @@ beforeAll(async () => {
   const pairs = syntheticPairs(N_TRAIN + N_HOLD, 5)
   const train = await writePairs(path.join(dir, "train.parquet"), pairs.slice(0, N_TRAIN))
   const holdout = await writePairs(path.join(dir, "holdout.parquet"), pairs.slice(N_TRAIN))
-  const m = await runStage(models, Schema.decodeUnknownSync(ModelsConfig)({ seed: 3 }), { train }, dir)
+  const m = await runModels(Schema.decodeUnknownSync(ModelsConfig)({ seed: 3 }), train, dir)
   const up = { models: m.outputs["models"], train, holdout }
   holdoutTable = holdout
   const e = await runStage(encode, Schema.decodeUnknownSync(EncodeConfig)({ batchSize: 32 }), up, dir)

@@ -25,7 +25,7 @@ import { readModelsRef } from "../../../src/artifacts/models.ts"
 import { teacherPromptIds } from "../../../src/prompts/teacher.ts"
 import { leftPad } from "../../../src/models/llama.ts"
 import { teacherVectors } from "../../../src/nodes/teacher/work.ts"
-import { failingProgress, runStage, runStageExpectingFailure, sha256File, syntheticPairs, tempDir, writePairs } from "../../support/stageA.ts"
+import { failingProgress, runModels, runStage, runStageExpectingFailure, sha256File, tinyModelInputs, syntheticPairs, tempDir, writePairs } from "../../support/stageA.ts"
 
 const dir = tempDir("encode")
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -57,7 +57,7 @@ const cosine = (a: Float32Array, b: Float32Array): number => {
 beforeAll(async () => {
   train = await writePairs(path.join(dir, "train.parquet"), pairs.slice(0, N_TRAIN))
   holdout = await writePairs(path.join(dir, "holdout.parquet"), pairs.slice(N_TRAIN))
-  const m = await runStage(models, modelsParams({ seed: 3 }), { train }, dir)
+  const m = await runModels(modelsParams({ seed: 3 }), train, dir)
   modelsJson = m.outputs["models"]
 })
 
@@ -92,11 +92,11 @@ describe("models", () => {
     expect(doc["decoder"].sha256).toEqual(tinyDoc["decoder"].sha256)
     expect(fs.readdirSync(m.outputs["models.tiny"])).toEqual([])
 
-    const wrong = await runStageExpectingFailure(models, modelsParams({ encoder: tinyDec }), { train }, dir, {
+    const wrong = await runStageExpectingFailure(models, modelsParams({ encoder: tinyDec }), await tinyModelInputs(modelsParams({ encoder: tinyDec }), train, dir), dir, {
       outDir: path.join(dir, "wrong.out")
     })
     expect(wrong.typed?.message).toMatch(/models\.encoder: .* holds a llama model/)
-    const missing = await runStageExpectingFailure(models, modelsParams({ decoder: path.join(dir, "nope") }), { train }, dir, {
+    const missing = await runStageExpectingFailure(models, modelsParams({ decoder: path.join(dir, "nope") }), await tinyModelInputs(modelsParams({ decoder: path.join(dir, "nope") }), train, dir), dir, {
       outDir: path.join(dir, "missing.out")
     })
     expect(missing.typed?.message).toMatch(/models\.decoder: .*nope is not a folder/)

@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { TensorBackend } from "../../../src/backend/tensorBackend.ts"
 import { encode } from "../../../src/nodes/encode/stage.ts"
 import { EncodeConfig } from "../../../src/nodes/encode/params.ts"
-import { models } from "../../../src/nodes/models/stage.ts"
 import { ModelsConfig } from "../../../src/nodes/models/params.ts"
 import { teacher } from "../../../src/nodes/teacher/stage.ts"
 import { TeacherConfig } from "../../../src/nodes/teacher/params.ts"
@@ -18,7 +17,7 @@ import type { AnyStage } from "../../../src/pipeline/dag.ts"
 import { runShard, runShardedStage, shardScratchDir } from "../../../src/pipeline/shards.ts"
 import { shuffle, testExecutor } from "../../support/shardExecutor.ts"
 import type { Progress, ShardRange, Stage } from "../../../src/pipeline/stage.ts"
-import { runStage, sha256File, syntheticPairs, tempDir, writePairs } from "../../support/stageA.ts"
+import { runModels, runStage, sha256File, syntheticPairs, tempDir, writePairs } from "../../support/stageA.ts"
 
 const dir = tempDir("shards")
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -32,7 +31,7 @@ beforeAll(async () => {
   const pairs = syntheticPairs(N_TRAIN + N_HOLD, 11)
   const train = await writePairs(path.join(dir, "train.parquet"), pairs.slice(0, N_TRAIN))
   const holdout = await writePairs(path.join(dir, "holdout.parquet"), pairs.slice(N_TRAIN))
-  const m = await runStage(models, Schema.decodeUnknownSync(ModelsConfig)({ seed: 5 }), { train }, dir)
+  const m = await runModels(Schema.decodeUnknownSync(ModelsConfig)({ seed: 5 }), train, dir)
   inputs = { models: m.outputs["models"], train, holdout }
 })
 

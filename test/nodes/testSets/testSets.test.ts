@@ -15,7 +15,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { loadConfig } from "../../../src/nodes/config.ts"
 import { encode } from "../../../src/nodes/encode/stage.ts"
 import { EncodeConfig } from "../../../src/nodes/encode/params.ts"
-import { models } from "../../../src/nodes/models/stage.ts"
 import { ModelsConfig } from "../../../src/nodes/models/params.ts"
 import { retrieval } from "../../../src/nodes/retrieval/stage.ts"
 import { RetrievalParams } from "../../../src/nodes/retrieval/params.ts"
@@ -30,7 +29,7 @@ import { readMatrix } from "../../../src/formats/arrow/matrix.ts"
 import { readTableAll } from "../../../src/formats/parquet/table.ts"
 import { RetrievalDoc, TestSetsDoc } from "../../../src/schemas/retrieval.ts"
 import { skipFor } from "../../support/envGate.ts"
-import { realDataDir, repoRoot, runStage, syntheticPairs, tempDir, writePairs } from "../../support/stageA.ts"
+import { realDataDir, repoRoot, runModels, runStage, syntheticPairs, tempDir, writePairs } from "../../support/stageA.ts"
 
 const dir = tempDir("testSets")
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -59,7 +58,7 @@ const readDoc = (file: string): TestSetsDoc => Schema.decodeUnknownSync(TestSets
 beforeAll(async () => {
   const trainFile = await writePairs(path.join(dir, "train.parquet"), train)
   const holdFile = await writePairs(path.join(dir, "holdout.parquet"), holdout)
-  const m = await runStage(models, Schema.decodeUnknownSync(ModelsConfig)({ seed: 3 }), { train: trainFile }, dir)
+  const m = await runModels(Schema.decodeUnknownSync(ModelsConfig)({ seed: 3 }), trainFile, dir)
   const up = { models: m.outputs["models"], train: trainFile, holdout: holdFile }
   const e = await runStage(encode, Schema.decodeUnknownSync(EncodeConfig)({ batchSize: 32 }), up, dir)
   const t = await runStage(teacher, Schema.decodeUnknownSync(TeacherConfig)({ batchSize: 32 }), up, dir)

@@ -1,19 +1,17 @@
 /**
- * The `models` stage's pretraining of the tiny checkpoints (`models.pretrain`, "mini" size), so the miniature starts
- * where the paper does: an encoder that has read both languages (masked-LM, no parallel signal) and an English
+ * The `tinyDecoder` stage's pretraining ("mini" size), so the miniature starts where the paper does: an English
  * instruction decoder that has never seen the foreign script. The training itself is `src/train/pretrain.ts`.
  *
- * Decoder data, from the `train` split's English side only: each sentence as plain text (BOS … EOS, loss on every
- * token), and, for each of the four paper task types, the offline synthesizer's instruction and answer with the
- * English sentence where Stage B puts the slots (`pretrainPrompt`; loss on the answer and EOS). Encoder data: every
- * sentence of both sides of `train`, as separate sentences. With `numberDrill` on, the decoder's data also holds the
- * number drill (numberDrill.ts).
+ * Data, from the `train` split's English side only: each sentence as plain text (BOS … EOS, loss on every token),
+ * and, for each of the four paper task types, the offline synthesizer's instruction and answer with the English
+ * sentence where Stage B puts the slots (`pretrainPrompt`; loss on the answer and EOS). With `numberDrill` on, the
+ * data also holds the number drill (numberDrill.ts).
  */
 import { Effect } from "effect"
 import * as path from "node:path"
 import { offlineInstructionAndAnswer, PAPER_TASK_TYPES, type TaskType } from "../../prompts/synthesis.ts"
 import { encodeExample, pretrainPrompt } from "../../prompts/slots.ts"
-import type { LlamaConfig, XlmRobertaConfig } from "../../models/hfconfig.ts"
+import type { LlamaConfig } from "../../models/hfconfig.ts"
 import { loadModelConfig } from "../../models/hfconfig.ts"
 import { disposeLlama, generate, llamaFromWeights } from "../../models/llama.ts"
 import type { HostTensor } from "../../models/safetensors.ts"
@@ -23,12 +21,12 @@ import { loadTokenizer } from "../../models/tokenizer.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
 import { StageError } from "../../pipeline/errors.ts"
 import type { PretrainPart, PretrainSample } from "../../schemas/pretrain.ts"
-import type { CurvePoint, LmExample, StepHook } from "../../train/pretrain.ts"
-import { pretrainDecoder, pretrainEncoder } from "../../train/pretrain.ts"
+import type { LmExample } from "../../train/pretrain.ts"
+import { pretrainDecoder, progressHook, summariseCurve } from "../../train/pretrain.ts"
 import { type DrillText, numberDrill } from "./numberDrill.ts"
-import type { PretrainConfig } from "./params.ts"
+import type { TinyDecoderParams } from "./params.ts"
 
-const STAGE = "models"
+const STAGE = "tinyDecoder"
 
 /** Longest decoder pretraining sequence, in tokens (the sample's sentences are far shorter). */
 const MAX_LEN = 192
@@ -68,42 +66,11 @@ export const decoderExamples = (
   return out
 }
 
-/** Mean of the first and the last 10% of a curve, and the curve averaged over windows (≤ 100 points). */
-const summarise = (curve: ReadonlyArray<CurvePoint>) => {
-  const n = curve.length
-  const tenth = Math.max(1, Math.floor(n / 10))
-  const mean = (xs: ReadonlyArray<CurvePoint>) => xs.reduce((a, p) => a + p.loss, 0) / Math.max(1, xs.length)
-  if (n === 0) return { firstLoss: null, finalLoss: null, window: 1, curve: [] }
-  const window = Math.max(1, Math.ceil(n / 100))
-  const points: Array<{ step: number; loss: number }> = []
-  for (let i = 0; i < n; i += window) {
-    const part = curve.slice(i, i + window)
-    points.push({ step: part[part.length - 1].step, loss: mean(part) })
-  }
-  return { firstLoss: mean(curve.slice(0, tenth)), finalLoss: mean(curve.slice(n - tenth)), window, curve: points }
-}
-
-const progressHook = (what: string, steps: number, log: (line: string) => void): StepHook => {
-  let window = 0
-  let count = 0
-  const every = Math.max(1, Math.floor(steps / 10))
-  return async (step, loss) => {
-    window += loss
-    count++
-    if (step % every === 0 || step === steps) {
-      log(`${what}: step ${step}/${steps}: loss ${(window / count).toFixed(4)}`)
-      window = 0
-      count = 0
-      await new Promise<void>((r) => setImmediate(r))
-    }
-  }
-}
-
 /** Pretrains the decoder in `dir` in place (its model.safetensors is rewritten). */
 export const pretrainDecoderDir = (
   dir: string,
   english: ReadonlyArray<string>,
-  p: PretrainConfig,
+  p: TinyDecoderParams,
   seed: number,
   log: (line: string) => void
 ): Effect.Effect<PretrainPart, StageError> =>
@@ -120,22 +87,22 @@ export const pretrainDecoderDir = (
     const result = yield* Effect.tryPromise({
       try: () =>
         pretrainDecoder(config, init, examples, always, {
-          steps: p.decoderSteps,
-          batchSize: p.decoderBatch,
-          lr: p.decoderLr,
+          steps: p.steps,
+          batchSize: p.batch,
+          lr: p.lr,
           warmupSteps: p.warmupSteps,
           weightDecay: p.weightDecay,
           seed
-        }, progressHook("decoder", p.decoderSteps, log)),
+        }, progressHook("decoder", p.steps, log)),
       catch: (cause) => new StageError({ stage: STAGE, message: `decoder pretraining: ${String(cause)}`, file: dir, cause })
     })
     yield* writeSafetensorsFile(path.join(dir, "model.safetensors"), result.weights).pipe(asStageError(STAGE))
     const samples = yield* decoderSamples(config, result.weights, tokenizer, english, dir)
     return {
-      steps: p.decoderSteps,
+      steps: p.steps,
       examples: examples.length,
       vocabulary: result.shortlist.length,
-      ...summarise(result.curve),
+      ...summariseCurve(result.curve),
       samples
     }
   })
@@ -168,38 +135,4 @@ const decoderSamples = (
     }))
     disposeLlama(model)
     return samples
-  })
-
-/** Pretrains the encoder in `dir` in place (masked-LM on `sentences` of both languages). */
-export const pretrainEncoderDir = (
-  dir: string,
-  sentences: ReadonlyArray<string>,
-  p: PretrainConfig,
-  seed: number,
-  log: (line: string) => void
-): Effect.Effect<PretrainPart, StageError> =>
-  Effect.gen(function*() {
-    const mc = yield* loadModelConfig(dir).pipe(asStageError(STAGE))
-    if (mc.kind !== "xlmr") return yield* new StageError({ stage: STAGE, message: `${dir} is not an XLM-R`, file: dir })
-    const config: XlmRobertaConfig = mc.config
-    const tokenizer = yield* loadTokenizer(dir).pipe(asStageError(STAGE))
-    const maskId = tokenizer.tokenToId("<mask>")
-    if (maskId === undefined) return yield* new StageError({ stage: STAGE, message: "the tiny encoder's tokenizer has no <mask>", file: dir })
-    const ids = sentences.map((s) => tokenizer.encode(s).slice(0, 128))
-    const init = yield* loadSafetensorsDir(dir).pipe(asStageError(STAGE))
-    const result = yield* Effect.tryPromise({
-      try: () =>
-        pretrainEncoder(config, init, ids, maskId, {
-          steps: p.encoderSteps,
-          batchSize: p.encoderBatch,
-          lr: p.encoderLr,
-          warmupSteps: p.warmupSteps,
-          weightDecay: p.weightDecay,
-          maskProb: p.maskProb,
-          seed
-        }, progressHook("encoder", p.encoderSteps, log)),
-      catch: (cause) => new StageError({ stage: STAGE, message: `encoder pretraining: ${String(cause)}`, file: dir, cause })
-    })
-    yield* writeSafetensorsFile(path.join(dir, "model.safetensors"), result.weights).pipe(asStageError(STAGE))
-    return { steps: p.encoderSteps, examples: ids.length, vocabulary: config.vocab_size, ...summarise(result.curve), samples: [] }
   })

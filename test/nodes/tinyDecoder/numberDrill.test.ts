@@ -1,5 +1,5 @@
 /**
- * The number drill (src/nodes/models/numberDrill.ts): English and digits only, every digit-group token of Llama-3's
+ * The number drill (src/nodes/tinyDecoder/numberDrill.ts): English and digits only, every digit-group token of Llama-3's
  * tokenizer among the trained labels, the `Numbers:` line exactly the number pathway's numerals, drilled sentences
  * that keep their words, and the same texts for the same seed.
  */
@@ -8,8 +8,8 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { loadTokenizer } from "../../../src/models/tokenizer.ts"
-import { COPY_INSTRUCTION, digitGroups, numberDrill } from "../../../src/nodes/models/numberDrill.ts"
-import { decoderExamples } from "../../../src/nodes/models/pretrain.ts"
+import { COPY_INSTRUCTION, digitGroups, numberDrill } from "../../../src/nodes/tinyDecoder/numberDrill.ts"
+import { decoderExamples } from "../../../src/nodes/tinyDecoder/pretrain.ts"
 import { NUMBERS_LABEL } from "../../../src/prompts/slots.ts"
 import { findNumerals } from "../../../src/text/numerals.ts"
 
