@@ -124,7 +124,13 @@ export const dropoutMask = (rng: Rng, n: number, p: number): Float32Array => {
   const out = new Float32Array(n)
   const keep = 1 / (1 - p)
   const threshold = p * 4294967296
-  for (let i = 0; i < n; i++) out[i] = rng.nextU32() >= threshold ? keep : 0
+  const bits = new Uint32Array(Math.min(n, 8192))
+  for (let start = 0; start < n; start += bits.length) {
+    const m = Math.min(bits.length, n - start)
+    const chunk = m === bits.length ? bits : bits.subarray(0, m)
+    rng.fillU32(chunk)
+    for (let i = 0; i < m; i++) out[start + i] = chunk[i] >= threshold ? keep : 0
+  }
   return out
 }
 

@@ -196,7 +196,18 @@ export const dropoutMask = (rng: Rng, rows: number, cols: number, p: number): Fl
   if (p <= 0) return out.fill(1)
   if (p >= 1) return out
   const keep = 1 / (1 - p)
-  for (let i = 0; i < out.length; i++) out[i] = rng.uniform() < p ? 0 : keep
+  // rng.uniform() in bulk: each uniform is (hi >>> 5)·2^26 + (lo >>> 6), over 2^53, from two consecutive draws.
+  const n = out.length
+  const bits = new Uint32Array(2 * Math.min(n, 8192))
+  for (let start = 0; start < n; start += bits.length / 2) {
+    const m = Math.min(bits.length / 2, n - start)
+    const chunk = 2 * m === bits.length ? bits : bits.subarray(0, 2 * m)
+    rng.fillU32(chunk)
+    for (let i = 0; i < m; i++) {
+      const u = ((chunk[2 * i] >>> 5) * 67108864 + (chunk[2 * i + 1] >>> 6)) / 9007199254740992
+      out[start + i] = u < p ? 0 : keep
+    }
+  }
   return out
 }
 

@@ -14,6 +14,8 @@
 export interface Rng {
   /** The next 32 random bits as an unsigned integer in [0, 2^32). */
   readonly nextU32: () => number
+  /** Fills `out` with the next `out.length` values of `nextU32`, in order (the same stream, drawn in one loop). */
+  readonly fillU32: (out: Uint32Array) => void
   /** A uniform float in [0, 1) with 53 random bits. */
   readonly uniform: () => number
   /** A standard normal N(0, 1) (Box–Muller). */
@@ -65,6 +67,25 @@ export const makeRng = (seed: number): Rng => {
     s[3] = rotl(s[3], 11)
     return result
   }
+  // nextU32's steps on local copies of the state; int32 locals hold the same 32 bits the Uint32Array does.
+  const fillU32 = (out: Uint32Array): void => {
+    let s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3]
+    for (let i = 0; i < out.length; i++) {
+      const r = Math.imul(s1, 5)
+      out[i] = Math.imul((r << 7) | (r >>> 25), 9)
+      const t = s1 << 9
+      s2 ^= s0
+      s3 ^= s1
+      s1 ^= s2
+      s0 ^= s3
+      s2 ^= t
+      s3 = (s3 << 11) | (s3 >>> 21)
+    }
+    s[0] = s0
+    s[1] = s1
+    s[2] = s2
+    s[3] = s3
+  }
   const uniform = (): number => {
     const hi = nextU32() >>> 5 // 27 bits
     const lo = nextU32() >>> 6 // 26 bits
@@ -86,7 +107,7 @@ export const makeRng = (seed: number): Rng => {
     return r * Math.cos(theta)
   }
   const fork = (stream: number): Rng => makeRng(deriveSeed(base, `fork:${stream}`))
-  return { nextU32, uniform, normal, fork }
+  return { nextU32, fillU32, uniform, normal, fork }
 }
 
 const rotl = (x: number, k: number): number => (x << k) | (x >>> (32 - k))

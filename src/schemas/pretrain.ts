@@ -1,7 +1,7 @@
 /**
- * The `models.pretrain` document: what the `models` stage's pretraining of the tiny checkpoints did (written by
- * `src/nodes/models/pretrain.ts`, shown by the report). `null` parts were not pretrained (a snapshot folder, the
- * "test" size, or 0 steps).
+ * The pretraining document: what the pretraining of the tiny checkpoints did. `tinyEncoder` and `tinyDecoder` each
+ * write one with their own part (the other null), and `models` joins them into `models.pretrain`, which the report
+ * shows. `null` parts were not pretrained (a snapshot folder, the "test" size, or 0 encoder steps).
  */
 import { Schema } from "effect"
 
