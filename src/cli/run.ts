@@ -49,11 +49,17 @@ export const formatRunReport = (report: RunReport, cwd: string = process.cwd()):
 
 /**
  * The runner's two slots compute at once, each heavy stage in its own process: each gets its share of the cores for
- * OpenBLAS, unless `LLINK_BLAS_THREADS` says otherwise. On 2 cores, two processes with two BLAS threads each ran the default in 626 s,
- * with one each in 577 s (the models stage alone: 222 s → 147 s).
+ * OpenBLAS and for the wasm fallback's XNNPACK pool, unless `LLINK_BLAS_THREADS` / `LLINK_WASM_THREADS` says
+ * otherwise. On 2 cores, two processes with two BLAS threads each ran the default in 626 s, with one each in 577 s
+ * (the models stage alone: 222 s → 147 s).
  */
-const childEnv = (): Record<string, string> =>
-  process.env.LLINK_BLAS_THREADS !== undefined ? {} : { LLINK_BLAS_THREADS: String(Math.max(1, Math.floor(os.availableParallelism() / 2))) }
+const childEnv = (): Record<string, string> => {
+  const share = String(Math.max(1, Math.floor(os.availableParallelism() / 2)))
+  return {
+    ...(process.env.LLINK_BLAS_THREADS !== undefined ? {} : { LLINK_BLAS_THREADS: share }),
+    ...(process.env.LLINK_WASM_THREADS !== undefined ? {} : { LLINK_WASM_THREADS: share })
+  }
+}
 
 /** The `run` subcommand over `stages`. */
 export const makeRunCommand = <R>(stages: ReadonlyArray<AnyStage<R>>) =>
