@@ -1,13 +1,14 @@
 /**
  * The compact LM head (`HeadRows`, llama.ts) is the full-vocabulary loss, exactly: on a model whose head has mostly
  * zero rows, `targetNll` (compact path) equals the plain full-softmax cross-entropy written out here, and so do
- * the gradients with respect to a LoRA weight — including targets that are zero rows.
+ * the gradients with respect to a LoRA weight — including targets that are zero rows. Its logits (`lmLogits`, which
+ * greedy generation reads) are the full product's, bit for bit, zero rows included.
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { beforeAll, describe, expect, it } from "vitest"
 import { initLlamaWeights } from "../../src/models/init.ts"
-import { compactHeadRows, llamaFromWeights, withLora, forward } from "../../src/models/llama.ts"
+import { compactHeadRows, disposeLlama, generate, llamaFromWeights, lmLogits, withLora, forward } from "../../src/models/llama.ts"
 import type { LlamaModel } from "../../src/models/llama.ts"
 import { createLora, loraVariables } from "../../src/models/lora.ts"
 import { targetNll } from "../../src/train/stageBLoss.ts"
@@ -72,5 +73,25 @@ describe("compact LM head", () => {
     a.forEach((g, i) => g.forEach((x, j) => (worst = Math.max(worst, Math.abs(x - b[i][j])))))
     expect(worst).toBeLessThan(1e-4)
     expect(Math.max(...a.flat().map(Math.abs))).toBeGreaterThan(1e-3)
+  })
+
+  it("gives the full product's logits bit for bit, and the same greedy tokens", async () => {
+    const model = await Effect.runPromise(llamaFromWeights(config, weights, "test"))
+    const full: LlamaModel = { ...model, headRows: undefined }
+    const ids = [[1, 5, 9, 22, 40, 7], [2, 8, 8, 3, 50, 11]]
+    const hidden = forward(model, { ids }).hidden
+    const a = lmLogits(model, hidden)
+    const b = lmLogits(full, hidden)
+    expect(a.shape).toEqual([2, 6, config.vocab_size])
+    const got = a.dataSync() as Float32Array
+    const want = b.dataSync() as Float32Array
+    expect(got).toEqual(want)
+    expect(got.filter((x) => x !== 0).length).toBeGreaterThan(0)
+    tf.dispose([hidden, a, b])
+    // a prompt whose best compact logit is negative picks the lowest zero row, as the full arg-max does
+    const out = await generate(model, [[1, 5, 9], [2, 8, 50, 11]], { maxNewTokens: 6, stopIds: [0] })
+    const ref = await generate(full, [[1, 5, 9], [2, 8, 50, 11]], { maxNewTokens: 6, stopIds: [0] })
+    expect(out.tokens).toEqual(ref.tokens)
+    disposeLlama(model)
   })
 })
