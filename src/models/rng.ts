@@ -67,7 +67,8 @@ export const makeRng = (seed: number): Rng => {
     s[3] = rotl(s[3], 11)
     return result
   }
-  // nextU32's steps on local copies of the state; int32 locals hold the same 32 bits the Uint32Array does.
+  // nextU32's steps on local copies of the state (int32 locals hold the same 32 bits the Uint32Array does), written
+  // out again: with the state in closure variables and fillU32 looping over nextU32, 20M draws took 134 ms, not 69.
   const fillU32 = (out: Uint32Array): void => {
     let s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3]
     for (let i = 0; i < out.length; i++) {

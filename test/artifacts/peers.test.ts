@@ -30,7 +30,8 @@ import { synthesize } from "../../src/nodes/synthesize/stage.ts"
 import { finetunePrompt, instructionText } from "../../src/prompts/slots.ts"
 import { PEERS, type PeerName, readSftRows, type SftRow } from "../../src/schemas/sft.ts"
 import { randomBridgeHost, writeBridgeDir as writeBridgeDirAt, writeBridgeOffDir } from "../support/bridges.ts"
-import { configOf, fixturePairs, makeContext, paramsOf, readRows, runModelsStages, tmpDir, writePairs, writeRandomMatrix } from "../support/stageB.ts"
+import { configOf, fixturePairs, makeContext, paramsOf, readRows, tmpDir, writePairs, writeRandomMatrix } from "../support/stageB.ts"
+import { runModels } from "../support/stageA.ts"
 
 const N_HOLD = 10
 const N_EVAL = 8
@@ -61,7 +62,7 @@ beforeAll(async () => {
   // Long foreign texts (two fixture sentences joined), so the 60-character and 16-token cuts bite.
   const held = fixturePairs(N_HOLD, 3).map((p, i) => ({ english: p.english.replace("(item", "(held"), foreign: `${p.foreign} ${fixturePairs(N_HOLD, 7)[i].foreign}` }))
   const evalFile = await writePairs(path.join(base, "eval.parquet"), held, 1000)
-  const mctx = await runModelsStages(configOf({ models: { seed: 9 } }), train, path.join(base, "models"))
+  const mctx = await runModels(configOf({ models: { seed: 9 } }).models, train, path.join(base, "models"))
   resolved = await Effect.runPromise(readModelsRef(mctx.outputs["models"]))
   const enc = await Effect.runPromise(loadEncoder(resolved.encoderDir))
   encoderHidden = enc.config.hidden_size

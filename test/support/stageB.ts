@@ -13,11 +13,6 @@ import type { StageError } from "../../src/pipeline/errors.ts"
 import { GenerationColumns, type GenerationRow } from "../../src/schemas/sft.ts"
 import { makeRng } from "../../src/models/rng.ts"
 import { openMatrixWriter } from "../../src/formats/arrow/matrix.ts"
-import { TensorBackend } from "../../src/backend/tensorBackend.ts"
-import { models } from "../../src/nodes/models/stage.ts"
-import type { ModelsParams } from "../../src/nodes/models/params.ts"
-import { tinyDecoder } from "../../src/nodes/tinyDecoder/stage.ts"
-import { tinyEncoder } from "../../src/nodes/tinyEncoder/stage.ts"
 
 const made: Array<string> = []
 /** A fresh temp folder, removed when the test file ends (`removeTmpDirs`, registered below). */
@@ -150,17 +145,4 @@ export const writeRandomMatrix = async (file: string, rows: number, dim: number,
     })
   )
   return data
-}
-
-/**
- * Runs `tinyEncoder`, `tinyDecoder` and `models` of `config` on the `train` table, as the runner would (each in its
- * own folder under `base`, the `models` stage's in `base` itself); returns the `models` stage's context.
- */
-export const runModelsStages = async (config: LlinkConfig, train: string, base: string): Promise<TestContext<ModelsParams>> => {
-  const enc = makeContext(tinyEncoder, paramsOf(tinyEncoder, config), { train }, path.join(base, "tinyEncoder"))
-  const dec = makeContext(tinyDecoder, paramsOf(tinyDecoder, config), { train }, path.join(base, "tinyDecoder"))
-  await Effect.runPromise(Effect.all([tinyEncoder.run(enc), tinyDecoder.run(dec)]).pipe(Effect.provide(TensorBackend.layer)))
-  const mctx = makeContext(models, paramsOf(models, config), { ...enc.outputs, ...dec.outputs }, base)
-  await Effect.runPromise(models.run(mctx))
-  return mctx
 }

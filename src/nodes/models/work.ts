@@ -81,6 +81,34 @@ const checkSnapshot = (which: "encoder" | "decoder", dir: string) =>
     }
   })
 
+/** Link errors after which a copy does the job: another file system, or one without hard links. */
+const NO_LINK = new Set(["EXDEV", "EPERM", "ENOTSUP", "EMLINK"])
+
+/**
+ * `from`'s files under `to`, hard-linked: cached artifacts are never written again, so the 130 MB decoder is not
+ * stored twice. A file that cannot be linked (`NO_LINK`) is copied. A file already at `to` (a retried attempt) is
+ * replaced.
+ */
+const linkTree = (from: string, to: string): void => {
+  fs.mkdirSync(to, { recursive: true })
+  for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
+    const a = path.join(from, entry.name)
+    const b = path.join(to, entry.name)
+    if (entry.isDirectory()) {
+      linkTree(a, b)
+      continue
+    }
+    fs.rmSync(b, { force: true })
+    try {
+      fs.linkSync(a, b)
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      if (code === undefined || !NO_LINK.has(code)) throw e
+      fs.copyFileSync(a, b)
+    }
+  }
+}
+
 export const runModels = (ctx: StageContext<ModelsParams>): Effect.Effect<StageOutcome, StageError> =>
   Effect.gen(function*() {
     const p = ctx.params
@@ -91,15 +119,15 @@ export const runModels = (ctx: StageContext<ModelsParams>): Effect.Effect<StageO
       catch: (cause) => new StageError({ stage: STAGE, message: `cannot create ${tinyDir}: ${String(cause)}`, file: tinyDir, cause })
     })
     // The tiny checkpoints come from the tinyEncoder and tinyDecoder stages (which ran side by side); the ones this
-    // run uses are copied in, so models.tiny holds both as before and the document's relative paths stay inside it.
+    // run uses are linked in, so models.tiny holds both as before and the document's relative paths stay inside it.
     const parts = { encoder: null as PretrainPart | null, decoder: null as PretrainPart | null }
     for (const which of ["encoder", "decoder"] as const) {
       if ((which === "encoder" ? p.encoder : p.decoder) !== "tiny") continue
       const from = ctx.inputs[which === "encoder" ? "tinyEncoder" : "tinyDecoder"]
       const to = path.join(tinyDir, which)
       yield* Effect.try({
-        try: () => fs.cpSync(from, to, { recursive: true, mode: fs.constants.COPYFILE_FICLONE }),
-        catch: (cause) => new StageError({ stage: STAGE, message: `cannot copy the tiny ${which} from ${from}: ${String(cause)}`, file: from, cause })
+        try: () => linkTree(from, to),
+        catch: (cause) => new StageError({ stage: STAGE, message: `cannot link the tiny ${which} from ${from}: ${String(cause)}`, file: from, cause })
       })
       const doc = yield* readJsonDoc(PretrainDoc, ctx.inputs[which === "encoder" ? "tinyEncoder.pretrain" : "tinyDecoder.pretrain"]).pipe(asStageError(STAGE))
       parts[which] = doc[which]

@@ -41,7 +41,8 @@ import type { ShardRange, Stage } from "../../../src/pipeline/stage.ts"
 import { shuffle, testExecutor } from "../../support/shardExecutor.ts"
 import { randomBridgeHost, writeBridgeDir, writeBridgeOffDir } from "../../support/bridges.ts"
 import { projectorReference, slotsReference } from "../../support/adapterReference.ts"
-import { configOf, fixturePairs, makeContext, paramsOf, readRows, runModelsStages, tmpDir, writePairs, writeRandomMatrix } from "../../support/stageB.ts"
+import { configOf, fixturePairs, makeContext, paramsOf, readRows, tmpDir, writePairs, writeRandomMatrix } from "../../support/stageB.ts"
+import { runModels } from "../../support/stageA.ts"
 
 const D_IN = 24
 const FT_MAX_CHARS = 20
@@ -72,7 +73,7 @@ beforeAll(async () => {
   const train = await writePairs(path.join(base, "train.parquet"), trainPairs)
   const evalFile = await writePairs(path.join(base, "eval.parquet"), holdPairs.slice(0, 8), 1000)
   // models (tiny encoder + tiny Llama with the real Llama-3 tokenizer and the reserved tokens)
-  const mctx = await runModelsStages(configOf({ models: { seed: 5 } }), train, path.join(base, "models"))
+  const mctx = await runModels(configOf({ models: { seed: 5 } }).models, train, path.join(base, "models"))
   const resolved = await Effect.runPromise(readModelsRef(mctx.outputs["models"]))
   decoderDir = resolved.decoderDir
   resolvedModels = resolved
