@@ -2,7 +2,7 @@
  * The `models` stage's work: gather the checkpoints and write the `models` document naming both frozen models (see
  * `src/artifacts/models.ts` for the document).
  *
- * - `"tiny"`: the checkpoint the `tinyEncoder` / `tinyDecoder` stage made is copied into the `models.tiny` folder
+ * - `"tiny"`: the checkpoint the `tinyEncoder` / `tinyDecoder` stage made is hard-linked into the `models.tiny` folder
  *   output (`encoder/`, `decoder/`), and its pretraining part into the `models.pretrain` document.
  * - A folder: checked now (config.json of the right architecture, a tokenizer.json) so a wrong path fails here and
  *   not hours later; its absolute path goes into the document. `models.tiny` stays an empty folder.
