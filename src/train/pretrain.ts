@@ -17,6 +17,9 @@
  *
  * Both: AdamW, linear warmup then cosine to 10% of the peak, gradient clipping at 1, seeded batches, plain
  * synchronous steps (yielding to the event loop between steps), so a run repeats byte for byte on one backend.
+ * The decoder's batch may be cut into micro-batches (`DecoderSettings.microBatches`; the embedded default: 2) whose
+ * gradients are summed in order; they run side by side on worker threads (`decoderWorkers.ts`), and the bytes depend
+ * on how many parts there are, not on how many threads computed them.
  */
 import * as tf from "@tensorflow/tfjs"
 import { AdamW, clipCoefficient, gradNorm } from "../backend/adamw.ts"
@@ -28,7 +31,8 @@ import type { HostTensor } from "../models/safetensors.ts"
 import type { Norm, XlmrModel } from "../models/xlmr.ts"
 import { encode, geluErf, layerNorm, xlmrFromTensors } from "../models/xlmr.ts"
 import { warmupCosine } from "./schedule.ts"
-import { crossEntropyRows, lmLoss, lmTargets } from "./stageBLoss.ts"
+import { DecoderWorkers } from "./decoderWorkers.ts"
+import { crossEntropyRows, lmLoss, lmTargets, targetNll } from "./stageBLoss.ts"
 import { epochPermutation } from "./trainState.ts"
 
 export interface PretrainSettings {
@@ -38,6 +42,18 @@ export interface PretrainSettings {
   readonly warmupSteps: number
   readonly weightDecay: number
   readonly seed: number
+}
+
+/** The decoder's settings: `PretrainSettings` plus how each step's batch is computed. */
+export interface DecoderSettings extends PretrainSettings {
+  /**
+   * Micro-batches per step (default 1). Above 1, each batch is cut into this many consecutive parts (`microBatchesOf`)
+   * whose gradients of (sum of their token losses) / (the whole batch's target tokens) are summed in order: the whole
+   * batch's mean-loss gradient up to float rounding. The bytes depend on this number, not on where the parts run.
+   */
+  readonly microBatches?: number
+  /** Threads the micro-batches run on (default 1: this one; the others are worker threads, `DecoderWorkers`). */
+  readonly threads?: number
 }
 
 export interface CurvePoint {
@@ -51,6 +67,9 @@ export interface PretrainResult {
   /** Loss per step (1-based steps). */
   readonly curve: ReadonlyArray<CurvePoint>
 }
+
+/** One step's loss and gradients (keyed by tf variable name; the loop disposes them). */
+type StepGrads = (indices: ReadonlyArray<number>, step: number) => Promise<{ readonly loss: number; readonly grads: Record<string, tf.Tensor> }>
 
 /** Called after each step; may return a promise (the loop awaits it, so logs and progress get out). */
 export type StepHook = (step: number, loss: number) => void | Promise<void>
@@ -67,7 +86,7 @@ const host = (t: tf.Tensor): HostTensor => ({ shape: [...t.shape], data: Float32
 let variableCounter = 0
 
 /** Variables over host tensors, named uniquely in this process (tfjs keeps one global registry of names). */
-class VariableSet {
+export class VariableSet {
   readonly vars = new Map<string, tf.Variable>()
   private readonly prefix = `pretrain${variableCounter++}/`
   add(name: string, t: HostTensor): tf.Variable {
@@ -83,14 +102,25 @@ class VariableSet {
   }
 }
 
-/** `steps` of AdamW on `loss` over `vars`: seeded batches of `n` examples, warmup + cosine, clip at 1. */
+/** The gradients of `lossOf` over every variable of `vars`, with the loss read out. */
+const variableGrads = (vars: VariableSet, lossOf: (indices: ReadonlyArray<number>, step: number) => tf.Scalar): StepGrads =>
+  async (indices, step) => {
+    const { value, grads } = tf.variableGrads(() => lossOf(indices, step), [...vars.vars.values()])
+    const loss = (await value.data())[0]
+    value.dispose()
+    return { loss, grads }
+  }
+
+/** `steps` of AdamW over `vars` with the gradients `gradsOf` gives: seeded batches of `n` examples, warmup + cosine,
+ *  clip at 1; `afterStep` runs once the weights have moved. */
 const trainLoop = async (
   vars: VariableSet,
   n: number,
   s: PretrainSettings,
-  lossOf: (indices: ReadonlyArray<number>, step: number) => tf.Scalar,
+  gradsOf: StepGrads,
   decays: (name: string) => boolean,
-  onStep?: StepHook
+  onStep?: StepHook,
+  afterStep?: () => void
 ): Promise<Array<CurvePoint>> => {
   const byVarName = new Map<string, string>()
   for (const [name, v] of vars.vars) byVarName.set(v.name, name)
@@ -113,11 +143,11 @@ const trainLoop = async (
     const indices = Array.from(perm.subarray(at, at + batch))
     at += batch
     const lr = warmupCosine(step, { peak: s.lr, warmupSteps: s.warmupSteps, totalSteps: s.steps, floor: s.lr / 10 })
-    const { value, grads } = tf.variableGrads(() => lossOf(indices, step), [...vars.vars.values()])
+    const { loss, grads } = await gradsOf(indices, step)
     const scale = clipCoefficient(gradNorm(grads), 1)
     opt.step(grads, { lr, gradScale: scale })
-    const loss = (await value.data())[0]
-    tf.dispose([value, ...Object.values(grads)])
+    tf.dispose(Object.values(grads))
+    afterStep?.()
     curve.push({ step: step + 1, loss })
     if (onStep !== undefined) await onStep(step + 1, loss)
     else if (step % 8 === 7) await new Promise<void>((r) => setImmediate(r))
@@ -153,20 +183,79 @@ const median = (xs: Array<number>): number => {
   return s.length === 0 ? 0 : s[Math.floor(s.length / 2)]
 }
 
-const llamaOnVariables = (config: LlamaConfig, vars: VariableSet, weights: ReadonlyMap<string, HostTensor>): LlamaModel => {
+/** The compact decoder over `vars` (added from `weights`): its head's zero rows as one column of `zeroCount` (every
+ *  compact row is "non-zero"), so its loss is the full checkpoint's full-vocabulary loss. */
+export const compactDecoderOnVariables = (
+  config: LlamaConfig,
+  vars: VariableSet,
+  weights: ReadonlyMap<string, HostTensor>,
+  zeroCount: number
+): LlamaModel => {
   const w = (name: string) => vars.add(name, weights.get(name)!)
+  // in this order (the variables' order is the order their gradients are summed in the clipping norm)
+  const embed = w("model.embed_tokens.weight") as tf.Tensor2D
+  const lmHead = w("lm_head.weight") as tf.Tensor2D
+  const layers = llamaLayers(config, (n) => w(n) as tf.Tensor2D, (n) => w(n) as tf.Tensor1D)
+  const norm = w("model.norm.weight") as tf.Tensor1D
+  const identity = Int32Array.from({ length: config.vocab_size }, (_, i) => i)
   return {
     kind: "llama",
     config,
     headDim: config.head_dim ?? config.hidden_size / config.num_attention_heads,
-    embed: w("model.embed_tokens.weight") as tf.Tensor2D,
-    lmHead: w("lm_head.weight") as tf.Tensor2D,
+    embed,
+    lmHead,
     tied: false,
-    layers: llamaLayers(config, (n) => w(n) as tf.Tensor2D, (n) => w(n) as tf.Tensor1D),
-    norm: w("model.norm.weight") as tf.Tensor1D,
+    layers,
+    norm,
     invFreq: ropeInvFreq(config),
-    lora: undefined
+    lora: undefined,
+    headRows: { ids: identity, compact: lmHead, index: identity, zeroCount }
   }
+}
+
+/** Decoder rows as one right-padded batch: the model input and the next-token targets. */
+export const decoderBatch = (rows: ReadonlyArray<LmExample>) => {
+  const T = Math.max(...rows.map((r) => r.ids.length))
+  const ids = rows.map((r) => [...r.ids, ...new Array<number>(T - r.ids.length).fill(0)])
+  const attentionMask = rows.map((r) => [...r.ids.map(() => 1), ...new Array<number>(T - r.ids.length).fill(0)])
+  const labels = rows.map((r) => [...r.labels, ...new Array<number>(T - r.labels.length).fill(-100)])
+  return { input: { ids, attentionMask }, targets: lmTargets(labels) }
+}
+
+/** How many next-token targets the rows hold (as `lmTargets` counts them). */
+export const targetCount = (rows: ReadonlyArray<LmExample>): number => {
+  let n = 0
+  for (const r of rows) for (let p = 1; p < r.labels.length; p++) if (r.labels[p] !== -100) n++
+  return n
+}
+
+/** One micro-batch's share of its batch's mean loss: (sum of its rows' token losses) / `total` (the whole batch's
+ *  target count). The shares of a batch's micro-batches sum to its mean loss. */
+export const microBatchLoss = (model: LlamaModel, rows: ReadonlyArray<LmExample>, total: number): tf.Scalar => {
+  const b = decoderBatch(rows)
+  return tf.div(tf.sum(targetNll(model, b.input, b.targets, false)), total) as tf.Scalar
+}
+
+/** `indices` cut into `m` consecutive parts whose sizes differ by at most one (the larger first); empty parts are
+ *  left out. */
+export const microBatchesOf = (indices: ReadonlyArray<number>, m: number): Array<Array<number>> => {
+  const parts: Array<Array<number>> = []
+  const base = Math.floor(indices.length / m)
+  const extra = indices.length % m
+  let at = 0
+  for (let c = 0; c < m; c++) {
+    const size = base + (c < extra ? 1 : 0)
+    if (size > 0) parts.push(indices.slice(at, at + size))
+    at += size
+  }
+  return parts
+}
+
+/** The backend choice a worker thread starts to compute as this thread does, or undefined when the backend's
+ *  memory is not this process's (webgpu, tfjs-node), where the micro-batches run here one after another. */
+const workerBackend = (): "blas" | "wasm" | "cpu" | undefined => {
+  const name = tf.getBackend()
+  return name === "cpu-blas" ? "blas" : name === "wasm" ? "wasm" : name === "cpu" ? "cpu" : undefined
 }
 
 /**
@@ -178,9 +267,9 @@ export const pretrainDecoder = async (
   init: ReadonlyMap<string, HostTensor>,
   examples: ReadonlyArray<LmExample>,
   always: ReadonlyArray<number>,
-  s: PretrainSettings,
+  s: DecoderSettings,
   onStep?: StepHook
-): Promise<PretrainResult & { readonly shortlist: Int32Array }> => {
+): Promise<PretrainResult & { readonly shortlist: Int32Array; readonly threads: number }> => {
   if (config.tie_word_embeddings) throw new Error("pretrainDecoder: the miniature decoder must have an untied head")
   if (examples.length === 0) throw new Error("pretrainDecoder: no examples")
   const V = config.vocab_size
@@ -196,20 +285,46 @@ export const pretrainDecoder = async (
   weights.set("model.embed_tokens.weight", rowsOf(init.get("model.embed_tokens.weight")!, S))
   weights.set("lm_head.weight", rowsOf(init.get("lm_head.weight")!, S))
   const vars = new VariableSet()
-  const compactModel = llamaOnVariables(compactConfig, vars, weights)
-  // The zero rows of the full head, as one column (every compact row is "non-zero"): the loss is the full
-  // checkpoint's full-vocabulary loss.
-  const identity = Int32Array.from({ length: S.length }, (_, i) => i)
-  const model: LlamaModel = { ...compactModel, headRows: { ids: identity, compact: compactModel.lmHead, index: identity, zeroCount: V - S.length } }
+  const model = compactDecoderOnVariables(compactConfig, vars, weights, V - S.length)
+  const m = Math.max(1, s.microBatches ?? 1)
+  const backend = workerBackend()
+  const threads = m === 1 || backend === undefined ? 1 : Math.max(1, Math.min(m, s.threads ?? 1))
+  let workers: DecoderWorkers | undefined
   try {
-    const curve = await trainLoop(vars, compact.length, s, (indices) => {
-      const rows = indices.map((i) => compact[i])
-      const T = Math.max(...rows.map((r) => r.ids.length))
-      const ids = rows.map((r) => [...r.ids, ...new Array<number>(T - r.ids.length).fill(0)])
-      const attentionMask = rows.map((r) => [...r.ids.map(() => 1), ...new Array<number>(T - r.ids.length).fill(0)])
-      const labels = rows.map((r) => [...r.labels, ...new Array<number>(T - r.labels.length).fill(-100)])
-      return lmLoss(model, { ids, attentionMask }, lmTargets(labels), false)
-    }, (name) => !name.endsWith("norm.weight"), onStep)
+    if (threads > 1 && backend !== undefined) {
+      workers = await DecoderWorkers.start(threads - 1, { config: compactConfig, zeroCount: V - S.length, examples: compact, backend }, vars)
+    }
+    const pool = workers
+    const gradsOf: StepGrads = m === 1
+      ? variableGrads(vars, (indices) => {
+        const b = decoderBatch(indices.map((i) => compact[i]))
+        return lmLoss(model, b.input, b.targets, false)
+      })
+      : async (indices) => {
+        const parts = microBatchesOf(indices, m)
+        const total = targetCount(indices.map((i) => compact[i]))
+        // part c runs on thread c mod `threads` (0: this one); the workers' parts are posted first
+        const remote = pool === undefined ? [] : parts.map((part, c) => (c % threads === 0 ? undefined : pool.run(c % threads - 1, part, total)))
+        const local = new Map<number, { readonly loss: number; readonly grads: Record<string, tf.Tensor> }>()
+        for (let c = 0; c < parts.length; c++) {
+          if (remote[c] !== undefined) continue
+          const rows = parts[c].map((i) => compact[i])
+          local.set(c, await variableGrads(vars, () => microBatchLoss(model, rows, total))(parts[c], 0))
+        }
+        let loss = 0
+        const grads: Record<string, tf.Tensor> = {}
+        for (let c = 0; c < parts.length; c++) {
+          const g = local.get(c) ?? (await remote[c]!)
+          loss += g.loss
+          for (const [name, t] of Object.entries(g.grads)) {
+            const sum = grads[name]
+            grads[name] = sum === undefined ? t : tf.add(sum, t)
+            if (sum !== undefined) tf.dispose([sum, t])
+          }
+        }
+        return { loss, grads }
+      }
+    const curve = await trainLoop(vars, compact.length, s, gradsOf, (name) => !name.endsWith("norm.weight"), onStep, () => pool?.publish(vars))
     // Back to the full vocabulary.
     const out = new Map<string, HostTensor>()
     for (const name of vars.vars.keys()) out.set(name, vars.hostOf(name))
@@ -231,8 +346,9 @@ export const pretrainDecoder = async (
     })
     out.set("model.embed_tokens.weight", { shape: [V, H], data: embed })
     out.set("lm_head.weight", { shape: [V, H], data: head })
-    return { weights: out, curve, shortlist: S }
+    return { weights: out, curve, shortlist: S, threads }
   } finally {
+    await workers?.close()
     vars.dispose()
   }
 }
@@ -318,7 +434,7 @@ export const pretrainEncoder = async (
   const vocabBias = vars.add("mlm.bias", { shape: [V], data: new Float32Array(V) })
   const pad = config.pad_token_id
   try {
-    const curve = await trainLoop(vars, sentences.length, s, (indices, step) => {
+    const curve = await trainLoop(vars, sentences.length, s, variableGrads(vars, (indices, step) => {
       const rows = indices.map((i) => sentences[i])
       const T = Math.max(...rows.map((r) => r.length))
       const padded = rows.map((r) => [...r, ...new Array<number>(T - r.length).fill(pad)])
@@ -334,7 +450,7 @@ export const pretrainEncoder = async (
       )
       const logits = tf.add(tf.matMul(h, model.wordEmbeddings, false, true), vocabBias) as tf.Tensor2D
       return tf.mean(crossEntropyRows(logits, c.targets)) as tf.Scalar
-    }, (name) => !(name.includes("LayerNorm") || name.includes("layer_norm") || name.endsWith("bias")), onStep)
+    }), (name) => !(name.includes("LayerNorm") || name.includes("layer_norm") || name.endsWith("bias")), onStep)
     const out = new Map<string, HostTensor>(init)
     for (const name of vars.vars.keys()) if (!name.startsWith("mlm.")) out.set(name, vars.hostOf(name))
     return { weights: out, curve }

@@ -15,7 +15,7 @@ import { llamaFromWeights } from "../../src/models/llama.ts"
 import type { LlamaModel } from "../../src/models/llama.ts"
 import { loadTokenizer } from "../../src/models/tokenizer.ts"
 import { makeRng } from "../../src/models/rng.ts"
-import { mlmCorrupt, pretrainDecoder, pretrainEncoder } from "../../src/train/pretrain.ts"
+import { microBatchesOf, mlmCorrupt, pretrainDecoder, pretrainEncoder, targetCount } from "../../src/train/pretrain.ts"
 import { lmLoss, lmTargets } from "../../src/train/stageBLoss.ts"
 import { oddLlama, setupCpu, smallXlmr } from "../support/modelFixtures.ts"
 
@@ -81,6 +81,43 @@ describe("pretrainDecoder", () => {
     const b = (await tf.tidy(() => lmLoss(full, input, targets, false)).data())[0]
     expect(Math.abs(a - b)).toBeLessThan(1e-4)
     expect(a).toBeLessThan(first / 3)
+  })
+
+  describe("micro-batches", () => {
+    // Rows of different lengths, so the parts pad differently and weigh by their own target counts.
+    const ragged = examples.map((e, i) => {
+      const n = 4 + (i % 7)
+      return { ids: e.ids.slice(0, n), labels: e.labels.slice(0, n) }
+    })
+    const settings = { steps: 8, batchSize: 16, lr: 1e-2, warmupSteps: 2, weightDecay: 0.01, seed: 4 }
+    const run = (microBatches: number, threads: number) =>
+      pretrainDecoder(config, initLlamaWeights(config, 3), ragged, [2], { ...settings, microBatches, threads })
+
+    it("cuts a batch into consecutive parts whose sizes differ by at most one", () => {
+      expect(microBatchesOf([5, 6, 7, 8, 9], 2)).toEqual([[5, 6, 7], [8, 9]])
+      expect(microBatchesOf([5, 6, 7, 8, 9, 10], 3)).toEqual([[5, 6], [7, 8], [9, 10]])
+      expect(microBatchesOf([5, 6], 4)).toEqual([[5], [6]])
+      expect(targetCount([{ ids: [1, 2, 3], labels: [-100, 2, 3] }, { ids: [1, 2, 3], labels: [-100, -100, 3] }])).toBe(3)
+    })
+
+    it("give the whole batch's loss, and train as the whole batch does up to float rounding", async () => {
+      const whole = await run(1, 1)
+      const parts = await run(3, 1)
+      // the first step's loss is computed before any update: the parts' shares sum to the batch mean
+      expect(Math.abs(parts.curve[0].loss - whole.curve[0].loss)).toBeLessThan(1e-5)
+      whole.curve.forEach((c, i) => expect(Math.abs(parts.curve[i].loss - c.loss)).toBeLessThan(1e-3))
+      expect(parts.curve.at(-1)!.loss).toBeLessThan(parts.curve[0].loss - 0.5) // it learns: the check can fail
+    })
+
+    it("give the same bytes on worker threads as on this thread", async () => {
+      for (const m of [2, 3]) {
+        const here = await run(m, 1)
+        const there = await run(m, 2)
+        expect(there.threads).toBe(2)
+        expect(there.curve).toEqual(here.curve)
+        for (const [name, t] of here.weights) expect([name, Buffer.from(there.weights.get(name)!.data.buffer).equals(Buffer.from(t.data.buffer))]).toEqual([name, true])
+      }
+    })
   })
 })
 

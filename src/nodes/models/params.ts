@@ -9,6 +9,10 @@ export const PretrainConfig = Schema.Struct({
   decoderSteps: dflt(Count, 0),
   decoderBatch: dflt(Size, 32),
   decoderLr: dflt(Positive, 3e-3),
+  /** Each decoder batch as this many consecutive micro-batches whose token-weighted gradients are summed (the
+   *  batch's mean-loss gradient up to float rounding). They run side by side on the machine's cores (worker
+   *  threads), and the result does not depend on how many cores there are. */
+  decoderMicroBatches: dflt(Size, 1),
   /** Encoder steps: masked-LM on the monolingual sentences of both languages (no parallel signal). */
   encoderSteps: dflt(Count, 0),
   encoderBatch: dflt(Size, 64),

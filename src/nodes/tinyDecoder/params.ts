@@ -11,9 +11,11 @@ export const TinyDecoderParams = Schema.Struct({
   tiny: Schema.Boolean,
   size: TinySize,
   seed: Seed,
-  /** `models.pretrain.decoderSteps`, `decoderBatch`, `decoderLr`, `warmupSteps`, `weightDecay`, `numberDrill`. */
+  /** `models.pretrain.decoderSteps`, `decoderBatch`, `decoderMicroBatches`, `decoderLr`, `warmupSteps`,
+   *  `weightDecay`, `numberDrill`. */
   steps: Count,
   batch: Size,
+  microBatches: Size,
   lr: Positive,
   warmupSteps: Count,
   weightDecay: Fraction,

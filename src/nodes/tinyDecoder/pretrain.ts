@@ -8,6 +8,7 @@
  * data also holds the number drill (numberDrill.ts).
  */
 import { Effect } from "effect"
+import * as os from "node:os"
 import * as path from "node:path"
 import { offlineInstructionAndAnswer, PAPER_TASK_TYPES, type TaskType } from "../../prompts/synthesis.ts"
 import { encodeExample, pretrainPrompt } from "../../prompts/slots.ts"
@@ -89,6 +90,8 @@ export const pretrainDecoderDir = (
         pretrainDecoder(config, init, examples, always, {
           steps: p.steps,
           batchSize: p.batch,
+          microBatches: p.microBatches,
+          threads: os.availableParallelism(),
           lr: p.lr,
           warmupSteps: p.warmupSteps,
           weightDecay: p.weightDecay,
@@ -96,6 +99,7 @@ export const pretrainDecoderDir = (
         }, progressHook("decoder", p.steps, log)),
       catch: (cause) => new StageError({ stage: STAGE, message: `decoder pretraining: ${String(cause)}`, file: dir, cause })
     })
+    if (p.microBatches > 1) log(`decoder: ${p.microBatches} micro-batches per step, on ${result.threads} thread${result.threads === 1 ? "" : "s"}`)
     yield* writeSafetensorsFile(path.join(dir, "model.safetensors"), result.weights).pipe(asStageError(STAGE))
     const samples = yield* decoderSamples(config, result.weights, tokenizer, english, dir)
     return {

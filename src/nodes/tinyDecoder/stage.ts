@@ -4,7 +4,9 @@
  * on the English side of `train` only (`pretrain.ts`), with the curve and a few greedy samples in its pretrain
  * document. A snapshot decoder leaves the folder empty and the document's parts null.
  *
- * It runs beside `tinyEncoder`, on the other core; the `models` stage puts the two together.
+ * It runs beside `tinyEncoder`; every later stage waits for it, so its micro-batches (`models.pretrain.
+ * decoderMicroBatches`) run on worker threads over every core (src/train/decoderWorkers.ts). The `models` stage
+ * puts the two checkpoints together.
  */
 import { Effect } from "effect"
 import type { TensorBackend } from "../../backend/tensorBackend.ts"
@@ -19,7 +21,7 @@ export const tinyDecoder = defineStage<TinyDecoderParams, TensorBackend>({
   source: import.meta.url,
   version: "1",
   heavy: true,
-  cost: 93,
+  cost: 60,
   description: "The tiny Llama (models.decoder \"tiny\"): seeded, Llama-3 tokenizer, English-only pretraining at \"mini\"",
   inputs: ["train"],
   outputs: [
@@ -35,6 +37,7 @@ export const tinyDecoder = defineStage<TinyDecoderParams, TensorBackend>({
       seed: m.seed,
       steps: m.pretrain.decoderSteps,
       batch: m.pretrain.decoderBatch,
+      microBatches: m.pretrain.decoderMicroBatches,
       lr: m.pretrain.decoderLr,
       warmupSteps: m.pretrain.warmupSteps,
       weightDecay: m.pretrain.weightDecay,
