@@ -1,5 +1,6 @@
 /**
- * Fused transformer ops with gradients: `gelu` (erf form) and `layerNorm` over the last axis.
+ * Fused transformer ops with gradients: `gelu` (erf form), `layerNorm` over the last axis (XLM-R's), `swiglu` and
+ * `rmsNorm` (Llama's).
  *
  * On `cpu-blas` each is one kernel forward and one kernel backward (instead of ~5 and ~20 element-wise kernels
  * when written with tf ops); on every other backend they are the same composite tf ops a model would write,
@@ -44,6 +45,22 @@ export const layerNorm = <T extends tf.Tensor>(
     const { mean, variance } = tf.moments(x, -1, true)
     return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon))), g), b)
   })
+}
+
+/** SwiGLU's gating, silu(gate)·up = gate·σ(gate)·up (Llama's MLP), element-wise over one shape. */
+export const swiglu = <T extends tf.Tensor>(gate: T, up: T): T => {
+  if (fusedAvailable(FUSED_KERNELS.swiglu, gate, up) && gate.size === up.size) {
+    return tf.engine().runKernel<T>(FUSED_KERNELS.swiglu, { gate, up })
+  }
+  return tf.tidy(() => tf.mul(tf.mul(gate, tf.sigmoid(gate)), up))
+}
+
+/** RMSNorm over the last axis (Llama's): x / √(mean(x²) + eps) · w, with `weight` of shape [d]. */
+export const rmsNorm = <T extends tf.Tensor>(x: T, weight: tf.Tensor, epsilon: number): T => {
+  const d = x.shape[x.rank - 1]
+  if (weight.rank !== 1 || weight.shape[0] !== d) throw new Error(`rmsNorm: weight must have shape [${d}], got [${weight.shape}]`)
+  if (fusedAvailable(FUSED_KERNELS.rmsNorm, x, weight)) return tf.engine().runKernel<T>(FUSED_KERNELS.rmsNorm, { x, weight }, { epsilon })
+  return tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), epsilon))), weight))
 }
 
 /** Inputs per AddN on a device backend: a WebGPU kernel binds every input as a storage buffer, and adapters allow as

@@ -18,6 +18,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { onHost, readTidy } from "../backend/read.ts"
+import { rmsNorm as fusedRmsNorm, swiglu } from "../backend/ops.ts"
 import { Effect } from "effect"
 import { CheckpointError } from "./errors.ts"
 import type { LlamaConfig } from "./hfconfig.ts"
@@ -310,9 +311,8 @@ const applyRope = (x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tenso
 // ---------------------------------------------------------------------------------------------------------------
 // Blocks
 
-/** RMSNorm in float32: `x / sqrt(mean(x²) + eps) · w`. */
-export const rmsNorm = (x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D =>
-  tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), weight)
+/** RMSNorm: `x / sqrt(mean(x²) + eps) · w` (one fused kernel each way on cpu-blas, `src/backend/ops.ts`). */
+export const rmsNorm = (x: tf.Tensor2D, weight: tf.Tensor1D, eps: number): tf.Tensor2D => fusedRmsNorm(x, weight, eps)
 
 /** One projection `x·Wᵀ` plus its LoRA term when adapted. */
 const project = (
@@ -393,7 +393,7 @@ const mlp = (model: LlamaModel, l: number, x: tf.Tensor2D, training: boolean): t
   const layer = model.layers[l]
   const gate = project(model, l, "gate", layer.gate, x, training)
   const up = project(model, l, "up", layer.up, x, training)
-  return project(model, l, "down", layer.down, tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), training)
+  return project(model, l, "down", layer.down, swiglu(gate, up), training)
 }
 
 const block = (

@@ -1,4 +1,5 @@
-/** Fused kernels with no stock counterpart (GELU, layer norm), their gradients, used through `ops.ts`. */
+/** Fused kernels with no stock counterpart (GELU, layer norm, SwiGLU, RMS norm), their gradients, used through
+ *  `ops.ts`. */
 import * as tf from "@tensorflow/tfjs"
 import { allocFor } from "./backend.ts"
 import { cpuOf, f32, out, single, type Cpu } from "./shared.ts"
@@ -9,7 +10,11 @@ export const FUSED_KERNELS = {
   gelu: "LlinkGelu",
   geluGrad: "LlinkGeluGrad",
   layerNorm: "LlinkLayerNorm",
-  layerNormGrad: "LlinkLayerNormGrad"
+  layerNormGrad: "LlinkLayerNormGrad",
+  swiglu: "LlinkSwiglu",
+  swigluGrad: "LlinkSwigluGrad",
+  rmsNorm: "LlinkRmsNorm",
+  rmsNormGrad: "LlinkRmsNormGrad"
 } as const
 
 const INV_SQRT2 = Math.SQRT1_2
@@ -52,8 +57,84 @@ const rowStats = (X: Float32Array, s: number, d: number, eps: number): readonly 
   return [mean, 1 / Math.sqrt(sq / d + eps)]
 }
 
+/** 1/sqrt(mean(x²) + eps) of row [s, s + d), in float64. */
+const rowRms = (X: Float32Array, s: number, d: number, eps: number): number => {
+  let sq = 0
+  for (let j = 0; j < d; j++) sq += X[s + j] * X[s + j]
+  return 1 / Math.sqrt(sq / d + eps)
+}
+
 export const fusedKernels = (): Map<string, tf.KernelFunc> => {
   const k = new Map<string, tf.KernelFunc>()
+  k.set(FUSED_KERNELS.swiglu, (args) => {
+    const be = cpuOf(args.backend)
+    const G = need(be, args.inputs.gate, "swiglu gate")
+    const U = need(be, args.inputs.up, "swiglu up")
+    if (G.length !== U.length) throw new Error("swiglu: gate and up must have one shape")
+    const o = allocFor(be, G.length)
+    for (let i = 0; i < G.length; i++) {
+      const g = G[i]
+      o[i] = (g / (1 + Math.exp(-g))) * U[i]
+    }
+    return out(be, [...(args.inputs.gate?.shape ?? [])], o)
+  })
+  k.set(FUSED_KERNELS.swigluGrad, (args) => {
+    const be = cpuOf(args.backend)
+    const G = need(be, args.inputs.gate, "swigluGrad gate")
+    const U = need(be, args.inputs.up, "swigluGrad up")
+    const DY = need(be, args.inputs.dy, "swigluGrad dy")
+    const dg = allocFor(be, G.length)
+    const du = allocFor(be, G.length)
+    for (let i = 0; i < G.length; i++) {
+      const g = G[i]
+      const sig = 1 / (1 + Math.exp(-g))
+      const dy = DY[i]
+      du[i] = dy * g * sig
+      dg[i] = dy * U[i] * sig * (1 + g * (1 - sig))
+    }
+    const shape = [...(args.inputs.gate?.shape ?? [])]
+    return [out(be, shape, dg), out(be, [...shape], du)]
+  })
+  k.set(FUSED_KERNELS.rmsNorm, (args) => {
+    const be = cpuOf(args.backend)
+    const x = args.inputs.x
+    const X = need(be, x, "rmsNorm x")
+    const W = need(be, args.inputs.weight, "rmsNorm weight")
+    const eps = typeof args.attrs?.epsilon === "number" ? args.attrs.epsilon : 1e-6
+    const d = W.length
+    if (d > 0 && X.length % d !== 0) throw new Error("rmsNorm: weight must match x's last dim")
+    const o = allocFor(be, X.length)
+    for (let s = 0; s < X.length; s += d) {
+      const r = rowRms(X, s, d, eps)
+      for (let j = 0; j < d; j++) o[s + j] = X[s + j] * r * W[j]
+    }
+    return out(be, [...(x?.shape ?? [])], o)
+  })
+  k.set(FUSED_KERNELS.rmsNormGrad, (args) => {
+    const be = cpuOf(args.backend)
+    const x = args.inputs.x
+    const weight = args.inputs.weight
+    const X = need(be, x, "rmsNormGrad x")
+    const DY = need(be, args.inputs.dy, "rmsNormGrad dy")
+    const W = need(be, weight, "rmsNormGrad weight")
+    const eps = typeof args.attrs?.epsilon === "number" ? args.attrs.epsilon : 1e-6
+    const d = W.length
+    const dx = allocFor(be, X.length)
+    const dw = new Float64Array(d)
+    for (let s = 0; s < X.length; s += d) {
+      const r = rowRms(X, s, d, eps)
+      // y = x·r·w, r = (mean(x²) + eps)^(−½): dx = r·g − x·r³·mean(g·x) with g = dy·w; dw = Σ dy·x·r
+      let sgx = 0
+      for (let j = 0; j < d; j++) {
+        const xj = X[s + j]
+        sgx += DY[s + j] * W[j] * xj
+        dw[j] += DY[s + j] * xj * r
+      }
+      const c = (r * r * r * sgx) / d
+      for (let j = 0; j < d; j++) dx[s + j] = r * DY[s + j] * W[j] - X[s + j] * c
+    }
+    return [out(be, [...(x?.shape ?? [])], dx), out(be, [...(weight?.shape ?? [d])], Float32Array.from(dw))]
+  })
   k.set(FUSED_KERNELS.gelu, (args) => {
     const be = cpuOf(args.backend)
     const x = args.inputs.x
@@ -140,6 +221,24 @@ export const registerFusedGradients = (): void => {
     gradFunc: (dy, saved) => {
       const [x] = saved
       return { x: () => tf.engine().runKernel<tf.Tensor>(FUSED_KERNELS.geluGrad, { dy: single(dy), x }) }
+    }
+  })
+  tf.registerGradient({
+    kernelName: FUSED_KERNELS.swiglu,
+    inputsToSave: ["gate", "up"],
+    gradFunc: (dy, saved) => {
+      const [gate, up] = saved
+      const [dgate, dup] = tf.engine().runKernel<Array<tf.Tensor>>(FUSED_KERNELS.swigluGrad, { dy: single(dy), gate, up })
+      return { gate: () => dgate, up: () => dup }
+    }
+  })
+  tf.registerGradient({
+    kernelName: FUSED_KERNELS.rmsNorm,
+    inputsToSave: ["x", "weight"],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, weight] = saved
+      const [dx, dweight] = tf.engine().runKernel<Array<tf.Tensor>>(FUSED_KERNELS.rmsNormGrad, { dy: single(dy), x, weight }, attrs)
+      return { x: () => dx, weight: () => dweight }
     }
   })
   tf.registerGradient({
