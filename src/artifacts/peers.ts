@@ -13,7 +13,7 @@ import { readTidy } from "../backend/read.ts"
 import type { BridgeModule } from "../models/bridge.ts"
 import { bridgeFromHost, bridgeOverrides, disposeBridge, meanMappedStates } from "../models/bridge.ts"
 import type { EmbeddingOverrides, LlamaModel } from "../models/llama.ts"
-import { disposeLlama, loadDecoder } from "../models/llama.ts"
+import { disposeLlama, generate, loadDecoder } from "../models/llama.ts"
 import { loadTokenizer, type TextTokenizer } from "../models/tokenizer.ts"
 import type { XlmrModel } from "../models/xlmr.ts"
 import { disposeXlmr, encoderTokenIds, loadEncoder, tokenStates } from "../models/xlmr.ts"
@@ -21,8 +21,9 @@ import { StageError } from "../pipeline/errors.ts"
 import { asStageError } from "../pipeline/stageError.ts"
 import { peerRetrievalText, peerTexts } from "../prompts/bridge.ts"
 import type { BridgeDoc } from "../schemas/bridge.ts"
-import type { PeerName, SftRow } from "../schemas/sft.ts"
+import type { PeerGenerationRow, PeerName, SftRow } from "../schemas/sft.ts"
 import { PEERS } from "../schemas/sft.ts"
+import { numberSteers } from "../text/numberPointer.ts"
 import { batchStates, bridgePromptIds } from "../train/bridge.ts"
 import { readBridgeDir } from "./bridge.ts"
 import type { ResolvedModels } from "./models.ts"
@@ -114,17 +115,17 @@ export const loadPeerBridges = (
 
 /**
  * Loads the peers for generation: their bridges and the encoder (`loadPeerBridges`), and per peer its tokenizer and
- * the frozen decoder it was trained with. `base` (with its rows) is reused as a peer's decoder when the rows agree.
- * Call `dispose()`.
+ * the frozen decoder it was trained with. A decoder already loaded (`base`, with its rows; else the first peer's) is
+ * reused as a later peer's when the rows agree. Call `dispose()`.
  */
 export const loadPeerSystems = (
   stage: string,
   inputs: Readonly<Record<string, string>>,
   models: ResolvedModels,
-  base: { readonly model: LlamaModel; readonly rows: Rows }
+  base?: { readonly model: LlamaModel; readonly rows: Rows }
 ): Effect.Effect<PeerSystems, StageError> =>
   Effect.gen(function*() {
-    const bridges = yield* loadPeerBridges(stage, inputs, models, base.model.config.hidden_size)
+    const bridges = yield* loadPeerBridges(stage, inputs, models, base?.model.config.hidden_size)
     const owned: Array<() => void> = []
     const dispose = () => {
       for (const f of owned.reverse()) f()
@@ -133,15 +134,22 @@ export const loadPeerSystems = (
     }
     return yield* Effect.gen(function*() {
       const peers: Array<PeerSystem> = []
+      let shared = base
       for (const { kind, doc, bridge } of bridges.peers) {
         const tokenizer = yield* loadTokenizer(models.decoderDir, { addedTokens: doc.addedTokens }).pipe(asStageError(stage))
-        let model = base.model
-        if (!sameRows(doc, base.rows)) {
+        let model: LlamaModel
+        if (shared !== undefined && sameRows(doc, shared.rows)) {
+          model = shared.model
+        } else {
           const own = yield* loadDecoder(models.decoderDir, { addedTokens: doc.addedTokens, embeddingInit: doc.embeddingInit, embeddingSeed: doc.embeddingSeed }).pipe(
             asStageError(stage)
           )
           owned.push(() => disposeLlama(own))
           model = own
+          shared ??= { model: own, rows: doc }
+        }
+        if (doc.bridge.dOut !== model.config.hidden_size) {
+          return yield* new StageError({ stage, message: `the ${kind} bridge outputs ${doc.bridge.dOut} values but the decoder's hidden size is ${model.config.hidden_size}`, file: inputs[kind] })
         }
         peers.push({ kind, doc, bridge, model, tokenizer, padId: tokenizer.padId ?? tokenizer.eosId ?? 0 })
       }
@@ -218,3 +226,41 @@ export const peerRetrievalVectors = async (
   }
   return q
 }
+
+/** The peers' outputs and prompt lengths for a batch (null columns for a peer that is off): each peer's prompts
+ *  (`peerPrompt`) and soft rows (`peerSoftRows`), generated greedily with `options` and the peer's pad id. */
+export const generatePeers = async (
+  peers: PeerSystems,
+  rows: ReadonlyArray<SftRow>,
+  options: { readonly maxNewTokens: number; readonly noRepeatNgramSize: number },
+  batchSize: number,
+  copyNumbers: "off" | "on" = "off"
+): Promise<Array<Omit<PeerGenerationRow, "id">>> => {
+  const out = rows.map(() => ({ langbridge: null, mindmerger: null, langbridgePromptTokens: null, mindmergerPromptTokens: null } as {
+    langbridge: string | null
+    mindmerger: string | null
+    langbridgePromptTokens: number | null
+    mindmergerPromptTokens: number | null
+  }))
+  if (peers.encoder === null || peers.encoderTokenizer === null) return out
+  const encoder = peers.encoder
+  const encTok = peers.encoderTokenizer
+  const eos = encTok.eosId ?? encoder.config.eos_token_id
+  for (const peer of peers.peers) {
+    const prompts = rows.map((r) => peerPrompt(peer, encTok, eos, r))
+    const overrides = await peerSoftRows(peer, encoder, prompts.map((x) => x.encoderIds), batchSize)
+    let tokens: ReadonlyArray<ReadonlyArray<number>>
+    try {
+      const steer = numberSteers(copyNumbers, peer.tokenizer, rows)
+      tokens = (await generate(peer.model, prompts.map((x) => x.prompt), { ...options, padId: peer.padId, overrides, steer })).tokens
+    } finally {
+      overrides.vectors.dispose()
+    }
+    rows.forEach((_, i) => {
+      out[i][peer.kind] = peer.tokenizer.decode(tokens[i], { skipSpecialTokens: true }).trim()
+      out[i][`${peer.kind}PromptTokens`] = prompts[i].prompt.length
+    })
+  }
+  return out
+}
+

@@ -9,6 +9,8 @@ import { clean } from "./clean/stage.ts"
 import { encode } from "./encode/stage.ts"
 import { finetune } from "./finetune/stage.ts"
 import { generate } from "./generate/stage.ts"
+import { generatePeers } from "./generatePeers/stage.ts"
+import { generations } from "./generations/stage.ts"
 import { ingest } from "./ingest/stage.ts"
 import { judge } from "./judge/stage.ts"
 import { langbridge } from "./langbridge/stage.ts"
@@ -48,6 +50,8 @@ export const stages: ReadonlyArray<AnyStage<TensorBackend>> = [
   langbridge,
   mindmerger,
   generate,
+  generatePeers,
+  generations,
   judge,
   retrievalFull,
   testSetsFull,

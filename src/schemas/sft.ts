@@ -1,6 +1,7 @@
 /**
  * Row shapes of the Stage B data and evaluation tables: `sft.train`, `sft.val`, `sft.eval` and
- * `synthesize.quarantine` (written by `synthesize`), `generations` (by `generate`) and `judge.pairs` (by `judge`).
+ * `synthesize.quarantine` (written by `synthesize`), `generations.main` (by `generate`), `generations.peers` (by
+ * `generatePeers`), `generations` (the two joined, by `generations`) and `judge.pairs` (by `judge`).
  * Each is declared once (`tableShape`): its row type, its column list (what lands on disk) and its cell-by-cell reader
  * for rows read back come from that declaration.
  */
@@ -8,7 +9,7 @@ import { Effect } from "effect"
 import { asStageError } from "../pipeline/stageError.ts"
 import { StageError } from "../pipeline/errors.ts"
 import { bool, float64, int32, nullable, oneOf, tableShape, utf8 } from "../formats/parquet/shape.ts"
-import { readTableAll } from "../formats/parquet/table.ts"
+import { readTableAll, type Row } from "../formats/parquet/table.ts"
 
 /** Evaluation buckets (paper Table 2): content understanding (translate, summarise, bullets, …) and Q&A. */
 export const SFT_BUCKETS = ["content", "qa"] as const
@@ -63,8 +64,8 @@ export type SystemName = (typeof SYSTEMS)[number]
 export const PEERS = ["langbridge", "mindmerger"] as const
 export type PeerName = (typeof PEERS)[number]
 
-/** One evaluation example with every system's output (`generations`). */
-export const GenerationTable = tableShape({
+/** The columns of an evaluation example and the three systems' answers (`generations.main`, by `generate`). */
+const mainGenerationFields = {
   /** Index of the example in `sft.eval` (unique). */
   id: int32,
   /** Index of the pair in `eval`/`holdout`. */
@@ -84,22 +85,38 @@ export const GenerationTable = tableShape({
   /** Decoder prompt tokens per system (BOS and the K slot tokens included). */
   llinkPromptTokens: int32,
   basePromptTokens: int32,
-  finetunePromptTokens: int32,
-  /** The peer baselines' outputs and prompt lengths (BOS, one row per encoder token, the end vector, MindMerger's
-   *  text prompt); null when `baselines` leaves the peer out. */
+  finetunePromptTokens: int32
+} as const
+
+/** The peer baselines' outputs and prompt lengths (BOS, one row per encoder token, the end vector, MindMerger's
+ *  text prompt); null when `baselines` leaves the peer out. */
+const peerGenerationFields = {
   langbridge: nullable(utf8),
   mindmerger: nullable(utf8),
   langbridgePromptTokens: nullable(int32),
   mindmergerPromptTokens: nullable(int32)
-}, {
-  label: (r) => (typeof r["id"] === "number" ? `example ${r["id"]}` : undefined),
-  check: (r) => {
-    for (const name of PEERS) {
-      if ((r[name] === null) !== (r[`${name}PromptTokens`] === null)) return `"${name}" and "${name}PromptTokens" must both be set or both null`
-    }
-    return undefined
+} as const
+
+const peerCheck = (r: Readonly<Record<string, unknown>>): string | undefined => {
+  for (const name of PEERS) {
+    if ((r[name] === null) !== (r[`${name}PromptTokens`] === null)) return `"${name}" and "${name}PromptTokens" must both be set or both null`
   }
-})
+  return undefined
+}
+const exampleLabel = (r: Readonly<Record<string, unknown>>) => (typeof r["id"] === "number" ? `example ${r["id"]}` : undefined)
+
+/** `generate`'s table: LLINK, base and the fine-tune on every evaluation example. */
+export const MainGenerationTable = tableShape(mainGenerationFields, { label: exampleLabel })
+export type MainGenerationRow = typeof MainGenerationTable.schema.Type
+export const MainGenerationColumns = MainGenerationTable.columns
+
+/** `generatePeers`' table: the peers' answers to every evaluation example, by `id`. */
+export const PeerGenerationTable = tableShape({ id: int32, ...peerGenerationFields }, { label: exampleLabel, check: peerCheck })
+export type PeerGenerationRow = typeof PeerGenerationTable.schema.Type
+export const PeerGenerationColumns = PeerGenerationTable.columns
+
+/** One evaluation example with every system's output (`generations`: the two tables above joined on `id`). */
+export const GenerationTable = tableShape({ ...mainGenerationFields, ...peerGenerationFields }, { label: exampleLabel, check: peerCheck })
 export type GenerationRow = typeof GenerationTable.schema.Type
 export const GenerationColumns = GenerationTable.columns
 /** A generations row read back, or a description of the bad cell. */
@@ -111,18 +128,27 @@ export const answerOf = (row: GenerationRow, system: string): string | null => {
   return typeof value === "string" ? value : null
 }
 
-/** Reads a `generations` table, checking every row (failures name the row and become `stage`'s error). */
-export const readGenerations = (stage: string, file: string): Effect.Effect<Array<GenerationRow>, StageError> =>
-  Effect.gen(function*() {
-    const rows = yield* readTableAll(file).pipe(asStageError(stage))
-    const out: Array<GenerationRow> = []
-    for (let i = 0; i < rows.length; i++) {
-      const r = asGenerationRow(rows[i])
-      if (typeof r === "string") return yield* new StageError({ stage, message: `generations row ${i}: ${r}`, file })
-      out.push(r)
-    }
-    return out
-  })
+/** Reads a table of one of the shapes above, checking every row (failures name the table, the row and the cell, and
+ *  become `stage`'s error). */
+const readChecked = <R>(read: (row: Row) => R | string, what: string) =>
+  (stage: string, file: string): Effect.Effect<Array<R>, StageError> =>
+    Effect.gen(function*() {
+      const rows = yield* readTableAll(file).pipe(asStageError(stage))
+      const out: Array<R> = []
+      for (let i = 0; i < rows.length; i++) {
+        const r = read(rows[i])
+        if (typeof r === "string") return yield* new StageError({ stage, message: `${what} row ${i}: ${r}`, file })
+        out.push(r)
+      }
+      return out
+    })
+
+/** Reads a `generations` table. */
+export const readGenerations = readChecked(asGenerationRow, "generations")
+/** Reads a `generations.main` table. */
+export const readMainGenerations = readChecked(MainGenerationTable.read, "generations.main")
+/** Reads a `generations.peers` table. */
+export const readPeerGenerations = readChecked(PeerGenerationTable.read, "generations.peers")
 
 /** Reads an sft table (`sft.train`, `sft.val`, `sft.eval`), checking every row. */
 export const readSftRows = (stage: string, file: string): Effect.Effect<Array<SftRow>, StageError> =>

@@ -85,3 +85,15 @@ export const numberPointer = (source: string, tok: PointerTokenizer): Steer => {
     return emit(numerals[which][0])
   }
 }
+
+/** Per row, the number pointer over its foreign text for a system reading `tok`'s ids (`copyNumbers` on), or none
+ *  (`generate.copyNumbers`). */
+export const numberSteers = (
+  copyNumbers: "off" | "on",
+  tok: Parameters<typeof pointerTokenizer>[0],
+  rows: ReadonlyArray<{ readonly foreign_raw: string }>
+): ReadonlyArray<Steer> | undefined => {
+  if (copyNumbers === "off") return undefined
+  const pointerTok = pointerTokenizer(tok)
+  return rows.map((r) => numberPointer(r.foreign_raw, pointerTok))
+}

@@ -17,14 +17,14 @@ import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { TensorBackend } from "../../src/backend/tensorBackend.ts"
 import { readModelsRef, type ResolvedModels } from "../../src/artifacts/models.ts"
-import { loadPeerBridges, loadPeerSystems, peerPooledVectors, peerPrompt, peerSoftRows } from "../../src/artifacts/peers.ts"
+import { generatePeers, loadPeerBridges, loadPeerSystems, peerPooledVectors, peerPrompt, peerSoftRows } from "../../src/artifacts/peers.ts"
 import { retrievalMetrics } from "../../src/metrics/retrieval.ts"
 import type { BridgeConfig } from "../../src/models/bridge.ts"
 import { disposeLlama, generate as llamaGenerate, type LlamaModel, loadDecoder } from "../../src/models/llama.ts"
 import type { HostTensor } from "../../src/models/safetensors.ts"
 import { loadTokenizer, type TextTokenizer } from "../../src/models/tokenizer.ts"
 import { disposeXlmr, encode as xlmrEncode, loadEncoder, type XlmrModel } from "../../src/models/xlmr.ts"
-import { generatePeers } from "../../src/nodes/generate/work.ts"
+import { generatePeers as generatePeersStage } from "../../src/nodes/generatePeers/stage.ts"
 import { retrievalPeers } from "../../src/nodes/retrievalPeers/stage.ts"
 import { synthesize } from "../../src/nodes/synthesize/stage.ts"
 import { finetunePrompt, instructionText } from "../../src/prompts/slots.ts"
@@ -84,7 +84,7 @@ beforeAll(async () => {
   await run(synthesize.run(sctx))
   sftEval = await Effect.runPromise(readSftRows("test", sctx.outputs["sft.eval"]))
   evalForeign = (await readRows(evalFile)).map((r) => String(r["foreign"]))
-  Object.assign(inputs, { models: mctx.outputs["models"], langbridge: path.join(base, "langbridge"), mindmerger: path.join(base, "mindmerger"), "hE.holdout": hE, eval: evalFile })
+  Object.assign(inputs, { models: mctx.outputs["models"], langbridge: path.join(base, "langbridge"), mindmerger: path.join(base, "mindmerger"), "hE.holdout": hE, eval: evalFile, "sft.eval": sctx.outputs["sft.eval"] })
 }, 120_000)
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -220,6 +220,34 @@ describe("generate: the peers' prompts, soft rows and outputs", () => {
       peers.dispose()
       disposeReference(ref)
     }
+  }, 120_000)
+})
+
+describe("generatePeers, the stage", () => {
+  it("answers by id with the decoder it loads itself, as generatePeers does per batch with the run's; resumes per batch", async () => {
+    const stageInputs = { models: inputs["models"], langbridge: inputs["langbridge"], mindmerger: inputs["mindmerger"], "sft.eval": inputs["sft.eval"] }
+    const params = paramsOf(generatePeersStage, configOf({ generate: { maxNewTokens: 6, batchSize: 3 } }))
+    const ctx = makeContext(generatePeersStage, params, stageInputs, path.join(base, "gp1"))
+    const outcome = await run(generatePeersStage.run(ctx))
+    expect(outcome.metrics?.["computedBatches"]).toBe(2)
+    const rows = await readRows(ctx.outputs["generations.peers"])
+    const ref = await loadReference()
+    const peers = await run(loadPeerSystems("test", inputs, resolved, { model: ref.decoder, rows: resolved.doc }))
+    try {
+      const want = [...(await generatePeers(peers, sftEval.slice(0, 3), GEN, 3)), ...(await generatePeers(peers, sftEval.slice(3), GEN, 3))]
+      expect(rows.map((r) => r["id"])).toEqual(sftEval.map((_, i) => i))
+      expect(rows.map((r) => ({ ...r, id: undefined }))).toEqual(want.map((w) => ({ ...w, id: undefined })))
+      expect(rows.every((r) => typeof r["langbridge"] === "string" && typeof r["mindmerger"] === "string")).toBe(true)
+    } finally {
+      peers.dispose()
+      disposeReference(ref)
+    }
+    const again = makeContext(generatePeersStage, params, stageInputs, path.join(base, "gp2"))
+    fs.cpSync(ctx.scratchDir, again.scratchDir, { recursive: true })
+    fs.rmSync(path.join(again.scratchDir, "batch-000001.json"))
+    const outcome2 = await run(generatePeersStage.run(again))
+    expect(outcome2.metrics?.["computedBatches"]).toBe(1)
+    expect(await readRows(again.outputs["generations.peers"])).toEqual(rows)
   }, 120_000)
 })
 

@@ -85,7 +85,7 @@ describe("code in the cache key", () => {
     expect(rowOf("stageB")).toMatch(/will run[\s\S]*code changed: src\/nodes\/stageB\/work\.ts/)
     expect(rowOf("encode")).toMatch(/will run\s+code changed: src\/artifacts\/matrixJob\.ts/)
     expect(rowOf("teacher")).toMatch(/will run\s+code changed: src\/artifacts\/matrixJob\.ts/)
-    const stale = new Set(["encode", "teacher", "stageA", "retrieval", "stageB", "generate", "judge", "retrievalFull", "retrievalPeers", "testSets", "testSetsFull", "report"])
+    const stale = new Set(["encode", "teacher", "stageA", "retrieval", "stageB", "generate", "generations", "judge", "retrievalFull", "retrievalPeers", "testSets", "testSetsFull", "report"])
     for (const stage of stages) {
       if (stale.has(stage.name)) expect(rowOf(stage.name), stage.name).toMatch(/will run/)
       else expect(rowOf(stage.name), stage.name).toMatch(/up to date/)

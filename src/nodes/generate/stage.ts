@@ -2,7 +2,8 @@
  * `generate`: every `sft.eval` example answered by LLINK (K slots injected, Stage B LoRA), the base decoder (the
  * foreign text tokenised directly) and the direct fine-tune (its LoRA, its prompt format); greedy, 64 new tokens,
  * no-repeat-3-gram, batched with left padding, resumable per batch. Prompt formats and details:
- * src/nodes/generate/work.ts.
+ * src/nodes/generate/work.ts. The peers answer in `generatePeers`, so this stage need not wait for their training;
+ * `generations` joins the two tables.
  *
  * Sharded on a cluster (`work.ts`, `planGenerateShards`): runs of `generate.shardBatches` batches, each computed by a
  * runner into its shard folder; the merge is the single-process run, which finds every batch there.
@@ -11,24 +12,24 @@ import { Effect } from "effect"
 import type { TensorBackend } from "../../backend/tensorBackend.ts"
 import { importWork } from "../../pipeline/lazy.ts"
 import { defineStage } from "../../pipeline/stage.ts"
-import { GenerationColumns } from "../../schemas/sft.ts"
+import { MainGenerationColumns } from "../../schemas/sft.ts"
 import type { LlinkConfig } from "../config.ts"
 import { GenerateConfig, type GenerateParams } from "./params.ts"
 
 export const generate = defineStage<GenerateParams, TensorBackend>({
   name: "generate",
   source: import.meta.url,
-  version: "1",
+  version: "2",
   heavy: true,
-  cost: 29,
-  description: "Generations of LLINK, the base decoder, the direct fine-tune and the peer baselines on the evaluation examples",
-  inputs: ["models", "projector", "stageB", "finetune", "langbridge", "mindmerger", "zF.holdout", "sft.eval"],
+  cost: 17,
+  description: "Generations of LLINK, the base decoder and the direct fine-tune on the evaluation examples",
+  inputs: ["models", "projector", "stageB", "finetune", "zF.holdout", "sft.eval"],
   outputs: [
     {
-      name: "generations",
+      name: "generations.main",
       kind: "parquet",
-      file: "generations.parquet",
-      columns: GenerationColumns,
+      file: "generations.main.parquet",
+      columns: MainGenerationColumns,
       description: "per example: task, bucket, instruction, reference, the three systems' outputs and prompt token counts"
     }
   ],

@@ -36,15 +36,13 @@ import { consecutiveRanges, onCluster } from "../../pipeline/shards.ts"
 import type { FinishedShard, ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { tableRowCount, writeTable } from "../../formats/parquet/table.ts"
 import type { GenerateParams } from "./params.ts"
-import { asGenerationRow, GenerationColumns, type GenerationRow, readSftRows, type SftRow } from "../../schemas/sft.ts"
+import { MainGenerationColumns, type MainGenerationRow, MainGenerationTable, readSftRows, type SftRow } from "../../schemas/sft.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { readMatrixHead } from "../../artifacts/matrixHead.ts"
 import { instructionText, stripTokens } from "../../prompts/slots.ts"
 import { type EvalSystems, finetunePromptOf, gatherRows, llinkPromptOf, llinkSlotCount, llinkSlotCounts, loadEvalSystems } from "../../artifacts/systems.ts"
-import { loadPeerSystems, peerPrompt, type PeerSystems, peerSoftRows } from "../../artifacts/peers.ts"
-import { readModelsRef } from "../../artifacts/models.ts"
 import { describeError } from "../../errors/describe.ts"
-import { numberPointer, pointerTokenizer, type Steer } from "../../text/numberPointer.ts"
+import { numberSteers } from "../../text/numberPointer.ts"
 
 export type { GenerateParams }
 
@@ -97,7 +95,7 @@ export const examplePrompts = (
 interface BatchFile {
   readonly version: 1
   readonly ids: ReadonlyArray<number>
-  readonly rows: ReadonlyArray<GenerationRow>
+  readonly rows: ReadonlyArray<MainGenerationRow>
 }
 
 const batchFile = (scratchDir: string, index: number) => path.join(scratchDir, `batch-${String(index).padStart(6, "0")}.json`)
@@ -106,7 +104,7 @@ const batchFile = (scratchDir: string, index: number) => path.join(scratchDir, `
 const readBatch = (
   file: string,
   ids: ReadonlyArray<number>
-): { readonly _tag: "ok"; readonly rows: ReadonlyArray<GenerationRow> } | { readonly _tag: "missing" } | { readonly _tag: "bad"; readonly reason: string } => {
+): { readonly _tag: "ok"; readonly rows: ReadonlyArray<MainGenerationRow> } | { readonly _tag: "missing" } | { readonly _tag: "bad"; readonly reason: string } => {
   if (!fs.existsSync(file)) return { _tag: "missing" }
   let parsed: Partial<BatchFile>
   try {
@@ -116,9 +114,9 @@ const readBatch = (
   }
   if (parsed.version !== 1 || !Array.isArray(parsed.ids) || !Array.isArray(parsed.rows)) return { _tag: "bad", reason: "not a batch file" }
   if (parsed.ids.length !== ids.length || parsed.ids.some((id, i) => id !== ids[i])) return { _tag: "bad", reason: "holds other examples" }
-  const rows: Array<GenerationRow> = []
+  const rows: Array<MainGenerationRow> = []
   for (const r of parsed.rows) {
-    const row = asGenerationRow(r as Parameters<typeof asGenerationRow>[0])
+    const row = MainGenerationTable.read(r as Parameters<typeof MainGenerationTable.read>[0])
     if (typeof row === "string") return { _tag: "bad", reason: row }
     rows.push(row)
   }
@@ -128,63 +126,14 @@ const readBatch = (
 const decode = (tok: EvalSystems["tokenizer"], tokens: ReadonlyArray<number>): string =>
   tok.decode(tokens, { skipSpecialTokens: true }).trim()
 
-/** Per row, the number pointer over its foreign text for a system reading `tok`'s ids (`copyNumbers` on), or none. */
-export const numberSteers = (
-  copyNumbers: GenerateParams["copyNumbers"],
-  tok: EvalSystems["tokenizer"],
-  rows: ReadonlyArray<SftRow>
-): ReadonlyArray<Steer> | undefined => {
-  if (copyNumbers === "off") return undefined
-  const pointerTok = pointerTokenizer(tok)
-  return rows.map((r) => numberPointer(r.foreign_raw, pointerTok))
-}
-
-/** The peers' outputs and prompt lengths for a batch (null columns for a peer that is off): each peer's prompts
- *  (`peerPrompt`) and soft rows (`peerSoftRows`), generated greedily with `options` and the peer's pad id. */
-export const generatePeers = async (
-  peers: PeerSystems,
-  rows: ReadonlyArray<SftRow>,
-  options: { readonly maxNewTokens: number; readonly noRepeatNgramSize: number },
-  batchSize: number,
-  copyNumbers: GenerateParams["copyNumbers"] = "off"
-): Promise<Array<Pick<GenerationRow, "langbridge" | "mindmerger" | "langbridgePromptTokens" | "mindmergerPromptTokens">>> => {
-  const out = rows.map(() => ({ langbridge: null, mindmerger: null, langbridgePromptTokens: null, mindmergerPromptTokens: null } as {
-    langbridge: string | null
-    mindmerger: string | null
-    langbridgePromptTokens: number | null
-    mindmergerPromptTokens: number | null
-  }))
-  if (peers.encoder === null || peers.encoderTokenizer === null) return out
-  const encoder = peers.encoder
-  const encTok = peers.encoderTokenizer
-  const eos = encTok.eosId ?? encoder.config.eos_token_id
-  for (const peer of peers.peers) {
-    const prompts = rows.map((r) => peerPrompt(peer, encTok, eos, r))
-    const overrides = await peerSoftRows(peer, encoder, prompts.map((x) => x.encoderIds), batchSize)
-    let tokens: ReadonlyArray<ReadonlyArray<number>>
-    try {
-      const steer = numberSteers(copyNumbers, peer.tokenizer, rows)
-      tokens = (await generate(peer.model, prompts.map((x) => x.prompt), { ...options, padId: peer.padId, overrides, steer })).tokens
-    } finally {
-      overrides.vectors.dispose()
-    }
-    rows.forEach((_, i) => {
-      out[i][peer.kind] = decode(peer.tokenizer, tokens[i])
-      out[i][`${peer.kind}PromptTokens`] = prompts[i].prompt.length
-    })
-  }
-  return out
-}
-
-/** One batch through the three systems (and the peers that are on). */
+/** One batch through the three systems. */
 export const generateBatch = async (
   sys: EvalSystems,
   rows: ReadonlyArray<SftRow>,
   ids: ReadonlyArray<number>,
   z: { readonly data: Float32Array; readonly dim: number },
-  p: GenerateParams,
-  peers?: PeerSystems
-): Promise<Array<GenerationRow>> => {
+  p: GenerateParams
+): Promise<Array<MainGenerationRow>> => {
   const prompts = rows.map((r) => examplePrompts(sys, r))
   const options = { maxNewTokens: p.maxNewTokens, noRepeatNgramSize: p.noRepeatNgram, padId: sys.padId }
   const run = async (model: LlamaModel, which: "base" | "finetune") =>
@@ -206,7 +155,6 @@ export const generateBatch = async (
   }
   const baseTokens = await run(sys.base, "base")
   const finetuneTokens = await run(sys.finetune, "finetune")
-  const peerRows = peers === undefined ? rows.map(() => ({ langbridge: null, mindmerger: null, langbridgePromptTokens: null, mindmergerPromptTokens: null })) : await generatePeers(peers, rows, options, p.batchSize, p.copyNumbers)
   return rows.map((r, i) => ({
     id: ids[i],
     row: r.row,
@@ -221,8 +169,7 @@ export const generateBatch = async (
     finetune: decode(sys.finetuneTokenizer, finetuneTokens[i]),
     llinkPromptTokens: prompts[i].llink.length,
     basePromptTokens: prompts[i].base.length,
-    finetunePromptTokens: prompts[i].finetune.length,
-    ...peerRows[i]
+    finetunePromptTokens: prompts[i].finetune.length
   }))
 }
 
@@ -250,25 +197,25 @@ const generateBatches = (
   examples: ReadonlyArray<SftRow>,
   z: { readonly data: Float32Array; readonly dim: number },
   batches: { readonly from: number; readonly to: number },
-  find: (b: number, ids: ReadonlyArray<number>) => ReadonlyArray<GenerationRow> | undefined,
-  save: (b: number, ids: ReadonlyArray<number>, rows: ReadonlyArray<GenerationRow>) => Effect.Effect<void, StageError>,
+  find: (b: number, ids: ReadonlyArray<number>) => ReadonlyArray<MainGenerationRow> | undefined,
+  save: (b: number, ids: ReadonlyArray<number>, rows: ReadonlyArray<MainGenerationRow>) => Effect.Effect<void, StageError>,
   bar: { readonly advance: (n?: number) => void }
-): Effect.Effect<{ readonly rows: Array<GenerationRow>; readonly computed: number }, StageError> =>
+): Effect.Effect<{ readonly rows: Array<MainGenerationRow>; readonly computed: number }, StageError> =>
   Effect.gen(function*() {
     const slice = (b: number) => {
       const start = b * p.batchSize
       const batch = examples.slice(start, start + p.batchSize)
       return { start, batch, ids: batch.map((_, i) => start + i) }
     }
-    const found = new Map<number, ReadonlyArray<GenerationRow>>()
+    const found = new Map<number, ReadonlyArray<MainGenerationRow>>()
     for (let b = batches.from; b < batches.to; b++) {
       const rows = find(b, slice(b).ids)
       if (rows !== undefined) found.set(b, rows)
     }
-    /** Every batch in order: found, or computed with `systems` (undefined when nothing is missing). */
-    const assemble = (systems: { readonly sys: EvalSystems; readonly peers: PeerSystems } | undefined) =>
+    /** Every batch in order: found, or computed with `sys` (undefined when nothing is missing). */
+    const assemble = (sys: EvalSystems | undefined) =>
       Effect.gen(function*() {
-        const out: Array<GenerationRow> = []
+        const out: Array<MainGenerationRow> = []
         let computed = 0
         for (let b = batches.from; b < batches.to; b++) {
           const { start, batch, ids } = slice(b)
@@ -277,7 +224,7 @@ const generateBatches = (
             out.push(...done)
           } else {
             const fresh = yield* Effect.tryPromise({
-              try: () => generateBatch(systems!.sys, batch, ids, z, p, systems!.peers),
+              try: () => generateBatch(sys!, batch, ids, z, p),
               catch: (cause) => new StageError({ stage: STAGE, message: `batch ${b} (examples ${start}–${start + batch.length - 1}): ${describeError(cause)}`, cause })
             })
             yield* save(b, ids, fresh)
@@ -291,26 +238,15 @@ const generateBatches = (
         return { rows: out, computed }
       })
     if (found.size === batches.to - batches.from) return yield* assemble(undefined)
-    const loadAll = Effect.gen(function*() {
-      const sys = yield* loadEvalSystems(STAGE, inputs)
-      const models = yield* readModelsRef(inputs["models"]).pipe(asStageError(STAGE), Effect.tapError(() => Effect.sync(() => sys.dispose())))
-      const peers = yield* loadPeerSystems(STAGE, inputs, models, { model: sys.base, rows: sys.stageBDoc }).pipe(
-        Effect.tapError(() => Effect.sync(() => sys.dispose()))
-      )
-      return { sys, peers }
-    })
     return yield* Effect.acquireUseRelease(
-      loadAll,
-      (systems) => assemble(systems),
-      ({ sys, peers }) => Effect.sync(() => {
-        peers.dispose()
-        sys.dispose()
-      })
+      loadEvalSystems(STAGE, inputs),
+      (sys) => assemble(sys),
+      (sys) => Effect.sync(() => sys.dispose())
     )
   })
 
 /** Writes batch `b` to `dir` (`batch-000012.json`, atomically). */
-const saveBatch = (dir: string) => (b: number, ids: ReadonlyArray<number>, rows: ReadonlyArray<GenerationRow>): Effect.Effect<void, StageError> => {
+const saveBatch = (dir: string) => (b: number, ids: ReadonlyArray<number>, rows: ReadonlyArray<MainGenerationRow>): Effect.Effect<void, StageError> => {
   const file = batchFile(dir, b)
   return Effect.try({
     try: () => writeFileAtomicSync(file, JSON.stringify({ version: 1, ids, rows } satisfies BatchFile)),
@@ -319,7 +255,7 @@ const saveBatch = (dir: string) => (b: number, ids: ReadonlyArray<number>, rows:
 }
 
 /** Batch `b` from `dir` if it holds it intact (a damaged file is logged and recomputed). */
-const findBatch = (dir: string, log: (line: string) => void) => (b: number, ids: ReadonlyArray<number>): ReadonlyArray<GenerationRow> | undefined => {
+const findBatch = (dir: string, log: (line: string) => void) => (b: number, ids: ReadonlyArray<number>): ReadonlyArray<MainGenerationRow> | undefined => {
   const file = batchFile(dir, b)
   const done = readBatch(file, ids)
   if (done._tag === "bad") log(`recomputing ${file}: ${done.reason}`)
@@ -388,17 +324,14 @@ export const runGenerate = (ctx: StageContext<GenerateParams>, shards: ReadonlyA
     )
     bar.done()
     const shardComputed = shards.reduce((a, s) => a + (typeof s.metrics["computedBatches"] === "number" ? s.metrics["computedBatches"] : 0), 0)
-    const n = yield* writeTable(ctx.outputs["generations"], GenerationColumns, Stream.fromIterable(rows.map((r) => ({ ...r })))).pipe(
+    const n = yield* writeTable(ctx.outputs["generations.main"], MainGenerationColumns, Stream.fromIterable(rows.map((r) => ({ ...r })))).pipe(
       asStageError(STAGE)
     )
-    const mean = (f: (r: GenerationRow) => number) => rows.reduce((a, r) => a + f(r), 0) / rows.length
-    const meanOrNull = (f: (r: GenerationRow) => number | null) => (rows.some((r) => f(r) === null) ? null : mean((r) => f(r) ?? 0))
+    const mean = (f: (r: MainGenerationRow) => number) => rows.reduce((a, r) => a + f(r), 0) / rows.length
     const tokens = {
       llink: mean((r) => r.llinkPromptTokens),
       base: mean((r) => r.basePromptTokens),
-      finetune: mean((r) => r.finetunePromptTokens),
-      langbridge: meanOrNull((r) => r.langbridgePromptTokens),
-      mindmerger: meanOrNull((r) => r.mindmergerPromptTokens)
+      finetune: mean((r) => r.finetunePromptTokens)
     }
     const slotCounts = yield* llinkSlotCounts(STAGE, ctx.inputs, examples)
     const meanSlots = slotCounts === undefined ? undefined : slotCounts.reduce((a, k) => a + k, 0) / slotCounts.length
@@ -406,14 +339,12 @@ export const runGenerate = (ctx: StageContext<GenerateParams>, shards: ReadonlyA
       ? `${computed} of ${nBatches} batches computed, the rest resumed`
       : `${shards.length} shards computed ${shardComputed} of ${nBatches} batches, the merge ${computed}`
     ctx.log(
-      `${n} examples × ${3 + (tokens.langbridge === null ? 0 : 1) + (tokens.mindmerger === null ? 0 : 1)} systems (${backend}; ${where}); mean prompt tokens ` +
+      `${n} examples × 3 systems (${backend}; ${where}); mean prompt tokens ` +
         `LLINK ${tokens.llink.toFixed(1)}, base ${tokens.base.toFixed(1)}, fine-tune ${tokens.finetune.toFixed(1)}` +
-        (tokens.langbridge === null ? "" : `, LangBridge ${tokens.langbridge.toFixed(1)}`) +
-        (tokens.mindmerger === null ? "" : `, MindMerger ${tokens.mindmerger.toFixed(1)}`) +
         (meanSlots === undefined ? "" : `; LLINK slots per example ${meanSlots.toFixed(2)} (length policy)`)
     )
     return {
-      rows: { generations: n },
+      rows: { "generations.main": n },
       metrics: { examples: n, batches: nBatches, computedBatches: computed + shardComputed, backend, meanPromptTokens: tokens, ...(meanSlots === undefined ? {} : { meanSlots }) }
     }
   })

@@ -153,7 +153,7 @@ describe("generate on tiny models", () => {
     const ctxBase = path.join(base, "gen1")
     const ctx = makeContext(generate, genParams(), inputs, ctxBase)
     const outcome = await Effect.runPromise(generate.run(ctx).pipe(Effect.provide(TensorBackend.layer)))
-    const rows = await readRows(ctx.outputs["generations"])
+    const rows = await readRows(ctx.outputs["generations.main"])
     const sft = await readRows(inputs["sft.eval"])
     expect(rows.length).toBe(6)
     expect(outcome.metrics?.["computedBatches"]).toBe(2)
@@ -183,19 +183,19 @@ describe("generate on tiny models", () => {
     fs.rmSync(path.join(again.scratchDir, "batch-000001.json"))
     const outcome2 = await Effect.runPromise(generate.run(again).pipe(Effect.provide(TensorBackend.layer)))
     expect(outcome2.metrics?.["computedBatches"]).toBe(1)
-    expect(await readRows(again.outputs["generations"])).toEqual(rows)
+    expect(await readRows(again.outputs["generations.main"])).toEqual(rows)
   }, 120_000)
 
   it("LLINK reads the injected vectors; base and fine-tune do not", async () => {
     const first = makeContext(generate, genParams({ maxNewTokens: 8 }), inputs, path.join(base, "gen2"))
     await Effect.runPromise(generate.run(first).pipe(Effect.provide(TensorBackend.layer)))
-    const a = await readRows(first.outputs["generations"])
+    const a = await readRows(first.outputs["generations.main"])
     // Same everything but other z_F rows.
     const zOther = path.join(base, "zF.other.arrow")
     await randomMatrix(zOther, N_HOLD, D_IN, 99)
     const second = makeContext(generate, genParams({ maxNewTokens: 8 }), { ...inputs, "zF.holdout": zOther }, path.join(base, "gen3"))
     await Effect.runPromise(generate.run(second).pipe(Effect.provide(TensorBackend.layer)))
-    const b = await readRows(second.outputs["generations"])
+    const b = await readRows(second.outputs["generations.main"])
     expect(b.map((r) => r["base"])).toEqual(a.map((r) => r["base"]))
     expect(b.map((r) => r["finetune"])).toEqual(a.map((r) => r["finetune"]))
     expect(b.map((r) => r["llink"])).not.toEqual(a.map((r) => r["llink"]))
@@ -268,7 +268,7 @@ describe("a Stage B length policy in evaluation", () => {
 
     const ctx = makeContext(generate, genParams(), lenInputs, path.join(base, "gen-len"))
     const outcome = await Effect.runPromise(generate.run(ctx).pipe(Effect.provide(TensorBackend.layer)))
-    const rows = await readRows(ctx.outputs["generations"])
+    const rows = await readRows(ctx.outputs["generations.main"])
     const sft = await readRows(inputs["sft.eval"])
     const tok = await Effect.runPromise(loadTokenizer(decoderDir, { addedTokens }))
     const enc = (text: string) => 1 + tok.encode(text, { addSpecialTokens: false }).length
@@ -414,7 +414,7 @@ describe("generate and retrievalFull in shards", () => {
     const cluster = makeContext(generate, params, inputs, path.join(base, "genS2"))
     const { done, outcome } = await sharded(generate, cluster, true)
     expect(done).toEqual(["sft.eval 0-4", "sft.eval 4-6"])
-    expect(sha(cluster.outputs["generations"])).toBe(sha(single.outputs["generations"]))
+    expect(sha(cluster.outputs["generations.main"])).toBe(sha(single.outputs["generations.main"]))
     expect(outcome.metrics?.["computedBatches"]).toBe(2)
     expect(cluster.logs.join("\n")).toMatch(/2 shards computed 2 of 2 batches, the merge 0/)
     // A shard whose scratch folder holds a batch an earlier attempt finished reuses it (and drops the folder once published).
@@ -434,7 +434,7 @@ describe("generate and retrievalFull in shards", () => {
     const local = makeContext(generate, params, inputs, path.join(base, "genS3"))
     const l = await sharded(generate, local, false)
     expect(l.done).toEqual([])
-    expect(sha(local.outputs["generations"])).toBe(sha(single.outputs["generations"]))
+    expect(sha(local.outputs["generations.main"])).toBe(sha(single.outputs["generations.main"]))
     expect(local.logs.join("\n")).toMatch(/2 of 2 batches computed/)
   }, 120_000)
 

@@ -4,9 +4,9 @@
  */
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { loadTokenizer } from "../../../src/models/tokenizer.ts"
-import { numberSteers } from "../../../src/nodes/generate/work.ts"
-import type { SftRow } from "../../../src/schemas/sft.ts"
+import { loadTokenizer } from "../../src/models/tokenizer.ts"
+import { numberSteers } from "../../src/text/numberPointer.ts"
+import type { SftRow } from "../../src/schemas/sft.ts"
 
 const row = (foreign: string, i: number): SftRow => ({
   id: i,
