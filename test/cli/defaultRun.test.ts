@@ -112,9 +112,12 @@ describe("the embedded default (npx llink run)", () => {
     expect(partialResults.partial?.missing).toEqual(["retrieval.full", "retrieval.peers", "retrieval.testSets", "retrieval.testSets.full", "judge", "judge.pairs", "tokstats", "stageB.metrics", "generations", "sft.eval"])
     expect(fs.readFileSync(path.join(partialDir, "report.md"), "utf8")).toContain("PARTIAL RUN: not computed in this run: retrieval.full")
 
-    // Control 1: the slots zeroed at inference (only generate, judge and report rerun). They carry the sentence.
+    // Control 1: the slots zeroed at inference (only generate, generations, judge and report rerun; the peers' answers
+    // stay cached). They carry the sentence.
     const zeroDir = path.join(dir, "zeroed")
-    llinkRun(zeroDir, cacheDir, "--set", "generate.slots=zeroed")
+    const zeroedManifest = llinkRun(zeroDir, cacheDir, "--set", "generate.slots=zeroed")
+    expect(zeroedManifest.stages.generatePeers.status).toBe("cached")
+    expect(zeroedManifest.stages.generate.status).toBe("ran")
     const zeroed = JSON.parse(fs.readFileSync(path.join(zeroDir, "results.json"), "utf8")) as MiniResults
     console.log(`default run: LLINK translate chrF ${translate(r, "llink").toFixed(1)}, slots zeroed ${translate(zeroed, "llink").toFixed(1)}`)
     expect(translate(zeroed, "llink")).toBeLessThan(translate(r, "llink") - 10)
@@ -122,7 +125,7 @@ describe("the embedded default (npx llink run)", () => {
     // Control 2: LLINK's pipeline on random (unpretrained) models of the same shapes, up to the generations; the
     // peers left out and the fine-tune cut to 5 steps (generate needs it, LLINK's numbers do not).
     const randomDir = path.join(dir, "random")
-    llinkRun(randomDir, cacheDir, "--until", "generate", "--set", "models.pretrain.decoderSteps=0", "--set", "models.pretrain.encoderSteps=0", "--set", 'baselines=["base","finetune"]', "--set", "finetune.maxSteps=5")
+    llinkRun(randomDir, cacheDir, "--until", "generations", "--set", "models.pretrain.decoderSteps=0", "--set", "models.pretrain.encoderSteps=0", "--set", 'baselines=["base","finetune"]', "--set", "finetune.maxSteps=5")
     const random = JSON.parse(fs.readFileSync(path.join(randomDir, "results.json"), "utf8")) as MiniResults
     console.log(`default run: LLINK translate chrF pretrained ${translate(r, "llink").toFixed(1)}, random models ${translate(random, "llink").toFixed(1)}`)
     expect(translate(random, "llink")).toBeLessThan(translate(r, "llink") - 15)
