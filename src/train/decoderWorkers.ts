@@ -52,14 +52,22 @@ interface Waiter {
 export class DecoderWorkers {
   private nextId = 0
   private failure: Error | undefined
+  /** Why each worker stopped, once it has (a later part for it fails at once instead of waiting forever). */
+  private readonly stopped: ReadonlyArray<{ error: Error | undefined }>
 
   private readonly workers: ReadonlyArray<Worker>
   private readonly pending: ReadonlyArray<Map<number, Waiter>>
   private readonly params: Float32Array
 
-  private constructor(workers: ReadonlyArray<Worker>, pending: ReadonlyArray<Map<number, Waiter>>, params: Float32Array) {
+  private constructor(
+    workers: ReadonlyArray<Worker>,
+    pending: ReadonlyArray<Map<number, Waiter>>,
+    stopped: ReadonlyArray<{ error: Error | undefined }>,
+    params: Float32Array
+  ) {
     this.workers = workers
     this.pending = pending
+    this.stopped = stopped
     this.params = params
   }
 
@@ -71,6 +79,7 @@ export class DecoderWorkers {
     const full: DecoderWorkerData = { ...data, names, shapes, params }
     const workers: Array<Worker> = []
     const pending: Array<Map<number, Waiter>> = []
+    const stopped: Array<{ error: Error | undefined }> = []
     const ready: Array<Promise<void>> = []
     for (let w = 0; w < count; w++) {
       const worker = new Worker(new URL("./decoderWorker.ts", import.meta.url), {
@@ -78,10 +87,13 @@ export class DecoderWorkers {
         env: { ...process.env, LLINK_BLAS_THREADS: "1", LLINK_WASM_THREADS: "1" }
       })
       const waiting = new Map<number, Waiter>()
+      const stop: { error: Error | undefined } = { error: undefined }
       workers.push(worker)
       pending.push(waiting)
+      stopped.push(stop)
       ready.push(new Promise<void>((resolve, reject) => {
         const failAll = (e: Error) => {
+          stop.error ??= e
           reject(e)
           for (const waiter of waiting.values()) waiter.reject(e)
           waiting.clear()
@@ -98,7 +110,7 @@ export class DecoderWorkers {
         worker.on("exit", (code) => failAll(new Error(`decoder worker ${w + 1} exited with code ${code}`)))
       }))
     }
-    const pool = new DecoderWorkers(workers, pending, new Float32Array(params))
+    const pool = new DecoderWorkers(workers, pending, stopped, new Float32Array(params))
     pool.publish(vars)
     try {
       await Promise.all(ready)
@@ -121,7 +133,8 @@ export class DecoderWorkers {
 
   /** The gradients of part `indices` (and its loss share), computed by worker `w`. */
   run(w: number, indices: ReadonlyArray<number>, total: number): Promise<{ readonly loss: number; readonly grads: Record<string, tf.Tensor> }> {
-    if (this.failure !== undefined) return Promise.reject(this.failure)
+    const why = this.failure ?? this.stopped[w].error
+    if (why !== undefined) return Promise.reject(why)
     const id = this.nextId++
     return new Promise((resolve, reject) => {
       this.pending[w].set(id, { resolve, reject })
