@@ -1,10 +1,10 @@
 /**
- * The peer baselines as the evaluation stages run them (`generate`, `retrievalPeers`): the run's frozen encoder and
- * its tokenizer (loaded only when a peer is on), and per trained peer its bridge (src/models/bridge.ts), the frozen
- * decoder it was trained with (no LoRA; shared with `base` when the added tokens and their rows agree) and what its
+ * The peer baselines as the evaluation stages run them (`generatePeers`, `retrievalPeers`): the run's frozen encoder
+ * and its tokenizer (loaded only when a peer is on), and per trained peer its bridge (src/models/bridge.ts), the frozen
+ * decoder it was trained with (no LoRA; one decoder shared when the added tokens and their rows agree) and what its
  * document recorded (prompt settings, encoder cuts). `peerPrompt` builds one example's decoder prompt and encoder
  * ids the way training did (src/prompts/bridge.ts, src/train/bridge.ts); `peerSoftRows` runs the encoder and the
- * bridge on a batch; `peerPooledVectors` gives a text's pooled soft-input vector, and `peerRetrievalVectors` the
+ * bridge on a batch; `generatePeers` answers a batch of examples with every peer that is on; `peerPooledVectors` gives a text's pooled soft-input vector, and `peerRetrievalVectors` the
  * retrieval query vectors of foreign sentences (`retrievalPeers`, `testSetsFull`; no decoder loaded, `loadPeerBridges`).
  */
 import * as tf from "@tensorflow/tfjs"
