@@ -305,6 +305,8 @@ export const pretrainDecoder = async (
         const total = targetCount(indices.map((i) => compact[i]))
         // part c runs on thread c mod `threads` (0: this one); the workers' parts are posted first
         const remote = pool === undefined ? [] : parts.map((part, c) => (c % threads === 0 ? undefined : pool.run(c % threads - 1, part, total)))
+        // a worker's failure is raised where its part is awaited below; until then it must not count as unhandled
+        for (const r of remote) void r?.then(undefined, () => undefined)
         const local = new Map<number, { readonly loss: number; readonly grads: Record<string, tf.Tensor> }>()
         for (let c = 0; c < parts.length; c++) {
           if (remote[c] !== undefined) continue
