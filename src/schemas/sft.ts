@@ -151,17 +151,7 @@ export const readMainGenerations = readChecked(MainGenerationTable.read, "genera
 export const readPeerGenerations = readChecked(PeerGenerationTable.read, "generations.peers")
 
 /** Reads an sft table (`sft.train`, `sft.val`, `sft.eval`), checking every row. */
-export const readSftRows = (stage: string, file: string): Effect.Effect<Array<SftRow>, StageError> =>
-  Effect.gen(function*() {
-    const rows = yield* readTableAll(file).pipe(asStageError(stage))
-    const out: Array<SftRow> = []
-    for (let i = 0; i < rows.length; i++) {
-      const r = asSftRow(rows[i])
-      if (typeof r === "string") return yield* new StageError({ stage, message: `sft row ${i}: ${r}`, file })
-      out.push(r)
-    }
-    return out
-  })
+export const readSftRows = readChecked(asSftRow, "sft")
 
 /** One judged pair (`judge.pairs`). */
 export const JudgePairTable = tableShape({

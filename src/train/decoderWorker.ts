@@ -7,12 +7,11 @@ import { parentPort, workerData } from "node:worker_threads"
 import { initBackend } from "../backend/select.ts"
 import { describeError } from "../errors/describe.ts"
 import type { HostTensor } from "../models/safetensors.ts"
-import type { DecoderWorkerData, PartReply, PartRequest } from "./decoderWorkers.ts"
+import { type DecoderWorkerData, type PartReply, type PartRequest, sizeOf } from "./decoderWorkers.ts"
 import { compactDecoderOnVariables, microBatchLoss, VariableSet } from "./pretrain.ts"
 
 const data = workerData as DecoderWorkerData
 const port = parentPort!
-const sizeOf = (shape: ReadonlyArray<number>) => shape.reduce((a, b) => a * b, 1)
 const params = new Float32Array(data.params)
 
 /** The published weights as host tensors (copies: the shared buffer changes between steps). */
@@ -35,9 +34,9 @@ const list = data.names.map((name) => vars.vars.get(name)!)
 port.on("message", (req: PartRequest) => {
   try {
     const weights = published()
-    data.names.forEach((name, i) => {
-      const t = tf.tensor(weights.get(name)!.data, [...data.shapes[i]], "float32")
-      list[i].assign(t)
+    list.forEach((v, i) => {
+      const t = tf.tensor(weights.get(data.names[i])!.data, [...data.shapes[i]], "float32")
+      v.assign(t)
       t.dispose()
     })
     const rows = req.indices.map((i) => data.examples[i])

@@ -42,7 +42,8 @@ export type PartReply =
   | { readonly id: number; readonly error: string }
   | { readonly ready: true }
 
-const sizeOf = (shape: ReadonlyArray<number>) => shape.reduce((a, b) => a * b, 1)
+/** Elements of a tensor of `shape`. */
+export const sizeOf = (shape: ReadonlyArray<number>): number => shape.reduce((a, b) => a * b, 1)
 
 interface Waiter {
   readonly resolve: (r: { readonly loss: number; readonly grads: Record<string, tf.Tensor> }) => void

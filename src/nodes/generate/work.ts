@@ -24,14 +24,13 @@
  * interrupted run resumes at the first missing batch; the table is assembled from those files at the end.
  */
 import * as fs from "node:fs"
-import * as path from "node:path"
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Stream } from "effect"
 import { asStageError } from "../../pipeline/stageError.ts"
+import { batchFile, findBatch, saveBatch } from "../../artifacts/batchFiles.ts"
 import { generate, type LlamaModel } from "../../models/llama.ts"
 import { slotOverrides, slotsFromZ } from "../../models/slots.ts"
 import { StageError } from "../../pipeline/errors.ts"
-import { writeFileAtomicSync } from "../../pipeline/fsAtomic.ts"
 import { consecutiveRanges, onCluster } from "../../pipeline/shards.ts"
 import type { FinishedShard, ShardContext, ShardOutcome, ShardRange, StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { tableRowCount, writeTable } from "../../formats/parquet/table.ts"
@@ -90,37 +89,6 @@ export const examplePrompts = (
     base: enc(sys.tokenizer, basePrompt(row.task_type, foreign, instruction)),
     finetune: enc(sys.finetuneTokenizer, finetunePromptOf(sys, row))
   }
-}
-
-interface BatchFile {
-  readonly version: 1
-  readonly ids: ReadonlyArray<number>
-  readonly rows: ReadonlyArray<MainGenerationRow>
-}
-
-const batchFile = (scratchDir: string, index: number) => path.join(scratchDir, `batch-${String(index).padStart(6, "0")}.json`)
-
-/** A finished batch from the scratch folder; `missing`, or `bad` with the reason (then it is recomputed). */
-const readBatch = (
-  file: string,
-  ids: ReadonlyArray<number>
-): { readonly _tag: "ok"; readonly rows: ReadonlyArray<MainGenerationRow> } | { readonly _tag: "missing" } | { readonly _tag: "bad"; readonly reason: string } => {
-  if (!fs.existsSync(file)) return { _tag: "missing" }
-  let parsed: Partial<BatchFile>
-  try {
-    parsed = JSON.parse(fs.readFileSync(file, "utf8")) as Partial<BatchFile>
-  } catch (cause) {
-    return { _tag: "bad", reason: describeError(cause) }
-  }
-  if (parsed.version !== 1 || !Array.isArray(parsed.ids) || !Array.isArray(parsed.rows)) return { _tag: "bad", reason: "not a batch file" }
-  if (parsed.ids.length !== ids.length || parsed.ids.some((id, i) => id !== ids[i])) return { _tag: "bad", reason: "holds other examples" }
-  const rows: Array<MainGenerationRow> = []
-  for (const r of parsed.rows) {
-    const row = MainGenerationTable.read(r as Parameters<typeof MainGenerationTable.read>[0])
-    if (typeof row === "string") return { _tag: "bad", reason: row }
-    rows.push(row)
-  }
-  return rows.length === ids.length ? { _tag: "ok", rows } : { _tag: "bad", reason: "row count differs" }
 }
 
 const decode = (tok: EvalSystems["tokenizer"], tokens: ReadonlyArray<number>): string =>
@@ -245,23 +213,6 @@ const generateBatches = (
     )
   })
 
-/** Writes batch `b` to `dir` (`batch-000012.json`, atomically). */
-const saveBatch = (dir: string) => (b: number, ids: ReadonlyArray<number>, rows: ReadonlyArray<MainGenerationRow>): Effect.Effect<void, StageError> => {
-  const file = batchFile(dir, b)
-  return Effect.try({
-    try: () => writeFileAtomicSync(file, JSON.stringify({ version: 1, ids, rows } satisfies BatchFile)),
-    catch: (cause) => new StageError({ stage: STAGE, message: `cannot write ${file}: ${String(cause)}`, file, cause })
-  })
-}
-
-/** Batch `b` from `dir` if it holds it intact (a damaged file is logged and recomputed). */
-const findBatch = (dir: string, log: (line: string) => void) => (b: number, ids: ReadonlyArray<number>): ReadonlyArray<MainGenerationRow> | undefined => {
-  const file = batchFile(dir, b)
-  const done = readBatch(file, ids)
-  if (done._tag === "bad") log(`recomputing ${file}: ${done.reason}`)
-  return done._tag === "ok" ? done.rows : undefined
-}
-
 /**
  * Shards for a cluster (`generate.shardBatches` batches of `sft.eval` rows each); none in a single process, where
  * the merge (`runGenerate`) does the whole job with the models loaded once and resumes from its scratch batches.
@@ -289,8 +240,8 @@ export const runGenerateShard = (ctx: ShardContext<GenerateParams>): Effect.Effe
     const batches = { from: start / p.batchSize, to: Math.ceil(end / p.batchSize) }
     const { rows, computed } = yield* generateBatches(
       p, ctx.inputs, examples.slice(0, end), z, batches,
-      findBatch(ctx.scratchDir, ctx.log),
-      saveBatch(ctx.scratchDir),
+      findBatch(ctx.scratchDir, MainGenerationTable.read, ctx.log),
+      saveBatch(STAGE, ctx.scratchDir),
       bar
     )
     bar.done()
@@ -311,15 +262,15 @@ export const runGenerate = (ctx: StageContext<GenerateParams>, shards: ReadonlyA
     const backend = (yield* startBackend(STAGE)).tfBackend
     const nBatches = Math.ceil(examples.length / p.batchSize)
     const bar = ctx.progress("examples", examples.length)
-    const fromScratch = findBatch(ctx.scratchDir, ctx.log)
+    const fromScratch = findBatch(ctx.scratchDir, MainGenerationTable.read, ctx.log)
     const shardOf = (b: number) => shards.find((s) => s.range.start <= b * p.batchSize && b * p.batchSize < s.range.end)
     const { rows, computed } = yield* generateBatches(
       p, ctx.inputs, examples, z, { from: 0, to: nBatches },
       (b, ids) => {
         const shard = shardOf(b)
-        return (shard === undefined ? undefined : findBatch(shard.dir, ctx.log)(b, ids)) ?? fromScratch(b, ids)
+        return (shard === undefined ? undefined : findBatch(shard.dir, MainGenerationTable.read, ctx.log)(b, ids)) ?? fromScratch(b, ids)
       },
-      saveBatch(ctx.scratchDir),
+      saveBatch(STAGE, ctx.scratchDir),
       bar
     )
     bar.done()

@@ -4,43 +4,20 @@
  * settings and each peer's pad id. Each finished batch goes to the scratch folder (`batch-000012.json`,
  * atomically), so an interrupted run resumes at the first missing batch.
  */
-import * as fs from "node:fs"
-import * as path from "node:path"
 import { Effect, Stream } from "effect"
+import { findBatch, saveBatch } from "../../artifacts/batchFiles.ts"
 import { readModelsRef } from "../../artifacts/models.ts"
 import { generatePeers, loadPeerSystems, type PeerSystems } from "../../artifacts/peers.ts"
 import { startBackend, type TensorBackend } from "../../backend/tensorBackend.ts"
 import { describeError } from "../../errors/describe.ts"
 import { writeTable } from "../../formats/parquet/table.ts"
 import { StageError } from "../../pipeline/errors.ts"
-import { writeFileAtomicSync } from "../../pipeline/fsAtomic.ts"
 import type { StageContext, StageOutcome } from "../../pipeline/stage.ts"
 import { asStageError } from "../../pipeline/stageError.ts"
 import { PeerGenerationColumns, type PeerGenerationRow, PeerGenerationTable, readSftRows } from "../../schemas/sft.ts"
 import type { GeneratePeersParams } from "./params.ts"
 
 const STAGE = "generatePeers"
-
-const batchFile = (dir: string, b: number) => path.join(dir, `batch-${String(b).padStart(6, "0")}.json`)
-
-/** Batch `b` from the scratch folder when it holds exactly `ids`, each row valid; else undefined (and why, if bad). */
-const readBatch = (file: string, ids: ReadonlyArray<number>): { readonly rows?: Array<PeerGenerationRow>; readonly bad?: string } => {
-  if (!fs.existsSync(file)) return {}
-  try {
-    const parsed = JSON.parse(fs.readFileSync(file, "utf8")) as { version?: unknown; rows?: unknown }
-    if (parsed.version !== 1 || !Array.isArray(parsed.rows)) return { bad: "not a batch file" }
-    const rows: Array<PeerGenerationRow> = []
-    for (const r of parsed.rows) {
-      const row = PeerGenerationTable.read(r as Parameters<typeof PeerGenerationTable.read>[0])
-      if (typeof row === "string") return { bad: row }
-      rows.push(row)
-    }
-    if (rows.length !== ids.length || rows.some((r, i) => r.id !== ids[i])) return { bad: "holds other examples" }
-    return { rows }
-  } catch (cause) {
-    return { bad: describeError(cause) }
-  }
-}
 
 export const runGeneratePeers = Effect.fn("GeneratePeers.run")(function*(
   ctx: StageContext<GeneratePeersParams>
@@ -51,11 +28,12 @@ export const runGeneratePeers = Effect.fn("GeneratePeers.run")(function*(
   if (examples.length === 0) return yield* new StageError({ stage: STAGE, message: "sft.eval has no rows", file: ctx.inputs["sft.eval"] })
   const nBatches = Math.ceil(examples.length / p.batchSize)
   const idsOf = (b: number) => examples.slice(b * p.batchSize, (b + 1) * p.batchSize).map((_, i) => b * p.batchSize + i)
-  const found = new Map<number, Array<PeerGenerationRow>>()
+  const found = new Map<number, ReadonlyArray<PeerGenerationRow>>()
+  const find = findBatch(ctx.scratchDir, PeerGenerationTable.read, ctx.log)
+  const save = saveBatch(STAGE, ctx.scratchDir)
   for (let b = 0; b < nBatches; b++) {
-    const r = readBatch(batchFile(ctx.scratchDir, b), idsOf(b))
-    if (r.bad !== undefined) ctx.log(`recomputing ${batchFile(ctx.scratchDir, b)}: ${r.bad}`)
-    if (r.rows !== undefined) found.set(b, r.rows)
+    const rows = find(b, idsOf(b))
+    if (rows !== undefined) found.set(b, rows)
   }
   const bar = ctx.progress("examples", examples.length)
   let computed = 0
@@ -75,11 +53,7 @@ export const runGeneratePeers = Effect.fn("GeneratePeers.run")(function*(
             catch: (cause) => new StageError({ stage: STAGE, message: `batch ${b} (examples ${ids[0]}–${ids[ids.length - 1]}): ${describeError(cause)}`, cause })
           })
           const rows = answers.map((a, i) => ({ id: ids[i], ...a }))
-          const file = batchFile(ctx.scratchDir, b)
-          yield* Effect.try({
-            try: () => writeFileAtomicSync(file, JSON.stringify({ version: 1, rows })),
-            catch: (cause) => new StageError({ stage: STAGE, message: `cannot write ${file}: ${String(cause)}`, file, cause })
-          })
+          yield* save(b, ids, rows)
           computed++
           out.push(...rows)
           yield* Effect.yieldNow
